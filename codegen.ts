@@ -1,0 +1,31 @@
+import type { CodegenConfig } from '@graphql-codegen/cli';
+
+// Resolver types for each subgraph, generated from its SDL (the contract) into src/generated/ at build time.
+const subgraph = (name: string, mappers: Record<string, string>): CodegenConfig['generates'] => ({
+  [`subgraphs/${name}/src/generated/graphql.ts`]: {
+    schema: `subgraphs/${name}/schema.graphql`,
+    plugins: ['typescript', 'typescript-resolvers'],
+    config: {
+      federation: true,
+      useIndexSignature: true,
+      useTypeImports: true,
+      enumsAsTypes: true,
+      contextType: '../context.js#Context',
+      scalars: { DateTime: 'Date' },
+      mappers,
+    },
+  },
+});
+
+const config: CodegenConfig = {
+  overwrite: true,
+  silent: true,
+  generates: {
+    ...subgraph('users', {
+      User: '../adapters/user-repo.js#UserRecord',
+      AuthPayload: '../services/accounts.js#AuthResult',
+    }),
+  },
+};
+
+export default config;

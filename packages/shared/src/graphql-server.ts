@@ -1,0 +1,115 @@
+import { createServer, type Server } from 'node:http';
+import { ApolloServer, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import {
+  ApolloServerPluginInlineTraceDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
+import { expressMiddleware } from '@as-integrations/express5';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
+import express, { type Express, type Request } from 'express';
+import type { DocumentNode } from 'graphql';
+import type { TokenVerifier, Viewer } from './auth.js';
+import { createFormatError, isPublicError } from './errors.js';
+import { healthRoutes, listen, requestContext, type ReadinessChecks } from './http.js';
+import type { Logger } from './logger.js';
+
+/** What every resolver context starts from. */
+export interface RequestContext {
+  viewer: Viewer | null;
+  requestId: string;
+  log: Logger;
+  /** The client's address as the gateway saw it (trusted proxies only). */
+  ip: string;
+}
+
+/** Logs each unexpected error once, with the request id, before formatError masks it. */
+export function errorLoggingPlugin<Ctx extends { log: Logger }>(): ApolloServerPlugin<Ctx> {
+  return {
+    async requestDidStart() {
+      return {
+        async didEncounterErrors({ errors, contextValue }) {
+          for (const error of errors) {
+            if (!isPublicError(error)) contextValue.log.error({ err: error.originalError ?? error }, error.message);
+          }
+        },
+      };
+    },
+  };
+}
+
+export interface SubgraphServerOptions<Ctx extends BaseContext> {
+  service: string;
+  typeDefs: DocumentNode;
+  resolvers: GraphQLResolverMap<Ctx>;
+  logger: Logger;
+  verifier: TokenVerifier;
+  production: boolean;
+  /** Express `trust proxy`: whose X-Forwarded-For to believe (the gateway's). */
+  trustProxy: string;
+  readiness: ReadinessChecks;
+  context: (base: RequestContext) => Ctx;
+  /** Extra routes (JWKS, files, internal APIs), mounted before /graphql. */
+  routes?: (app: Express) => void;
+}
+
+export interface RunningServer {
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** The HTTP shell every subgraph shares: request ids, health, auth, error masking, graceful drain. */
+export async function startSubgraphServer<Ctx extends RequestContext>(
+  options: SubgraphServerOptions<Ctx>,
+  listenOn: { port: number; host: string },
+): Promise<RunningServer> {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', options.trustProxy);
+  const httpServer = createServer(app);
+  const apollo = new ApolloServer<Ctx>({
+    // The resolver map is typed with this service's context; Apollo's signature only knows `unknown`.
+    schema: buildSubgraphSchema({
+      typeDefs: options.typeDefs,
+      resolvers: options.resolvers as GraphQLResolverMap<unknown>,
+    }),
+    introspection: !options.production,
+    includeStacktraceInErrorResponses: false,
+    formatError: createFormatError({ exposeInternals: !options.production }),
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginLandingPageDisabled(),
+      // Per-field timings are for Apollo Studio, which this deployment does not report to.
+      ApolloServerPluginInlineTraceDisabled(),
+      errorLoggingPlugin<Ctx>(),
+    ],
+  });
+  await apollo.start();
+
+  app.use(requestContext(options.logger));
+  healthRoutes(app, options.readiness);
+  options.routes?.(app);
+  app.use(
+    '/graphql',
+    express.json({ limit: '1mb' }),
+    expressMiddleware(apollo, {
+      context: async ({ req }) => options.context(await baseContext(req, options.verifier)),
+    }),
+  );
+
+  const url = await listen(httpServer, listenOn.port, listenOn.host);
+  options.logger.info({ url: `${url}/graphql` }, `${options.service} subgraph ready`);
+  return { url, server: httpServer, close: () => apollo.stop() };
+}
+
+async function baseContext(req: Request, verifier: TokenVerifier): Promise<RequestContext> {
+  const res = req.res!;
+  return {
+    viewer: await verifier.authenticate(req.header('authorization')),
+    requestId: res.locals.requestId,
+    log: res.locals.log,
+    ip: req.ip ?? 'unknown',
+  };
+}

@@ -1,0 +1,78 @@
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parse } from 'graphql';
+import {
+  createTokenVerifier,
+  openDatabase,
+  pingDatabase,
+  startSubgraphServer,
+  type Logger,
+  type RunningServer,
+} from '@vidmp3/shared';
+import type { Config } from './config.js';
+import type { Context } from './context.js';
+import { buildSigningKeys, loadOrCreateDevKey, parsePublicKeys } from './adapters/signing-keys.js';
+import { UserRepository } from './adapters/user-repo.js';
+import { migrations } from './migrations.js';
+import { resolvers } from './resolvers.js';
+import { AccountService } from './services/accounts.js';
+import { LoginThrottle } from './services/login-throttle.js';
+import { TokenIssuer } from './services/tokens.js';
+
+const typeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
+
+/** Wiring only: config → adapters → services → server. */
+export async function startUsers(config: Config, logger: Logger): Promise<RunningServer> {
+  const privateKey = config.JWT_PRIVATE_KEY
+    ? createPrivateKey(config.JWT_PRIVATE_KEY)
+    : await loadOrCreateDevKey(config.KEYS_DIR, logger);
+  const keys = buildSigningKeys(privateKey, parsePublicKeys(config.JWT_PREVIOUS_PUBLIC_KEYS));
+  const pool = await openDatabase({ url: config.MYSQL_URL, migrations, logger });
+
+  const accounts = await AccountService.create(
+    new UserRepository(pool),
+    new TokenIssuer(keys, {
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+    }),
+    new LoginThrottle({
+      maxFailuresPerEmail: config.LOGIN_MAX_FAILURES_PER_EMAIL,
+      maxAttemptsPerIp: config.AUTH_MAX_ATTEMPTS_PER_IP,
+      windowSeconds: config.LOGIN_THROTTLE_WINDOW_SECONDS,
+    }),
+  );
+  // This service verifies with its own public keys directly; everyone else fetches them from the JWKS route.
+  const verifier = createTokenVerifier({
+    keys: async (kid) => keys.publicKeys.get(kid),
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+  });
+
+  const server = await startSubgraphServer<Context>(
+    {
+      service: 'users',
+      typeDefs,
+      resolvers,
+      logger,
+      verifier,
+      production: config.NODE_ENV === 'production',
+      trustProxy: config.TRUST_PROXY,
+      readiness: { mysql: () => pingDatabase(pool) },
+      context: (base) => ({ ...base, services: { accounts } }),
+      routes: (app) => {
+        app.get('/.well-known/jwks.json', (_req, res) => {
+          res.set('Cache-Control', 'public, max-age=300').json(keys.jwks);
+        });
+      },
+    },
+    { port: config.PORT, host: config.HOST },
+  );
+  return {
+    ...server,
+    async close() {
+      await server.close();
+      await pool.end();
+    },
+  };
+}

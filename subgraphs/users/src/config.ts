@@ -1,0 +1,39 @@
+import { z } from 'zod';
+import { env, loadConfig } from '@vidmp3/shared';
+
+export const ConfigSchema = z
+  .object({
+    NODE_ENV: env.nodeEnv(),
+    LOG_LEVEL: env.logLevel(),
+    HOST: z.string().default('127.0.0.1'),
+    PORT: env.port(4001),
+    MYSQL_URL: env.url('mysql://root@127.0.0.1:3306/vidmp3_users'),
+    /** Whose X-Forwarded-For to believe, in Express `trust proxy` syntax: the gateway's addresses. */
+    TRUST_PROXY: z.string().default('loopback, linklocal, uniquelocal'),
+    JWT_ISSUER: z.string().min(1).default('vidmp3'),
+    JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
+    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3_600),
+    /** PEM of the ES256 (P-256) signing key. Required in production; development generates one in KEYS_DIR. */
+    JWT_PRIVATE_KEY: z.string().optional(),
+    /** PEMs of retired public keys still served in the JWKS so that tokens they signed stay valid. */
+    JWT_PREVIOUS_PUBLIC_KEYS: z.string().optional(),
+    KEYS_DIR: z.string().default('./data/keys'),
+    /** Failed logins per email before it is throttled, within LOGIN_THROTTLE_WINDOW_SECONDS. */
+    LOGIN_MAX_FAILURES_PER_EMAIL: z.coerce.number().int().positive().default(5),
+    /** signUp and logIn attempts per client address within the window. */
+    AUTH_MAX_ATTEMPTS_PER_IP: z.coerce.number().int().positive().default(100),
+    LOGIN_THROTTLE_WINDOW_SECONDS: z.coerce.number().int().positive().default(15 * 60),
+  })
+  .superRefine((c, ctx) => {
+    if (c.NODE_ENV === 'production' && !c.JWT_PRIVATE_KEY) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWT_PRIVATE_KEY'],
+        message: 'required in production (generated development keys are for one machine only)',
+      });
+    }
+  });
+
+export type Config = z.output<typeof ConfigSchema>;
+
+export const readConfig = (): Config => loadConfig(ConfigSchema, process.env, 'users');

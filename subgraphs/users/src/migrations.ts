@@ -1,0 +1,17 @@
+import type { Migration } from '@vidmp3/shared';
+
+export const migrations: Migration[] = [
+  {
+    id: 1,
+    name: 'create users',
+    statements: [
+      `CREATE TABLE IF NOT EXISTS users (
+        id CHAR(36) NOT NULL PRIMARY KEY,
+        email VARCHAR(254) NOT NULL,
+        password_hash VARCHAR(255) NOT NULL,
+        created_at DATETIME(3) NOT NULL,
+        UNIQUE KEY users_email_unique (email)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
+];

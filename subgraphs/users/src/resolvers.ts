@@ -1,0 +1,16 @@
+import { DateTimeScalar } from '@vidmp3/shared';
+import type { Resolvers } from './generated/graphql.js';
+
+export const resolvers: Resolvers = {
+  DateTime: DateTimeScalar,
+  Query: {
+    me: (_parent, _args, ctx) => ctx.services.accounts.me(ctx.viewer),
+  },
+  Mutation: {
+    signUp: (_parent, { email, password }, ctx) => ctx.services.accounts.signUp(email, password, ctx.ip),
+    logIn: (_parent, { email, password }, ctx) => ctx.services.accounts.logIn(email, password, ctx.ip),
+  },
+  User: {
+    __resolveReference: (ref, ctx) => ctx.services.accounts.resolveReference(ctx.viewer, ref.id),
+  },
+};

@@ -1,0 +1,31 @@
+import jwt from 'jsonwebtoken';
+import { randomUUID } from 'node:crypto';
+import { JWT_ALGORITHM } from '@vidmp3/shared';
+import type { SigningKeys } from '../adapters/signing-keys.js';
+
+export interface IssuedToken {
+  accessToken: string;
+  expiresAt: Date;
+}
+
+/** Signs access tokens. Only the users service has the private key; everyone else verifies via the JWKS. */
+export class TokenIssuer {
+  constructor(
+    private readonly keys: SigningKeys,
+    private readonly options: { issuer: string; audience: string; ttlSeconds: number },
+  ) {}
+
+  issue(userId: string): IssuedToken {
+    const now = Math.floor(Date.now() / 1000);
+    const exp = now + this.options.ttlSeconds;
+    const accessToken = jwt.sign({ iat: now, exp }, this.keys.privateKey, {
+      algorithm: JWT_ALGORITHM,
+      keyid: this.keys.kid,
+      issuer: this.options.issuer,
+      audience: this.options.audience,
+      subject: userId,
+      jwtid: randomUUID(),
+    });
+    return { accessToken, expiresAt: new Date(exp * 1000) };
+  }
+}
