@@ -30,7 +30,10 @@ export interface TokenVerifier {
   authenticate(authorization: string | undefined): Promise<Viewer | null>;
 }
 
-const invalid = (why: string) => userError(ErrorCode.UNAUTHENTICATED, `Invalid access token: ${why}`);
+// A bad token fails the whole request, hence HTTP 401 rather than a 200 with an error inside.
+const unauthenticated = (message: string) =>
+  userError(ErrorCode.UNAUTHENTICATED, message, { http: { status: 401 } });
+const invalid = (why: string) => unauthenticated(`Invalid access token: ${why}`);
 
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const verify = async (token: string): Promise<Viewer> => {
@@ -41,22 +44,23 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (decoded.header.alg !== JWT_ALGORITHM) throw invalid('unexpected algorithm');
     const key = await options.keys(kid);
     if (!key) throw invalid('unknown signing key');
+    let claims: string | jwt.JwtPayload;
     try {
-      const claims = jwt.verify(token, key, {
+      claims = jwt.verify(token, key, {
         algorithms: [JWT_ALGORITHM],
         issuer: options.issuer,
         audience: options.audience,
         clockTolerance: options.clockToleranceSeconds ?? 5,
       });
-      if (typeof claims === 'string' || !claims.sub || typeof claims.exp !== 'number') {
-        throw invalid('missing claims');
-      }
-      return { userId: claims.sub, token, expiresAt: new Date(claims.exp * 1000) };
     } catch (err) {
-      if (err instanceof jwt.TokenExpiredError) throw userError(ErrorCode.UNAUTHENTICATED, 'Access token expired');
+      if (err instanceof jwt.TokenExpiredError) throw unauthenticated('Access token expired');
       if (err instanceof jwt.JsonWebTokenError) throw invalid(err.message);
-      throw err;
+      // Anything else thrown while checking the signature (e.g. a wrong-length ES256 signature) is still the
+      // token's fault: verification is local computation, there is no I/O here to fail.
+      throw invalid('bad signature');
     }
+    if (typeof claims === 'string' || !claims.sub || typeof claims.exp !== 'number') throw invalid('missing claims');
+    return { userId: claims.sub, token, expiresAt: new Date(claims.exp * 1000) };
   };
   return {
     verify,

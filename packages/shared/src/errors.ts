@@ -13,18 +13,12 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-const httpStatus: Partial<Record<ErrorCode, number>> = {
-  UNAUTHENTICATED: 401,
-  PAYLOAD_TOO_LARGE: 413,
-  RATE_LIMITED: 429,
-};
-
-/** A user-facing error: thrown where the rule lives, shown to the client as it is. */
+/**
+ * A user-facing error: thrown where the rule lives, shown to the client as it is. Resolver errors travel in
+ * a 200 response (GraphQL over HTTP); pass `http.status` only for errors that fail the whole request.
+ */
 export function userError(code: ErrorCode, message: string, extra: Record<string, unknown> = {}): GraphQLError {
-  const status = httpStatus[code];
-  return new GraphQLError(message, {
-    extensions: { code, ...extra, ...(status ? { http: { status } } : {}) },
-  });
+  return new GraphQLError(message, { extensions: { code, ...extra } });
 }
 
 /**
@@ -52,12 +46,18 @@ export interface FormatErrorOptions {
   exposeInternals: boolean;
 }
 
+// Internal details a subgraph error can carry through the gateway: stacks, upstream URLs and bodies.
+const internalExtensions = new Set(['stacktrace', 'exception', 'response', 'serviceName', 'http']);
+
+function publicExtensions(extensions: Record<string, unknown> = {}): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(extensions).filter(([key]) => !internalExtensions.has(key)));
+}
+
 /** Apollo `formatError`: known codes pass; anything else becomes INTERNAL without stack, SQL or paths. */
 export function createFormatError(options: FormatErrorOptions) {
   return (formatted: GraphQLFormattedError): GraphQLFormattedError => {
     if (isPublicError(formatted)) {
-      const { stacktrace: _dropped, exception: _alsoDropped, ...extensions } = formatted.extensions ?? {};
-      return { ...formatted, extensions };
+      return { ...formatted, extensions: publicExtensions(formatted.extensions) };
     }
     // Logged (with the request id) by the server's error-logging plugin, not here.
     return {

@@ -12,7 +12,7 @@ import express, { type Express, type Request } from 'express';
 import type { DocumentNode } from 'graphql';
 import type { TokenVerifier, Viewer } from './auth.js';
 import { createFormatError, isPublicError } from './errors.js';
-import { healthRoutes, listen, requestContext, type ReadinessChecks } from './http.js';
+import { accessLog, healthRoutes, listen, requestContext, type ReadinessChecks } from './http.js';
 import type { Logger } from './logger.js';
 
 /** What every resolver context starts from. */
@@ -89,6 +89,7 @@ export async function startSubgraphServer<Ctx extends RequestContext>(
   await apollo.start();
 
   app.use(requestContext(options.logger));
+  app.use(accessLog());
   healthRoutes(app, options.readiness);
   options.routes?.(app);
   app.use(

@@ -28,6 +28,23 @@ export function requestContext(logger: Logger) {
   };
 }
 
+/** One log line per request (health probes excepted), with status and duration. */
+export function accessLog() {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const path = req.originalUrl.split('?')[0] ?? '';
+    if (path === '/healthz' || path === '/readyz') return next();
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      res.locals.log.info(
+        { method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10 },
+        'request',
+      );
+    });
+    next();
+  };
+}
+
 export type ReadinessChecks = Record<string, () => Promise<boolean>>;
 
 /** `/healthz`: the process serves requests. `/readyz`: every dependency it needs answers. */

@@ -1,0 +1,45 @@
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { env, loadConfig } from '@vidmp3/shared';
+
+export const ConfigSchema = z
+  .object({
+    NODE_ENV: env.nodeEnv(),
+    LOG_LEVEL: env.logLevel(),
+    HOST: z.string().default('127.0.0.1'),
+    PORT: env.port(4000),
+    /** Whose X-Forwarded-For to believe (an ingress or load balancer in front), Express `trust proxy` syntax. */
+    TRUST_PROXY: z.string().default('loopback'),
+    /** The composed supergraph, committed at the repository root (`npm run compose` regenerates it). */
+    SUPERGRAPH_PATH: z.string().default(fileURLToPath(new URL('../../supergraph.graphql', import.meta.url))),
+    /** Where each subgraph really is; unset → the routing URL written in the supergraph. */
+    SUBGRAPH_USERS_URL: z.url().optional(),
+    SUBGRAPH_MEDIA_URL: z.url().optional(),
+    SUBGRAPH_JOBS_URL: z.url().optional(),
+    JWKS_URL: env.url('http://127.0.0.1:4001/.well-known/jwks.json'),
+    JWT_ISSUER: z.string().min(1).default('vidmp3'),
+    JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
+    /** Schema introspection and the GraphQL playground; default on in development, off in production. */
+    INTROSPECTION: env.bool(false).optional(),
+    PLAYGROUND: env.bool(false).optional(),
+    /** Operation limits, enforced before any subgraph is called. */
+    MAX_DEPTH: z.coerce.number().int().positive().default(10),
+    MAX_ALIASES: z.coerce.number().int().nonnegative().default(15),
+    MAX_COST: z.coerce.number().int().positive().default(5_000),
+    MAX_TOKENS: z.coerce.number().int().positive().default(2_000),
+    MAX_DIRECTIVES: z.coerce.number().int().nonnegative().default(20),
+  })
+  .transform((c) => ({
+    ...c,
+    INTROSPECTION: c.INTROSPECTION ?? c.NODE_ENV !== 'production',
+    PLAYGROUND: c.PLAYGROUND ?? c.NODE_ENV !== 'production',
+    subgraphUrls: {
+      users: c.SUBGRAPH_USERS_URL,
+      media: c.SUBGRAPH_MEDIA_URL,
+      jobs: c.SUBGRAPH_JOBS_URL,
+    } as Record<string, string | undefined>,
+  }));
+
+export type Config = z.output<typeof ConfigSchema>;
+
+export const readConfig = (): Config => loadConfig(ConfigSchema, process.env, 'gateway');

@@ -1,0 +1,87 @@
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { ApolloGateway } from '@apollo/gateway';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import { expressMiddleware } from '@as-integrations/express5';
+import express from 'express';
+import {
+  accessLog,
+  createFormatError,
+  createTokenVerifier,
+  errorLoggingPlugin,
+  healthRoutes,
+  jwksKeyResolver,
+  listen,
+  requestContext,
+  type Logger,
+  type RunningServer,
+} from '@vidmp3/shared';
+import type { Config } from './config.js';
+import type { GatewayContext } from './context.js';
+import { SubgraphDataSource } from './datasource.js';
+import { operationLimits } from './limits.js';
+
+/** The public entry point: Apollo Gateway over the committed supergraph, behind auth and operation limits. */
+export async function startGateway(config: Config, logger: Logger): Promise<RunningServer> {
+  const gateway = new ApolloGateway({
+    // The committed, composed supergraph: what runs is what was reviewed (no composition at run time).
+    supergraphSdl: readFileSync(config.SUPERGRAPH_PATH, 'utf8'),
+    buildService: ({ name, url }) => new SubgraphDataSource({ url: config.subgraphUrls[name] ?? url }),
+    logger: logger.child({ component: 'apollo-gateway' }),
+  });
+  const verifier = createTokenVerifier({
+    keys: jwksKeyResolver(config.JWKS_URL),
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+  });
+  const limits = operationLimits(config);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.TRUST_PROXY);
+  const httpServer = createServer(app);
+  const apollo = new ApolloServer<GatewayContext>({
+    gateway,
+    introspection: config.INTROSPECTION,
+    csrfPrevention: true,
+    allowBatchedHttpRequests: false,
+    includeStacktraceInErrorResponses: false,
+    validationRules: limits.validationRules,
+    formatError: createFormatError({ exposeInternals: config.NODE_ENV !== 'production' }),
+    plugins: [
+      ...limits.plugins,
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      config.PLAYGROUND
+        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
+        : ApolloServerPluginLandingPageDisabled(),
+      errorLoggingPlugin<GatewayContext>(),
+    ],
+  });
+  await apollo.start();
+
+  app.use(requestContext(logger));
+  app.use(accessLog());
+  healthRoutes(app, {
+    // Without the users service's public keys no token can be checked, so no request can be served.
+    jwks: async () => (await fetch(config.JWKS_URL, { signal: AbortSignal.timeout(1_500) })).ok,
+  });
+  app.use(
+    '/graphql',
+    express.json({ limit: '1mb' }),
+    expressMiddleware(apollo, {
+      context: async ({ req }) => ({
+        viewer: await verifier.authenticate(req.header('authorization')),
+        requestId: req.res!.locals.requestId,
+        log: req.res!.locals.log,
+        ip: req.ip ?? 'unknown',
+      }),
+    }),
+  );
+
+  const url = await listen(httpServer, config.PORT, config.HOST);
+  logger.info({ url: `${url}/graphql` }, 'gateway ready');
+  return { url, server: httpServer, close: () => apollo.stop() };
+}
