@@ -20,8 +20,8 @@ export const ConfigSchema = z
     JWT_ISSUER: z.string().min(1).default('vidmp3'),
     JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
     /** Schema introspection and the GraphQL playground; default on in development, off in production. */
-    INTROSPECTION: env.bool(false).optional(),
-    PLAYGROUND: env.bool(false).optional(),
+    INTROSPECTION: env.optionalBool(),
+    PLAYGROUND: env.optionalBool(),
     /** Operation limits, enforced before any subgraph is called. */
     MAX_DEPTH: z.coerce.number().int().positive().default(10),
     MAX_ALIASES: z.coerce.number().int().nonnegative().default(15),

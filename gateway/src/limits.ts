@@ -12,8 +12,7 @@ export interface OperationLimits {
 
 /**
  * Depth, cost, alias, directive and token limits (graphql-armor), checked while validating the operation,
- * before the query planner or any subgraph sees it. Field suggestions are off when introspection is, so
- * that error messages do not map out the schema.
+ * before the query planner or any subgraph sees it.
  */
 export function operationLimits(config: Config): OperationLimits {
   const { validationRules, plugins } = new ApolloArmor({
@@ -22,7 +21,8 @@ export function operationLimits(config: Config): OperationLimits {
     costLimit: { maxCost: config.MAX_COST, ignoreIntrospection: true },
     maxTokens: { n: config.MAX_TOKENS },
     maxDirectives: { n: config.MAX_DIRECTIVES },
-    blockFieldSuggestion: { enabled: !config.INTROSPECTION },
+    // Apollo Server's own hideSchemaDetailsFromClientErrors does this job (server.ts).
+    blockFieldSuggestion: { enabled: false },
   }).protect();
   // graphql-armor is CommonJS, so its plugin type names @apollo/server's CJS declarations while we import
   // the ESM ones: the same interface, declared twice. The cast bridges the two declarations, nothing else.

@@ -46,6 +46,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     introspection: config.INTROSPECTION,
+    // Without introspection, "Did you mean …?" suggestions would still map out the schema.
+    hideSchemaDetailsFromClientErrors: !config.INTROSPECTION,
     csrfPrevention: true,
     allowBatchedHttpRequests: false,
     includeStacktraceInErrorResponses: false,

@@ -33,15 +33,17 @@ export function loadConfig<S extends z.ZodType>(
   }
 }
 
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
 /** Reusable field types for service configs. */
 export const env = {
   port: (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback),
   url: (fallback?: string) => (fallback === undefined ? z.url() : z.url().default(fallback)),
-  bool: (fallback: boolean) =>
-    z
-      .enum(['true', 'false', '1', '0', 'yes', 'no'])
-      .transform((v) => v === 'true' || v === '1' || v === 'yes')
-      .default(fallback),
+  bool: (fallback: boolean) => boolean.default(fallback),
+  /** A boolean whose default depends on other settings: undefined when unset. */
+  optionalBool: () => boolean.optional(),
   list: (fallback: string[] = []) =>
     z
       .string()

@@ -1,0 +1,121 @@
+// Starts the whole system as separate processes on loopback, each on a free port of its own choosing (PORT=0;
+// the URL is read from its "ready" log line), against a fresh MariaDB database per service.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import mysql from 'mysql2/promise';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+export const MYSQL_SERVER = process.env.E2E_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
+
+export interface ServiceProcess {
+  name: string;
+  url: string;
+  child: ChildProcess;
+  logs: string[];
+}
+
+export interface System {
+  gatewayUrl: string;
+  services: Record<string, ServiceProcess>;
+  keysDir: string;
+  /** Everything the services printed, for a failing test's report. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** Runs one service's built entry point and resolves once it logs its URL. */
+export function startService(
+  name: string,
+  entry: string,
+  env: Record<string, string>,
+  readyTimeoutMs = 30_000,
+): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [join(root, entry)], {
+    cwd: root,
+    env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not become ready:\n${logs.join('\n')}`));
+    }, readyTimeoutMs);
+    const onLine = (line: string) => {
+      logs.push(line);
+      const url = /"url":"(http:\/\/[^"]+)\/graphql"/.exec(line)?.[1];
+      if (url && line.includes('ready')) {
+        clearTimeout(timer);
+        resolve({ name, url, child, logs });
+      }
+    };
+    createInterface({ input: child.stdout! }).on('line', onLine);
+    createInterface({ input: child.stderr! }).on('line', onLine);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before it was ready:\n${logs.join('\n')}`));
+    });
+  });
+}
+
+/** Stops a service the way an orchestrator does (SIGTERM), and waits for it to go. */
+export async function stopService(service: ServiceProcess): Promise<void> {
+  if (service.child.exitCode !== null || service.child.signalCode !== null) return;
+  const exited = new Promise((resolve) => service.child.once('exit', resolve));
+  service.child.kill('SIGTERM');
+  const timer = setTimeout(() => service.child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function startSystem(env: Partial<Record<'users' | 'gateway', Record<string, string>>> = {}): Promise<System> {
+  const run = randomBytes(4).toString('hex');
+  const databases = { users: `vidmp3_e2e_users_${run}` };
+  const keysDir = await mkdtemp(join(tmpdir(), 'vidmp3-keys-'));
+  const started: ServiceProcess[] = [];
+  const stop = async () => {
+    await Promise.all(started.map(stopService));
+    const conn = await mysql.createConnection(MYSQL_SERVER);
+    for (const db of Object.values(databases)) await conn.query(`DROP DATABASE IF EXISTS \`${db}\``);
+    await conn.end();
+    await rm(keysDir, { recursive: true, force: true });
+  };
+  try {
+    const users = await startService('users', 'subgraphs/users/dist/main.js', {
+      MYSQL_URL: `${MYSQL_SERVER}/${databases.users}`,
+      KEYS_DIR: keysDir,
+      ...env.users,
+    });
+    started.push(users);
+    const jwks = { JWKS_URL: `${users.url}/.well-known/jwks.json` };
+    const [media, jobs] = await Promise.all([
+      startService('media', 'subgraphs/media/dist/main.js', jwks),
+      startService('jobs', 'subgraphs/jobs/dist/main.js', jwks),
+    ]);
+    started.push(media, jobs);
+    const gateway = await startService('gateway', 'gateway/dist/main.js', {
+      ...jwks,
+      SUBGRAPH_USERS_URL: `${users.url}/graphql`,
+      SUBGRAPH_MEDIA_URL: `${media.url}/graphql`,
+      SUBGRAPH_JOBS_URL: `${jobs.url}/graphql`,
+      ...env.gateway,
+    });
+    started.push(gateway);
+    const services = Object.fromEntries(started.map((s) => [s.name, s]));
+    return {
+      gatewayUrl: gateway.url,
+      services,
+      keysDir,
+      logs: () => started.map((s) => s.logs.map((l) => `[${s.name}] ${l}`).join('\n')).join('\n'),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
