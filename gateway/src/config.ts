@@ -33,11 +33,11 @@ export const ConfigSchema = z
     ...c,
     INTROSPECTION: c.INTROSPECTION ?? c.NODE_ENV !== 'production',
     PLAYGROUND: c.PLAYGROUND ?? c.NODE_ENV !== 'production',
-    subgraphUrls: {
-      users: c.SUBGRAPH_USERS_URL,
-      media: c.SUBGRAPH_MEDIA_URL,
-      jobs: c.SUBGRAPH_JOBS_URL,
-    } as Record<string, string | undefined>,
+    subgraphUrls: new Map<string, string | undefined>([
+      ['users', c.SUBGRAPH_USERS_URL],
+      ['media', c.SUBGRAPH_MEDIA_URL],
+      ['jobs', c.SUBGRAPH_JOBS_URL],
+    ]),
   }));
 
 export type Config = z.output<typeof ConfigSchema>;

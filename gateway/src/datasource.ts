@@ -7,9 +7,12 @@ import type { GatewayContext } from './context.js';
  * subgraph verifies it again), with the request id and the client's address.
  */
 export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> {
-  override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
+  override willSendRequest(options: GraphQLDataSourceProcessOptions<GatewayContext>): void {
+    // Health checks and schema loading are the gateway's own requests, made for no client.
+    if (!('incomingRequestContext' in options)) return;
+    const { request, context } = options;
     const headers = request.http?.headers;
-    if (!headers || !('viewer' in context)) return; // gateway-internal requests (health) carry no context
+    if (!headers) return;
     if (context.viewer) headers.set('authorization', `Bearer ${context.viewer.token}`);
     headers.set(REQUEST_ID_HEADER, context.requestId);
     headers.set('x-forwarded-for', context.ip);

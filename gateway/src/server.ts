@@ -29,7 +29,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const gateway = new ApolloGateway({
     // The committed, composed supergraph: what runs is what was reviewed (no composition at run time).
     supergraphSdl: readFileSync(config.SUPERGRAPH_PATH, 'utf8'),
-    buildService: ({ name, url }) => new SubgraphDataSource({ url: config.subgraphUrls[name] ?? url }),
+    buildService: ({ name, url }) => new SubgraphDataSource({ url: config.subgraphUrls.get(name) ?? url }),
     logger: logger.child({ component: 'apollo-gateway' }),
   });
   const verifier = createTokenVerifier({
