@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import jwt from 'jsonwebtoken';
@@ -25,7 +25,7 @@ afterAll(async () => {
 });
 
 /** Signs a token the way the users service does, with whatever key and claims the test wants. */
-async function forgeToken(claims: { sub: string; exp: number }, key?: Parameters<typeof jwt.sign>[1]) {
+async function forgeToken(claims: { sub: string; exp: number }, key?: KeyObject) {
   const jwks = (await (await fetch(`${system.services.users!.url}/.well-known/jwks.json`)).json()) as {
     keys: { kid: string }[];
   };

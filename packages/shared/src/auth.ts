@@ -66,7 +66,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     verify,
     async authenticate(authorization) {
       if (authorization === undefined || authorization === '') return null;
-      const match = /^Bearer ([A-Za-z0-9_.~+/=-]+)$/.exec(authorization.trim());
+      // The scheme name is case-insensitive (RFC 9110 §11.1).
+      const match = /^Bearer ([A-Za-z0-9_.~+/=-]+)$/i.exec(authorization.trim());
       if (!match?.[1]) throw invalid('expected "Authorization: Bearer <token>"');
       return verify(match[1]);
     },

@@ -9,8 +9,8 @@ export class ConfigError extends Error {
 
 /** Parses the environment against a schema; throws a ConfigError naming every problem at once. */
 export function parseConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.output<S> {
-  // An empty variable means "unset" (the usual shell and compose convention), so defaults still apply.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  // An empty (or blank) variable means "unset", the usual shell and compose convention: defaults apply.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
   const result = schema.safeParse(cleaned);
   if (result.success) return result.data;
   throw new ConfigError(

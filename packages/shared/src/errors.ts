@@ -26,7 +26,8 @@ export function userError(code: ErrorCode, message: string, extra: Record<string
  * bad request, CSRF) are safe too: they describe the client's request, never our internals.
  */
 const publicCodes = new Set<string>([
-  ...Object.values(ErrorCode),
+  // INTERNAL is never passed through as it is: a subgraph's own INTERNAL message is masked again at the edge.
+  ...Object.values(ErrorCode).filter((code) => code !== ErrorCode.INTERNAL),
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
   'BAD_REQUEST',

@@ -1,0 +1,318 @@
+import { createHmac, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GraphQLError } from 'graphql';
+import jwt from 'jsonwebtoken';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createTokenVerifier, jwksKeyResolver, type KeyResolver } from './auth.js';
+
+const ISSUER = 'vidmp3';
+const AUDIENCE = 'vidmp3-api';
+const KID = 'signing-key-1';
+
+const newKeyPair = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const signingKey = newKeyPair();
+const publicPem = signingKey.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+const now = () => Math.floor(Date.now() / 1000);
+
+interface TokenOptions {
+  key?: KeyObject;
+  /** null: no kid header at all. */
+  kid?: string | null;
+  issuer?: string;
+  audience?: string;
+}
+
+/** A token as the users service issues it (ES256, kid, iss, aud, sub, exp), with overrides for the test. */
+function signToken(claims: Record<string, unknown> = {}, options: TokenOptions = {}): string {
+  const kid = options.kid === undefined ? KID : options.kid;
+  return jwt.sign({ sub: 'user-1', exp: now() + 300, ...claims }, options.key ?? signingKey.privateKey, {
+    algorithm: 'ES256',
+    ...(kid === null ? {} : { keyid: kid }),
+    issuer: options.issuer ?? ISSUER,
+    audience: options.audience ?? AUDIENCE,
+  });
+}
+
+const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** A token put together by hand, the way an attacker would. */
+function craftToken(header: Record<string, unknown>, payload: Record<string, unknown>, signature = ''): string {
+  return `${base64url(header)}.${base64url(payload)}.${signature}`;
+}
+
+const validClaims = () => ({ sub: 'user-1', iss: ISSUER, aud: AUDIENCE, iat: now(), exp: now() + 300 });
+
+function verifierWith(keys: KeyResolver = async (kid) => (kid === KID ? signingKey.publicKey : undefined)) {
+  return createTokenVerifier({ keys, issuer: ISSUER, audience: AUDIENCE });
+}
+
+/** The error a promise rejects with; fails the test if it resolves. */
+async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** Asserts the client is told UNAUTHENTICATED (HTTP 401) and returns the message it sees. */
+async function unauthenticated(promise: Promise<unknown>): Promise<string> {
+  const error = await rejectionOf(promise);
+  expect(error).toBeInstanceOf(GraphQLError);
+  expect((error as GraphQLError).extensions).toEqual({ code: 'UNAUTHENTICATED', http: { status: 401 } });
+  return (error as GraphQLError).message;
+}
+
+describe('createTokenVerifier', () => {
+  it('turns a valid token into the viewer it was issued for', async () => {
+    const exp = now() + 600;
+    const token = signToken({ sub: 'user-42', exp });
+
+    expect(await verifierWith().verify(token)).toEqual({
+      userId: 'user-42',
+      token,
+      expiresAt: new Date(exp * 1000),
+    });
+  });
+
+  it('refuses an expired token, saying it expired', async () => {
+    const token = signToken({ iat: now() - 3_600, exp: now() - 60 });
+
+    expect(await unauthenticated(verifierWith().verify(token))).toMatch(/expired/i);
+  });
+
+  it('allows a few seconds of clock skew around the expiry', async () => {
+    const token = signToken({ iat: now() - 3_600, exp: now() - 2 });
+
+    expect((await verifierWith().verify(token)).userId).toBe('user-1');
+  });
+
+  it('refuses a token that is not valid yet', async () => {
+    const token = signToken({ nbf: now() + 600, exp: now() + 900 });
+
+    await unauthenticated(verifierWith().verify(token));
+  });
+
+  it('refuses a token from another issuer', async () => {
+    expect(await unauthenticated(verifierWith().verify(signToken({}, { issuer: 'someone-else' })))).toMatch(/issuer/i);
+  });
+
+  it('refuses a token meant for another audience', async () => {
+    expect(await unauthenticated(verifierWith().verify(signToken({}, { audience: 'another-api' })))).toMatch(
+      /audience/i,
+    );
+  });
+
+  it('refuses a token signed with a key it does not know', async () => {
+    expect(await unauthenticated(verifierWith().verify(signToken({}, { kid: 'retired-long-ago' })))).toMatch(
+      /unknown signing key/i,
+    );
+  });
+
+  it('refuses a token without a key id', async () => {
+    expect(await unauthenticated(verifierWith().verify(signToken({}, { kid: null })))).toMatch(/key id/i);
+  });
+
+  it('refuses a token signed by another key under a known key id', async () => {
+    const forged = signToken({ sub: 'admin' }, { key: newKeyPair().privateKey });
+
+    expect(await unauthenticated(verifierWith().verify(forged))).toMatch(/signature/i);
+  });
+
+  it('refuses an unsigned token (alg "none")', async () => {
+    const token = craftToken({ alg: 'none', typ: 'JWT', kid: KID }, validClaims());
+
+    await unauthenticated(verifierWith().verify(token));
+    await unauthenticated(verifierWith().authenticate(`Bearer ${token}`));
+  });
+
+  it('refuses an HS256 token whose secret is the public key (algorithm confusion)', async () => {
+    // A JWKS-backed resolver hands out PEM strings, which is what an HMAC verify would take as the secret.
+    const verifier = verifierWith(async (kid) => (kid === KID ? publicPem : undefined));
+    const unsigned = `${base64url({ alg: 'HS256', typ: 'JWT', kid: KID })}.${base64url(validClaims())}`;
+    const signature = createHmac('sha256', publicPem).update(unsigned).digest('base64url');
+
+    await unauthenticated(verifier.verify(`${unsigned}.${signature}`));
+  });
+
+  it('refuses a token whose header claims ES256 but whose signature is an HMAC', async () => {
+    const verifier = verifierWith(async (kid) => (kid === KID ? publicPem : undefined));
+    const unsigned = `${base64url({ alg: 'ES256', typ: 'JWT', kid: KID })}.${base64url(validClaims())}`;
+    const signature = createHmac('sha256', publicPem).update(unsigned).digest('base64url');
+
+    await unauthenticated(verifier.verify(`${unsigned}.${signature}`));
+  });
+
+  it('refuses a token whose payload was changed after signing', async () => {
+    const [header, , signature] = signToken({ sub: 'user-1' }).split('.');
+    const tampered = `${header}.${base64url({ ...validClaims(), sub: 'user-2' })}.${signature}`;
+
+    expect(await unauthenticated(verifierWith().verify(tampered))).toMatch(/signature/i);
+  });
+
+  it('refuses a token with one character added to its signature, without crashing', async () => {
+    const token = `${signToken()}A`;
+
+    await unauthenticated(verifierWith().verify(token));
+    await unauthenticated(verifierWith().authenticate(`Bearer ${token}`));
+  });
+
+  it('refuses a token with one character of its signature changed', async () => {
+    const token = signToken();
+    const last = token.at(-2) === 'A' ? 'B' : 'A';
+    const tampered = `${token.slice(0, -2)}${last}${token.at(-1)}`;
+
+    await unauthenticated(verifierWith().verify(tampered));
+  });
+
+  it('refuses a token with no subject', async () => {
+    const token = jwt.sign({ exp: now() + 300 }, signingKey.privateKey, {
+      algorithm: 'ES256',
+      keyid: KID,
+      issuer: ISSUER,
+      audience: AUDIENCE,
+    });
+
+    expect(await unauthenticated(verifierWith().verify(token))).toMatch(/missing claims/i);
+  });
+
+  it('refuses a token that never expires', async () => {
+    const token = jwt.sign({ sub: 'user-1' }, signingKey.privateKey, {
+      algorithm: 'ES256',
+      keyid: KID,
+      issuer: ISSUER,
+      audience: AUDIENCE,
+    });
+
+    expect(await unauthenticated(verifierWith().verify(token))).toMatch(/missing claims/i);
+  });
+
+  it.each(['', 'not-a-jwt', 'a.b.c', '..'])('refuses the malformed token "%s"', async (token) => {
+    await unauthenticated(verifierWith().verify(token));
+  });
+
+  it('lets a failure to look up keys through as our own error, not the client’s', async () => {
+    const outage = new Error('connect ECONNREFUSED 127.0.0.1:4001');
+    const verifier = verifierWith(async () => {
+      throw outage;
+    });
+
+    expect(await rejectionOf(verifier.verify(signToken()))).toBe(outage);
+  });
+
+  describe('authenticate', () => {
+    it('treats a request without an Authorization header as anonymous', async () => {
+      expect(await verifierWith().authenticate(undefined)).toBeNull();
+      expect(await verifierWith().authenticate('')).toBeNull();
+    });
+
+    it('reads the viewer from "Authorization: Bearer <token>"', async () => {
+      const token = signToken({ sub: 'user-7' });
+
+      expect(await verifierWith().authenticate(`Bearer ${token}`)).toMatchObject({ userId: 'user-7', token });
+    });
+
+    it('accepts the scheme name in any letter case (RFC 7235 §2.1: the auth-scheme is case-insensitive)', async () => {
+      const token = signToken({ sub: 'user-7' });
+
+      expect(await verifierWith().authenticate(`bearer ${token}`)).toMatchObject({ userId: 'user-7' });
+    });
+
+    it.each(['Basic dXNlcjpwYXNz', 'Basic x', 'Bearer', 'Bearer ', 'Token abc.def.ghi', 'Bearer a b'])(
+      'refuses the header "%s"',
+      async (header) => {
+        expect(await unauthenticated(verifierWith().authenticate(header))).toMatch(/Bearer/);
+      },
+    );
+
+    it('refuses a bearer token that does not verify', async () => {
+      const token = signToken({}, { issuer: 'someone-else' });
+
+      await unauthenticated(verifierWith().authenticate(`Bearer ${token}`));
+    });
+  });
+});
+
+describe('jwksKeyResolver', () => {
+  const servers: Server[] = [];
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+
+  /** A JWKS endpoint on 127.0.0.1 serving whatever `keys` holds at the time of the request. */
+  async function jwksServer(keys: Map<string, KeyObject>) {
+    const served = { requests: 0 };
+    const server = createServer((req, res) => {
+      served.requests += 1;
+      if (req.url !== '/.well-known/jwks.json') {
+        res.writeHead(404).end();
+        return;
+      }
+      const jwks = [...keys].map(([kid, key]) => ({ ...key.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: jwks }));
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}/.well-known/jwks.json`, served };
+  }
+
+  const sameKey = (resolved: KeyObject | string | undefined, expected: KeyObject) =>
+    resolved !== undefined && createPublicKey(resolved).equals(expected);
+
+  it('resolves a key id the JWKS lists to that public key', async () => {
+    const { url } = await jwksServer(new Map([[KID, signingKey.publicKey]]));
+
+    expect(sameKey(await jwksKeyResolver(url)(KID), signingKey.publicKey)).toBe(true);
+  });
+
+  it('resolves an unknown key id to undefined', async () => {
+    const { url } = await jwksServer(new Map([[KID, signingKey.publicKey]]));
+
+    expect(await jwksKeyResolver(url)('no-such-kid')).toBeUndefined();
+  });
+
+  it('lets a verifier accept tokens signed with a published key', async () => {
+    const { url } = await jwksServer(new Map([[KID, signingKey.publicKey]]));
+    const verifier = createTokenVerifier({ keys: jwksKeyResolver(url), issuer: ISSUER, audience: AUDIENCE });
+
+    expect((await verifier.authenticate(`Bearer ${signToken({ sub: 'user-9' })}`))?.userId).toBe('user-9');
+    await unauthenticated(verifier.verify(signToken({}, { kid: 'no-such-kid' })));
+  });
+
+  it('fetches the JWKS once for a key it has already seen', async () => {
+    const { url, served } = await jwksServer(new Map([[KID, signingKey.publicKey]]));
+    const resolve = jwksKeyResolver(url);
+
+    await resolve(KID);
+    await resolve(KID);
+    await resolve(KID);
+
+    expect(served.requests).toBe(1);
+  });
+
+  it('finds a key published after it first fetched the JWKS (key rotation)', async () => {
+    const keys = new Map([[KID, signingKey.publicKey]]);
+    const { url } = await jwksServer(keys);
+    const resolve = jwksKeyResolver(url);
+    await resolve(KID);
+    const next = newKeyPair();
+
+    keys.set('signing-key-2', next.publicKey);
+
+    expect(sameKey(await resolve('signing-key-2'), next.publicKey)).toBe(true);
+  });
+
+  it('fails loudly, rather than answering "unknown key", when the JWKS endpoint is unreachable', async () => {
+    const { url } = await jwksServer(new Map());
+    const closing = servers.pop() as Server;
+    await new Promise((resolve) => closing.close(resolve));
+
+    const error = await rejectionOf(jwksKeyResolver(url)(KID));
+
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toBeInstanceOf(GraphQLError);
+  });
+});

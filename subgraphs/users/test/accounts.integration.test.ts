@@ -1,0 +1,375 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { GraphQLError } from 'graphql';
+import jwt from 'jsonwebtoken';
+import mysql, { type RowDataPacket } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger, createTokenVerifier, openDatabase, type Pool, type Viewer } from '@vidmp3/shared';
+import { buildSigningKeys } from '../src/adapters/signing-keys.js';
+import { UserRepository } from '../src/adapters/user-repo.js';
+import { migrations } from '../src/migrations.js';
+import { AccountService } from '../src/services/accounts.js';
+import { LoginThrottle, type ThrottleLimits } from '../src/services/login-throttle.js';
+import { TokenIssuer } from '../src/services/tokens.js';
+
+const SERVER = 'mysql://root@127.0.0.1:3306';
+const DATABASE = `vidmp3_users_test_${randomBytes(6).toString('hex')}`;
+const DATABASE_URL = `${SERVER}/${DATABASE}`;
+const ISSUER = 'vidmp3-test';
+const AUDIENCE = 'vidmp3-test-api';
+const TTL_SECONDS = 900;
+const MAX_FAILURES = 3;
+const PASSWORD = 'correct horse battery staple';
+
+const logger = createLogger('test', 'silent');
+const keys = buildSigningKeys(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+const verifier = createTokenVerifier({
+  keys: async (kid) => keys.publicKeys.get(kid),
+  issuer: ISSUER,
+  audience: AUDIENCE,
+});
+
+let pool: Pool;
+
+beforeAll(async () => {
+  pool = await openDatabase({ url: DATABASE_URL, migrations, logger, connectionLimit: 4 });
+});
+
+afterAll(async () => {
+  await pool?.end();
+  const conn = await mysql.createConnection(SERVER);
+  await conn.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
+  await conn.end();
+});
+
+/** An AccountService wired as app.ts wires it, with its own throttle so tests do not share counters. */
+function accounts(limits: Partial<ThrottleLimits> = {}): Promise<AccountService> {
+  return AccountService.create(
+    new UserRepository(pool),
+    new TokenIssuer(keys, { issuer: ISSUER, audience: AUDIENCE, ttlSeconds: TTL_SECONDS }),
+    new LoginThrottle({ maxFailuresPerEmail: MAX_FAILURES, maxAttemptsPerIp: 100, windowSeconds: 60, ...limits }),
+  );
+}
+
+/** An address nobody else in this run uses. */
+const freshEmail = (name = 'user') => `${name}-${randomBytes(4).toString('hex')}@example.com`;
+/** A client address nobody else in this run uses, from the IPv6 documentation range. */
+const freshIp = () => `2001:db8::${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}`;
+
+async function signUpUser(service?: AccountService, email = freshEmail(), password = PASSWORD) {
+  const result = await (service ?? (await accounts())).signUp(email, password, freshIp());
+  return { ...result, email, password };
+}
+
+/** The viewer a request carrying this token would have. */
+const viewerFor = (accessToken: string): Promise<Viewer> => verifier.verify(accessToken);
+
+async function rowsFor(email: string): Promise<Array<{ id: string; email: string; password_hash: string }>> {
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT id, email, password_hash FROM users WHERE email = ?', [
+    email,
+  ]);
+  return rows as Array<{ id: string; email: string; password_hash: string }>;
+}
+
+/** The GraphQL error a call fails with; fails the test if the call succeeds. */
+async function failureOf(promise: Promise<unknown>): Promise<GraphQLError> {
+  const error = await promise.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (err: unknown) => err,
+  );
+  expect(error).toBeInstanceOf(GraphQLError);
+  return error as GraphQLError;
+}
+
+describe('signUp', () => {
+  it('creates the account and stores an argon2id hash, never the password', async () => {
+    const { user, email } = await signUpUser();
+
+    const [row] = await rowsFor(email);
+    expect(row?.id).toBe(user.id);
+    expect(row?.password_hash).toMatch(/^\$argon2id\$/);
+    expect(row?.password_hash).not.toContain(PASSWORD);
+  });
+
+  it('returns the new user with an id, the normalised email and the creation time', async () => {
+    const before = Date.now();
+    const email = freshEmail('carol');
+
+    const { user } = await signUpUser(undefined, email);
+
+    expect(user.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(user.email).toBe(email);
+    expect(user.createdAt.getTime()).toBeGreaterThanOrEqual(before);
+    expect(user.createdAt.getTime()).toBeLessThanOrEqual(Date.now());
+    expect(user).not.toHaveProperty('passwordHash');
+  });
+
+  it('normalises the email, so the person can log in with the plain form of it', async () => {
+    const service = await accounts();
+    const local = `alice-${randomBytes(4).toString('hex')}`;
+
+    const { user } = await service.signUp(`  ${local.toUpperCase()}@Example.COM `, PASSWORD, freshIp());
+
+    expect(user.email).toBe(`${local}@example.com`);
+    const loggedIn = await service.logIn(`${local}@example.com`, PASSWORD, freshIp());
+    expect(loggedIn.user.id).toBe(user.id);
+  });
+
+  it('refuses a second account for the same email, however it is spelled, and keeps the first', async () => {
+    const service = await accounts();
+    const { email, user } = await signUpUser(service);
+
+    const error = await failureOf(service.signUp(` ${email.toUpperCase()}`, 'another good passphrase', freshIp()));
+
+    expect(error.extensions).toEqual({ code: 'CONFLICT', field: 'email' });
+    expect((await rowsFor(email)).map((r) => r.id)).toEqual([user.id]);
+    expect((await service.logIn(email, PASSWORD, freshIp())).user.id).toBe(user.id);
+  });
+
+  it('creates exactly one account when two sign-ups for one email race', async () => {
+    const service = await accounts();
+    const email = freshEmail('racer');
+
+    const results = await Promise.allSettled([
+      service.signUp(email, PASSWORD, freshIp()),
+      service.signUp(email, PASSWORD, freshIp()),
+    ]);
+
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const [rejected] = results.filter((r) => r.status === 'rejected');
+    expect(((rejected as PromiseRejectedResult).reason as GraphQLError).extensions.code).toBe('CONFLICT');
+    expect(await rowsFor(email)).toHaveLength(1);
+  });
+
+  it.each([
+    ['too short', 'short1!'],
+    ['a common password', 'password123'],
+    ['too few different characters', 'aaaaaaaaaaaa'],
+  ])('refuses a password that is %s and writes nothing', async (_, password) => {
+    const email = freshEmail();
+
+    const error = await failureOf((await accounts()).signUp(email, password, freshIp()));
+
+    expect(error.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'password' });
+    expect(await rowsFor(email)).toEqual([]);
+  });
+
+  it('refuses the email itself as the password', async () => {
+    const email = freshEmail();
+
+    const error = await failureOf((await accounts()).signUp(email, email, freshIp()));
+
+    expect(error.extensions.code).toBe('BAD_USER_INPUT');
+    expect(await rowsFor(email)).toEqual([]);
+  });
+
+  it('refuses a malformed email and writes nothing', async () => {
+    const before = await countUsers();
+
+    const error = await failureOf((await accounts()).signUp('not-an-email', PASSWORD, freshIp()));
+
+    expect(error.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'email' });
+    expect(await countUsers()).toBe(before);
+  });
+});
+
+describe('logIn', () => {
+  it('logs in with the right password', async () => {
+    const service = await accounts();
+    const { email, user } = await signUpUser(service);
+
+    const result = await service.logIn(email, PASSWORD, freshIp());
+
+    expect(result.user).toEqual(user);
+    expect((await viewerFor(result.accessToken)).userId).toBe(user.id);
+  });
+
+  it('gives the same error for a wrong password as for an unknown email', async () => {
+    const service = await accounts();
+    const { email } = await signUpUser(service);
+
+    const wrongPassword = await failureOf(service.logIn(email, 'not the password at all', freshIp()));
+    const unknownEmail = await failureOf(service.logIn(freshEmail('nobody'), PASSWORD, freshIp()));
+
+    expect(wrongPassword.extensions).toEqual({ code: 'UNAUTHENTICATED' });
+    expect(unknownEmail.extensions).toEqual(wrongPassword.extensions);
+    expect(unknownEmail.message).toBe(wrongPassword.message);
+    expect(wrongPassword.message).toBe('Email or password is incorrect');
+  });
+
+  it(`throttles an email after ${MAX_FAILURES} failures, even for the right password`, async () => {
+    const service = await accounts();
+    const { email } = await signUpUser(service);
+    for (let i = 0; i < MAX_FAILURES; i += 1) {
+      expect((await failureOf(service.logIn(email, `wrong guess ${i}`, freshIp()))).extensions.code).toBe(
+        'UNAUTHENTICATED',
+      );
+    }
+
+    const error = await failureOf(service.logIn(email, PASSWORD, freshIp()));
+
+    expect(error.extensions.code).toBe('RATE_LIMITED');
+    expect(error.extensions.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect(error.extensions.retryAfterSeconds).toBeLessThanOrEqual(60);
+    expect(error.message).toContain(`${error.extensions.retryAfterSeconds as number} s`);
+  });
+
+  it('throttles guesses against an unknown email the same way, so throttling does not reveal accounts', async () => {
+    const service = await accounts();
+    const email = freshEmail('nobody');
+    for (let i = 0; i < MAX_FAILURES; i += 1) await failureOf(service.logIn(email, `guess ${i}`, freshIp()));
+
+    expect((await failureOf(service.logIn(email, PASSWORD, freshIp()))).extensions.code).toBe('RATE_LIMITED');
+  });
+
+  it('throttles the email, not the spelling: case and spaces do not buy more guesses', async () => {
+    const service = await accounts();
+    const { email } = await signUpUser(service);
+    for (let i = 0; i < MAX_FAILURES; i += 1) {
+      await failureOf(service.logIn(i % 2 ? email.toUpperCase() : ` ${email} `, `guess ${i}`, freshIp()));
+    }
+
+    expect((await failureOf(service.logIn(email, PASSWORD, freshIp()))).extensions.code).toBe('RATE_LIMITED');
+  });
+
+  it('forgets earlier failures after a successful login', async () => {
+    const service = await accounts();
+    const { email, user } = await signUpUser(service);
+    for (let i = 0; i < MAX_FAILURES - 1; i += 1) await failureOf(service.logIn(email, `guess ${i}`, freshIp()));
+    await service.logIn(email, PASSWORD, freshIp());
+    for (let i = 0; i < MAX_FAILURES - 1; i += 1) await failureOf(service.logIn(email, `guess ${i}`, freshIp()));
+
+    expect((await service.logIn(email, PASSWORD, freshIp())).user.id).toBe(user.id);
+  });
+
+  it('limits attempts per client address across different emails, and leaves other addresses alone', async () => {
+    const service = await accounts({ maxAttemptsPerIp: 3 });
+    const { email } = await signUpUser(await accounts());
+    const attacker = freshIp();
+    for (let i = 0; i < 3; i += 1) await failureOf(service.logIn(freshEmail('victim'), `guess ${i}`, attacker));
+
+    const blocked = await failureOf(service.logIn(email, PASSWORD, attacker));
+
+    expect(blocked.extensions.code).toBe('RATE_LIMITED');
+    expect(blocked.extensions.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect((await service.logIn(email, PASSWORD, freshIp())).user.email).toBe(email);
+  });
+
+  it('counts sign-ups against the same per-address budget', async () => {
+    const service = await accounts({ maxAttemptsPerIp: 2 });
+    const ip = freshIp();
+    await service.signUp(freshEmail(), PASSWORD, ip);
+    await service.signUp(freshEmail(), PASSWORD, ip);
+    const email = freshEmail();
+
+    expect((await failureOf(service.signUp(email, PASSWORD, ip))).extensions.code).toBe('RATE_LIMITED');
+    expect(await rowsFor(email)).toEqual([]);
+  });
+});
+
+describe('the issued access token', () => {
+  it('verifies, with the user as subject and the configured issuer, audience and lifetime', async () => {
+    const { accessToken, expiresAt, user } = await signUpUser();
+    const now = Math.floor(Date.now() / 1000);
+
+    const viewer = await viewerFor(accessToken);
+
+    expect(viewer).toEqual({ userId: user.id, token: accessToken, expiresAt });
+    const { header, payload } = jwt.decode(accessToken, { complete: true }) as jwt.Jwt & { payload: jwt.JwtPayload };
+    expect(header).toMatchObject({ alg: 'ES256', kid: keys.kid });
+    expect(payload).toMatchObject({ sub: user.id, iss: ISSUER, aud: AUDIENCE });
+    expect(payload.exp).toBeGreaterThanOrEqual(now + TTL_SECONDS - 5);
+    expect(payload.exp).toBeLessThanOrEqual(now + TTL_SECONDS + 5);
+    expect(expiresAt.getTime()).toBe((payload.exp as number) * 1000);
+  });
+
+  it('is different on every login', async () => {
+    const service = await accounts();
+    const { email } = await signUpUser(service);
+
+    const first = await service.logIn(email, PASSWORD, freshIp());
+    const second = await service.logIn(email, PASSWORD, freshIp());
+
+    expect(second.accessToken).not.toBe(first.accessToken);
+  });
+});
+
+describe('me', () => {
+  it('is null for an anonymous request', async () => {
+    expect(await (await accounts()).me(null)).toBeNull();
+  });
+
+  it('is the signed-in user, as they signed up, without the password hash', async () => {
+    const service = await accounts();
+    const { accessToken, user } = await signUpUser(service);
+
+    const me = await service.me(await viewerFor(accessToken));
+
+    expect(me).toEqual(user);
+  });
+
+  it('is null when the account behind a still-valid token is gone', async () => {
+    const service = await accounts();
+    const { accessToken, user } = await signUpUser(service);
+    await pool.query('DELETE FROM users WHERE id = ?', [user.id]);
+
+    expect(await service.me(await viewerFor(accessToken))).toBeNull();
+  });
+});
+
+describe('resolveReference', () => {
+  it("resolves a user for that user's own viewer", async () => {
+    const service = await accounts();
+    const { accessToken, user } = await signUpUser(service);
+
+    expect(await service.resolveReference(await viewerFor(accessToken), user.id)).toEqual(user);
+  });
+
+  it('resolves another user to null, as if they did not exist', async () => {
+    const service = await accounts();
+    const alice = await signUpUser(service);
+    const bob = await signUpUser(service);
+
+    expect(await service.resolveReference(await viewerFor(bob.accessToken), alice.user.id)).toBeNull();
+  });
+
+  it('resolves to null for an anonymous request', async () => {
+    const service = await accounts();
+    const { user } = await signUpUser(service);
+
+    expect(await service.resolveReference(null, user.id)).toBeNull();
+  });
+});
+
+describe('migrations', () => {
+  it('run again on the same database without error, keeping the data', async () => {
+    const { email, user } = await signUpUser();
+
+    const again = await openDatabase({ url: DATABASE_URL, migrations, logger, connectionLimit: 1 });
+    try {
+      const [applied] = await again.query<RowDataPacket[]>('SELECT id FROM schema_migrations ORDER BY id');
+      expect(applied.map((r) => Number(r.id))).toEqual(migrations.map((m) => m.id));
+      expect((await new UserRepository(again).findByEmail(email))?.id).toBe(user.id);
+    } finally {
+      await again.end();
+    }
+  });
+
+  it('can be applied by two services starting at the same time', async () => {
+    const url = `${SERVER}/${DATABASE}_x`;
+    try {
+      const pools = await Promise.all([1, 2].map(() => openDatabase({ url, migrations, logger, connectionLimit: 1 })));
+      await Promise.all(pools.map((p) => p.end()));
+    } finally {
+      const conn = await mysql.createConnection(SERVER);
+      await conn.query(`DROP DATABASE IF EXISTS \`${DATABASE}_x\``);
+      await conn.end();
+    }
+  });
+});
+
+async function countUsers(): Promise<number> {
+  const [[row]] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM users');
+  return Number(row?.n);
+}
