@@ -43,8 +43,17 @@ describe('userError', () => {
 });
 
 describe('isPublicError', () => {
-  it.each(Object.values(ErrorCode))('treats the API code %s as public', (code) => {
+  it.each(Object.values(ErrorCode).filter((c) => c !== 'INTERNAL'))('treats the API code %s as public', (code) => {
     expect(isPublicError({ extensions: { code } })).toBe(true);
+  });
+
+  it('masks INTERNAL again at every edge, so a subgraph in development mode cannot leak through', () => {
+    expect(isPublicError({ extensions: { code: 'INTERNAL' } })).toBe(false);
+    const formatted = createFormatError({ exposeInternals: false })({
+      message: 'connect ECONNREFUSED 10.0.0.7:3306',
+      extensions: { code: 'INTERNAL' },
+    });
+    expect(formatted).toEqual({ message: 'Internal server error', extensions: { code: 'INTERNAL' } });
   });
 
   it.each(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'PERSISTED_QUERY_NOT_FOUND'])(
