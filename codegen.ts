@@ -1,7 +1,11 @@
 import type { CodegenConfig } from '@graphql-codegen/cli';
 
 // Resolver types for each subgraph, generated from its SDL (the contract) into src/generated/ at build time.
-const subgraph = (name: string, mappers: Record<string, string>): CodegenConfig['generates'] => ({
+const subgraph = (
+  name: string,
+  mappers: Record<string, string>,
+  scalars: Record<string, string> = {},
+): CodegenConfig['generates'] => ({
   [`subgraphs/${name}/src/generated/graphql.ts`]: {
     schema: `subgraphs/${name}/schema.graphql`,
     plugins: ['typescript', 'typescript-resolvers'],
@@ -11,7 +15,7 @@ const subgraph = (name: string, mappers: Record<string, string>): CodegenConfig[
       useTypeImports: true,
       enumsAsTypes: true,
       contextType: '../context.js#Context',
-      scalars: { DateTime: 'Date' },
+      scalars: { DateTime: 'Date', ...scalars },
       mappers,
     },
   },
@@ -25,6 +29,12 @@ const config: CodegenConfig = {
       User: '../adapters/user-repo.js#UserRecord',
       AuthPayload: '../services/accounts.js#AuthResult',
     }),
+    ...subgraph(
+      'media',
+      { Media: '../adapters/media-repo.js#MediaRecord', User: '../context.js#UserRef' },
+      // graphql-upload-minimal's scalar hands resolvers a promise of the file.
+      { Upload: "Promise<import('graphql-upload-minimal').FileUpload>" },
+    ),
   },
 };
 

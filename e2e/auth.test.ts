@@ -80,12 +80,16 @@ describe('accounts through the gateway', () => {
       variables: { email: `  ${email.toUpperCase()} `, password: PASSWORD },
     });
     expect(errorCode(again)).toBe('CONFLICT');
-    const logIn = await graphql(system.gatewayUrl, LOG_IN, { variables: { email: email.toUpperCase(), password: PASSWORD } });
+    const logIn = await graphql(system.gatewayUrl, LOG_IN, {
+      variables: { email: email.toUpperCase(), password: PASSWORD },
+    });
     expect(logIn.errors).toBeUndefined();
   });
 
   it('refuses a malformed email and a short password with BAD_USER_INPUT', async () => {
-    const badEmail = await graphql(system.gatewayUrl, SIGN_UP, { variables: { email: 'not-an-email', password: PASSWORD } });
+    const badEmail = await graphql(system.gatewayUrl, SIGN_UP, {
+      variables: { email: 'not-an-email', password: PASSWORD },
+    });
     expect(errorCode(badEmail)).toBe('BAD_USER_INPUT');
     expect(badEmail.errors?.[0]?.message).toMatch(/email/i);
     const shortPassword = await graphql(system.gatewayUrl, SIGN_UP, {
@@ -97,7 +101,9 @@ describe('accounts through the gateway', () => {
 
   it('fails a wrong password exactly like an unknown email, revealing neither', async () => {
     const { email } = await signUpUser(system.gatewayUrl);
-    const wrongPassword = await graphql(system.gatewayUrl, LOG_IN, { variables: { email, password: 'not the password' } });
+    const wrongPassword = await graphql(system.gatewayUrl, LOG_IN, {
+      variables: { email, password: 'not the password' },
+    });
     const unknownEmail = await graphql(system.gatewayUrl, LOG_IN, {
       variables: { email: uniqueEmail('nobody'), password: PASSWORD },
     });

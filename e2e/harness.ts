@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -23,6 +24,9 @@ export interface System {
   gatewayUrl: string;
   services: Record<string, ServiceProcess>;
   keysDir: string;
+  /** The media service's blob store (local disk) and the database names, for checking what was kept. */
+  blobDir: string;
+  databases: { users: string; media: string };
   /** Everything the services printed, for a failing test's report. */
   logs(): string;
   stop(): Promise<void>;
@@ -73,10 +77,25 @@ export async function stopService(service: ServiceProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-export async function startSystem(env: Partial<Record<'users' | 'gateway', Record<string, string>>> = {}): Promise<System> {
+/** A port free right now, for the one URL that must be known before its server starts (the gateway's). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export type ServiceName = 'users' | 'media' | 'jobs' | 'gateway';
+
+export async function startSystem(env: Partial<Record<ServiceName, Record<string, string>>> = {}): Promise<System> {
   const run = randomBytes(4).toString('hex');
-  const databases = { users: `vidmp3_e2e_users_${run}` };
+  const databases = { users: `vidmp3_e2e_users_${run}`, media: `vidmp3_e2e_media_${run}` };
   const keysDir = await mkdtemp(join(tmpdir(), 'vidmp3-keys-'));
+  const dataDir = await mkdtemp(join(tmpdir(), 'vidmp3-data-'));
+  const blobDir = join(dataDir, 'blobs');
+  // Media writes download URLs on the gateway's origin, so that origin is fixed before either starts.
+  const gatewayPort = await freePort();
   const started: ServiceProcess[] = [];
   const stop = async () => {
     await Promise.all(started.map(stopService));
@@ -84,6 +103,7 @@ export async function startSystem(env: Partial<Record<'users' | 'gateway', Recor
     for (const db of Object.values(databases)) await conn.query(`DROP DATABASE IF EXISTS \`${db}\``);
     await conn.end();
     await rm(keysDir, { recursive: true, force: true });
+    await rm(dataDir, { recursive: true, force: true });
   };
   try {
     const users = await startService('users', 'subgraphs/users/dist/main.js', {
@@ -94,8 +114,15 @@ export async function startSystem(env: Partial<Record<'users' | 'gateway', Recor
     started.push(users);
     const jwks = { JWKS_URL: `${users.url}/.well-known/jwks.json` };
     const [media, jobs] = await Promise.all([
-      startService('media', 'subgraphs/media/dist/main.js', jwks),
-      startService('jobs', 'subgraphs/jobs/dist/main.js', jwks),
+      startService('media', 'subgraphs/media/dist/main.js', {
+        ...jwks,
+        MYSQL_URL: `${MYSQL_SERVER}/${databases.media}`,
+        BLOB_DIR: blobDir,
+        DOWNLOAD_KEY_FILE: join(keysDir, 'media-download.key'),
+        PUBLIC_URL: `http://127.0.0.1:${gatewayPort}`,
+        ...env.media,
+      }),
+      startService('jobs', 'subgraphs/jobs/dist/main.js', { ...jwks, ...env.jobs }),
     ]);
     started.push(media, jobs);
     const gateway = await startService('gateway', 'gateway/dist/main.js', {
@@ -103,6 +130,7 @@ export async function startSystem(env: Partial<Record<'users' | 'gateway', Recor
       SUBGRAPH_USERS_URL: `${users.url}/graphql`,
       SUBGRAPH_MEDIA_URL: `${media.url}/graphql`,
       SUBGRAPH_JOBS_URL: `${jobs.url}/graphql`,
+      PORT: String(gatewayPort),
       ...env.gateway,
     });
     started.push(gateway);
@@ -111,6 +139,8 @@ export async function startSystem(env: Partial<Record<'users' | 'gateway', Recor
       gatewayUrl: gateway.url,
       services,
       keysDir,
+      blobDir,
+      databases,
       logs: () => started.map((s) => s.logs.map((l) => `[${s.name}] ${l}`).join('\n')).join('\n'),
       stop,
     };

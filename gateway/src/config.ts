@@ -28,6 +28,12 @@ export const ConfigSchema = z
     MAX_COST: z.coerce.number().int().positive().default(5_000),
     MAX_TOKENS: z.coerce.number().int().positive().default(2_000),
     MAX_DIRECTIVES: z.coerce.number().int().nonnegative().default(20),
+    /** Largest upload accepted; media enforces the same limit while it streams. */
+    MAX_UPLOAD_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(2 * 1024 ** 3),
   })
   .transform((c) => ({
     ...c,

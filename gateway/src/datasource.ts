@@ -1,6 +1,18 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { REQUEST_ID_HEADER } from '@vidmp3/shared';
+import { GraphQLError } from 'graphql';
+import type { GatewayGraphQLResponse } from '@apollo/server-gateway-interface';
+import { ErrorCode, REQUEST_ID_HEADER, uploadFailure, userError } from '@vidmp3/shared';
 import type { GatewayContext } from './context.js';
+import { findUploads, multipartBody, withoutUploads } from './uploads.js';
+
+/** What every subgraph request carries for the client: its verified token, the request id, its address. */
+function forwardedHeaders(context: GatewayContext): Record<string, string> {
+  return {
+    ...(context.viewer ? { authorization: `Bearer ${context.viewer.token}` } : {}),
+    [REQUEST_ID_HEADER]: context.requestId,
+    'x-forwarded-for': context.ip,
+  };
+}
 
 /**
  * Calls one subgraph on behalf of the client: the bearer token the gateway verified is forwarded (each
@@ -10,11 +22,64 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
   override willSendRequest(options: GraphQLDataSourceProcessOptions<GatewayContext>): void {
     // Health checks and schema loading are the gateway's own requests, made for no client.
     if (!('incomingRequestContext' in options)) return;
-    const { request, context } = options;
-    const headers = request.http?.headers;
+    const headers = options.request.http?.headers;
     if (!headers) return;
-    if (context.viewer) headers.set('authorization', `Bearer ${context.viewer.token}`);
-    headers.set(REQUEST_ID_HEADER, context.requestId);
-    headers.set('x-forwarded-for', context.ip);
+    for (const [name, value] of Object.entries(forwardedHeaders(options.context))) headers.set(name, value);
+  }
+}
+
+/**
+ * The media subgraph's data source: Apollo Gateway would JSON-encode an `Upload` variable (and lose it), so
+ * an operation carrying a file is forwarded as a GraphQL multipart request instead, streamed: the client's
+ * file flows through to media as it arrives, and is aborted upstream if the client goes away.
+ */
+export class UploadingDataSource extends SubgraphDataSource {
+  constructor(
+    config: ConstructorParameters<typeof RemoteGraphQLDataSource>[0],
+    private readonly maxUploadBytes: number,
+  ) {
+    super(config);
+  }
+
+  override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<GatewayGraphQLResponse> {
+    const uploads = findUploads(options.request.variables ?? {});
+    if (uploads.length === 0 || !('incomingRequestContext' in options)) return super.process(options);
+    if (uploads.length > 1) throw userError(ErrorCode.BAD_USER_INPUT, 'Send one file per request');
+    const [{ path, upload }] = uploads as [(typeof uploads)[0]];
+
+    const { request, context } = options;
+    const file = await upload.promise.catch((err: unknown) => {
+      throw uploadFailure(err, this.maxUploadBytes);
+    });
+    const operations = JSON.stringify({
+      query: request.query,
+      operationName: request.operationName,
+      variables: withoutUploads(request.variables ?? {}),
+    });
+    const { contentType, body } = multipartBody(operations, JSON.stringify({ 0: [path] }), file, this.maxUploadBytes);
+
+    const headers = new Headers(forwardedHeaders(context));
+    headers.set('content-type', contentType);
+    headers.set('apollo-require-preflight', 'true'); // the subgraph's CSRF prevention expects it on multipart
+    let response: Response;
+    try {
+      response = await fetch(this.url, {
+        method: 'POST',
+        headers,
+        body,
+        duplex: 'half',
+        signal: context.signal,
+      });
+    } catch (err) {
+      // The body failed on our side (file over the limit, client gone): report why, not "fetch failed".
+      const cause = (err as { cause?: unknown }).cause;
+      throw cause instanceof GraphQLError ? cause : uploadFailure(cause ?? err, this.maxUploadBytes);
+    }
+    const text = await response.text();
+    try {
+      return JSON.parse(text) as GatewayGraphQLResponse;
+    } catch {
+      throw new Error(`media answered ${response.status} without a GraphQL response`);
+    }
   }
 }

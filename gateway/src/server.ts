@@ -15,21 +15,28 @@ import {
   healthRoutes,
   jwksKeyResolver,
   listen,
+  multipartUploads,
   requestContext,
   type Logger,
   type RunningServer,
 } from '@vidmp3/shared';
 import type { Config } from './config.js';
 import type { GatewayContext } from './context.js';
-import { SubgraphDataSource } from './datasource.js';
+import { SubgraphDataSource, UploadingDataSource } from './datasource.js';
+import { filesProxy } from './files-proxy.js';
 import { operationLimits } from './limits.js';
 
 /** The public entry point: Apollo Gateway over the committed supergraph, behind auth and operation limits. */
 export async function startGateway(config: Config, logger: Logger): Promise<RunningServer> {
+  // The committed, composed supergraph: what runs is what was reviewed (no composition at run time).
+  const supergraphSdl = readFileSync(config.SUPERGRAPH_PATH, 'utf8');
+  const subgraphUrl = (name: string) => config.subgraphUrls.get(name) ?? routingUrl(supergraphSdl, name);
   const gateway = new ApolloGateway({
-    // The committed, composed supergraph: what runs is what was reviewed (no composition at run time).
-    supergraphSdl: readFileSync(config.SUPERGRAPH_PATH, 'utf8'),
-    buildService: ({ name, url }) => new SubgraphDataSource({ url: config.subgraphUrls.get(name) ?? url }),
+    supergraphSdl,
+    buildService: ({ name }) =>
+      name === 'media'
+        ? new UploadingDataSource({ url: subgraphUrl(name) }, config.MAX_UPLOAD_BYTES)
+        : new SubgraphDataSource({ url: subgraphUrl(name) }),
     logger: logger.child({ component: 'apollo-gateway' }),
   });
   const verifier = createTokenVerifier({
@@ -70,20 +77,41 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     // Without the users service's public keys no token can be checked, so no request can be served.
     jwks: async () => (await fetch(config.JWKS_URL, { signal: AbortSignal.timeout(1_500) })).ok,
   });
+  const downloads = filesProxy(new URL(subgraphUrl('media')).origin);
+  app.get('/files/:id', downloads);
+  app.head('/files/:id', downloads);
   app.use(
     '/graphql',
+    // Multipart uploads: one file, streamed on to media as it arrives. The parser truncates silently at its
+    // limit, so it is set one byte above ours and media's meter reports the excess as PAYLOAD_TOO_LARGE.
+    multipartUploads({ maxFileSize: config.MAX_UPLOAD_BYTES + 1, maxFiles: 1 }),
     express.json({ limit: '1mb' }),
     expressMiddleware(apollo, {
-      context: async ({ req }) => ({
-        viewer: await verifier.authenticate(req.header('authorization')),
-        requestId: req.res!.locals.requestId,
-        log: req.res!.locals.log,
-        ip: req.ip ?? 'unknown',
-      }),
+      context: async ({ req, res }) => {
+        const viewer = await verifier.authenticate(req.header('authorization'));
+        const gone = new AbortController();
+        res.on('close', () => {
+          if (!res.writableFinished) gone.abort();
+        });
+        return {
+          viewer,
+          requestId: res.locals.requestId,
+          log: res.locals.log,
+          ip: req.ip ?? 'unknown',
+          signal: gone.signal,
+        };
+      },
     }),
   );
 
   const url = await listen(httpServer, config.PORT, config.HOST);
   logger.info({ url: `${url}/graphql` }, 'gateway ready');
   return { url, server: httpServer, close: () => apollo.stop() };
+}
+
+/** A subgraph's routing URL as composed into the supergraph (`@join__graph(name: …, url: …)`). */
+function routingUrl(supergraphSdl: string, name: string): string {
+  const match = new RegExp(`@join__graph\\(name: "${name}", url: "([^"]+)"\\)`).exec(supergraphSdl);
+  if (!match?.[1]) throw new Error(`the supergraph has no subgraph named ${name}`);
+  return match[1];
 }

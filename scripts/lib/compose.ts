@@ -1,9 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import { composeServices } from '@apollo/composition';
-import { parse, printSchema } from 'graphql';
+import type * as GraphQL from 'graphql';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+
+// @apollo/composition is CommonJS and checks `instanceof` against its own copy of graphql-js; under ESM
+// loaders (vitest) `import 'graphql'` would be the .mjs copy, so parse and print with the CommonJS one.
+const { parse, printSchema } = createRequire(import.meta.url)('graphql') as typeof GraphQL;
 
 // The subset of Rover's supergraph.yaml this project uses: local schema files only.
 const SupergraphConfig = z.object({

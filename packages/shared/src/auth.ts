@@ -31,8 +31,7 @@ export interface TokenVerifier {
 }
 
 // A bad token fails the whole request, hence HTTP 401 rather than a 200 with an error inside.
-const unauthenticated = (message: string) =>
-  userError(ErrorCode.UNAUTHENTICATED, message, { http: { status: 401 } });
+const unauthenticated = (message: string) => userError(ErrorCode.UNAUTHENTICATED, message, { http: { status: 401 } });
 const invalid = (why: string) => unauthenticated(`Invalid access token: ${why}`);
 
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {

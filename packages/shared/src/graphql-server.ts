@@ -8,7 +8,7 @@ import {
 import { expressMiddleware } from '@as-integrations/express5';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
-import express, { type Express, type Request } from 'express';
+import express, { type Express, type Request, type RequestHandler } from 'express';
 import type { DocumentNode } from 'graphql';
 import type { TokenVerifier, Viewer } from './auth.js';
 import { createFormatError, isPublicError } from './errors.js';
@@ -52,6 +52,8 @@ export interface SubgraphServerOptions<Ctx extends BaseContext> {
   context: (base: RequestContext) => Ctx;
   /** Extra routes (JWKS, files, internal APIs), mounted before /graphql. */
   routes?: (app: Express) => void;
+  /** Runs on /graphql before the JSON parser, e.g. the multipart (file upload) parser. */
+  graphqlMiddleware?: RequestHandler[];
 }
 
 export interface RunningServer {
@@ -94,6 +96,7 @@ export async function startSubgraphServer<Ctx extends RequestContext>(
   options.routes?.(app);
   app.use(
     '/graphql',
+    ...(options.graphqlMiddleware ?? []),
     express.json({ limit: '1mb' }),
     expressMiddleware(apollo, {
       context: async ({ req }) => options.context(await baseContext(req, options.verifier)),

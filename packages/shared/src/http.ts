@@ -54,9 +54,7 @@ export function healthRoutes(app: Express, checks: ReadinessChecks): void {
   });
   app.get('/readyz', async (_req, res) => {
     const names = Object.keys(checks);
-    const results = await Promise.all(
-      names.map((name) => withTimeout(checks[name]!(), 2_000).catch(() => false)),
-    );
+    const results = await Promise.all(names.map((name) => withTimeout(checks[name]!(), 2_000).catch(() => false)));
     const detail = Object.fromEntries(names.map((name, i) => [name, results[i] ? 'ok' : 'unavailable']));
     const ready = results.every(Boolean);
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks: detail });

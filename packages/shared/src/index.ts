@@ -7,3 +7,5 @@ export * from './logger.js';
 export * from './mysql.js';
 export * from './startup.js';
 export * from './scalars.js';
+export * from './pagination.js';
+export * from './uploads.js';

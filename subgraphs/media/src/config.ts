@@ -1,16 +1,48 @@
 import { z } from 'zod';
 import { env, loadConfig } from '@vidmp3/shared';
 
-export const ConfigSchema = z.object({
-  NODE_ENV: env.nodeEnv(),
-  LOG_LEVEL: env.logLevel(),
-  HOST: z.string().default('127.0.0.1'),
-  PORT: env.port(4002),
-  TRUST_PROXY: z.string().default('loopback, linklocal, uniquelocal'),
-  JWKS_URL: env.url('http://127.0.0.1:4001/.well-known/jwks.json'),
-  JWT_ISSUER: z.string().min(1).default('vidmp3'),
-  JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
-});
+// Development-only fallback for the worker → media token; production must set its own.
+const DEV_INTERNAL_TOKEN = 'vidmp3-development-internal-token';
+
+export const ConfigSchema = z
+  .object({
+    NODE_ENV: env.nodeEnv(),
+    LOG_LEVEL: env.logLevel(),
+    HOST: z.string().default('127.0.0.1'),
+    PORT: env.port(4002),
+    TRUST_PROXY: z.string().default('loopback, linklocal, uniquelocal'),
+    MYSQL_URL: env.url('mysql://root@127.0.0.1:3306/vidmp3_media'),
+    /** Set → blobs in MongoDB GridFS; unset → blobs on local disk under BLOB_DIR. */
+    MONGODB_URL: z.url().optional(),
+    BLOB_DIR: z.string().default('./data/blobs'),
+    /** Where uploads are written while they are checked; defaults to the disk store's own temp dir. */
+    SCRATCH_DIR: z.string().optional(),
+    MAX_UPLOAD_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(2 * 1024 ** 3),
+    JWKS_URL: env.url('http://127.0.0.1:4001/.well-known/jwks.json'),
+    JWT_ISSUER: z.string().min(1).default('vidmp3'),
+    JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
+    /** The public origin clients reach (the gateway), for download URLs. */
+    PUBLIC_URL: env.url('http://127.0.0.1:4000'),
+    /** HMAC key for download URLs (≥ 32 bytes). Development generates one in DOWNLOAD_KEY_FILE. */
+    DOWNLOAD_SIGNING_KEY: z.string().min(32).optional(),
+    DOWNLOAD_KEY_FILE: z.string().default('./data/media/download-signing.key'),
+    DOWNLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(10).max(86_400).default(900),
+    /** Bearer token converter workers present on the internal API. */
+    INTERNAL_API_TOKEN: z.string().min(16).optional(),
+    FFPROBE_PATH: z.string().default('ffprobe'),
+    PROBE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  })
+  .superRefine((c, ctx) => {
+    if (c.NODE_ENV !== 'production') return;
+    for (const name of ['DOWNLOAD_SIGNING_KEY', 'INTERNAL_API_TOKEN'] as const) {
+      if (!c[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'required in production' });
+    }
+  })
+  .transform((c) => ({ ...c, INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_TOKEN }));
 
 export type Config = z.output<typeof ConfigSchema>;
 

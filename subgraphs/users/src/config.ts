@@ -22,7 +22,11 @@ export const ConfigSchema = z
     LOGIN_MAX_FAILURES_PER_EMAIL: z.coerce.number().int().positive().default(5),
     /** signUp and logIn attempts per client address within the window. */
     AUTH_MAX_ATTEMPTS_PER_IP: z.coerce.number().int().positive().default(100),
-    LOGIN_THROTTLE_WINDOW_SECONDS: z.coerce.number().int().positive().default(15 * 60),
+    LOGIN_THROTTLE_WINDOW_SECONDS: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(15 * 60),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.JWT_PRIVATE_KEY) {

@@ -1,0 +1,158 @@
+// Upload benchmark: one large video through the gateway (→ media → disk blob store) next to the essential
+// work done by bare tools: `curl -T` to a plain Node server that only drains the body, and to one that hashes
+// (sha256) and writes it to disk. Reports wall times, their ratio, and each process's peak RSS.
+//
+//   npm run bench:upload                      # 1 GiB
+//   BENCH_UPLOAD_MB=256 npm run bench:upload  # smaller, quicker
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { signUpUser } from '../e2e/client.js';
+import { startSystem } from '../e2e/harness.js';
+
+const run = promisify(execFile);
+const sizeMb = Number(process.env.BENCH_UPLOAD_MB ?? 1024);
+const work = await mkdtemp(join(tmpdir(), 'vidmp3-bench-'));
+
+/** Peak resident set size of a process, from the kernel's high-water mark (VmHWM). */
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
+  return Math.round(kb / 1024);
+}
+
+/** A real, probe-able video of about `mb` MiB made fast: raw frames need no encoding. */
+async function makeVideo(mb: number): Promise<string> {
+  const path = join(work, `bench-${mb}mb.mkv`);
+  const frameBytes = 640 * 360 * 1.5;
+  const frames = Math.ceil((mb * 1024 * 1024) / frameBytes);
+  await run('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=640x360:rate=25',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:sample_rate=44100',
+    '-frames:v',
+    String(frames),
+    '-shortest',
+    '-c:v',
+    'rawvideo',
+    '-pix_fmt',
+    'yuv420p',
+    '-c:a',
+    'pcm_s16le',
+    path,
+  ]);
+  return path;
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number; result: T }> {
+  const started = process.hrtime.bigint();
+  const result = await fn();
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, result };
+}
+
+/** Runs bench/lib/sink-server.ts in its own process, so its RSS is its own. */
+async function withSink(mode: 'drain' | 'hash-write', fn: (url: string) => Promise<void>) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, 'lib/sink-server.ts'), mode, work],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const url = await new Promise<string>((resolve) =>
+    child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())),
+  );
+  try {
+    await fn(url);
+    return await peakRssMb(child.pid!);
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+const curl = (args: string[]) =>
+  run('curl', ['-sS', '--fail-with-body', '-o', '/dev/null', ...args], { maxBuffer: 1 << 20 });
+
+console.log(`making a ${sizeMb} MiB video…`);
+const video = await makeVideo(sizeMb);
+const bytes = (await stat(video)).size;
+console.log(`${video}: ${(bytes / 1024 ** 2).toFixed(0)} MiB`);
+
+const rows: { name: string; seconds: number; rss: string }[] = [];
+
+let drain = 0;
+const drainRss = await withSink('drain', async (url) => {
+  drain = (await timed(() => curl(['-T', video, url]))).seconds;
+});
+rows.push({ name: 'curl -T → Node server that drains the body', seconds: drain, rss: `${drainRss} MB` });
+
+let sink = 0;
+const sinkRss = await withSink('hash-write', async (url) => {
+  sink = (await timed(() => curl(['-T', video, url]))).seconds;
+});
+rows.push({
+  name: 'curl -T → Node server that hashes (sha256) and writes to disk',
+  seconds: sink,
+  rss: `${sinkRss} MB`,
+});
+
+const limit = String(bytes + 1024 ** 2);
+const system = await startSystem({
+  gateway: { MAX_UPLOAD_BYTES: limit, LOG_LEVEL: 'warn' },
+  media: { MAX_UPLOAD_BYTES: limit, LOG_LEVEL: 'warn' },
+});
+try {
+  const user = await signUpUser(system.gatewayUrl);
+  const operations = JSON.stringify({
+    query: 'mutation ($file: Upload!) { uploadVideo(file: $file) { id byteSize sha256 } }',
+    variables: { file: null },
+  });
+  const { seconds, result } = await timed(() =>
+    run(
+      'curl',
+      [
+        '-sS',
+        '--fail-with-body',
+        '-H',
+        'apollo-require-preflight: true',
+        '-H',
+        `authorization: Bearer ${user.token}`,
+        '-F',
+        `operations=${operations}`,
+        '-F',
+        'map={"0":["variables.file"]}',
+        '-F',
+        `0=@${video};type=video/x-matroska`,
+        `${system.gatewayUrl}/graphql`,
+      ],
+      { maxBuffer: 1 << 20 },
+    ),
+  );
+  const body = JSON.parse(result.stdout) as { data?: { uploadVideo?: { byteSize: number } }; errors?: unknown };
+  if (body.data?.uploadVideo?.byteSize !== bytes) throw new Error(`upload failed: ${result.stdout}`);
+  const gatewayRss = await peakRssMb(system.services.gateway!.child.pid!);
+  const mediaRss = await peakRssMb(system.services.media!.child.pid!);
+  rows.push({
+    name: 'curl -F → gateway → media (hash, probe, store)',
+    seconds,
+    rss: `gateway ${gatewayRss} MB, media ${mediaRss} MB`,
+  });
+} finally {
+  await system.stop();
+  await rm(work, { recursive: true, force: true });
+}
+
+console.log(`\n| ${sizeMb} MiB upload | wall time | vs hash+write server | peak RSS |\n| --- | --- | --- | --- |`);
+for (const row of rows) {
+  console.log(`| ${row.name} | ${row.seconds.toFixed(2)} s | ${(row.seconds / sink).toFixed(2)}× | ${row.rss} |`);
+}

@@ -1,0 +1,125 @@
+import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+
+export type MediaKind = 'VIDEO' | 'AUDIO';
+
+export interface MediaRecord {
+  id: string;
+  ownerId: string;
+  kind: MediaKind;
+  filename: string;
+  contentType: string;
+  byteSize: number;
+  sha256: string;
+  durationSeconds: number | null;
+  sourceMediaId: string | null;
+  jobId: string | null;
+  createdAt: Date;
+}
+
+/** A position in an owner's newest-first list. */
+export interface ListPosition {
+  createdAt: Date;
+  id: string;
+}
+
+export class DuplicateJobOutputError extends Error {
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} already has an output`);
+  }
+}
+
+interface MediaRow extends RowDataPacket {
+  id: string;
+  owner_id: string;
+  kind: MediaKind;
+  filename: string;
+  content_type: string;
+  byte_size: string | number;
+  sha256: string;
+  duration_seconds: number | null;
+  source_media_id: string | null;
+  job_id: string | null;
+  created_at: Date;
+}
+
+const toRecord = (row: MediaRow): MediaRecord => ({
+  id: row.id,
+  ownerId: row.owner_id,
+  kind: row.kind,
+  filename: row.filename,
+  contentType: row.content_type,
+  byteSize: Number(row.byte_size),
+  sha256: row.sha256,
+  durationSeconds: row.duration_seconds,
+  sourceMediaId: row.source_media_id,
+  jobId: row.job_id,
+  createdAt: row.created_at,
+});
+
+/** The media table; SQL lives here and nowhere else. */
+export class MediaRepository {
+  constructor(private readonly pool: Pool) {}
+
+  async insert(m: MediaRecord): Promise<void> {
+    try {
+      await this.pool.execute(
+        `INSERT INTO media (id, owner_id, kind, filename, content_type, byte_size, sha256, duration_seconds,
+           source_media_id, job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          m.id,
+          m.ownerId,
+          m.kind,
+          m.filename,
+          m.contentType,
+          m.byteSize,
+          m.sha256,
+          m.durationSeconds,
+          m.sourceMediaId,
+          m.jobId,
+          m.createdAt,
+        ],
+      );
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ER_DUP_ENTRY' && m.jobId) throw new DuplicateJobOutputError(m.jobId);
+      throw err;
+    }
+  }
+
+  async findById(id: string): Promise<MediaRecord | null> {
+    const [rows] = await this.pool.execute<MediaRow[]>('SELECT * FROM media WHERE id = ?', [id]);
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  async findByJob(jobId: string): Promise<MediaRecord | null> {
+    const [rows] = await this.pool.execute<MediaRow[]>('SELECT * FROM media WHERE job_id = ?', [jobId]);
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /** Up to `limit` of an owner's media after `after`, newest first. */
+  async listByOwner(
+    ownerId: string,
+    options: { kind?: MediaKind | null; after?: ListPosition | null; limit: number },
+  ): Promise<MediaRecord[]> {
+    const where = ['owner_id = ?'];
+    const params: (string | number | Date)[] = [ownerId];
+    if (options.kind) {
+      where.push('kind = ?');
+      params.push(options.kind);
+    }
+    if (options.after) {
+      where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+      params.push(options.after.createdAt, options.after.createdAt, options.after.id);
+    }
+    // LIMIT is an integer we computed, inlined because prepared statements reject a bound LIMIT in MySQL 8.
+    const [rows] = await this.pool.execute<MediaRow[]>(
+      `SELECT * FROM media WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${Math.trunc(options.limit)}`,
+      params,
+    );
+    return rows.map(toRecord);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const [result] = await this.pool.execute<ResultSetHeader>('DELETE FROM media WHERE id = ?', [id]);
+    return result.affectedRows > 0;
+  }
+}

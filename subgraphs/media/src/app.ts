@@ -1,0 +1,95 @@
+import { mkdir } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'graphql';
+import {
+  connectTo,
+  createTokenVerifier,
+  jwksKeyResolver,
+  multipartUploads,
+  openDatabase,
+  pingDatabase,
+  startSubgraphServer,
+  type Logger,
+  type RunningServer,
+} from '@vidmp3/shared';
+import type { Config } from './config.js';
+import type { Context } from './context.js';
+import type { BlobStore } from './adapters/blob-store.js';
+import { DiskBlobStore } from './adapters/blob-disk.js';
+import { GridFsBlobStore } from './adapters/blob-gridfs.js';
+import { loadOrCreateDevKey } from './adapters/download-key.js';
+import { MediaRepository } from './adapters/media-repo.js';
+import { ffprobeProber } from './adapters/prober.js';
+import { fileRoutes, internalRoutes } from './http/routes.js';
+import { migrations } from './migrations.js';
+import { resolvers } from './resolvers.js';
+import { DownloadLinks } from './services/download-links.js';
+import { MediaService } from './services/media.js';
+
+const typeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
+
+async function openBlobStore(config: Config): Promise<{ blobs: BlobStore; scratchDir: string }> {
+  if (config.MONGODB_URL) {
+    const url = config.MONGODB_URL;
+    const blobs = await connectTo('MongoDB', url, () => GridFsBlobStore.connect(url));
+    return { blobs, scratchDir: config.SCRATCH_DIR ?? join(tmpdir(), 'vidmp3-media') };
+  }
+  const blobs = await DiskBlobStore.open(config.BLOB_DIR);
+  // Same filesystem as the store, so accepting an upload is a rename, not a second copy.
+  return { blobs, scratchDir: config.SCRATCH_DIR ?? blobs.scratchDir() };
+}
+
+/** Wiring only: config → adapters → services → server. */
+export async function startMedia(config: Config, logger: Logger): Promise<RunningServer> {
+  const signingKey = config.DOWNLOAD_SIGNING_KEY
+    ? Buffer.from(config.DOWNLOAD_SIGNING_KEY)
+    : await loadOrCreateDevKey(config.DOWNLOAD_KEY_FILE);
+  const pool = await openDatabase({ url: config.MYSQL_URL, migrations, logger });
+  const { blobs, scratchDir } = await openBlobStore(config);
+  await mkdir(scratchDir, { recursive: true });
+  logger.info({ store: blobs.kind }, 'blob store ready');
+
+  const links = new DownloadLinks(signingKey, config.PUBLIC_URL, config.DOWNLOAD_URL_TTL_SECONDS);
+  const media = new MediaService(
+    new MediaRepository(pool),
+    blobs,
+    ffprobeProber({ ffprobePath: config.FFPROBE_PATH, timeoutMs: config.PROBE_TIMEOUT_MS }),
+    links,
+    { scratchDir, maxUploadBytes: config.MAX_UPLOAD_BYTES },
+  );
+
+  const server = await startSubgraphServer<Context>(
+    {
+      service: 'media',
+      typeDefs,
+      resolvers,
+      logger,
+      verifier: createTokenVerifier({
+        keys: jwksKeyResolver(config.JWKS_URL),
+        issuer: config.JWT_ISSUER,
+        audience: config.JWT_AUDIENCE,
+      }),
+      production: config.NODE_ENV === 'production',
+      trustProxy: config.TRUST_PROXY,
+      readiness: { mysql: () => pingDatabase(pool), blobs: () => blobs.ping() },
+      context: (base) => ({ ...base, services: { media } }),
+      routes: (app) => {
+        fileRoutes(app, media, links);
+        internalRoutes(app, media, config.INTERNAL_API_TOKEN);
+      },
+      // One file per request. The parser truncates silently at its limit, so it is set one byte above ours:
+      // the service's own meter then sees the excess and answers PAYLOAD_TOO_LARGE.
+      graphqlMiddleware: [multipartUploads({ maxFileSize: config.MAX_UPLOAD_BYTES + 1, maxFiles: 1 })],
+    },
+    { port: config.PORT, host: config.HOST },
+  );
+  return {
+    ...server,
+    async close() {
+      await server.close();
+      await Promise.all([pool.end(), blobs.close()]);
+    },
+  };
+}

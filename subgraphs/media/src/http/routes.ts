@@ -1,0 +1,111 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { Express, NextFunction, Request, Response } from 'express';
+import { GraphQLError } from 'graphql';
+import { z } from 'zod';
+import { isPublicError } from '@vidmp3/shared';
+import type { DownloadLinks } from '../services/download-links.js';
+import type { MediaService } from '../services/media.js';
+import { sendMedia } from './send-media.js';
+
+type Handler = (req: Request, res: Response) => Promise<void>;
+
+/** Express 5 forwards rejections; this maps our user errors to HTTP statuses and masks the rest. */
+const route =
+  (handler: Handler) =>
+  (req: Request, res: Response, next: NextFunction): Promise<void> =>
+    handler(req, res).catch((err: unknown) => {
+      if (res.headersSent) return next(err);
+      if (err instanceof GraphQLError && isPublicError(err)) {
+        const status = { NOT_FOUND: 404, UNSUPPORTED_MEDIA: 415, PAYLOAD_TOO_LARGE: 413 }[String(err.extensions.code)];
+        res.status(status ?? 400).json({ error: err.extensions.code, message: err.message });
+        return;
+      }
+      res.locals.log.error({ err }, 'request failed');
+      res.status(500).json({ error: 'INTERNAL', requestId: res.locals.requestId });
+    });
+
+/**
+ * `/files/:id`: signed, short-lived download links (what `Media.downloadUrl` returns; the gateway proxies
+ * its public `/files/` here). The signature is the authorisation: only the owner could obtain it.
+ */
+export function fileRoutes(app: Express, media: MediaService, links: DownloadLinks): void {
+  const handler = route(async (req, res) => {
+    const id = String(req.params.id);
+    const check = links.check(id, req.query.expires, req.query.sig);
+    if (!check.ok) {
+      res.status(403).json({
+        error: check.reason === 'expired' ? 'LINK_EXPIRED' : 'LINK_INVALID',
+        message: check.reason === 'expired' ? 'This download link has expired; ask for a new one' : 'Invalid link',
+      });
+      return;
+    }
+    const record = await media.findForDownload(id);
+    if (!record) {
+      res.status(404).json({ error: 'NOT_FOUND', message: 'This file no longer exists' });
+      return;
+    }
+    await sendMedia(req, res, record, (range) => media.openContent(id, range).then((c) => c.stream));
+  });
+  app.get('/files/:id', handler);
+  app.head('/files/:id', handler);
+}
+
+const DerivedHeaders = z.object({
+  'x-owner-id': z.string().min(1).max(64),
+  'x-source-media-id': z.string().min(1).max(64),
+});
+
+/**
+ * The converter workers' API: read any media's bytes (ranged, so ffmpeg can seek in an mp4 whose moov atom
+ * is at the end), and write a job's mp3 (idempotent per job). Authenticated by a service token; never routed
+ * by the gateway.
+ */
+export function internalRoutes(app: Express, media: MediaService, token: string): void {
+  const expected = Buffer.from(`Bearer ${token}`);
+  app.use('/internal', (req, res, next) => {
+    const given = Buffer.from(req.header('authorization') ?? '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      res.status(401).json({ error: 'UNAUTHENTICATED' });
+      return;
+    }
+    next();
+  });
+
+  const content = route(async (req, res) => {
+    const id = String(req.params.id);
+    const record = await media.findForDownload(id);
+    if (!record) {
+      res.status(404).json({ error: 'NOT_FOUND' });
+      return;
+    }
+    await sendMedia(req, res, record, (range) => media.openContent(id, range).then((c) => c.stream));
+  });
+  app.get('/internal/media/:id/content', content);
+  app.head('/internal/media/:id/content', content);
+
+  app.put(
+    '/internal/jobs/:jobId/output',
+    route(async (req, res) => {
+      const headers = DerivedHeaders.safeParse(req.headers);
+      if (!headers.success) {
+        res.status(400).json({ error: 'BAD_REQUEST', message: 'x-owner-id and x-source-media-id are required' });
+        return;
+      }
+      const { media: stored, created } = await media.storeDerivedAudio(
+        {
+          jobId: String(req.params.jobId),
+          ownerId: headers.data['x-owner-id'],
+          sourceMediaId: headers.data['x-source-media-id'],
+        },
+        req,
+      );
+      res.status(created ? 201 : 200).json({
+        id: stored.id,
+        byteSize: stored.byteSize,
+        sha256: stored.sha256,
+        durationSeconds: stored.durationSeconds,
+        created,
+      });
+    }),
+  );
+}

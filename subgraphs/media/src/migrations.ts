@@ -1,0 +1,28 @@
+import type { Migration } from '@vidmp3/shared';
+
+export const migrations: Migration[] = [
+  {
+    id: 1,
+    name: 'create media',
+    statements: [
+      // The blob key is the media id. job_id is set on derived audio and unique, which is what makes a
+      // worker's retried write of the same job's output land on the one existing row.
+      `CREATE TABLE IF NOT EXISTS media (
+        id CHAR(36) NOT NULL PRIMARY KEY,
+        owner_id CHAR(36) NOT NULL,
+        kind ENUM('VIDEO', 'AUDIO') NOT NULL,
+        filename VARCHAR(255) NOT NULL,
+        content_type VARCHAR(100) NOT NULL,
+        byte_size BIGINT UNSIGNED NOT NULL,
+        sha256 CHAR(64) NOT NULL,
+        duration_seconds DOUBLE NULL,
+        source_media_id CHAR(36) NULL,
+        job_id CHAR(36) NULL,
+        created_at DATETIME(3) NOT NULL,
+        UNIQUE KEY media_job_unique (job_id),
+        KEY media_owner_created (owner_id, created_at, id),
+        KEY media_owner_kind_created (owner_id, kind, created_at, id)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
+];

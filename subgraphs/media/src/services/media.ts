@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { FileUpload } from 'graphql-upload-minimal';
+import { connection, ErrorCode, pageArgs, uploadFailure, userError, type Viewer } from '@vidmp3/shared';
+import type { BlobStore, ByteRange } from '../adapters/blob-store.js';
+import {
+  DuplicateJobOutputError,
+  type MediaKind,
+  type MediaRecord,
+  type MediaRepository,
+} from '../adapters/media-repo.js';
+import type { DownloadLinks } from './download-links.js';
+import { cleanFilename, mp3NameFor } from './filenames.js';
+import { receiveToFile } from './receive.js';
+
+/** What probing tells us about a stored file; throws UNSUPPORTED_MEDIA for files we refuse. */
+export interface Prober {
+  video(path: string): Promise<{ contentType: string; durationSeconds: number | null }>;
+  mp3(path: string): Promise<{ contentType: string; durationSeconds: number | null }>;
+}
+
+export interface DerivedAudio {
+  jobId: string;
+  ownerId: string;
+  sourceMediaId: string;
+}
+
+const notFound = () => userError(ErrorCode.NOT_FOUND, 'Media not found');
+
+function requireViewer(viewer: Viewer | null): Viewer {
+  if (!viewer) throw userError(ErrorCode.UNAUTHENTICATED, 'Log in to use media');
+  return viewer;
+}
+
+export class MediaService {
+  constructor(
+    private readonly repo: MediaRepository,
+    private readonly blobs: BlobStore,
+    private readonly prober: Prober,
+    private readonly links: DownloadLinks,
+    private readonly options: { scratchDir: string; maxUploadBytes: number },
+  ) {}
+
+  /**
+   * Stores an uploaded video: bytes are counted and hashed while they stream to scratch space, probed, then
+   * moved into the blob store and recorded. A refused or failed upload leaves no row and no blob.
+   */
+  async uploadVideo(viewer: Viewer | null, upload: Promise<FileUpload>): Promise<MediaRecord> {
+    const { userId } = requireViewer(viewer);
+    const file = await upload.catch((err: unknown) => {
+      throw uploadFailure(err, this.options.maxUploadBytes);
+    });
+    const id = randomUUID();
+    return this.store(id, file.createReadStream(), async (path, received) => ({
+      id,
+      ownerId: userId,
+      kind: 'VIDEO',
+      filename: cleanFilename(file.filename, 'video'),
+      ...(await this.prober.video(path)),
+      ...received,
+      sourceMediaId: null,
+      jobId: null,
+      createdAt: new Date(),
+    }));
+  }
+
+  /** One of the viewer's media; NOT_FOUND for missing and foreign ids alike. */
+  async get(viewer: Viewer | null, id: string): Promise<MediaRecord> {
+    const { userId } = requireViewer(viewer);
+    const media = await this.repo.findById(id);
+    if (!media || media.ownerId !== userId) throw notFound();
+    return media;
+  }
+
+  /** Entity resolution (`Job.input`, `Job.output`): null unless the viewer owns it. */
+  async resolveReference(viewer: Viewer | null, id: string): Promise<MediaRecord | null> {
+    if (!viewer) return null;
+    const media = await this.repo.findById(id);
+    return media && media.ownerId === viewer.userId ? media : null;
+  }
+
+  async list(
+    viewer: Viewer | null,
+    ownerId: string,
+    args: { kind?: MediaKind | null; first?: number | null; after?: string | null },
+  ) {
+    const { userId } = requireViewer(viewer);
+    if (ownerId !== userId) throw userError(ErrorCode.NOT_FOUND, 'User not found');
+    const { size, after } = pageArgs(args.first, args.after);
+    const rows = await this.repo.listByOwner(userId, { kind: args.kind ?? null, after, limit: size + 1 });
+    return connection(rows, size);
+  }
+
+  async delete(viewer: Viewer | null, id: string): Promise<true> {
+    const media = await this.get(viewer, id);
+    // Row first: a crash in between leaves an unreferenced blob (harmless), never a row without bytes.
+    await this.repo.delete(media.id);
+    await this.blobs.delete(media.id);
+    return true;
+  }
+
+  downloadUrl(media: MediaRecord): string {
+    return this.links.url(media.id);
+  }
+
+  // ---- the internal API for converter workers (service-authenticated, never reachable through the gateway)
+
+  /** The bytes of any media, whole or a range; NOT_FOUND when it does not exist. */
+  async openContent(id: string, range?: ByteRange): Promise<{ media: MediaRecord; stream: Readable }> {
+    const media = await this.repo.findById(id);
+    if (!media) throw notFound();
+    return { media, stream: await this.blobs.read(media.id, range) };
+  }
+
+  async findForDownload(id: string): Promise<MediaRecord | null> {
+    return this.repo.findById(id);
+  }
+
+  /**
+   * Stores a job's mp3. Idempotent per job: when the job already has an output (a redelivered or duplicated
+   * job), the upload is discarded and the existing media returned, so a job never has two outputs.
+   */
+  async storeDerivedAudio(target: DerivedAudio, source: Readable): Promise<{ media: MediaRecord; created: boolean }> {
+    const existing = await this.repo.findByJob(target.jobId);
+    if (existing) {
+      source.resume(); // drain: the bytes are not needed
+      return { media: existing, created: false };
+    }
+    const input = await this.repo.findById(target.sourceMediaId);
+    if (!input || input.ownerId !== target.ownerId) throw notFound();
+    const id = randomUUID();
+    try {
+      const media = await this.store(id, source, async (path, received) => ({
+        id,
+        ownerId: target.ownerId,
+        kind: 'AUDIO',
+        filename: mp3NameFor(input.filename),
+        ...(await this.prober.mp3(path)),
+        ...received,
+        sourceMediaId: input.id,
+        jobId: target.jobId,
+        createdAt: new Date(),
+      }));
+      return { media, created: true };
+    } catch (err) {
+      if (!(err instanceof DuplicateJobOutputError)) throw err;
+      // Another delivery of the same job finished first: its output stands, ours is already removed.
+      const winner = await this.repo.findByJob(target.jobId);
+      if (!winner) throw err;
+      return { media: winner, created: false };
+    }
+  }
+
+  /** Receive → describe (probe) → move into the store → record; cleans up everything on any failure. */
+  private async store(
+    id: string,
+    source: Readable,
+    describe: (path: string, received: { byteSize: number; sha256: string }) => Promise<MediaRecord>,
+  ): Promise<MediaRecord> {
+    const scratch = join(this.options.scratchDir, `${id}.upload`);
+    let adopted = false;
+    try {
+      const received = await receiveToFile(source, scratch, this.options.maxUploadBytes);
+      const media = await describe(scratch, received);
+      await this.blobs.adopt(id, scratch);
+      adopted = true;
+      await this.repo.insert(media);
+      return media;
+    } catch (err) {
+      source.destroy();
+      if (adopted) await this.blobs.delete(id);
+      throw err;
+    } finally {
+      await rm(scratch, { force: true });
+    }
+  }
+}

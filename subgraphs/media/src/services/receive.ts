@@ -1,0 +1,67 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ErrorCode, uploadFailure, userError } from '@vidmp3/shared';
+
+export interface Received {
+  byteSize: number;
+  sha256: string;
+}
+
+/** Counts and hashes bytes on their way through, and fails as soon as they pass the limit. */
+class Meter extends Transform {
+  bytes = 0;
+  private readonly hash = createHash('sha256');
+
+  constructor(private readonly limit: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.limit) {
+      done(tooLarge(this.limit));
+      return;
+    }
+    this.hash.update(chunk);
+    done(null, chunk);
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+const tooLarge = (limit: number) =>
+  userError(ErrorCode.PAYLOAD_TOO_LARGE, `The file is larger than the limit of ${formatBytes(limit)}`, {
+    maxBytes: limit,
+  });
+
+function formatBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(n % 1024 ** 3 ? 1 : 0)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(n % 1024 ** 2 ? 1 : 0)} MiB`;
+  return `${n} bytes`;
+}
+
+/**
+ * Streams `source` into a new file at `path`, counting and hashing as it goes; memory stays flat whatever
+ * the size. The caller removes `path` on failure. Errors a client caused become user errors: over the limit
+ * → PAYLOAD_TOO_LARGE; a cut-off or malformed upload → BAD_USER_INPUT.
+ */
+export async function receiveToFile(source: Readable, path: string, limit: number): Promise<Received> {
+  const meter = new Meter(limit);
+  // The multipart parser stops a file at its limit by emitting 'limit' and unpiping its consumers, which
+  // would leave this pipeline waiting forever: turn it into the error it is.
+  source.once('limit', () => source.destroy(tooLarge(limit)));
+  try {
+    await pipeline(source, meter, createWriteStream(path, { flags: 'wx' }));
+  } catch (err) {
+    if ((err as { extensions?: { code?: string } }).extensions?.code) throw err; // our meter's own verdict
+    if ((err as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE') {
+      throw userError(ErrorCode.BAD_USER_INPUT, 'The upload was interrupted before the file was complete');
+    }
+    throw uploadFailure(err, limit);
+  }
+  return { byteSize: meter.bytes, sha256: meter.digest() };
+}
