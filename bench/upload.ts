@@ -108,8 +108,8 @@ rows.push({
 
 const limit = String(bytes + 1024 ** 2);
 const system = await startSystem({
-  gateway: { MAX_UPLOAD_BYTES: limit, LOG_LEVEL: 'warn' },
-  media: { MAX_UPLOAD_BYTES: limit, LOG_LEVEL: 'warn' },
+  gateway: { MAX_UPLOAD_BYTES: limit },
+  media: { MAX_UPLOAD_BYTES: limit },
 });
 try {
   const user = await signUpUser(system.gatewayUrl);

@@ -98,42 +98,51 @@ export async function startSystem(env: Partial<Record<ServiceName, Record<string
   const gatewayPort = await freePort();
   const started: ServiceProcess[] = [];
   const stop = async () => {
-    await Promise.all(started.map(stopService));
+    await Promise.allSettled(started.map(stopService));
     const conn = await mysql.createConnection(MYSQL_SERVER);
     for (const db of Object.values(databases)) await conn.query(`DROP DATABASE IF EXISTS \`${db}\``);
     await conn.end();
     await rm(keysDir, { recursive: true, force: true });
     await rm(dataDir, { recursive: true, force: true });
   };
-  try {
-    const users = await startService('users', 'subgraphs/users/dist/main.js', {
-      MYSQL_URL: `${MYSQL_SERVER}/${databases.users}`,
-      KEYS_DIR: keysDir,
-      ...env.users,
+  // Tracked as each one comes up, so a failure part-way still stops the ones already running.
+  const track = (service: Promise<ServiceProcess>) =>
+    service.then((s) => {
+      started.push(s);
+      return s;
     });
-    started.push(users);
+  try {
+    const users = await track(
+      startService('users', 'subgraphs/users/dist/main.js', {
+        MYSQL_URL: `${MYSQL_SERVER}/${databases.users}`,
+        KEYS_DIR: keysDir,
+        ...env.users,
+      }),
+    );
     const jwks = { JWKS_URL: `${users.url}/.well-known/jwks.json` };
     const [media, jobs] = await Promise.all([
-      startService('media', 'subgraphs/media/dist/main.js', {
-        ...jwks,
-        MYSQL_URL: `${MYSQL_SERVER}/${databases.media}`,
-        BLOB_DIR: blobDir,
-        DOWNLOAD_KEY_FILE: join(keysDir, 'media-download.key'),
-        PUBLIC_URL: `http://127.0.0.1:${gatewayPort}`,
-        ...env.media,
-      }),
-      startService('jobs', 'subgraphs/jobs/dist/main.js', { ...jwks, ...env.jobs }),
+      track(
+        startService('media', 'subgraphs/media/dist/main.js', {
+          ...jwks,
+          MYSQL_URL: `${MYSQL_SERVER}/${databases.media}`,
+          BLOB_DIR: blobDir,
+          DOWNLOAD_KEY_FILE: join(keysDir, 'media-download.key'),
+          PUBLIC_URL: `http://127.0.0.1:${gatewayPort}`,
+          ...env.media,
+        }),
+      ),
+      track(startService('jobs', 'subgraphs/jobs/dist/main.js', { ...jwks, ...env.jobs })),
     ]);
-    started.push(media, jobs);
-    const gateway = await startService('gateway', 'gateway/dist/main.js', {
-      ...jwks,
-      SUBGRAPH_USERS_URL: `${users.url}/graphql`,
-      SUBGRAPH_MEDIA_URL: `${media.url}/graphql`,
-      SUBGRAPH_JOBS_URL: `${jobs.url}/graphql`,
-      PORT: String(gatewayPort),
-      ...env.gateway,
-    });
-    started.push(gateway);
+    const gateway = await track(
+      startService('gateway', 'gateway/dist/main.js', {
+        ...jwks,
+        SUBGRAPH_USERS_URL: `${users.url}/graphql`,
+        SUBGRAPH_MEDIA_URL: `${media.url}/graphql`,
+        SUBGRAPH_JOBS_URL: `${jobs.url}/graphql`,
+        PORT: String(gatewayPort),
+        ...env.gateway,
+      }),
+    );
     const services = Object.fromEntries(started.map((s) => [s.name, s]));
     return {
       gatewayUrl: gateway.url,

@@ -1,5 +1,6 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { GraphQLError } from 'graphql';
+import { postStream } from './post-stream.js';
 import type { GatewayGraphQLResponse } from '@apollo/server-gateway-interface';
 import { ErrorCode, REQUEST_ID_HEADER, uploadFailure, userError } from '@vidmp3/shared';
 import type { GatewayContext } from './context.js';
@@ -58,26 +59,21 @@ export class UploadingDataSource extends SubgraphDataSource {
     });
     const { contentType, body } = multipartBody(operations, JSON.stringify({ 0: [path] }), file, this.maxUploadBytes);
 
-    const headers = new Headers(forwardedHeaders(context));
-    headers.set('content-type', contentType);
-    headers.set('apollo-require-preflight', 'true'); // the subgraph's CSRF prevention expects it on multipart
-    let response: Response;
+    const response = await postStream(
+      new URL(this.url),
+      {
+        ...forwardedHeaders(context),
+        'content-type': contentType,
+        'apollo-require-preflight': 'true', // the subgraph's CSRF prevention expects it on multipart
+      },
+      body,
+      context.signal,
+    ).catch((err: unknown) => {
+      // The body failed on our side (file over the limit, client gone): report why, not "socket hang up".
+      throw err instanceof GraphQLError ? err : uploadFailure(err, this.maxUploadBytes);
+    });
     try {
-      response = await fetch(this.url, {
-        method: 'POST',
-        headers,
-        body,
-        duplex: 'half',
-        signal: context.signal,
-      });
-    } catch (err) {
-      // The body failed on our side (file over the limit, client gone): report why, not "fetch failed".
-      const cause = (err as { cause?: unknown }).cause;
-      throw cause instanceof GraphQLError ? cause : uploadFailure(cause ?? err, this.maxUploadBytes);
-    }
-    const text = await response.text();
-    try {
-      return JSON.parse(text) as GatewayGraphQLResponse;
+      return JSON.parse(response.body) as GatewayGraphQLResponse;
     } catch {
       throw new Error(`media answered ${response.status} without a GraphQL response`);
     }

@@ -89,6 +89,8 @@ export function planServices(ports: Ports): ServiceSpec[] {
             SUBGRAPH_JOBS_URL: graphqlUrl(ports.jobs),
           }
         : {}),
+      // Download links point at the gateway's origin, which proxies /files to media.
+      ...(name === 'media' ? { PUBLIC_URL: local(ports.gateway, '') } : {}),
     },
   }));
 }
