@@ -9,3 +9,4 @@ export * from './startup.js';
 export * from './scalars.js';
 export * from './pagination.js';
 export * from './uploads.js';
+export * from './files.js';

@@ -1,14 +1,12 @@
 import {
   createHash,
-  randomBytes,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
-import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '@vidmp3/shared';
+import { readOrCreateSecret, type Logger } from '@vidmp3/shared';
 
 export interface PublicJwk {
   kty: string;
@@ -62,30 +60,15 @@ export function parsePublicKeys(pems: string | undefined): KeyObject[] {
   return blocks.map((pem) => createPublicKey(pem));
 }
 
-/**
- * Development only: the key lives in `dir/jwt-es256.pem`, generated on first start. It is written whole to a
- * temporary file and hard-linked into place (atomic, fails if present), so two processes starting together
- * both end up reading the same complete key.
- */
+/** Development only: the key lives in `dir/jwt-es256.pem`, generated on first start. */
 export async function loadOrCreateDevKey(dir: string, logger: Logger): Promise<KeyObject> {
   const file = join(dir, 'jwt-es256.pem');
-  try {
-    return createPrivateKey(await readFile(file, 'utf8'));
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'ENOENT') throw err;
-  }
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  // Unique per call: concurrent callers in one process must not share (and delete) one temp file.
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  await writeFile(tmp, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
-  try {
-    await link(tmp, file);
-    logger.info({ file }, 'generated a development JWT signing key');
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'EEXIST') throw err;
-  } finally {
-    await rm(tmp, { force: true });
-  }
-  return createPrivateKey(await readFile(file, 'utf8'));
+  let generated = false;
+  const pem = await readOrCreateSecret(file, () => {
+    generated = true;
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    return privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  });
+  if (generated) logger.info({ file }, 'generated a development JWT signing key');
+  return createPrivateKey(pem);
 }
