@@ -35,6 +35,11 @@ const config: CodegenConfig = {
       // graphql-upload-minimal's scalar hands resolvers a promise of the file.
       { Upload: "Promise<import('graphql-upload-minimal').FileUpload>" },
     ),
+    ...subgraph('jobs', {
+      Job: '../adapters/jobs-repo.js#JobRecord',
+      User: '../context.js#Ref',
+      Media: '../context.js#Ref',
+    }),
   },
 };
 

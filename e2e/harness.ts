@@ -1,6 +1,7 @@
 // Starts the whole system as separate processes on loopback, each on a free port of its own choosing (PORT=0;
 // the URL is read from its "ready" log line), against a fresh MariaDB database per service.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import mysql from 'mysql2/promise';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const MYSQL_SERVER = process.env.E2E_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
+export const RABBITMQ_SERVER = process.env.E2E_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 export interface ServiceProcess {
   name: string;
@@ -26,7 +28,12 @@ export interface System {
   keysDir: string;
   /** The media service's blob store (local disk) and the database names, for checking what was kept. */
   blobDir: string;
-  databases: { users: string; media: string };
+  databases: { users: string; media: string; jobs: string };
+  /** The system's RabbitMQ virtual host and a URL for it. */
+  vhost: string;
+  rabbitmqUrl: string;
+  /** Starts one more converter worker (the system starts `workers` of them). */
+  startWorker(env?: Record<string, string>): Promise<ServiceProcess>;
   /** Everything the services printed, for a failing test's report. */
   logs(): string;
   stop(): Promise<void>;
@@ -52,7 +59,7 @@ export function startService(
     }, readyTimeoutMs);
     const onLine = (line: string) => {
       logs.push(line);
-      const url = /"url":"(http:\/\/[^"]+)\/graphql"/.exec(line)?.[1];
+      const url = /"url":"(http:\/\/[^"]+?)(?:\/graphql)?"/.exec(line)?.[1];
       if (url && line.includes('ready')) {
         clearTimeout(timer);
         resolve({ name, url, child, logs });
@@ -86,11 +93,36 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export type ServiceName = 'users' | 'media' | 'jobs' | 'gateway';
+export type ServiceName = 'users' | 'media' | 'jobs' | 'gateway' | 'worker';
 
-export async function startSystem(env: Partial<Record<ServiceName, Record<string, string>>> = {}): Promise<System> {
+const rabbitmqctl = promisify(execFile);
+
+/**
+ * A RabbitMQ virtual host of its own for each system, so that parallel test systems never consume each
+ * other's messages (queue names are fixed by the topology).
+ */
+async function createVhost(name: string): Promise<void> {
+  await rabbitmqctl('rabbitmqctl', ['-q', 'add_vhost', name]);
+  await rabbitmqctl('rabbitmqctl', ['-q', 'set_permissions', '-p', name, 'guest', '.*', '.*', '.*']);
+}
+
+async function deleteVhost(name: string): Promise<void> {
+  await rabbitmqctl('rabbitmqctl', ['-q', 'delete_vhost', name]).catch(() => undefined);
+}
+
+export async function startSystem(
+  env: Partial<Record<ServiceName, Record<string, string>>> = {},
+  options: { workers?: number } = {},
+): Promise<System> {
   const run = randomBytes(4).toString('hex');
-  const databases = { users: `vidmp3_e2e_users_${run}`, media: `vidmp3_e2e_media_${run}` };
+  const databases = {
+    users: `vidmp3_e2e_users_${run}`,
+    media: `vidmp3_e2e_media_${run}`,
+    jobs: `vidmp3_e2e_jobs_${run}`,
+  };
+  const vhost = `vidmp3_e2e_${run}`;
+  const rabbitmqUrl = `${RABBITMQ_SERVER}/${vhost}`;
+  await createVhost(vhost);
   const keysDir = await mkdtemp(join(tmpdir(), 'vidmp3-keys-'));
   const dataDir = await mkdtemp(join(tmpdir(), 'vidmp3-data-'));
   const blobDir = join(dataDir, 'blobs');
@@ -104,6 +136,7 @@ export async function startSystem(env: Partial<Record<ServiceName, Record<string
     await conn.end();
     await rm(keysDir, { recursive: true, force: true });
     await rm(dataDir, { recursive: true, force: true });
+    await deleteVhost(vhost);
   };
   // Tracked as each one comes up, so a failure part-way still stops the ones already running.
   const track = (service: Promise<ServiceProcess>) =>
@@ -120,19 +153,39 @@ export async function startSystem(env: Partial<Record<ServiceName, Record<string
       }),
     );
     const jwks = { JWKS_URL: `${users.url}/.well-known/jwks.json` };
-    const [media, jobs] = await Promise.all([
+    const media = await track(
+      startService('media', 'subgraphs/media/dist/main.js', {
+        ...jwks,
+        MYSQL_URL: `${MYSQL_SERVER}/${databases.media}`,
+        BLOB_DIR: blobDir,
+        DOWNLOAD_KEY_FILE: join(keysDir, 'media-download.key'),
+        PUBLIC_URL: `http://127.0.0.1:${gatewayPort}`,
+        ...env.media,
+      }),
+    );
+    const jobs = await track(
+      startService('jobs', 'subgraphs/jobs/dist/main.js', {
+        ...jwks,
+        MYSQL_URL: `${MYSQL_SERVER}/${databases.jobs}`,
+        RABBITMQ_URL: rabbitmqUrl,
+        MEDIA_INTERNAL_URL: media.url,
+        ...env.jobs,
+      }),
+    );
+    let workerCount = 0;
+    const startWorker = (extra: Record<string, string> = {}) =>
       track(
-        startService('media', 'subgraphs/media/dist/main.js', {
-          ...jwks,
-          MYSQL_URL: `${MYSQL_SERVER}/${databases.media}`,
-          BLOB_DIR: blobDir,
-          DOWNLOAD_KEY_FILE: join(keysDir, 'media-download.key'),
-          PUBLIC_URL: `http://127.0.0.1:${gatewayPort}`,
-          ...env.media,
+        startService(`worker${++workerCount}`, 'workers/converter/dist/main.js', {
+          RABBITMQ_URL: rabbitmqUrl,
+          MEDIA_INTERNAL_URL: media.url,
+          JOBS_INTERNAL_URL: jobs.url,
+          HEALTH_PORT: '0',
+          WORKER_ID: `e2e-worker-${workerCount}`,
+          ...env.worker,
+          ...extra,
         }),
-      ),
-      track(startService('jobs', 'subgraphs/jobs/dist/main.js', { ...jwks, ...env.jobs })),
-    ]);
+      );
+    await Promise.all(Array.from({ length: options.workers ?? 0 }, () => startWorker()));
     const gateway = await track(
       startService('gateway', 'gateway/dist/main.js', {
         ...jwks,
@@ -150,6 +203,9 @@ export async function startSystem(env: Partial<Record<ServiceName, Record<string
       keysDir,
       blobDir,
       databases,
+      vhost,
+      rabbitmqUrl,
+      startWorker,
       logs: () => started.map((s) => s.logs.map((l) => `[${s.name}] ${l}`).join('\n')).join('\n'),
       stop,
     };

@@ -9,7 +9,7 @@ import { expressMiddleware } from '@as-integrations/express5';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
 import express, { type Express, type Request, type RequestHandler } from 'express';
-import type { DocumentNode } from 'graphql';
+import type { DocumentNode, GraphQLSchema } from 'graphql';
 import type { TokenVerifier, Viewer } from './auth.js';
 import { createFormatError, isPublicError } from './errors.js';
 import { accessLog, healthRoutes, listen, requestContext, type ReadinessChecks } from './http.js';
@@ -62,21 +62,27 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+export interface RunningSubgraph extends RunningServer {
+  /** The executable subgraph schema, for transports besides HTTP (graphql-ws). */
+  schema: GraphQLSchema;
+}
+
 /** The HTTP shell every subgraph shares: request ids, health, auth, error masking, graceful drain. */
 export async function startSubgraphServer<Ctx extends RequestContext>(
   options: SubgraphServerOptions<Ctx>,
   listenOn: { port: number; host: string },
-): Promise<RunningServer> {
+): Promise<RunningSubgraph> {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', options.trustProxy);
   const httpServer = createServer(app);
+  // The resolver map is typed with this service's context; Apollo's signature only knows `unknown`.
+  const schema = buildSubgraphSchema({
+    typeDefs: options.typeDefs,
+    resolvers: options.resolvers as GraphQLResolverMap<unknown>,
+  });
   const apollo = new ApolloServer<Ctx>({
-    // The resolver map is typed with this service's context; Apollo's signature only knows `unknown`.
-    schema: buildSubgraphSchema({
-      typeDefs: options.typeDefs,
-      resolvers: options.resolvers as GraphQLResolverMap<unknown>,
-    }),
+    schema,
     introspection: !options.production,
     includeStacktraceInErrorResponses: false,
     formatError: createFormatError({ exposeInternals: !options.production }),
@@ -105,7 +111,7 @@ export async function startSubgraphServer<Ctx extends RequestContext>(
 
   const url = await listen(httpServer, listenOn.port, listenOn.host);
   options.logger.info({ url: `${url}/graphql` }, `${options.service} subgraph ready`);
-  return { url, server: httpServer, close: () => apollo.stop() };
+  return { url, server: httpServer, schema, close: () => apollo.stop() };
 }
 
 async function baseContext(req: Request, verifier: TokenVerifier): Promise<RequestContext> {

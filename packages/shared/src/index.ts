@@ -10,3 +10,5 @@ export * from './scalars.js';
 export * from './pagination.js';
 export * from './uploads.js';
 export * from './files.js';
+export * from './messaging.js';
+export * from './broker.js';

@@ -1,8 +1,8 @@
-import mysql, { type Pool } from 'mysql2/promise';
+import mysql, { type Pool, type PoolConnection } from 'mysql2/promise';
 import type { Logger } from './logger.js';
 import { connectTo } from './startup.js';
 
-export type { Pool };
+export type { Pool, PoolConnection };
 
 /** One schema change; statements must be safe to run again (`IF NOT EXISTS`), since DDL is not transactional. */
 export interface Migration {
@@ -91,5 +91,24 @@ export async function pingDatabase(pool: Pool): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Runs `fn` in one transaction on one connection: committed if it resolves, rolled back if it throws. */
+export async function withTransaction<T>(
+  pool: Pool,
+  fn: (conn: PoolConnection) => Promise<T>,
+): Promise<T> {
+  const conn = await pool.getConnection();
+  try {
+    await conn.beginTransaction();
+    const result = await fn(conn);
+    await conn.commit();
+    return result;
+  } catch (err) {
+    await conn.rollback().catch(() => undefined);
+    throw err;
+  } finally {
+    conn.release();
   }
 }

@@ -1,39 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { parse } from 'graphql';
-import {
-  createLogger,
-  createTokenVerifier,
-  jwksKeyResolver,
-  onShutdown,
-  runService,
-  startSubgraphServer,
-  type RequestContext,
-} from '@vidmp3/shared';
+import { createLogger, onShutdown, runService } from '@vidmp3/shared';
+import { startJobs } from './app.js';
 import { readConfig } from './config.js';
 
-// Placeholder until issue #4: serves health routes and an empty subgraph schema, nothing more.
 const config = readConfig();
 const logger = createLogger('jobs', config.LOG_LEVEL);
-const typeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
 
 runService(logger, async () => {
-  const server = await startSubgraphServer<RequestContext>(
-    {
-      service: 'jobs',
-      typeDefs,
-      resolvers: {},
-      logger,
-      verifier: createTokenVerifier({
-        keys: jwksKeyResolver(config.JWKS_URL),
-        issuer: config.JWT_ISSUER,
-        audience: config.JWT_AUDIENCE,
-      }),
-      production: config.NODE_ENV === 'production',
-      trustProxy: config.TRUST_PROXY,
-      readiness: {},
-      context: (base) => base,
-    },
-    { port: config.PORT, host: config.HOST },
-  );
+  const server = await startJobs(config, logger);
   onShutdown(logger, () => server.close());
 });

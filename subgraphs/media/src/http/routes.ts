@@ -39,7 +39,7 @@ export function fileRoutes(app: Express, media: MediaService, links: DownloadLin
       });
       return;
     }
-    const record = await media.findForDownload(id);
+    const record = await media.findAny(id);
     if (!record) {
       res.status(404).json({ error: 'NOT_FOUND', message: 'This file no longer exists' });
       return;
@@ -56,7 +56,7 @@ const DerivedHeaders = z.object({
 });
 
 /**
- * The converter workers' API: read any media's bytes (ranged, so ffmpeg can seek in an mp4 whose moov atom
+ * The internal API (jobs and the converter workers): a media's facts, its bytes (ranged, so ffmpeg can seek in an mp4 whose moov atom
  * is at the end), and write a job's mp3 (idempotent per job). Authenticated by a service token; never routed
  * by the gateway.
  */
@@ -71,9 +71,28 @@ export function internalRoutes(app: Express, media: MediaService, token: string)
     next();
   });
 
+  // What jobs needs to accept a conversion: who owns it, what it is, how long it lasts.
+  app.get(
+    '/internal/media/:id',
+    route(async (req, res) => {
+      const record = await media.findAny(String(req.params.id));
+      if (!record) {
+        res.status(404).json({ error: 'NOT_FOUND' });
+        return;
+      }
+      res.json({
+        id: record.id,
+        ownerId: record.ownerId,
+        kind: record.kind,
+        filename: record.filename,
+        durationSeconds: record.durationSeconds,
+      });
+    }),
+  );
+
   const content = route(async (req, res) => {
     const id = String(req.params.id);
-    const record = await media.findForDownload(id);
+    const record = await media.findAny(id);
     if (!record) {
       res.status(404).json({ error: 'NOT_FOUND' });
       return;

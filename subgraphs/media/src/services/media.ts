@@ -114,7 +114,8 @@ export class MediaService {
     return { media, stream: await this.blobs.read(media.id, range) };
   }
 
-  async findForDownload(id: string): Promise<MediaRecord | null> {
+  /** Any media by id, whoever owns it: only for the signed-link and internal routes, which authorise otherwise. */
+  async findAny(id: string): Promise<MediaRecord | null> {
     return this.repo.findById(id);
   }
 

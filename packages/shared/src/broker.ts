@@ -1,0 +1,88 @@
+import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
+import type { ConfirmChannel } from 'amqplib';
+import type { Logger } from './logger.js';
+import { RETRY_DELAYS_MS, Topology } from './messaging.js';
+import { redact } from './startup.js';
+
+export type { AmqpConnectionManager, ChannelWrapper, ConfirmChannel };
+
+const quorum = { 'x-queue-type': 'quorum' } as const;
+
+/**
+ * Declares the shared topology (idempotent: every service declares what it uses, the same way). Run as a
+ * channel setup, so it is declared again after every reconnection.
+ */
+export async function declareTopology(ch: ConfirmChannel): Promise<void> {
+  await ch.assertExchange(Topology.deadLetterExchange, 'direct', { durable: true });
+  await ch.assertQueue(Topology.deadLetterQueue, { durable: true, arguments: quorum });
+  await ch.bindQueue(Topology.deadLetterQueue, Topology.deadLetterExchange, Topology.conversionsQueue);
+
+  await ch.assertExchange(Topology.conversionsExchange, 'direct', { durable: true });
+  await ch.assertQueue(Topology.conversionsQueue, {
+    durable: true,
+    arguments: {
+      ...quorum,
+      'x-delivery-limit': Topology.deliveryLimit,
+      'x-dead-letter-exchange': Topology.deadLetterExchange,
+      'x-dead-letter-routing-key': Topology.conversionsQueue,
+    },
+  });
+  await ch.bindQueue(Topology.conversionsQueue, Topology.conversionsExchange, Topology.conversionsQueue);
+  // A retry waits out its delay in a queue nobody consumes, then dead-letters back to the work queue: no
+  // hot requeue loop, and the delay survives a broker restart.
+  for (const delay of RETRY_DELAYS_MS) {
+    await ch.assertQueue(Topology.retryQueue(delay), {
+      durable: true,
+      arguments: {
+        ...quorum,
+        'x-message-ttl': delay,
+        'x-dead-letter-exchange': Topology.conversionsExchange,
+        'x-dead-letter-routing-key': Topology.conversionsQueue,
+      },
+    });
+  }
+
+  await ch.assertExchange(Topology.eventsExchange, 'direct', { durable: true });
+  await ch.assertQueue(Topology.eventsQueue, { durable: true, arguments: quorum });
+  await ch.bindQueue(Topology.eventsQueue, Topology.eventsExchange, Topology.eventsQueue);
+
+  await ch.assertExchange(Topology.changesExchange, 'fanout', { durable: true });
+  await ch.assertExchange(Topology.controlExchange, 'fanout', { durable: true });
+}
+
+/**
+ * A RabbitMQ connection that reconnects by itself (amqp-connection-manager): channels re-run their setup
+ * (topology, consumers) after every reconnection, and publishes wait for the connection and for the
+ * broker's confirm.
+ */
+export function connectBroker(url: string, logger: Logger): AmqpConnectionManager {
+  const connection = amqp.connect([url], { heartbeatIntervalInSeconds: 10, reconnectTimeInSeconds: 1 });
+  const where = redact(url);
+  connection.on('connect', () => logger.info({ broker: where }, 'connected to RabbitMQ'));
+  connection.on('disconnect', ({ err }) => logger.warn({ broker: where, err: err?.message }, 'RabbitMQ connection lost'));
+  connection.on('connectFailed', ({ err }) =>
+    logger.warn({ broker: where, err: err.message }, 'cannot reach RabbitMQ; retrying'),
+  );
+  return connection;
+}
+
+/**
+ * Publishes persistently with `mandatory` and waits for the broker's confirm (at most `timeoutMs`, also while
+ * disconnected: the caller then keeps the message and tries again).
+ */
+export async function publishConfirmed(
+  channel: ChannelWrapper,
+  exchange: string,
+  routingKey: string,
+  content: Buffer,
+  headers: Record<string, string> = {},
+  timeoutMs = 10_000,
+): Promise<void> {
+  await channel.publish(exchange, routingKey, content, {
+    persistent: true,
+    mandatory: true,
+    contentType: 'application/json',
+    headers,
+    timeout: timeoutMs,
+  });
+}

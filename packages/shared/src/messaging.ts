@@ -1,0 +1,122 @@
+import { z } from 'zod';
+
+/**
+ * The RabbitMQ topology and message contracts between jobs and the converter workers. Declared by code at
+ * start by whoever uses them (declarations are idempotent), validated on both ends.
+ *
+ *   jobs (outbox relay) ──conversion request──▶ exchange vidmp3.conversions ──▶ queue vidmp3.conversions
+ *       (quorum, x-delivery-limit, dead-letters to vidmp3.conversions.dlx ──▶ queue vidmp3.conversions.dead)
+ *   worker, transient failure ──▶ queue vidmp3.conversions.retry.<delay> (TTL) ──dead-letters back──▶ work queue
+ *   worker ──job event──▶ exchange vidmp3.job-events ──▶ queue vidmp3.job-events (quorum; one jobs replica
+ *       applies each event to the database)
+ *   jobs (after a state change) ──▶ fanout vidmp3.job-changes ──▶ one exclusive queue per jobs replica, so
+ *       every replica can push to every subscriber
+ *   jobs (cancelJob) ──▶ fanout vidmp3.job-control ──▶ one exclusive queue per worker (kill ffmpeg)
+ */
+export const Topology = {
+  conversionsExchange: 'vidmp3.conversions',
+  conversionsQueue: 'vidmp3.conversions',
+  deadLetterExchange: 'vidmp3.conversions.dlx',
+  deadLetterQueue: 'vidmp3.conversions.dead',
+  /** Delayed retries: one queue per delay, whose expired messages dead-letter back to the work exchange. */
+  retryQueue: (delayMs: number) => `vidmp3.conversions.retry.${delayMs}`,
+  eventsExchange: 'vidmp3.job-events',
+  eventsQueue: 'vidmp3.job-events',
+  changesExchange: 'vidmp3.job-changes',
+  controlExchange: 'vidmp3.job-control',
+  /** Deliveries of one request before RabbitMQ dead-letters it (a message that kills every worker). */
+  deliveryLimit: 5,
+} as const;
+
+/** Retry delays for transient failures, by attempt (1-based); the last applies beyond. */
+export const RETRY_DELAYS_MS = [5_000, 30_000, 120_000] as const;
+
+export const ConversionOptions = z.object({
+  bitrateKbps: z.number().int(),
+  sampleRateHz: z.number().int().nullable(),
+  channels: z.number().int().nullable(),
+  startSeconds: z.number().nullable(),
+  endSeconds: z.number().nullable(),
+});
+export type ConversionOptions = z.infer<typeof ConversionOptions>;
+
+/** jobs → worker: convert this media for this job's attempt. */
+export const ConversionRequest = z.object({
+  jobId: z.string().min(1),
+  attempt: z.number().int().positive(),
+  ownerId: z.string().min(1),
+  inputMediaId: z.string().min(1),
+  /** Of the input, from media; the worker's progress is measured against it (or the trimmed span). */
+  inputDurationSeconds: z.number().positive(),
+  options: ConversionOptions,
+  requestId: z.string().optional(),
+});
+export type ConversionRequest = z.infer<typeof ConversionRequest>;
+
+export const JobErrorPayload = z.object({ code: z.string(), message: z.string() });
+
+/** worker → jobs: what happened to an attempt. */
+export const JobEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('started'), jobId: z.string(), attempt: z.number().int(), at: z.iso.datetime() }),
+  z.object({
+    type: z.literal('progress'),
+    jobId: z.string(),
+    attempt: z.number().int(),
+    at: z.iso.datetime(),
+    progress: z.number().min(0).max(1),
+  }),
+  z.object({
+    type: z.literal('succeeded'),
+    jobId: z.string(),
+    attempt: z.number().int(),
+    at: z.iso.datetime(),
+    outputMediaId: z.string(),
+  }),
+  /** Transient failure: the request went to a retry queue as `nextAttempt`. */
+  z.object({
+    type: z.literal('retrying'),
+    jobId: z.string(),
+    attempt: z.number().int(),
+    at: z.iso.datetime(),
+    nextAttempt: z.number().int(),
+    error: JobErrorPayload,
+  }),
+  z.object({
+    type: z.literal('failed'),
+    jobId: z.string(),
+    attempt: z.number().int(),
+    at: z.iso.datetime(),
+    error: JobErrorPayload,
+  }),
+  z.object({ type: z.literal('cancelled'), jobId: z.string(), attempt: z.number().int(), at: z.iso.datetime() }),
+]);
+export type JobEvent = z.infer<typeof JobEvent>;
+
+/** jobs → every jobs replica: this job's row changed; push it to its subscribers. */
+export const JobChanged = z.object({ jobId: z.string(), ownerId: z.string() });
+export type JobChanged = z.infer<typeof JobChanged>;
+
+/** jobs → every worker: stop working on this job now. */
+export const JobControl = z.object({ type: z.literal('cancel'), jobId: z.string() });
+export type JobControl = z.infer<typeof JobControl>;
+
+/** Parses a message body against its schema; throws on anything else (the consumer dead-letters it). */
+export function decodeMessage<S extends z.ZodType>(schema: S, content: Buffer): z.output<S> {
+  return schema.parse(JSON.parse(content.toString('utf8')));
+}
+
+export const encodeMessage = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
+
+/** Error codes a job can fail with (`JobError.code`). */
+export const JobErrorCode = {
+  /** The input has no audio, is corrupt or unreadable: retrying cannot help. */
+  UNSUPPORTED_MEDIA: 'UNSUPPORTED_MEDIA',
+  /** The input no longer exists. */
+  INPUT_GONE: 'INPUT_GONE',
+  /** The conversion ran past the wall-clock limit. */
+  TIMEOUT: 'TIMEOUT',
+  /** Transient failures kept happening until the attempts ran out. */
+  GAVE_UP: 'GAVE_UP',
+  /** RabbitMQ gave up delivering the request (it crashed workers every time). */
+  DELIVERY_LIMIT: 'DELIVERY_LIMIT',
+} as const;

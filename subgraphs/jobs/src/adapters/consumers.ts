@@ -1,0 +1,84 @@
+import type { ConsumeMessage } from 'amqplib';
+import {
+  ConversionRequest,
+  decodeMessage,
+  declareTopology,
+  JobChanged,
+  JobEvent,
+  Topology,
+  type AmqpConnectionManager,
+  type ChannelWrapper,
+  type ConfirmChannel,
+  type Logger,
+} from '@vidmp3/shared';
+import type { ChangeBus } from '../services/change-bus.js';
+import type { JobsService } from '../services/jobs.js';
+
+const RETRY_AFTER_FAILURE_MS = 1_000;
+
+/**
+ * What jobs consumes, set up again after every reconnection:
+ * - `job-events` (shared by all replicas): workers' events, applied to the database once;
+ * - the dead-letter queue: requests RabbitMQ gave up on, whose jobs are failed;
+ * - an exclusive queue on the `job-changes` fanout: every change, pushed to this replica's subscribers.
+ */
+export function startConsumers(
+  connection: AmqpConnectionManager,
+  jobs: JobsService,
+  bus: ChangeBus,
+  logger: Logger,
+): ChannelWrapper {
+  // A database hiccup must not drop an event: wait a moment, then hand it back (no hot requeue loop).
+  const settle = (ch: ConfirmChannel, msg: ConsumeMessage, work: Promise<void>, what: string) => {
+    work.then(
+      () => ch.ack(msg),
+      (err: unknown) => {
+        if (err instanceof Error && err.name === 'ZodError') {
+          logger.error({ err, what }, 'dropping a malformed message');
+          ch.ack(msg);
+          return;
+        }
+        logger.warn({ err, what }, 'could not apply a message; will retry');
+        setTimeout(() => ch.nack(msg, false, true), RETRY_AFTER_FAILURE_MS).unref();
+      },
+    );
+  };
+
+  return connection.createChannel({
+    confirm: true,
+    setup: async (ch: ConfirmChannel) => {
+      await declareTopology(ch);
+      await ch.prefetch(32);
+      await ch.consume(Topology.eventsQueue, (msg) => {
+        if (!msg) return;
+        const work = Promise.resolve().then(() => jobs.applyEvent(decodeMessage(JobEvent, msg.content)));
+        settle(ch, msg, work, 'job event');
+      });
+      await ch.consume(Topology.deadLetterQueue, (msg) => {
+        if (!msg) return;
+        const reason = msg.properties.headers?.['x-first-death-reason'];
+        const work = Promise.resolve().then(() =>
+          jobs.failUndeliverable(
+            decodeMessage(ConversionRequest, msg.content),
+            reason === 'delivery_limit' ? 'every delivery failed' : 'a converter gave up',
+          ),
+        );
+        settle(ch, msg, work, 'dead letter');
+      });
+      const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true });
+      await ch.bindQueue(queue, Topology.changesExchange, '');
+      await ch.consume(
+        queue,
+        (msg) => {
+          if (!msg) return;
+          try {
+            bus.publish(decodeMessage(JobChanged, msg.content));
+          } catch (err) {
+            logger.error({ err }, 'dropping a malformed job change');
+          }
+        },
+        { noAck: true },
+      );
+    },
+  });
+}

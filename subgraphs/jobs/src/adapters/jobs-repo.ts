@@ -1,0 +1,216 @@
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { ConversionOptions } from '@vidmp3/shared';
+
+export type JobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+export const FINAL_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+export const isFinal = (status: JobStatus): boolean => FINAL_STATUSES.includes(status);
+
+export interface JobRecord {
+  id: string;
+  ownerId: string;
+  inputMediaId: string;
+  status: JobStatus;
+  progress: number;
+  attempts: number;
+  options: ConversionOptions;
+  inputDurationSeconds: number;
+  outputMediaId: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  claimedBy: string | null;
+  createdAt: Date;
+  queuedAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export type JobPatch = Partial<
+  Pick<
+    JobRecord,
+    | 'status'
+    | 'progress'
+    | 'attempts'
+    | 'outputMediaId'
+    | 'errorCode'
+    | 'errorMessage'
+    | 'claimedBy'
+    | 'queuedAt'
+    | 'startedAt'
+    | 'finishedAt'
+  >
+>;
+
+export interface OutboxMessage {
+  id: number;
+  exchange: string;
+  routingKey: string;
+  payload: string;
+}
+
+type Db = Pool | PoolConnection;
+
+interface JobRow extends RowDataPacket {
+  id: string;
+  owner_id: string;
+  input_media_id: string;
+  status: JobStatus;
+  progress: number;
+  attempts: number;
+  options: string | ConversionOptions;
+  input_duration_seconds: number;
+  output_media_id: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  claimed_by: string | null;
+  created_at: Date;
+  queued_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+const toRecord = (r: JobRow): JobRecord => ({
+  id: r.id,
+  ownerId: r.owner_id,
+  inputMediaId: r.input_media_id,
+  status: r.status,
+  progress: r.progress,
+  attempts: r.attempts,
+  // MariaDB's JSON is LONGTEXT underneath: the driver hands back a string.
+  options: typeof r.options === 'string' ? (JSON.parse(r.options) as ConversionOptions) : r.options,
+  inputDurationSeconds: r.input_duration_seconds,
+  outputMediaId: r.output_media_id,
+  errorCode: r.error_code,
+  errorMessage: r.error_message,
+  claimedBy: r.claimed_by,
+  createdAt: r.created_at,
+  queuedAt: r.queued_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+});
+
+const columns: Record<keyof JobPatch, string> = {
+  status: 'status',
+  progress: 'progress',
+  attempts: 'attempts',
+  outputMediaId: 'output_media_id',
+  errorCode: 'error_code',
+  errorMessage: 'error_message',
+  claimedBy: 'claimed_by',
+  queuedAt: 'queued_at',
+  startedAt: 'started_at',
+  finishedAt: 'finished_at',
+};
+
+/** The jobs and outbox tables; SQL lives here and nowhere else. */
+export class JobsRepository {
+  constructor(readonly pool: Pool) {}
+
+  async insert(db: Db, job: JobRecord): Promise<void> {
+    await db.execute(
+      `INSERT INTO jobs (id, owner_id, input_media_id, status, progress, attempts, options, input_duration_seconds,
+         created_at, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        job.id,
+        job.ownerId,
+        job.inputMediaId,
+        job.status,
+        job.progress,
+        job.attempts,
+        JSON.stringify(job.options),
+        job.inputDurationSeconds,
+        job.createdAt,
+        job.queuedAt,
+      ],
+    );
+  }
+
+  /** With `lock`, the row stays locked until the transaction ends: state changes are serialised per job. */
+  async find(db: Db, id: string, lock = false): Promise<JobRecord | null> {
+    const [rows] = await db.execute<JobRow[]>(`SELECT * FROM jobs WHERE id = ?${lock ? ' FOR UPDATE' : ''}`, [id]);
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  async update(db: Db, id: string, patch: JobPatch): Promise<void> {
+    const entries = Object.entries(patch) as [keyof JobPatch, JobPatch[keyof JobPatch]][];
+    if (entries.length === 0) return;
+    await db.execute(`UPDATE jobs SET ${entries.map(([k]) => `${columns[k]} = ?`).join(', ')} WHERE id = ?`, [
+      ...entries.map(([, v]) => v ?? null),
+      id,
+    ]);
+  }
+
+  async listByOwner(
+    ownerId: string,
+    options: { status?: JobStatus | null; after?: { createdAt: Date; id: string } | null; limit: number },
+  ): Promise<JobRecord[]> {
+    const where = ['owner_id = ?'];
+    const params: (string | Date)[] = [ownerId];
+    if (options.status) {
+      where.push('status = ?');
+      params.push(options.status);
+    }
+    if (options.after) {
+      where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+      params.push(options.after.createdAt, options.after.createdAt, options.after.id);
+    }
+    const [rows] = await this.pool.execute<JobRow[]>(
+      `SELECT * FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${Math.trunc(options.limit)}`,
+      params,
+    );
+    return rows.map(toRecord);
+  }
+
+  async listByInput(ownerId: string, inputMediaId: string): Promise<JobRecord[]> {
+    const [rows] = await this.pool.execute<JobRow[]>(
+      'SELECT * FROM jobs WHERE owner_id = ? AND input_media_id = ? ORDER BY created_at DESC, id DESC LIMIT 100',
+      [ownerId, inputMediaId],
+    );
+    return rows.map(toRecord);
+  }
+
+  /** QUEUED jobs whose request has been waiting since before `before` (a lost or purged message). */
+  async listStaleQueued(before: Date, limit: number): Promise<JobRecord[]> {
+    const [rows] = await this.pool.execute<JobRow[]>(
+      `SELECT * FROM jobs WHERE status = 'QUEUED' AND queued_at < ? ORDER BY queued_at LIMIT ${Math.trunc(limit)}`,
+      [before],
+    );
+    return rows.map(toRecord);
+  }
+
+  async addOutbox(db: Db, exchange: string, routingKey: string, payload: unknown): Promise<void> {
+    await db.execute('INSERT INTO outbox (exchange, routing_key, payload, created_at) VALUES (?, ?, ?, ?)', [
+      exchange,
+      routingKey,
+      JSON.stringify(payload),
+      new Date(),
+    ]);
+  }
+
+  /** Unpublished messages, oldest first, locked so that several relays never take the same ones. */
+  async claimOutbox(db: PoolConnection, limit: number): Promise<OutboxMessage[]> {
+    const [rows] = await db.query<RowDataPacket[]>(
+      `SELECT id, exchange, routing_key, payload FROM outbox WHERE published_at IS NULL ORDER BY id
+       LIMIT ${Math.trunc(limit)} FOR UPDATE SKIP LOCKED`,
+    );
+    return rows.map((r) => ({
+      id: Number(r.id),
+      exchange: String(r.exchange),
+      routingKey: String(r.routing_key),
+      payload: String(r.payload),
+    }));
+  }
+
+  async markPublished(db: PoolConnection, ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await db.query<ResultSetHeader>('UPDATE outbox SET published_at = ? WHERE id IN (?)', [new Date(), ids]);
+  }
+
+  /** Published rows older than `before` are only history: removed in batches. */
+  async pruneOutbox(before: Date): Promise<number> {
+    const [result] = await this.pool.execute<ResultSetHeader>(
+      'DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ? LIMIT 1000',
+      [before],
+    );
+    return result.affectedRows;
+  }
+}

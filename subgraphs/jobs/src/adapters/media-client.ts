@@ -1,0 +1,28 @@
+import { z } from 'zod';
+
+const MediaFacts = z.object({
+  id: z.string(),
+  ownerId: z.string(),
+  kind: z.enum(['VIDEO', 'AUDIO']),
+  filename: z.string(),
+  durationSeconds: z.number().nullable(),
+});
+export type MediaFacts = z.infer<typeof MediaFacts>;
+
+/** media's internal API, as jobs uses it: the facts about one media (null when it does not exist). */
+export class MediaClient {
+  constructor(
+    private readonly baseUrl: string,
+    private readonly token: string,
+  ) {}
+
+  async get(id: string, requestId?: string): Promise<MediaFacts | null> {
+    const res = await fetch(new URL(`/internal/media/${encodeURIComponent(id)}`, this.baseUrl), {
+      headers: { authorization: `Bearer ${this.token}`, ...(requestId ? { 'x-request-id': requestId } : {}) },
+      signal: AbortSignal.timeout(5_000),
+    });
+    if (res.status === 404) return null;
+    if (!res.ok) throw new Error(`media answered ${res.status} for a media lookup`);
+    return MediaFacts.parse(await res.json());
+  }
+}

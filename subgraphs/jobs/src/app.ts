@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'graphql';
+import {
+  connectBroker,
+  createTokenVerifier,
+  declareTopology,
+  jwksKeyResolver,
+  openDatabase,
+  pingDatabase,
+  startSubgraphServer,
+  type ConfirmChannel,
+  type Logger,
+  type RunningServer,
+} from '@vidmp3/shared';
+import type { Config } from './config.js';
+import type { Context } from './context.js';
+import { startConsumers } from './adapters/consumers.js';
+import { JobsRepository } from './adapters/jobs-repo.js';
+import { MediaClient } from './adapters/media-client.js';
+import { internalRoutes } from './http/internal.js';
+import { migrations } from './migrations.js';
+import { resolvers } from './resolvers.js';
+import { ChangeBus } from './services/change-bus.js';
+import { JobsService } from './services/jobs.js';
+import { OutboxRelay } from './services/outbox-relay.js';
+import { serveSubscriptions } from './subscriptions.js';
+
+const typeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
+
+/** Wiring only: config → adapters → services → server. */
+export async function startJobs(config: Config, logger: Logger): Promise<RunningServer> {
+  const pool = await openDatabase({ url: config.MYSQL_URL, migrations, logger });
+  const broker = connectBroker(config.RABBITMQ_URL, logger);
+  const publisher = broker.createChannel({ confirm: true, setup: (ch: ConfirmChannel) => declareTopology(ch) });
+
+  const repo = new JobsRepository(pool);
+  const relay = new OutboxRelay(repo, publisher, logger);
+  const bus = new ChangeBus();
+  const jobs = new JobsService(repo, new MediaClient(config.MEDIA_INTERNAL_URL, config.INTERNAL_API_TOKEN), relay, bus, {
+    maxInputSeconds: config.MAX_INPUT_SECONDS,
+    sweepAfterSeconds: config.SWEEP_AFTER_SECONDS,
+  });
+  const consumer = startConsumers(broker, jobs, bus, logger);
+  relay.start();
+
+  // The sweeper re-publishes requests nobody picked up; old published outbox rows are pruned.
+  const sweeper = setInterval(() => {
+    jobs.sweep().then(
+      (n) => n > 0 && logger.warn({ jobs: n }, 're-published requests of jobs queued too long'),
+      (err: unknown) => logger.warn({ err }, 'sweep failed'),
+    );
+    repo.pruneOutbox(new Date(Date.now() - 24 * 3600_000)).catch(() => undefined);
+  }, 60_000);
+
+  const verifier = createTokenVerifier({
+    keys: jwksKeyResolver(config.JWKS_URL),
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+  });
+  const production = config.NODE_ENV === 'production';
+  const server = await startSubgraphServer<Context>(
+    {
+      service: 'jobs',
+      typeDefs,
+      resolvers,
+      logger,
+      verifier,
+      production,
+      trustProxy: config.TRUST_PROXY,
+      readiness: { mysql: () => pingDatabase(pool), rabbitmq: async () => broker.isConnected() },
+      context: (base) => ({ ...base, services: { jobs } }),
+      routes: (app) => internalRoutes(app, jobs, config.INTERNAL_API_TOKEN),
+    },
+    { port: config.PORT, host: config.HOST },
+  );
+  const subscriptions = serveSubscriptions({
+    server: server.server,
+    schema: server.schema,
+    verifier,
+    jobs,
+    logger,
+    production,
+  });
+  return {
+    ...server,
+    async close() {
+      clearInterval(sweeper);
+      await subscriptions.close();
+      await server.close();
+      await relay.stop();
+      await consumer.close();
+      await publisher.close();
+      await broker.close();
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,11 @@
+import type { RequestContext } from '@vidmp3/shared';
+import type { JobsService } from './services/jobs.js';
+
+export interface Context extends RequestContext {
+  services: { jobs: JobsService };
+}
+
+/** Entities of other subgraphs as this one knows them: only their key. */
+export interface Ref {
+  id: string;
+}

@@ -1,0 +1,41 @@
+import { timingSafeEqual } from 'node:crypto';
+import express, { type Express } from 'express';
+import { z } from 'zod';
+import type { JobsService } from '../services/jobs.js';
+
+const ClaimBody = z.object({
+  attempt: z.number().int().positive(),
+  workerId: z.string().min(1).max(200),
+  redelivered: z.boolean().default(false),
+});
+
+/** The converter workers' API on jobs: claim an attempt before starting it. Service token; not routed publicly. */
+export function internalRoutes(app: Express, jobs: JobsService, token: string): void {
+  const expected = Buffer.from(`Bearer ${token}`);
+  app.use('/internal', (req, res, next) => {
+    const given = Buffer.from(req.header('authorization') ?? '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      res.status(401).json({ error: 'UNAUTHENTICATED' });
+      return;
+    }
+    next();
+  });
+  app.post('/internal/jobs/:id/claim', express.json({ limit: '16kb' }), async (req, res) => {
+    const body = ClaimBody.safeParse(req.body);
+    if (!body.success) {
+      res.status(400).json({ error: 'BAD_REQUEST', message: body.error.message });
+      return;
+    }
+    try {
+      const result = await jobs.claim(String(req.params.id), body.data.attempt, body.data.workerId, body.data.redelivered);
+      if (!result) {
+        res.status(404).json({ proceed: false, reason: 'no such job' });
+        return;
+      }
+      res.json(result);
+    } catch (err) {
+      res.locals.log.error({ err }, 'claim failed');
+      res.status(500).json({ error: 'INTERNAL', requestId: res.locals.requestId });
+    }
+  });
+}

@@ -1,0 +1,43 @@
+import type { Migration } from '@vidmp3/shared';
+
+export const migrations: Migration[] = [
+  {
+    id: 1,
+    name: 'create jobs and outbox',
+    statements: [
+      // `attempts` is the current attempt's number: events and claims for an older attempt are stale.
+      `CREATE TABLE IF NOT EXISTS jobs (
+        id CHAR(36) NOT NULL PRIMARY KEY,
+        owner_id CHAR(36) NOT NULL,
+        input_media_id CHAR(36) NOT NULL,
+        status ENUM('QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED') NOT NULL,
+        progress DOUBLE NOT NULL DEFAULT 0,
+        attempts INT NOT NULL DEFAULT 1,
+        options JSON NOT NULL,
+        input_duration_seconds DOUBLE NOT NULL,
+        output_media_id CHAR(36) NULL,
+        error_code VARCHAR(64) NULL,
+        error_message VARCHAR(1000) NULL,
+        claimed_by VARCHAR(200) NULL,
+        created_at DATETIME(3) NOT NULL,
+        queued_at DATETIME(3) NOT NULL,
+        started_at DATETIME(3) NULL,
+        finished_at DATETIME(3) NULL,
+        KEY jobs_owner_created (owner_id, created_at, id),
+        KEY jobs_owner_status_created (owner_id, status, created_at, id),
+        KEY jobs_input (input_media_id),
+        KEY jobs_status_queued (status, queued_at)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      // Messages written in the same transaction as the state they announce; the relay publishes them.
+      `CREATE TABLE IF NOT EXISTS outbox (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        exchange VARCHAR(200) NOT NULL,
+        routing_key VARCHAR(200) NOT NULL,
+        payload LONGTEXT NOT NULL,
+        created_at DATETIME(3) NOT NULL,
+        published_at DATETIME(3) NULL,
+        KEY outbox_pending (published_at, id)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
+];

@@ -1,0 +1,332 @@
+import { randomUUID } from 'node:crypto';
+import {
+  connection,
+  ErrorCode,
+  JobErrorCode,
+  pageArgs,
+  Topology,
+  userError,
+  withTransaction,
+  type ConversionRequest,
+  type JobChanged,
+  type JobControl,
+  type JobEvent,
+  type PoolConnection,
+  type Viewer,
+} from '@vidmp3/shared';
+import { isFinal, type JobPatch, type JobRecord, type JobsRepository, type JobStatus } from '../adapters/jobs-repo.js';
+import type { MediaClient } from '../adapters/media-client.js';
+import type { ChangeBus } from './change-bus.js';
+import { validateOptions, type OptionsInput } from './options.js';
+
+const notFound = () => userError(ErrorCode.NOT_FOUND, 'Job not found');
+
+function requireViewer(viewer: Viewer | null): Viewer {
+  if (!viewer) throw userError(ErrorCode.UNAUTHENTICATED, 'Log in to use conversions');
+  return viewer;
+}
+
+export interface ClaimResult {
+  proceed: boolean;
+  reason?: string;
+}
+
+/** What a job's state change needs to be announced: the outbox relay and the local subscribers' bus. */
+export interface Announcer {
+  kick(): void;
+}
+
+export class JobsService {
+  constructor(
+    private readonly repo: JobsRepository,
+    private readonly media: MediaClient,
+    private readonly relay: Announcer,
+    private readonly bus: ChangeBus,
+    private readonly options: { maxInputSeconds: number; sweepAfterSeconds: number },
+  ) {}
+
+  // ---- queries
+
+  async get(viewer: Viewer | null, id: string): Promise<JobRecord> {
+    const { userId } = requireViewer(viewer);
+    const job = await this.repo.find(this.repo.pool, id);
+    if (!job || job.ownerId !== userId) throw notFound();
+    return job;
+  }
+
+  /** Entity resolution: null unless the viewer owns the job. */
+  async resolveReference(viewer: Viewer | null, id: string): Promise<JobRecord | null> {
+    if (!viewer) return null;
+    const job = await this.repo.find(this.repo.pool, id);
+    return job && job.ownerId === viewer.userId ? job : null;
+  }
+
+  async list(
+    viewer: Viewer | null,
+    ownerId: string,
+    args: { status?: JobStatus | null; first?: number | null; after?: string | null },
+  ) {
+    const { userId } = requireViewer(viewer);
+    if (ownerId !== userId) throw userError(ErrorCode.NOT_FOUND, 'User not found');
+    const { size, after } = pageArgs(args.first, args.after);
+    const rows = await this.repo.listByOwner(userId, { status: args.status ?? null, after, limit: size + 1 });
+    return connection(rows, size);
+  }
+
+  /** `Media.conversions`: the viewer's jobs of one video (none for anyone else's video). */
+  async conversions(viewer: Viewer | null, mediaId: string): Promise<JobRecord[]> {
+    if (!viewer) return [];
+    return this.repo.listByInput(viewer.userId, mediaId);
+  }
+
+  // ---- mutations
+
+  async convert(viewer: Viewer | null, mediaId: string, input: OptionsInput | null | undefined, requestId?: string) {
+    const { userId } = requireViewer(viewer);
+    const media = await this.media.get(mediaId, requestId);
+    if (!media || media.ownerId !== userId) throw userError(ErrorCode.NOT_FOUND, 'Media not found');
+    if (media.kind !== 'VIDEO') throw userError(ErrorCode.BAD_USER_INPUT, 'Only videos can be converted');
+    const duration = media.durationSeconds;
+    if (!duration || duration <= 0) throw userError(ErrorCode.BAD_USER_INPUT, 'This video has no known duration');
+    if (duration > this.options.maxInputSeconds) {
+      throw userError(ErrorCode.BAD_USER_INPUT, `Videos longer than ${this.options.maxInputSeconds} s are not converted`);
+    }
+    const now = new Date();
+    const job: JobRecord = {
+      id: randomUUID(),
+      ownerId: userId,
+      inputMediaId: media.id,
+      status: 'QUEUED',
+      progress: 0,
+      attempts: 1,
+      options: validateOptions(input, duration),
+      inputDurationSeconds: duration,
+      outputMediaId: null,
+      errorCode: null,
+      errorMessage: null,
+      claimedBy: null,
+      createdAt: now,
+      queuedAt: now,
+      startedAt: null,
+      finishedAt: null,
+    };
+    // The job and its request are written together: neither exists without the other.
+    await withTransaction(this.repo.pool, async (conn) => {
+      await this.repo.insert(conn, job);
+      await this.enqueue(conn, job, requestId);
+      await this.announce(conn, job);
+    });
+    this.relay.kick();
+    return job;
+  }
+
+  async cancel(viewer: Viewer | null, id: string): Promise<JobRecord> {
+    const { userId } = requireViewer(viewer);
+    const job = await this.mutate(id, async (conn, current) => {
+      if (current.ownerId !== userId) throw notFound();
+      if (isFinal(current.status)) {
+        throw userError(ErrorCode.CONFLICT, `The job has already finished (${current.status})`);
+      }
+      const control: JobControl = { type: 'cancel', jobId: id };
+      // A running conversion is stopped by its worker; a queued one is dropped when a worker claims it.
+      await this.repo.addOutbox(conn, Topology.controlExchange, '', control);
+      return { status: 'CANCELLED', finishedAt: new Date() };
+    });
+    if (!job) throw notFound();
+    return job;
+  }
+
+  async retry(viewer: Viewer | null, id: string, requestId?: string): Promise<JobRecord> {
+    const { userId } = requireViewer(viewer);
+    const job = await this.mutate(id, async (conn, current) => {
+      if (current.ownerId !== userId) throw notFound();
+      if (current.status !== 'FAILED' && current.status !== 'CANCELLED') {
+        throw userError(ErrorCode.CONFLICT, `Only failed or cancelled jobs can be retried (this one is ${current.status})`);
+      }
+      const next = { ...current, attempts: current.attempts + 1 };
+      await this.enqueue(conn, next, requestId);
+      return {
+        status: 'QUEUED',
+        attempts: next.attempts,
+        progress: 0,
+        outputMediaId: null,
+        errorCode: null,
+        errorMessage: null,
+        claimedBy: null,
+        queuedAt: new Date(),
+        startedAt: null,
+        finishedAt: null,
+      };
+    });
+    if (!job) throw notFound();
+    return job;
+  }
+
+  // ---- the workers' side
+
+  /**
+   * A worker asks to start an attempt. Only the current attempt of a job still wanted may run: a QUEUED
+   * job becomes RUNNING; a RUNNING one may be taken over only by a redelivery (its worker died or handed it
+   * back), so a duplicated request never starts a second conversion.
+   */
+  async claim(jobId: string, attempt: number, workerId: string, redelivered: boolean): Promise<ClaimResult | null> {
+    let result: ClaimResult = { proceed: false };
+    const found = await this.mutate(jobId, async (_conn, job) => {
+      if (job.attempts !== attempt) {
+        result = { proceed: false, reason: `stale attempt (current is ${job.attempts})` };
+        return null;
+      }
+      if (job.status === 'QUEUED') {
+        result = { proceed: true };
+        return { status: 'RUNNING', claimedBy: workerId, startedAt: new Date() };
+      }
+      if (job.status === 'RUNNING' && (redelivered || job.claimedBy === workerId)) {
+        result = { proceed: true };
+        return job.claimedBy === workerId ? null : { claimedBy: workerId, progress: 0 };
+      }
+      result = { proceed: false, reason: `job is ${job.status}` };
+      return null;
+    });
+    return found ? result : null;
+  }
+
+  /** Applies a worker's event; stale (older attempt), duplicate and out-of-order events change nothing. */
+  async applyEvent(event: JobEvent): Promise<void> {
+    await this.mutate(event.jobId, async (_conn, job) => {
+      if (isFinal(job.status) || event.attempt !== job.attempts) return null;
+      const at = new Date(event.at);
+      switch (event.type) {
+        case 'started':
+          return job.status === 'QUEUED' ? { status: 'RUNNING', startedAt: at } : null;
+        case 'progress':
+          // Progress only moves forward: a late, smaller value is an older message.
+          return event.progress > job.progress
+            ? { status: 'RUNNING', progress: event.progress, ...(job.startedAt ? {} : { startedAt: at }) }
+            : null;
+        case 'succeeded':
+          return { status: 'SUCCEEDED', progress: 1, outputMediaId: event.outputMediaId, finishedAt: at };
+        case 'retrying':
+          return {
+            status: 'QUEUED',
+            attempts: event.nextAttempt,
+            progress: 0,
+            errorCode: event.error.code,
+            errorMessage: event.error.message,
+            claimedBy: null,
+            queuedAt: at,
+          };
+        case 'failed':
+          return { status: 'FAILED', errorCode: event.error.code, errorMessage: event.error.message, finishedAt: at };
+        case 'cancelled':
+          return { status: 'CANCELLED', finishedAt: at };
+      }
+    });
+  }
+
+  /** RabbitMQ dead-lettered a request (delivery limit reached, or a worker gave up): fail its job. */
+  async failUndeliverable(request: ConversionRequest, reason: string): Promise<void> {
+    await this.applyEvent({
+      type: 'failed',
+      jobId: request.jobId,
+      attempt: request.attempt,
+      at: new Date().toISOString(),
+      error: {
+        code: JobErrorCode.DELIVERY_LIMIT,
+        message: `The conversion could not be completed (${reason}); retry it later`,
+      },
+    });
+  }
+
+  /** Publishes again the requests of jobs that stayed QUEUED too long (a lost or purged message). */
+  async sweep(): Promise<number> {
+    const stale = await this.repo.listStaleQueued(
+      new Date(Date.now() - this.options.sweepAfterSeconds * 1000),
+      100,
+    );
+    for (const job of stale) {
+      await this.mutate(job.id, async (conn, current) => {
+        if (current.status !== 'QUEUED') return null;
+        await this.enqueue(conn, current);
+        return { queuedAt: new Date() };
+      });
+    }
+    return stale.length;
+  }
+
+  // ---- subscriptions
+
+  /** The job's current state, then every change, ending after a final state. */
+  async *watchJob(viewer: Viewer | null, id: string): AsyncGenerator<{ jobUpdated: JobRecord }> {
+    const changes = this.bus.job(id); // listening before reading: no change slips between the two
+    try {
+      let job = await this.get(viewer, id);
+      yield { jobUpdated: job };
+      while (!isFinal(job.status)) {
+        const next = await changes.next();
+        if (next.done) return;
+        const current = await this.repo.find(this.repo.pool, id);
+        if (!current) return;
+        job = current;
+        yield { jobUpdated: job };
+      }
+    } finally {
+      await changes.return?.();
+    }
+  }
+
+  async *watchMine(viewer: Viewer | null): AsyncGenerator<{ myJobUpdates: JobRecord }> {
+    const { userId } = requireViewer(viewer);
+    const changes = this.bus.owner(userId);
+    try {
+      for await (const change of changes) {
+        const job = await this.repo.find(this.repo.pool, change.jobId);
+        if (job && job.ownerId === userId) yield { myJobUpdates: job };
+      }
+    } finally {
+      await changes.return?.();
+    }
+  }
+
+  // ---- internals
+
+  /**
+   * Locks the job's row, lets `decide` return a patch (or null for no change), writes it with a
+   * `job-changed` announcement in the same transaction, then wakes the relay. Resolves with the job as it is
+   * afterwards, or null when there is no such job.
+   */
+  private async mutate(
+    id: string,
+    decide: (conn: PoolConnection, job: JobRecord) => Promise<JobPatch | null>,
+  ): Promise<JobRecord | null> {
+    const after = await withTransaction(this.repo.pool, async (conn) => {
+      const job = await this.repo.find(conn, id, true);
+      if (!job) return null;
+      const patch = await decide(conn, job);
+      if (!patch) return { job, changed: false };
+      await this.repo.update(conn, id, patch);
+      const updated = { ...job, ...patch };
+      await this.announce(conn, updated);
+      return { job: updated, changed: true };
+    });
+    if (after?.changed) this.relay.kick();
+    return after?.job ?? null;
+  }
+
+  private async enqueue(conn: PoolConnection, job: JobRecord, requestId?: string): Promise<void> {
+    const request: ConversionRequest = {
+      jobId: job.id,
+      attempt: job.attempts,
+      ownerId: job.ownerId,
+      inputMediaId: job.inputMediaId,
+      inputDurationSeconds: job.inputDurationSeconds,
+      options: job.options,
+      ...(requestId ? { requestId } : {}),
+    };
+    await this.repo.addOutbox(conn, Topology.conversionsExchange, Topology.conversionsQueue, request);
+  }
+
+  private async announce(conn: PoolConnection, job: JobRecord): Promise<void> {
+    const change: JobChanged = { jobId: job.id, ownerId: job.ownerId };
+    await this.repo.addOutbox(conn, Topology.changesExchange, '', change);
+  }
+}

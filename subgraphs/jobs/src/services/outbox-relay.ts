@@ -1,0 +1,71 @@
+import { publishConfirmed, withTransaction, type ChannelWrapper, type Logger } from '@vidmp3/shared';
+import type { JobsRepository } from '../adapters/jobs-repo.js';
+
+const BATCH = 100;
+
+/**
+ * Publishes the outbox: messages written in the same transaction as the state they announce, so a job and
+ * its conversion request exist together or not at all. Runs on a short timer and right after each commit
+ * (`kick`); rows are taken with FOR UPDATE SKIP LOCKED, so several replicas share the work without
+ * publishing a row twice — except after a crash between confirm and commit, which consumers tolerate
+ * (at-least-once: every consumer is idempotent).
+ */
+export class OutboxRelay {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly repo: JobsRepository,
+    private readonly channel: ChannelWrapper,
+    private readonly logger: Logger,
+    private readonly intervalMs = 1_000,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.kick(), this.intervalMs);
+    this.kick();
+  }
+
+  /** Flush now (or once more right after the flush under way). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.flush()
+      .catch((err: unknown) => this.logger.warn({ err }, 'outbox relay: will retry'))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private async flush(): Promise<void> {
+    for (;;) {
+      const sent = await withTransaction(this.repo.pool, async (conn) => {
+        const batch = await this.repo.claimOutbox(conn, BATCH);
+        for (const message of batch) {
+          await publishConfirmed(this.channel, message.exchange, message.routingKey, Buffer.from(message.payload));
+        }
+        await this.repo.markPublished(
+          conn,
+          batch.map((m) => m.id),
+        );
+        return batch.length;
+      });
+      if (sent < BATCH) return;
+    }
+  }
+}
