@@ -100,8 +100,8 @@ describe('colour', () => {
 });
 
 describe('ports and the processes to start', () => {
-  it('defaults to 4001, 4002, 4003 and the gateway on 4000', () => {
-    expect(resolvePorts({})).toEqual({ users: 4001, media: 4002, jobs: 4003, gateway: 4000 });
+  it('defaults to 4001, 4002, 4003, the gateway on 4000 and the converter health port on 4010', () => {
+    expect(resolvePorts({})).toEqual({ users: 4001, media: 4002, jobs: 4003, gateway: 4000, worker: 4010 });
   });
 
   it('takes overrides from the environment, an empty value counting as unset', () => {
@@ -110,6 +110,7 @@ describe('ports and the processes to start', () => {
       media: 4002,
       jobs: 4003,
       gateway: 5000,
+      worker: 4010,
     });
   });
 
@@ -119,16 +120,23 @@ describe('ports and the processes to start', () => {
     );
   });
 
-  it('tells every service where the JWKS is and the gateway where each subgraph is', () => {
-    const services = planServices({ users: 5001, media: 5002, jobs: 5003, gateway: 5000 });
+  it('tells every service where the JWKS is, the gateway where each subgraph is, the converter where media and jobs are', () => {
+    const services = planServices({ users: 5001, media: 5002, jobs: 5003, gateway: 5000, worker: 5010 });
     expect(services.map((s) => [s.name, s.script, s.env.PORT])).toEqual([
       ['users', 'subgraphs/users/dist/main.js', '5001'],
       ['media', 'subgraphs/media/dist/main.js', '5002'],
       ['jobs', 'subgraphs/jobs/dist/main.js', '5003'],
+      ['worker', 'workers/converter/dist/main.js', '5010'],
       ['gateway', 'gateway/dist/main.js', '5000'],
     ]);
     for (const s of services) expect(s.env.JWKS_URL).toBe('http://127.0.0.1:5001/.well-known/jwks.json');
     expect(services[3]!.env).toMatchObject({
+      HEALTH_PORT: '5010',
+      MEDIA_INTERNAL_URL: 'http://127.0.0.1:5002',
+      JOBS_INTERNAL_URL: 'http://127.0.0.1:5003',
+    });
+    expect(services[2]!.env.MEDIA_INTERNAL_URL).toBe('http://127.0.0.1:5002');
+    expect(services[4]!.env).toMatchObject({
       SUBGRAPH_USERS_URL: 'http://127.0.0.1:5001/graphql',
       SUBGRAPH_MEDIA_URL: 'http://127.0.0.1:5002/graphql',
       SUBGRAPH_JOBS_URL: 'http://127.0.0.1:5003/graphql',

@@ -2,7 +2,7 @@
 // dependencies are, and how a service's JSON log line is shown to a human. No I/O here, so it is unit-tested.
 import { delimiter, join } from 'node:path';
 
-export const SERVICE_NAMES = ['users', 'media', 'jobs', 'gateway'] as const;
+export const SERVICE_NAMES = ['users', 'media', 'jobs', 'worker', 'gateway'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 /** The label of the runner's own lines, shown in the same column as the service names. */
@@ -26,6 +26,7 @@ const PORT_VARIABLES: Record<ServiceName, { variable: string; fallback: number }
   media: { variable: 'MEDIA_PORT', fallback: 4002 },
   jobs: { variable: 'JOBS_PORT', fallback: 4003 },
   gateway: { variable: 'GATEWAY_PORT', fallback: 4000 },
+  worker: { variable: 'WORKER_HEALTH_PORT', fallback: 4010 },
 };
 
 /** Every service's port from USERS_PORT, MEDIA_PORT, JOBS_PORT and GATEWAY_PORT; throws naming every problem. */
@@ -64,6 +65,7 @@ const SCRIPTS: Record<ServiceName, string> = {
   media: 'subgraphs/media/dist/main.js',
   jobs: 'subgraphs/jobs/dist/main.js',
   gateway: 'gateway/dist/main.js',
+  worker: 'workers/converter/dist/main.js',
 };
 
 const local = (port: number, path: string) => `http://127.0.0.1:${port}${path}`;
@@ -91,6 +93,15 @@ export function planServices(ports: Ports): ServiceSpec[] {
         : {}),
       // Download links point at the gateway's origin, which proxies /files to media.
       ...(name === 'media' ? { PUBLIC_URL: local(ports.gateway, '') } : {}),
+      ...(name === 'jobs' ? { MEDIA_INTERNAL_URL: local(ports.media, '') } : {}),
+      // The converter serves only health routes, on HEALTH_PORT; it calls media and jobs directly.
+      ...(name === 'worker'
+        ? {
+            HEALTH_PORT: String(ports.worker),
+            MEDIA_INTERNAL_URL: local(ports.media, ''),
+            JOBS_INTERNAL_URL: local(ports.jobs, ''),
+          }
+        : {}),
     },
   }));
 }

@@ -1,0 +1,401 @@
+import { execFile } from 'node:child_process';
+import { copyFile, mkdtemp, readFile, readdir, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createClient, type Client } from 'graphql-ws';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import WebSocket from 'ws';
+import { errorCode, graphql, signUpUser, uploadFile, type SignedUp, type UploadedMedia } from './client.js';
+import { generateVideo, sample } from './fixtures.js';
+import { MYSQL_SERVER, startSystem, type System } from './harness.js';
+
+const run = promisify(execFile);
+
+// Workers read their input at this multiple of real time, so a conversion lasts long enough to watch,
+// cancel or crash in the middle: 24 s of video take about 3 s.
+const READRATE = '8';
+const LONG_SECONDS = 24;
+
+let system: System;
+let alice: SignedUp;
+let bob: SignedUp;
+let longVideo: string;
+
+beforeAll(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'vidmp3-jobs-'));
+  longVideo = join(dir, 'long-moov-at-end.mp4');
+  // mp4 with the moov atom at the end: the worker must read it over HTTP with seeking.
+  await generateVideo(longVideo, LONG_SECONDS);
+  system = await startSystem({ worker: { READRATE } }, { workers: 2 });
+  [alice, bob] = await Promise.all([signUpUser(system.gatewayUrl), signUpUser(system.gatewayUrl)]);
+}, 120_000);
+afterAll(async () => {
+  await system?.stop();
+});
+beforeEach(() => onTestFailed(() => console.error(system.logs())));
+
+interface JobView {
+  id: string;
+  status: string;
+  progress: number;
+  attempts: number;
+  error: { code: string; message: string } | null;
+  owner: { email: string };
+  input: { filename: string };
+  output: { id: string; downloadUrl: string; durationSeconds: number | null } | null;
+}
+
+const JOB_FIELDS = `id status progress attempts error { code message } owner { email } input { filename }
+  output { id downloadUrl durationSeconds }`;
+
+async function upload(path: string, user = alice, filename?: string): Promise<UploadedMedia> {
+  const res = await uploadFile(system.gatewayUrl, path, { token: user.token, ...(filename ? { filename } : {}) });
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  return res.data!.uploadVideo;
+}
+
+async function convert(mediaId: string, options: Record<string, unknown> = {}, user = alice): Promise<JobView> {
+  const res = await graphql<{ convertMedia: JobView }>(
+    system.gatewayUrl,
+    `mutation ($id: ID!, $options: ConversionOptions) { convertMedia(mediaId: $id, options: $options) { ${JOB_FIELDS} } }`,
+    { token: user.token, variables: { id: mediaId, options } },
+  );
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  return res.data!.convertMedia;
+}
+
+async function job(id: string, user = alice) {
+  return graphql<{ job: JobView }>(system.gatewayUrl, `query ($id: ID!) { job(id: $id) { ${JOB_FIELDS} } }`, {
+    token: user.token,
+    variables: { id },
+  });
+}
+
+const waitFor = (id: string, done: (j: JobView) => boolean, timeout = 60_000) =>
+  expect
+    .poll(async () => (await job(id)).data?.job, { timeout, interval: 200 })
+    .toSatisfy((j: JobView | undefined) => j !== undefined && done(j));
+
+function subscriber(user: SignedUp): Client {
+  return createClient({
+    url: `${system.gatewayUrl.replace('http', 'ws')}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${user.token}` },
+    retryAttempts: 0,
+  });
+}
+
+/** Every message of one subscription until it completes (or `stop` says enough). */
+async function collect<T>(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown>,
+  stop: (
+    events: { data?: T | null; errors?: readonly { message: string; extensions?: { code?: string } }[] }[],
+  ) => boolean = () => false,
+) {
+  const events: { data?: T | null; errors?: readonly { message: string; extensions?: { code?: string } }[] }[] = [];
+  const iterator = client.iterate<T>({ query, variables });
+  for await (const event of iterator) {
+    events.push(event as (typeof events)[number]);
+    if (stop(events)) {
+      await iterator.return?.();
+      break;
+    }
+  }
+  return events;
+}
+
+async function ffprobe(url: string) {
+  const { stdout } = await run('ffprobe', [
+    '-v',
+    'error',
+    '-print_format',
+    'json',
+    '-show_format',
+    '-show_streams',
+    url,
+  ]);
+  return JSON.parse(stdout) as {
+    format: { format_name: string; duration: string };
+    streams: { codec_name: string; bit_rate?: string; sample_rate?: string; channels?: number }[];
+  };
+}
+
+async function outputsOf(jobId: string): Promise<number> {
+  const conn = await mysql.createConnection(`${MYSQL_SERVER}/${system.databases.media}`);
+  try {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM media WHERE job_id = ?', [jobId]);
+    return Number(rows[0]!.n);
+  } finally {
+    await conn.end();
+  }
+}
+
+async function workerOf(jobId: string): Promise<string | null> {
+  const conn = await mysql.createConnection(`${MYSQL_SERVER}/${system.databases.jobs}`);
+  try {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT claimed_by FROM jobs WHERE id = ?', [jobId]);
+    return (rows[0]?.claimed_by as string | null) ?? null;
+  } finally {
+    await conn.end();
+  }
+}
+
+/**
+ * Overwrites a stored blob with other bytes, zero-padded to the recorded size (so ranged reads stay valid):
+ * the bytes at rest go bad after the upload's checks, and only the converter can find out.
+ */
+async function replaceStoredBytes(media: UploadedMedia, replacement: string): Promise<void> {
+  const path = join(system.blobDir, media.id.slice(0, 2), media.id);
+  await copyFile(replacement, path);
+  await truncate(path, media.byteSize);
+}
+
+/** ffmpeg processes reading one media: what cancel and crashes must not leave behind. */
+async function ffmpegFor(mediaId: string): Promise<number> {
+  let count = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.startsWith('ffmpeg') || cmdline.includes('/ffmpeg\0')) if (cmdline.includes(mediaId)) count++;
+  }
+  return count;
+}
+
+describe('converting a video, watched live through the gateway', () => {
+  it('goes QUEUED/RUNNING → rising progress → SUCCEEDED, with fields of all three subgraphs, and the mp3 is right', async () => {
+    const media = await upload(longVideo);
+    const created = await convert(media.id, { bitrateKbps: 128 });
+    expect(created).toMatchObject({ status: 'QUEUED', progress: 0, attempts: 1, owner: { email: alice.email } });
+
+    const client = subscriber(alice);
+    const events = await collect<{ jobUpdated: JobView }>(
+      client,
+      `subscription ($id: ID!) { jobUpdated(id: $id) { status progress owner { email } input { filename }
+        output { downloadUrl durationSeconds } } }`,
+      { id: created.id },
+    );
+    await client.dispose();
+
+    expect(events.every((e) => !e.errors)).toBe(true);
+    const updates = events.map((e) => e.data!.jobUpdated);
+    const order = ['QUEUED', 'RUNNING', 'SUCCEEDED'];
+    const ranks = updates.map((u) => order.indexOf(u.status));
+    expect(ranks.every((r) => r >= 0)).toBe(true);
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b)); // never backwards
+    const progress = updates.map((u) => u.progress);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b)); // never backwards
+    expect(new Set(progress.filter((p) => p > 0 && p < 1)).size).toBeGreaterThanOrEqual(2);
+
+    const last = updates.at(-1)!;
+    expect(last.status).toBe('SUCCEEDED');
+    expect(last.progress).toBe(1);
+    expect(last.owner.email).toBe(alice.email);
+    expect(last.input.filename).toBe('long-moov-at-end.mp4');
+    expect(last.output!.durationSeconds).toBeCloseTo(LONG_SECONDS, 0);
+
+    const probe = await ffprobe(last.output!.downloadUrl);
+    expect(probe.format.format_name).toBe('mp3');
+    expect(probe.streams[0]!.codec_name).toBe('mp3');
+    expect(Number(probe.streams[0]!.bit_rate)).toBeCloseTo(128_000, -4);
+    expect(Math.abs(Number(probe.format.duration) - LONG_SECONDS)).toBeLessThanOrEqual(0.5);
+  });
+
+  it('trims, resamples and downmixes as asked', async () => {
+    const media = await upload(await sample('moov-at-end.mp4'));
+    const created = await convert(media.id, {
+      bitrateKbps: 96,
+      sampleRateHz: 22050,
+      channels: 1,
+      startSeconds: 0.5,
+      endSeconds: 2.5,
+    });
+    await waitFor(created.id, (j) => j.status === 'SUCCEEDED');
+    const done = (await job(created.id)).data!.job;
+    const probe = await ffprobe(done.output!.downloadUrl);
+    expect(Math.abs(Number(probe.format.duration) - 2)).toBeLessThanOrEqual(0.5);
+    expect(probe.streams[0]).toMatchObject({ codec_name: 'mp3', sample_rate: '22050', channels: 1 });
+  });
+
+  it('lists conversions on the user and on the video', async () => {
+    const media = await upload(await sample('faststart.mp4'));
+    const created = await convert(media.id);
+    const res = await graphql<{
+      me: { jobs: { edges: { node: { id: string } }[] } };
+      media: { conversions: { id: string }[] };
+    }>(
+      system.gatewayUrl,
+      'query ($m: ID!) { me { jobs(first: 50) { edges { node { id } } } } media(id: $m) { conversions { id } } }',
+      {
+        token: alice.token,
+        variables: { m: media.id },
+      },
+    );
+    expect(res.data!.me.jobs.edges.map((e) => e.node.id)).toContain(created.id);
+    expect(res.data!.media.conversions.map((j) => j.id)).toEqual([created.id]);
+  });
+});
+
+describe('refusing what cannot be converted', () => {
+  it('refuses invalid options with BAD_USER_INPUT', async () => {
+    const media = await upload(await sample('faststart.mp4'));
+    for (const options of [
+      { bitrateKbps: 100 },
+      { sampleRateHz: 12345 },
+      { channels: 6 },
+      { startSeconds: 2, endSeconds: 1 },
+      { endSeconds: 60 },
+    ]) {
+      const res = await graphql(
+        system.gatewayUrl,
+        'mutation ($id: ID!, $o: ConversionOptions) { convertMedia(mediaId: $id, options: $o) { id } }',
+        {
+          token: alice.token,
+          variables: { id: media.id, o: options },
+        },
+      );
+      expect(errorCode(res), JSON.stringify(options)).toBe('BAD_USER_INPUT');
+    }
+  });
+
+  it('fails a video whose stored bytes have no audio track at once, with a clear error and no retries', async () => {
+    const media = await upload(await sample('faststart.mp4'));
+    // The bytes at rest are replaced after the upload checks: the converter must find out for itself.
+    await replaceStoredBytes(media, await sample('no-audio.mp4'));
+    const created = await convert(media.id);
+    await waitFor(created.id, (j) => j.status === 'FAILED');
+    const failed = (await job(created.id)).data!.job;
+    expect(failed.error!.code).toBe('UNSUPPORTED_MEDIA');
+    expect(failed.error!.message).toMatch(/audio/i);
+    expect(failed.error!.message).not.toMatch(/http|\/tmp|ffmpeg version/);
+    expect(failed.attempts).toBe(1);
+  });
+
+  it('fails a corrupt video the same way', async () => {
+    const media = await upload(await sample('faststart.mp4'));
+    await replaceStoredBytes(media, await sample('unknown.bin'));
+    const created = await convert(media.id);
+    await waitFor(created.id, (j) => j.status === 'FAILED');
+    const failed = (await job(created.id)).data!.job;
+    expect(failed.error!.code).toBe('UNSUPPORTED_MEDIA');
+    expect(failed.attempts).toBe(1);
+  });
+});
+
+describe('cancelling, retrying and surviving failures', () => {
+  it('cancels a running conversion: CANCELLED, and its ffmpeg is gone within 2 seconds', async () => {
+    const media = await upload(longVideo);
+    const created = await convert(media.id);
+    await waitFor(created.id, (j) => j.status === 'RUNNING' && j.progress > 0);
+    const res = await graphql<{ cancelJob: JobView }>(
+      system.gatewayUrl,
+      'mutation ($id: ID!) { cancelJob(id: $id) { status } }',
+      {
+        token: alice.token,
+        variables: { id: created.id },
+      },
+    );
+    expect(res.data?.cancelJob.status).toBe('CANCELLED');
+    await expect.poll(() => ffmpegFor(media.id), { timeout: 2_000, interval: 100 }).toBe(0);
+    // …and a cancelled job stays cancelled, with no output.
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await job(created.id)).data!.job).toMatchObject({ status: 'CANCELLED', output: null });
+
+    const again = await graphql(system.gatewayUrl, 'mutation ($id: ID!) { cancelJob(id: $id) { status } }', {
+      token: alice.token,
+      variables: { id: created.id },
+    });
+    expect(errorCode(again)).toBe('CONFLICT');
+
+    // Retrying a cancelled job converts it after all.
+    const retried = await graphql<{ retryJob: JobView }>(
+      system.gatewayUrl,
+      'mutation ($id: ID!) { retryJob(id: $id) { status attempts } }',
+      {
+        token: alice.token,
+        variables: { id: created.id },
+      },
+    );
+    expect(retried.data?.retryJob).toEqual({ status: 'QUEUED', attempts: 2 });
+    await waitFor(created.id, (j) => j.status === 'SUCCEEDED');
+    expect(await outputsOf(created.id)).toBe(1);
+  });
+
+  it('finishes a job whose worker is killed mid-conversion, with exactly one output', async () => {
+    const media = await upload(longVideo);
+    const created = await convert(media.id);
+    await waitFor(created.id, (j) => j.status === 'RUNNING' && j.progress > 0.1);
+    const workerId = await workerOf(created.id);
+    const victim = Object.values(system.services).find(
+      (s) => workerId === `e2e-${s.name.replace('worker', 'worker-')}`,
+    );
+    expect(victim, `worker ${workerId}`).toBeDefined();
+    victim!.child.kill('SIGKILL');
+    await waitFor(created.id, (j) => j.status === 'SUCCEEDED', 90_000);
+    expect(await outputsOf(created.id)).toBe(1);
+    await system.startWorker(); // back to two for the tests after this one
+  });
+
+  it('keeps working when RabbitMQ drops every connection', async () => {
+    await run('rabbitmqctl', ['-q', 'close_all_connections', '--vhost', system.vhost, 'e2e: simulated broker failure']);
+    const media = await upload(await sample('sample.mkv'));
+    const created = await convert(media.id);
+    await waitFor(created.id, (j) => j.status === 'SUCCEEDED', 60_000);
+  });
+});
+
+describe('only the owner reaches a job', () => {
+  it('answers NOT_FOUND to anyone else reading, cancelling, retrying or subscribing', async () => {
+    const media = await upload(await sample('faststart.mp4'));
+    const created = await convert(media.id);
+    const asBob = (query: string) =>
+      graphql(system.gatewayUrl, query, { token: bob.token, variables: { id: created.id } });
+    expect(errorCode(await asBob('query ($id: ID!) { job(id: $id) { id } }'))).toBe('NOT_FOUND');
+    expect(errorCode(await asBob('mutation ($id: ID!) { cancelJob(id: $id) { id } }'))).toBe('NOT_FOUND');
+    expect(errorCode(await asBob('mutation ($id: ID!) { retryJob(id: $id) { id } }'))).toBe('NOT_FOUND');
+
+    const client = subscriber(bob);
+    const events = await collect(client, 'subscription ($id: ID!) { jobUpdated(id: $id) { status } }', {
+      id: created.id,
+    });
+    await client.dispose();
+    expect(events[0]?.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+
+    const convertForeign = await graphql(
+      system.gatewayUrl,
+      'mutation ($id: ID!) { convertMedia(mediaId: $id) { id } }',
+      {
+        token: bob.token,
+        variables: { id: media.id },
+      },
+    );
+    expect(errorCode(convertForeign)).toBe('NOT_FOUND');
+  });
+
+  it('tells each user about their own jobs only (myJobUpdates)', async () => {
+    const aliceClient = subscriber(alice);
+    const bobClient = subscriber(bob);
+    const bobEvents: unknown[] = [];
+    const bobIterator = bobClient.iterate({ query: 'subscription { myJobUpdates { id status } }' });
+    void (async () => {
+      for await (const e of bobIterator) bobEvents.push(e);
+    })();
+    const media = await upload(await sample('faststart.mp4'));
+    const [events] = await Promise.all([
+      collect<{ myJobUpdates: { id: string; status: string } }>(
+        aliceClient,
+        'subscription { myJobUpdates { id status } }',
+        {},
+        (es) => es.some((e) => e.data?.myJobUpdates.status === 'SUCCEEDED'),
+      ),
+      new Promise((r) => setTimeout(r, 300)).then(() => convert(media.id)),
+    ]);
+    expect(events.map((e) => e.data!.myJobUpdates.status)).toContain('SUCCEEDED');
+    expect(bobEvents).toEqual([]);
+    await bobIterator.return?.();
+    await Promise.all([aliceClient.dispose(), bobClient.dispose()]);
+  });
+});

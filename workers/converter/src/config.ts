@@ -1,0 +1,58 @@
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { env, loadConfig } from '@vidmp3/shared';
+
+// Development-only fallback for the worker → media/jobs token (media and jobs share it); production sets its own.
+const DEV_INTERNAL_TOKEN = 'vidmp3-development-internal-token';
+
+const seconds = (fallback: number) => z.coerce.number().positive().default(fallback);
+
+export const ConfigSchema = z
+  .object({
+    NODE_ENV: env.nodeEnv(),
+    LOG_LEVEL: env.logLevel(),
+    RABBITMQ_URL: env.url('amqp://guest:guest@127.0.0.1:5672'),
+    MEDIA_INTERNAL_URL: env.url('http://127.0.0.1:4002'),
+    JOBS_INTERNAL_URL: env.url('http://127.0.0.1:4003'),
+    /** Bearer token for media's and jobs' internal APIs. */
+    INTERNAL_API_TOKEN: z.string().min(16).optional(),
+    /** Conversions run at once; also the RabbitMQ prefetch, so the broker never hands over more than that. */
+    CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+    /** The ffmpeg binary: a path, or a name looked up on PATH. */
+    FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
+    /**
+     * Wall-clock limit of one conversion. Keep it below RabbitMQ's consumer timeout (30 min by default), with
+     * room for the upload: a delivery left unacknowledged past that closes the whole channel, taking every
+     * conversion on it along.
+     */
+    CONVERSION_TIMEOUT_SECONDS: seconds(1200),
+    /** Longest input converted; longer ones are cut at this length. */
+    MAX_INPUT_SECONDS: seconds(4 * 60 * 60),
+    /** Attempts of one job before a transient failure fails it for good. */
+    MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+    /** Where ffmpeg writes the mp3 until it is uploaded. */
+    SCRATCH_DIR: z.string().min(1).default(join(tmpdir(), 'vidmp3-converter')),
+    /** On SIGTERM, how long running conversions may take to finish before they are handed back. */
+    SHUTDOWN_GRACE_SECONDS: seconds(25),
+    /**
+     * Testing aid only: read the input at this multiple of realtime (ffmpeg `-readrate`), so a conversion of
+     * a short sample lasts long enough for cancel and crash tests to catch it running. Unset in production.
+     */
+    READRATE: z.coerce.number().positive().optional(),
+    /** Named in claims and logs. */
+    WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
+    /** The /healthz and /readyz server; 0 picks a free port. */
+    HOST: z.string().default('127.0.0.1'),
+    HEALTH_PORT: env.port(4010),
+  })
+  .superRefine((c, ctx) => {
+    if (c.NODE_ENV === 'production' && !c.INTERNAL_API_TOKEN) {
+      ctx.addIssue({ code: 'custom', path: ['INTERNAL_API_TOKEN'], message: 'required in production' });
+    }
+  })
+  .transform((c) => ({ ...c, INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_TOKEN }));
+
+export type Config = z.output<typeof ConfigSchema>;
+
+export const readConfig = (): Config => loadConfig(ConfigSchema, process.env, 'converter');

@@ -1,0 +1,394 @@
+import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ConsumeMessage } from 'amqplib';
+import { ZodError } from 'zod';
+import {
+  ConversionRequest,
+  JobControl,
+  type AmqpConnectionManager,
+  type ChannelWrapper,
+  type ConfirmChannel,
+  type JobEvent,
+  type Logger,
+  REQUEST_ID_HEADER,
+  Topology,
+  declareTopology,
+  decodeMessage,
+  encodeMessage,
+  publishConfirmed,
+} from '@vidmp3/shared';
+import type { Config } from './config.js';
+import { planFailure } from './errors.js';
+import type { JobsClient } from './jobs-client.js';
+import type { MediaClient } from './media-client.js';
+import { ProgressThrottle } from './progress.js';
+import type { transcode } from './transcoder.js';
+
+export type WorkerSettings = Pick<
+  Config,
+  | 'CONCURRENCY'
+  | 'MAX_ATTEMPTS'
+  | 'SCRATCH_DIR'
+  | 'SHUTDOWN_GRACE_SECONDS'
+  | 'CONVERSION_TIMEOUT_SECONDS'
+  | 'MAX_INPUT_SECONDS'
+  | 'FFMPEG_PATH'
+  | 'READRATE'
+>;
+
+export interface WorkerDeps {
+  connection: AmqpConnectionManager;
+  media: MediaClient;
+  jobs: JobsClient;
+  transcode: typeof transcode;
+  logger: Logger;
+  settings: WorkerSettings;
+}
+
+/** Why a running conversion was stopped on purpose. */
+type StopReason = 'cancel' | 'shutdown';
+
+/** One delivery, remembered with the channel it arrived on: only that channel can acknowledge it. */
+interface Delivery {
+  msg: ConsumeMessage;
+  channel: ConfirmChannel | undefined;
+  settled: boolean;
+}
+
+/** A delivery being worked on. */
+interface Task {
+  jobId?: string;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+/**
+ * Consumes conversion requests: claim the attempt, convert, store the mp3, report, and only then
+ * acknowledge, so a crash at any point leaves the request with RabbitMQ for another worker.
+ */
+export class ConverterWorker {
+  private readonly channel: ChannelWrapper;
+  /** The amqplib channel deliveries currently arrive on; a new one after every reconnection. */
+  private current: ConfirmChannel | undefined;
+  private connected = false;
+  private consumerTag: string | undefined;
+  private stopping = false;
+  private readonly tasks = new Set<Task>();
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.channel = deps.connection.createChannel({
+      name: 'converter',
+      confirm: true,
+      setup: (ch: ConfirmChannel) => this.setup(ch),
+    });
+    this.channel.on('connect', () => {
+      this.connected = true;
+    });
+    this.channel.on('error', (err) => deps.logger.error({ err }, 'RabbitMQ channel setup failed'));
+    deps.connection.on('disconnect', () => {
+      this.connected = false;
+    });
+  }
+
+  /** Run on every new channel (after a reconnection too), before the work consumer is re-established. */
+  private async setup(ch: ConfirmChannel): Promise<void> {
+    this.current = ch;
+    await declareTopology(ch);
+    // One server-named queue per worker, gone with its connection: every worker hears every cancel.
+    const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+    await ch.bindQueue(queue, Topology.controlExchange, '');
+    await ch.consume(queue, (msg) => msg && this.onControl(msg.content), { noAck: true });
+  }
+
+  /** Resolves once the worker consumes conversion requests. */
+  async start(): Promise<void> {
+    await this.channel.waitForConnect();
+    const { consumerTag } = await this.channel.consume(Topology.conversionsQueue, (msg) => this.onDelivery(msg), {
+      noAck: false,
+      // RabbitMQ hands over no more requests than run at once: the rest stay queued for other workers.
+      prefetch: this.deps.settings.CONCURRENCY,
+    });
+    this.consumerTag = consumerTag;
+  }
+
+  /** Connected to RabbitMQ and taking work. */
+  isReady(): boolean {
+    return this.connected && this.consumerTag !== undefined && !this.stopping;
+  }
+
+  /**
+   * Graceful stop: take no more work, let running conversions finish within the grace period, hand the rest
+   * back to RabbitMQ (redelivered, to another worker), close the channel.
+   */
+  async close(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const { logger, settings } = this.deps;
+    if (this.consumerTag) {
+      await this.channel
+        .cancel(this.consumerTag)
+        .catch((err: unknown) => logger.warn({ err }, 'could not cancel the RabbitMQ consumer'));
+    }
+    if (this.tasks.size > 0) {
+      logger.info(
+        { running: this.tasks.size, graceSeconds: settings.SHUTDOWN_GRACE_SECONDS },
+        'stopped taking work; letting running conversions finish',
+      );
+      const finished = await within(this.allDone(), settings.SHUTDOWN_GRACE_SECONDS * 1000);
+      if (!finished) {
+        logger.warn({ running: this.tasks.size }, 'grace period over; handing the remaining conversions back');
+        for (const task of this.tasks) task.controller.abort('shutdown' satisfies StopReason);
+        await this.allDone();
+      }
+    }
+    await this.channel.close();
+  }
+
+  private allDone(): Promise<unknown> {
+    return Promise.all([...this.tasks].map((task) => task.done));
+  }
+
+  private onControl(content: Buffer): void {
+    let control: JobControl;
+    try {
+      control = decodeMessage(JobControl, content);
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'ignoring an invalid control message');
+      return;
+    }
+    switch (control.type) {
+      case 'cancel':
+        for (const task of this.tasks) {
+          if (task.jobId !== control.jobId || task.controller.signal.aborted) continue;
+          this.deps.logger.info({ jobId: control.jobId }, 'cancelling the conversion');
+          task.controller.abort('cancel' satisfies StopReason);
+        }
+    }
+  }
+
+  private onDelivery(msg: ConsumeMessage): void {
+    const delivery: Delivery = { msg, channel: this.current, settled: false };
+    if (this.stopping) {
+      // Sent before the consumer's cancellation reached the broker: give it straight back.
+      this.settle(delivery, 'requeue', this.deps.logger);
+      return;
+    }
+    const task: Task = { controller: new AbortController(), done: Promise.resolve() };
+    this.tasks.add(task);
+    task.done = this.handle(delivery, task)
+      .catch((err: unknown) => {
+        // Reporting the outcome failed (RabbitMQ gone mid-way): leave the request to RabbitMQ to hand out again.
+        this.deps.logger.error({ err, jobId: task.jobId }, 'could not finish handling a conversion request');
+        this.settle(delivery, 'requeue', this.deps.logger);
+      })
+      .finally(() => this.tasks.delete(task));
+  }
+
+  private async handle(delivery: Delivery, task: Task): Promise<void> {
+    let request: ConversionRequest;
+    try {
+      request = decodeMessage(ConversionRequest, delivery.msg.content);
+    } catch (err) {
+      this.deps.logger.warn(
+        { problem: describeInvalid(err), deliveryTag: delivery.msg.fields.deliveryTag },
+        'invalid conversion request; dead-lettering it',
+      );
+      this.settle(delivery, 'dead-letter', this.deps.logger);
+      return;
+    }
+    task.jobId = request.jobId;
+    const log = this.deps.logger.child({
+      requestId: request.requestId,
+      jobId: request.jobId,
+      attempt: request.attempt,
+    });
+    // A name of our own: the job id comes from a message, and must not choose a path.
+    const output = join(this.deps.settings.SCRATCH_DIR, `${randomUUID()}.mp3`);
+    try {
+      await this.convert(request, delivery, task.controller.signal, output, log);
+    } catch (err) {
+      await this.onFailure(err, request, delivery, task.controller.signal, log);
+    } finally {
+      await rm(output, { force: true });
+    }
+  }
+
+  private async convert(
+    request: ConversionRequest,
+    delivery: Delivery,
+    signal: AbortSignal,
+    output: string,
+    log: Logger,
+  ): Promise<void> {
+    const { media, jobs, settings } = this.deps;
+    const context = { requestId: request.requestId, signal };
+    const redelivered = delivery.msg.fields.redelivered;
+
+    const claim = await jobs.claim(request.jobId, request.attempt, redelivered, context);
+    if (!claim.proceed) {
+      log.info({ reason: claim.reason }, 'attempt not claimed; dropping the request');
+      this.settle(delivery, 'ack', log);
+      return;
+    }
+    await this.publish(request, { type: 'started', ...stamp(request) });
+    log.info({ redelivered }, 'conversion started');
+    const began = performance.now();
+
+    const throttle = new ProgressThrottle();
+    await this.deps.transcode({
+      inputUrl: media.contentUrl(request.inputMediaId),
+      headers: media.authHeaders(),
+      output,
+      options: request.options,
+      durationSeconds: request.inputDurationSeconds,
+      signal,
+      onProgress: (progress) => {
+        if (!throttle.offer(progress)) return;
+        this.publish(request, { type: 'progress', ...stamp(request), progress }).catch((err: unknown) =>
+          log.warn({ err }, 'could not publish progress'),
+        );
+      },
+      ...(settings.READRATE ? { readrate: settings.READRATE } : {}),
+      ffmpegPath: settings.FFMPEG_PATH,
+      timeoutMs: settings.CONVERSION_TIMEOUT_SECONDS * 1000,
+      maxSeconds: settings.MAX_INPUT_SECONDS,
+    });
+    const converted = performance.now();
+
+    const { id } = await media.uploadOutput(request.jobId, request.ownerId, request.inputMediaId, output, context);
+    await this.publish(request, { type: 'succeeded', ...stamp(request), outputMediaId: id });
+    log.info(
+      {
+        outputMediaId: id,
+        convertMs: Math.round(converted - began),
+        uploadMs: Math.round(performance.now() - converted),
+      },
+      'conversion succeeded',
+    );
+    this.settle(delivery, 'ack', log);
+  }
+
+  private async onFailure(
+    err: unknown,
+    request: ConversionRequest,
+    delivery: Delivery,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<void> {
+    if (signal.aborted) {
+      const reason = signal.reason as StopReason;
+      switch (reason) {
+        case 'cancel':
+          await this.publish(request, { type: 'cancelled', ...stamp(request) });
+          log.info('conversion cancelled');
+          this.settle(delivery, 'ack', log);
+          return;
+        case 'shutdown':
+          // Redelivered (redelivered = true) to another worker, whose claim may take over the running job.
+          log.info('shutting down: conversion handed back to RabbitMQ');
+          this.settle(delivery, 'requeue', log);
+          return;
+      }
+    }
+
+    const plan = planFailure(err, request.attempt, this.deps.settings.MAX_ATTEMPTS);
+    switch (plan.action) {
+      case 'fail':
+        log.warn({ err, code: plan.error.code }, 'conversion failed');
+        await this.publish(request, { type: 'failed', ...stamp(request), error: plan.error });
+        this.settle(delivery, 'ack', log);
+        return;
+      case 'retry': {
+        log.warn({ err, nextAttempt: plan.nextAttempt, delayMs: plan.delayMs }, 'conversion failed; retrying later');
+        // A delay queue rather than a requeue: no hot loop while media or jobs is down. It dead-letters the
+        // request back to the work queue when the delay is over.
+        const retry: ConversionRequest = { ...request, attempt: plan.nextAttempt };
+        await publishConfirmed(
+          this.channel,
+          '',
+          Topology.retryQueue(plan.delayMs),
+          encodeMessage(retry),
+          headersFor(request),
+        );
+        await this.publish(request, {
+          type: 'retrying',
+          ...stamp(request),
+          nextAttempt: plan.nextAttempt,
+          error: plan.error,
+        });
+        this.settle(delivery, 'ack', log);
+        return;
+      }
+      case 'give-up':
+        log.error({ err, attempts: request.attempt }, 'conversion failed on every attempt; giving up');
+        await this.publish(request, { type: 'failed', ...stamp(request), error: plan.error });
+        // Dead-lettered, so an operator can see (and replay) what kept failing.
+        this.settle(delivery, 'dead-letter', log);
+        return;
+    }
+  }
+
+  private publish(request: ConversionRequest, event: JobEvent): Promise<void> {
+    return publishConfirmed(
+      this.channel,
+      Topology.eventsExchange,
+      Topology.eventsQueue,
+      encodeMessage(event),
+      headersFor(request),
+    );
+  }
+
+  /** Acknowledges a delivery exactly once, and only on the channel it came from. */
+  private settle(delivery: Delivery, how: 'ack' | 'dead-letter' | 'requeue', log: Logger): void {
+    if (delivery.settled) return;
+    delivery.settled = true;
+    if (!this.connected || delivery.channel !== this.current) {
+      // Its channel died with the connection, and RabbitMQ handed the request back then. An ack with its
+      // old delivery tag on the new channel would be a protocol error that closes that channel.
+      log.warn('the RabbitMQ connection was lost while this request was handled; RabbitMQ has handed it back');
+      return;
+    }
+    switch (how) {
+      case 'ack':
+        this.channel.ack(delivery.msg);
+        return;
+      case 'dead-letter':
+        this.channel.nack(delivery.msg, false, false);
+        return;
+      case 'requeue':
+        this.channel.nack(delivery.msg, false, true);
+        return;
+    }
+  }
+}
+
+const stamp = (request: ConversionRequest) => ({
+  jobId: request.jobId,
+  attempt: request.attempt,
+  at: new Date().toISOString(),
+});
+
+const headersFor = (request: ConversionRequest): Record<string, string> =>
+  request.requestId ? { [REQUEST_ID_HEADER]: request.requestId } : {};
+
+/** Why a message did not decode, in one line: the schema's complaints, or the JSON parser's. */
+function describeInvalid(err: unknown): string {
+  if (err instanceof ZodError) {
+    return err.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** True if `promise` settles within `ms`, false if the time runs out first. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

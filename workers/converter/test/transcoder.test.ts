@@ -1,0 +1,348 @@
+// transcode() with the real ffmpeg, reading from a small HTTP server that serves samples the way media's
+// internal API does: bearer token required, Range supported (so ffmpeg can seek to a moov atom at the end).
+import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { JobErrorCode, type ConversionOptions } from '@vidmp3/shared';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sample, sampleDurationSeconds, type SampleName } from '../../../e2e/fixtures.js';
+import { AbortError, PermanentError, TimeoutError, TransientError } from '../src/errors.js';
+import { transcode, type TranscodeRequest } from '../src/transcoder.js';
+
+const run = promisify(execFile);
+const TOKEN = 'test-internal-token-0123456789';
+const ffmpegPath = process.env.FFMPEG_PATH ?? 'ffmpeg';
+const ffprobePath = process.env.FFPROBE_PATH ?? 'ffprobe';
+
+let server: Server;
+let baseUrl: string;
+let scratch: string;
+/** Requests that came without the right token (fluent-ffmpeg's own ffprobe would be one). */
+let unauthorized = 0;
+/** Range headers seen, by sample. */
+const ranges = new Map<string, string[]>();
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'vidmp3-transcoder-test-'));
+  server = createServer((req, res) => {
+    void serve(req.url ?? '', req.method ?? 'GET', req.headers, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await rm(scratch, { recursive: true, force: true });
+});
+
+/** /media/<sample name> serves a sample; /status/<code> answers that status; everything needs the token. */
+async function serve(
+  url: string,
+  method: string,
+  headers: Record<string, string | string[] | undefined>,
+  res: ServerResponse,
+): Promise<void> {
+  if (headers.authorization !== `Bearer ${TOKEN}`) {
+    unauthorized++;
+    res.writeHead(401).end();
+    return;
+  }
+  const status = /^\/status\/(\d{3})$/.exec(url);
+  if (status) {
+    res.writeHead(Number(status[1]), { 'content-type': 'text/plain' }).end('no');
+    return;
+  }
+  const name = /^\/media\/([\w.-]+)$/.exec(url)?.[1];
+  if (!name) {
+    res.writeHead(404).end();
+    return;
+  }
+  const path = await sample(name as SampleName);
+  const { size } = await stat(path);
+  const range = typeof headers.range === 'string' ? headers.range : undefined;
+  if (range) ranges.set(name, [...(ranges.get(name) ?? []), range]);
+  // One range of the forms ffmpeg sends: bytes=a- and bytes=a-b (and bytes=-n for completeness).
+  const match = range ? /^bytes=(\d*)-(\d*)$/.exec(range) : null;
+  let start = 0;
+  let end = size - 1;
+  if (match) {
+    const [, from = '', to = ''] = match;
+    if (from === '') start = Math.max(0, size - Number(to));
+    else {
+      start = Number(from);
+      if (to !== '') end = Math.min(Number(to), size - 1);
+    }
+    if (start >= size || start > end) {
+      res.writeHead(416, { 'content-range': `bytes */${size}` }).end();
+      return;
+    }
+  }
+  res.writeHead(match ? 206 : 200, {
+    'content-type': 'application/octet-stream',
+    'accept-ranges': 'bytes',
+    'content-length': end - start + 1,
+    ...(match ? { 'content-range': `bytes ${start}-${end}/${size}` } : {}),
+  });
+  if (method === 'HEAD') {
+    res.end();
+    return;
+  }
+  // ffmpeg drops connections when it seeks: that is not a test failure.
+  await pipeline(createReadStream(path, { start, end }), res).catch(() => undefined);
+}
+
+let outputs = 0;
+const outputPath = () => join(scratch, `out-${++outputs}.mp3`);
+
+const defaults: ConversionOptions = {
+  bitrateKbps: 128,
+  sampleRateHz: null,
+  channels: null,
+  startSeconds: null,
+  endSeconds: null,
+};
+
+function request(input: string, overrides: Partial<TranscodeRequest> = {}): TranscodeRequest {
+  return {
+    inputUrl: input.startsWith('http') ? input : `${baseUrl}/media/${input}`,
+    headers: { Authorization: `Bearer ${TOKEN}` },
+    output: outputPath(),
+    options: defaults,
+    durationSeconds: sampleDurationSeconds,
+    signal: new AbortController().signal,
+    onProgress: () => undefined,
+    ffmpegPath,
+    timeoutMs: 60_000,
+    maxSeconds: 4 * 3600,
+    ...overrides,
+  };
+}
+
+interface Probe {
+  streams: { codec_name: string; bit_rate?: string; sample_rate?: string; channels?: number }[];
+  format: { duration: string };
+}
+
+async function probe(path: string): Promise<Probe> {
+  const { stdout } = await run(ffprobePath, [
+    '-v',
+    'error',
+    '-show_entries',
+    'stream=codec_name,bit_rate,sample_rate,channels:format=duration',
+    '-of',
+    'json',
+    path,
+  ]);
+  return JSON.parse(stdout) as Probe;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Running processes whose command line mentions `text` (the output path names one conversion's ffmpeg). */
+async function processesMentioning(text: string): Promise<number[]> {
+  const pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
+  const found: number[] = [];
+  for (const pid of pids) {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(text)) found.push(Number(pid));
+  }
+  return found;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected the conversion to fail');
+}
+
+/** A user-facing message: a sentence, with no URL, path or ffmpeg jargon in it. */
+function expectReadable(message: string) {
+  expect(message).toMatch(/^[A-Z].*\.$/);
+  expect(message).not.toMatch(/https?:|\/|\\|ffmpeg|stderr|127\.0\.0\.1/i);
+}
+
+describe('transcode', () => {
+  it('converts an mp4 whose moov atom is at the end, seeking over HTTP, to an mp3 as requested', async () => {
+    const req = request('moov-at-end.mp4', {
+      options: { ...defaults, bitrateKbps: 128, sampleRateHz: 22050, channels: 1 },
+    });
+    await transcode(req);
+
+    const { streams, format } = await probe(req.output);
+    expect(streams).toHaveLength(1);
+    const [audio] = streams;
+    expect(audio!.codec_name).toBe('mp3');
+    expect(Math.abs(Number(audio!.bit_rate) / 1000 - 128)).toBeLessThanOrEqual(2);
+    expect(audio!.sample_rate).toBe('22050');
+    expect(audio!.channels).toBe(1);
+    expect(Math.abs(Number(format.duration) - sampleDurationSeconds)).toBeLessThanOrEqual(0.5);
+    // It did seek: the index at the end of the file was fetched with a range request of its own.
+    expect(ranges.get('moov-at-end.mp4')?.some((r) => r !== 'bytes=0-')).toBe(true);
+  });
+
+  it.each(['faststart.mp4', 'sample.mkv'] as const)(
+    'converts %s with the default sample rate and channels',
+    async (name) => {
+      const req = request(name, { options: { ...defaults, bitrateKbps: 192 } });
+      await transcode(req);
+
+      const [audio] = (await probe(req.output)).streams;
+      expect(audio!.codec_name).toBe('mp3');
+      expect(Math.abs(Number(audio!.bit_rate) / 1000 - 192)).toBeLessThanOrEqual(2);
+      expect(audio!.sample_rate).toBe('44100');
+    },
+  );
+
+  it('keeps only the span between startSeconds and endSeconds', async () => {
+    const req = request('moov-at-end.mp4', { options: { ...defaults, startSeconds: 0.5, endSeconds: 2 } });
+    await transcode(req);
+
+    expect(Math.abs(Number((await probe(req.output)).format.duration) - 1.5)).toBeLessThanOrEqual(0.3);
+  });
+
+  it('cuts the output at the maximum length', async () => {
+    const req = request('faststart.mp4', { maxSeconds: 1 });
+    await transcode(req);
+
+    expect(Math.abs(Number((await probe(req.output)).format.duration) - 1)).toBeLessThanOrEqual(0.3);
+  });
+
+  it('reports progress that only moves forward, stays within 0..1 and ends near 1', async () => {
+    const seen: number[] = [];
+    // Read at 2x realtime, so the 3-second sample takes long enough for ffmpeg to report more than once.
+    await transcode(request('moov-at-end.mp4', { readrate: 2, onProgress: (p) => seen.push(p) }));
+
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    expect(seen.every((p) => p >= 0 && p <= 1)).toBe(true);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    expect(seen.at(-1)).toBeGreaterThan(0.9);
+  });
+
+  it('measures progress against the trimmed span', async () => {
+    const seen: number[] = [];
+    await transcode(
+      request('moov-at-end.mp4', {
+        options: { ...defaults, startSeconds: 1, endSeconds: 2 },
+        onProgress: (p) => seen.push(p),
+      }),
+    );
+    expect(seen.at(-1)).toBeGreaterThan(0.9);
+  });
+
+  it('reads the input only with the given headers (no unauthenticated side probe)', () => {
+    // Every successful conversion above went through the token check; fluent-ffmpeg's own ffprobe, were it
+    // to run, would have arrived without it.
+    expect(unauthorized).toBe(0);
+  });
+
+  it('refuses a video without an audio stream and keeps nothing', async () => {
+    const req = request('no-audio.mp4');
+    const err = await rejection(transcode(req));
+
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as PermanentError).code).toBe(JobErrorCode.UNSUPPORTED_MEDIA);
+    expect(err.message).toMatch(/no audio/i);
+    expectReadable(err.message);
+    expect(await exists(req.output)).toBe(false);
+  });
+
+  it.each(['truncated.mp4', 'text.mp4'] as const)('fails %s for good as unreadable media', async (name) => {
+    const req = request(name);
+    const err = await rejection(transcode(req));
+
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as PermanentError).code).toBe(JobErrorCode.UNSUPPORTED_MEDIA);
+    expectReadable(err.message);
+    expect(await exists(req.output)).toBe(false);
+  });
+
+  it('fails for good with INPUT_GONE when the input answers 404', async () => {
+    const err = await rejection(transcode(request(`${baseUrl}/status/404`)));
+
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as PermanentError).code).toBe(JobErrorCode.INPUT_GONE);
+    expectReadable(err.message);
+  });
+
+  it('fails for now (transient) when the input answers 503', async () => {
+    const err = await rejection(transcode(request(`${baseUrl}/status/503`)));
+
+    expect(err).toBeInstanceOf(TransientError);
+    expectReadable(err.message);
+  });
+
+  it('fails for now (transient) when nothing listens at the input address', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+
+    const err = await rejection(transcode(request(`http://127.0.0.1:${port}/media/faststart.mp4`)));
+
+    expect(err).toBeInstanceOf(TransientError);
+    expectReadable(err.message);
+  });
+
+  it('kills ffmpeg within 2 seconds when aborted, and leaves no output file', async () => {
+    const controller = new AbortController();
+    let progressed!: () => void;
+    const running = new Promise<void>((resolve) => (progressed = resolve));
+    // Half of realtime: the 3-second sample would take 6 s.
+    const req = request('moov-at-end.mp4', {
+      readrate: 0.5,
+      signal: controller.signal,
+      onProgress: () => progressed(),
+    });
+    const conversion = transcode(req);
+    const outcome = rejection(conversion);
+
+    await running;
+    expect(await processesMentioning(req.output)).not.toHaveLength(0);
+    const abortedAt = Date.now();
+    controller.abort();
+    const err = await outcome;
+
+    expect(Date.now() - abortedAt).toBeLessThan(2000);
+    expect(err).toBeInstanceOf(AbortError);
+    expect(err.name).toBe('AbortError');
+    expect(await processesMentioning(req.output)).toEqual([]);
+    expect(await exists(req.output)).toBe(false);
+  });
+
+  it('starts nothing when the signal is already aborted', async () => {
+    const req = request('moov-at-end.mp4', { signal: AbortSignal.abort() });
+    const err = await rejection(transcode(req));
+
+    expect(err).toBeInstanceOf(AbortError);
+    expect(await exists(req.output)).toBe(false);
+  });
+
+  it('kills ffmpeg and rejects with a TimeoutError past the wall-clock limit', async () => {
+    const req = request('moov-at-end.mp4', { readrate: 0.5, timeoutMs: 800 });
+    const started = Date.now();
+    const err = await rejection(transcode(req));
+
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as TimeoutError).code).toBe(JobErrorCode.TIMEOUT);
+    expectReadable(err.message);
+    expect(await processesMentioning(req.output)).toEqual([]);
+    expect(await exists(req.output)).toBe(false);
+  });
+});
