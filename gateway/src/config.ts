@@ -16,6 +16,13 @@ export const ConfigSchema = z
     SUBGRAPH_USERS_URL: z.url().optional(),
     SUBGRAPH_MEDIA_URL: z.url().optional(),
     SUBGRAPH_JOBS_URL: z.url().optional(),
+    /** Browser origins allowed to open a subscription WebSocket (`*`: any); unset → the gateway's own. */
+    ALLOWED_ORIGINS: env
+      .list()
+      .refine(
+        (origins) => origins.every((o) => o === '*' || URL.canParse(o)),
+        'expected * or origins like https://app.example',
+      ),
     JWKS_URL: env.url('http://127.0.0.1:4001/.well-known/jwks.json'),
     JWT_ISSUER: z.string().min(1).default('vidmp3'),
     JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
@@ -39,6 +46,8 @@ export const ConfigSchema = z
     ...c,
     INTROSPECTION: c.INTROSPECTION ?? c.NODE_ENV !== 'production',
     PLAYGROUND: c.PLAYGROUND ?? c.NODE_ENV !== 'production',
+    ALLOWED_ORIGINS:
+      c.ALLOWED_ORIGINS.length > 0 ? c.ALLOWED_ORIGINS : [`http://127.0.0.1:${c.PORT}`, `http://localhost:${c.PORT}`],
     subgraphUrls: new Map<string, string | undefined>([
       ['users', c.SUBGRAPH_USERS_URL],
       ['media', c.SUBGRAPH_MEDIA_URL],

@@ -7,6 +7,7 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
+import type { GraphQLSchema } from 'graphql';
 import {
   accessLog,
   createFormatError,
@@ -25,6 +26,7 @@ import type { GatewayContext } from './context.js';
 import { SubgraphDataSource, UploadingDataSource } from './datasource.js';
 import { filesProxy } from './files-proxy.js';
 import { operationLimits } from './limits.js';
+import { apolloExecutor, startSubscriptionServer } from './subscriptions.js';
 
 /** The public entry point: Apollo Gateway over the committed supergraph, behind auth and operation limits. */
 export async function startGateway(config: Config, logger: Logger): Promise<RunningServer> {
@@ -38,6 +40,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
         ? new UploadingDataSource({ url: subgraphUrl(name) }, config.MAX_UPLOAD_BYTES)
         : new SubgraphDataSource({ url: subgraphUrl(name) }),
     logger: logger.child({ component: 'apollo-gateway' }),
+  });
+  // The API schema, for the WebSocket path's validation (Apollo Server keeps its copy to itself).
+  let apiSchema: GraphQLSchema | undefined;
+  gateway.onSchemaLoadOrUpdate((loaded) => {
+    apiSchema = loaded.apiSchema;
   });
   const verifier = createTokenVerifier({
     keys: jwksKeyResolver(config.JWKS_URL),
@@ -105,8 +112,30 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   );
 
   const url = await listen(httpServer, config.PORT, config.HOST);
+  // Subscriptions: graphql-ws on the same server and path (Apollo Gateway does not execute them).
+  const subscriptions = startSubscriptionServer({
+    httpServer,
+    schema: () => apiSchema,
+    validationRules: limits.validationRules,
+    maxTokens: config.MAX_TOKENS,
+    verifier,
+    allowedOrigins: config.ALLOWED_ORIGINS,
+    jobsUrl: subgraphUrl('jobs'),
+    execute: apolloExecutor(apollo),
+    logger,
+    exposeInternals: config.NODE_ENV !== 'production',
+    hideSchemaDetails: !config.INTROSPECTION,
+    trustProxy: app.get('trust proxy fn') as (address: string, hop: number) => boolean,
+  });
   logger.info({ url: `${url}/graphql` }, 'gateway ready');
-  return { url, server: httpServer, close: () => apollo.stop() };
+  return {
+    url,
+    server: httpServer,
+    close: async () => {
+      await subscriptions.close();
+      await apollo.stop();
+    },
+  };
 }
 
 /** A subgraph's routing URL as composed into the supergraph (`@join__graph(name: …, url: …)`). */

@@ -59,7 +59,9 @@ export function connectBroker(url: string, logger: Logger): AmqpConnectionManage
   const connection = amqp.connect([url], { heartbeatIntervalInSeconds: 10, reconnectTimeInSeconds: 1 });
   const where = redact(url);
   connection.on('connect', () => logger.info({ broker: where }, 'connected to RabbitMQ'));
-  connection.on('disconnect', ({ err }) => logger.warn({ broker: where, err: err?.message }, 'RabbitMQ connection lost'));
+  connection.on('disconnect', ({ err }) =>
+    logger.warn({ broker: where, err: err?.message }, 'RabbitMQ connection lost'),
+  );
   connection.on('connectFailed', ({ err }) =>
     logger.warn({ broker: where, err: err.message }, 'cannot reach RabbitMQ; retrying'),
   );

@@ -17,10 +17,14 @@ declare module 'express-serve-static-core' {
  * Carries one request id across services: taken from the caller when it looks like one (the gateway, or a
  * trusted proxy in front of it), generated otherwise, and echoed on the response.
  */
+/** A caller's request id if it looks like one, else a new one: ids end up in logs, so nothing else passes. */
+export function requestIdFrom(incoming: unknown): string {
+  return typeof incoming === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+}
+
 export function requestContext(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
-    const incoming = req.header(REQUEST_ID_HEADER);
-    const requestId = incoming && /^[A-Za-z0-9._:-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+    const requestId = requestIdFrom(req.header(REQUEST_ID_HEADER));
     res.locals.requestId = requestId;
     res.locals.log = logger.child({ requestId });
     res.setHeader(REQUEST_ID_HEADER, requestId);

@@ -95,10 +95,7 @@ export async function pingDatabase(pool: Pool): Promise<boolean> {
 }
 
 /** Runs `fn` in one transaction on one connection: committed if it resolves, rolled back if it throws. */
-export async function withTransaction<T>(
-  pool: Pool,
-  fn: (conn: PoolConnection) => Promise<T>,
-): Promise<T> {
+export async function withTransaction<T>(pool: Pool, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
   const conn = await pool.getConnection();
   try {
     await conn.beginTransaction();

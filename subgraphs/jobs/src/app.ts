@@ -36,10 +36,16 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
   const repo = new JobsRepository(pool);
   const relay = new OutboxRelay(repo, publisher, logger);
   const bus = new ChangeBus();
-  const jobs = new JobsService(repo, new MediaClient(config.MEDIA_INTERNAL_URL, config.INTERNAL_API_TOKEN), relay, bus, {
-    maxInputSeconds: config.MAX_INPUT_SECONDS,
-    sweepAfterSeconds: config.SWEEP_AFTER_SECONDS,
-  });
+  const jobs = new JobsService(
+    repo,
+    new MediaClient(config.MEDIA_INTERNAL_URL, config.INTERNAL_API_TOKEN),
+    relay,
+    bus,
+    {
+      maxInputSeconds: config.MAX_INPUT_SECONDS,
+      sweepAfterSeconds: config.SWEEP_AFTER_SECONDS,
+    },
+  );
   const consumer = startConsumers(broker, jobs, bus, logger);
   relay.start();
 

@@ -23,7 +23,10 @@ export const ConfigSchema = z
     /** A QUEUED job whose request nobody picked up for this long is published again. */
     SWEEP_AFTER_SECONDS: z.coerce.number().int().positive().default(600),
     /** The longest input accepted for conversion. */
-    MAX_INPUT_SECONDS: z.coerce.number().positive().default(4 * 3600),
+    MAX_INPUT_SECONDS: z.coerce
+      .number()
+      .positive()
+      .default(4 * 3600),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.INTERNAL_API_TOKEN) {

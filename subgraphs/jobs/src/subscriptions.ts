@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import { createFormatError, type Logger, type TokenVerifier, type Viewer } from '@vidmp3/shared';
+import { createFormatError, requestIdFrom, type Logger, type TokenVerifier, type Viewer } from '@vidmp3/shared';
 import type { Context } from './context.js';
 import type { JobsService } from './services/jobs.js';
 
@@ -37,14 +36,14 @@ export function serveSubscriptions(options: {
         const authorization = params?.authorization ?? (params?.token ? `Bearer ${params.token}` : undefined);
         try {
           viewers.set(ctx.extra.socket, await options.verifier.authenticate(authorization));
-          ctx.extra.requestId = params?.requestId ?? randomUUID();
+          ctx.extra.requestId = requestIdFrom(params?.requestId);
           return true;
         } catch {
           return false; // graphql-ws closes with 4403 Forbidden
         }
       },
       context: (ctx): Context => {
-        const requestId = ctx.extra.requestId ?? randomUUID();
+        const requestId = ctx.extra.requestId ?? requestIdFrom(undefined);
         return {
           viewer: viewers.get(ctx.extra.socket) ?? null,
           requestId,

@@ -27,7 +27,12 @@ export function internalRoutes(app: Express, jobs: JobsService, token: string): 
       return;
     }
     try {
-      const result = await jobs.claim(String(req.params.id), body.data.attempt, body.data.workerId, body.data.redelivered);
+      const result = await jobs.claim(
+        String(req.params.id),
+        body.data.attempt,
+        body.data.workerId,
+        body.data.redelivered,
+      );
       if (!result) {
         res.status(404).json({ proceed: false, reason: 'no such job' });
         return;

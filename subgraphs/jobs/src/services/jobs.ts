@@ -89,7 +89,10 @@ export class JobsService {
     const duration = media.durationSeconds;
     if (!duration || duration <= 0) throw userError(ErrorCode.BAD_USER_INPUT, 'This video has no known duration');
     if (duration > this.options.maxInputSeconds) {
-      throw userError(ErrorCode.BAD_USER_INPUT, `Videos longer than ${this.options.maxInputSeconds} s are not converted`);
+      throw userError(
+        ErrorCode.BAD_USER_INPUT,
+        `Videos longer than ${this.options.maxInputSeconds} s are not converted`,
+      );
     }
     const now = new Date();
     const job: JobRecord = {
@@ -141,7 +144,10 @@ export class JobsService {
     const job = await this.mutate(id, async (conn, current) => {
       if (current.ownerId !== userId) throw notFound();
       if (current.status !== 'FAILED' && current.status !== 'CANCELLED') {
-        throw userError(ErrorCode.CONFLICT, `Only failed or cancelled jobs can be retried (this one is ${current.status})`);
+        throw userError(
+          ErrorCode.CONFLICT,
+          `Only failed or cancelled jobs can be retried (this one is ${current.status})`,
+        );
       }
       const next = { ...current, attempts: current.attempts + 1 };
       await this.enqueue(conn, next, requestId);
@@ -239,10 +245,7 @@ export class JobsService {
 
   /** Publishes again the requests of jobs that stayed QUEUED too long (a lost or purged message). */
   async sweep(): Promise<number> {
-    const stale = await this.repo.listStaleQueued(
-      new Date(Date.now() - this.options.sweepAfterSeconds * 1000),
-      100,
-    );
+    const stale = await this.repo.listStaleQueued(new Date(Date.now() - this.options.sweepAfterSeconds * 1000), 100);
     for (const job of stale) {
       await this.mutate(job.id, async (conn, current) => {
         if (current.status !== 'QUEUED') return null;
@@ -255,35 +258,47 @@ export class JobsService {
 
   // ---- subscriptions
 
-  /** The job's current state, then every change, ending after a final state. */
-  async *watchJob(viewer: Viewer | null, id: string): AsyncGenerator<{ jobUpdated: JobRecord }> {
-    const changes = this.bus.job(id); // listening before reading: no change slips between the two
-    try {
-      let job = await this.get(viewer, id);
+  /**
+   * The job's current state, then every change, ending after a final state. The access check runs first, so
+   * a foreign or missing job fails the subscribe itself (NOT_FOUND) rather than its first event.
+   */
+  async watchJob(viewer: Viewer | null, id: string): Promise<AsyncIterableIterator<{ jobUpdated: JobRecord }>> {
+    await this.get(viewer, id);
+    const changes = this.bus.job(id); // listening before reading the state it starts with: nothing slips between
+    return closable(changes, this.jobUpdates(changes, viewer, id));
+  }
+
+  /** Every change of any of the viewer's jobs. */
+  async watchMine(viewer: Viewer | null): Promise<AsyncIterableIterator<{ myJobUpdates: JobRecord }>> {
+    const { userId } = requireViewer(viewer);
+    const changes = this.bus.owner(userId);
+    return closable(changes, this.ownerUpdates(changes, userId));
+  }
+
+  private async *jobUpdates(
+    changes: AsyncIterator<JobChanged>,
+    viewer: Viewer | null,
+    id: string,
+  ): AsyncGenerator<{ jobUpdated: JobRecord }> {
+    let job = await this.get(viewer, id);
+    yield { jobUpdated: job };
+    while (!isFinal(job.status)) {
+      const next = await changes.next();
+      if (next.done) return;
+      const current = await this.repo.find(this.repo.pool, id);
+      if (!current) return;
+      job = current;
       yield { jobUpdated: job };
-      while (!isFinal(job.status)) {
-        const next = await changes.next();
-        if (next.done) return;
-        const current = await this.repo.find(this.repo.pool, id);
-        if (!current) return;
-        job = current;
-        yield { jobUpdated: job };
-      }
-    } finally {
-      await changes.return?.();
     }
   }
 
-  async *watchMine(viewer: Viewer | null): AsyncGenerator<{ myJobUpdates: JobRecord }> {
-    const { userId } = requireViewer(viewer);
-    const changes = this.bus.owner(userId);
-    try {
-      for await (const change of changes) {
-        const job = await this.repo.find(this.repo.pool, change.jobId);
-        if (job && job.ownerId === userId) yield { myJobUpdates: job };
-      }
-    } finally {
-      await changes.return?.();
+  private async *ownerUpdates(
+    changes: AsyncIterableIterator<JobChanged>,
+    userId: string,
+  ): AsyncGenerator<{ myJobUpdates: JobRecord }> {
+    for await (const change of changes) {
+      const job = await this.repo.find(this.repo.pool, change.jobId);
+      if (job && job.ownerId === userId) yield { myJobUpdates: job };
     }
   }
 
@@ -329,4 +344,22 @@ export class JobsService {
     const change: JobChanged = { jobId: job.id, ownerId: job.ownerId };
     await this.repo.addOutbox(conn, Topology.changesExchange, '', change);
   }
+}
+
+/**
+ * An async generator's return() waits for the await it is suspended at — here, the next change, which may
+ * never come. Closing the change feed first ends that wait at once, so an unsubscribe releases its listener
+ * immediately.
+ */
+function closable<T>(changes: AsyncIterator<unknown>, inner: AsyncGenerator<T>): AsyncIterableIterator<T> {
+  const iterator: AsyncIterableIterator<T> = {
+    next: () => inner.next(),
+    async return() {
+      await changes.return?.();
+      return inner.return(undefined);
+    },
+    throw: (err: unknown) => inner.throw(err),
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
 }

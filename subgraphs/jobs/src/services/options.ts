@@ -30,7 +30,10 @@ export function validateOptions(input: OptionsInput | null | undefined, duration
 
   const startSeconds = input?.startSeconds ?? null;
   const endSeconds = input?.endSeconds ?? null;
-  if (startSeconds !== null && (!Number.isFinite(startSeconds) || startSeconds < 0 || startSeconds >= durationSeconds)) {
+  if (
+    startSeconds !== null &&
+    (!Number.isFinite(startSeconds) || startSeconds < 0 || startSeconds >= durationSeconds)
+  ) {
     throw bad('startSeconds', `startSeconds must be at least 0 and before the end of the video (${durationSeconds} s)`);
   }
   if (endSeconds !== null) {

@@ -1,0 +1,580 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { buildSchema, graphql, GraphQLError } from 'graphql';
+import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import jwt from 'jsonwebtoken';
+import WebSocket, { WebSocketServer } from 'ws';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createLogger, createTokenVerifier, listen, type Viewer } from '@vidmp3/shared';
+import { ConfigSchema } from './config.js';
+import type { GatewayContext } from './context.js';
+import { operationLimits } from './limits.js';
+import { startSubscriptionServer, webSocketUrl, type SubscriptionServerOptions } from './subscriptions.js';
+
+// Node loads graphql-ws's `graphql` as CommonJS, while Vite would hand this file and the module under test
+// graphql's ESM build (its "module" field): two instances, and graphql refuses schemas and errors made by the
+// other one. Everything here uses Node's copy, the way the gateway runs in production.
+vi.mock('graphql', async () => {
+  const { createRequire } = await import('node:module');
+  return createRequire(import.meta.url)('graphql') as object;
+});
+
+// The jobs subgraph's shape, cut down: the gateway validates against it, the fake jobs serves it.
+const schema = buildSchema(/* GraphQL */ `
+  type Query {
+    job(id: ID!): Job
+  }
+  type Job {
+    id: ID!
+    status: String!
+    progress: Float!
+  }
+  type Subscription {
+    jobUpdated(id: ID!): Job!
+    myJobUpdates: Job!
+  }
+`);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tokens, as the users service issues them
+
+const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const strangerKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const verifier = createTokenVerifier({
+  keys: async (kid) => (kid === 'k1' ? keys.publicKey : undefined),
+  issuer: 'vidmp3',
+  audience: 'vidmp3-api',
+});
+
+function tokenFor(userId: string, { expiresIn = 300, key = keys.privateKey } = {}): string {
+  return jwt.sign({ sub: userId, exp: Math.floor(Date.now() / 1000) + expiresIn }, key, {
+    algorithm: 'ES256',
+    keyid: 'k1',
+    issuer: 'vidmp3',
+    audience: 'vidmp3-api',
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// State shared by the fake jobs subgraph (events) and the fake gateway executor (queries)
+
+interface JobRow {
+  id: string;
+  owner: string;
+  status: string;
+  progress: number;
+}
+const jobs = new Map<string, JobRow>();
+
+function addJob(id: string, owner: string): JobRow {
+  const job = { id, owner, status: 'QUEUED', progress: 0 };
+  jobs.set(id, job);
+  return job;
+}
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  jobs.clear();
+});
+
+/** One upstream subscription as the fake jobs serves it: events are pushed, `return()` is recorded. */
+class Feed implements AsyncIterableIterator<unknown> {
+  private readonly queue: unknown[] = [];
+  private waiting: ((result: IteratorResult<unknown>) => void) | undefined;
+  private ended = false;
+
+  constructor(
+    readonly field: 'jobUpdated' | 'myJobUpdates',
+    readonly matches: (job: JobRow) => boolean,
+    private readonly onEnd: (returned: boolean) => void,
+  ) {}
+
+  push(job: JobRow): void {
+    const value = { [this.field]: { id: job.id } };
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (waiting) waiting({ value, done: false });
+    else this.queue.push(value);
+  }
+
+  end(returned = false): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.waiting?.({ value: undefined, done: true });
+    this.waiting = undefined;
+    this.onEnd(returned);
+  }
+
+  async next(): Promise<IteratorResult<unknown>> {
+    if (this.queue.length > 0) return { value: this.queue.shift(), done: false };
+    if (this.ended) return { value: undefined, done: true };
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+
+  async return(): Promise<IteratorResult<unknown>> {
+    this.end(true);
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+
+/** The jobs subgraph's WebSocket side, as the gateway expects it: graphql-ws on /graphql, ids only. */
+class FakeJobs {
+  readonly feeds = new Set<Feed>();
+  readonly connectionParams: unknown[] = [];
+  returned = 0;
+  port = 0;
+  private http: Server | undefined;
+  private wss: WebSocketServer | undefined;
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/graphql`;
+  }
+
+  get openSockets(): number {
+    return this.wss?.clients.size ?? 0;
+  }
+
+  async start(): Promise<void> {
+    this.http = createServer();
+    this.wss = new WebSocketServer({ server: this.http, path: '/graphql' });
+    const viewerOf = async (params: unknown): Promise<Viewer | null> => {
+      const authorization = (params as { authorization?: string } | undefined)?.authorization;
+      return verifier.authenticate(authorization);
+    };
+    const feed = (field: Feed['field'], matches: Feed['matches']) => {
+      const created: Feed = new Feed(field, matches, (returned) => {
+        this.feeds.delete(created);
+        if (returned) this.returned++;
+      });
+      this.feeds.add(created);
+      return created;
+    };
+    const notFound = () => new GraphQLError('Job not found', { extensions: { code: 'NOT_FOUND' } });
+    const unauthenticated = () => new GraphQLError('Sign in first', { extensions: { code: 'UNAUTHENTICATED' } });
+    useServer(
+      {
+        schema,
+        context: (ctx) => ({ params: ctx.connectionParams }),
+        onConnect: (ctx) => {
+          this.connectionParams.push(ctx.connectionParams);
+        },
+        roots: {
+          subscription: {
+            jobUpdated: async ({ id }: { id: string }, { params }: { params: unknown }) => {
+              const viewer = await viewerOf(params);
+              if (!viewer) throw unauthenticated();
+              if (jobs.get(id)?.owner !== viewer.userId) throw notFound();
+              return feed('jobUpdated', (job) => job.id === id);
+            },
+            myJobUpdates: async (_args: unknown, { params }: { params: unknown }) => {
+              const viewer = await viewerOf(params);
+              if (!viewer) throw unauthenticated();
+              return feed('myJobUpdates', (job) => job.owner === viewer.userId);
+            },
+          },
+        },
+      },
+      this.wss,
+    );
+    await listen(this.http, this.port, '127.0.0.1').then((url) => (this.port = Number(new URL(url).port)));
+  }
+
+  /** Dies the way a crashed replica does: connections cut, nothing said. */
+  async crash(): Promise<void> {
+    for (const socket of this.wss?.clients ?? []) socket.terminate();
+    await new Promise((resolve) => this.wss?.close(resolve));
+    await new Promise((resolve) => this.http?.close(resolve));
+  }
+
+  publish(job: JobRow): void {
+    for (const feed of this.feeds) if (feed.matches(job)) feed.push(job);
+  }
+
+  /** A final state: the last event, then jobUpdated completes. */
+  finish(job: JobRow): void {
+    this.publish(job);
+    for (const feed of [...this.feeds]) if (feed.field === 'jobUpdated' && feed.matches(job)) feed.end();
+  }
+}
+
+async function startJobs(): Promise<FakeJobs> {
+  const fake = new FakeJobs();
+  await fake.start();
+  cleanups.push(() => fake.crash());
+  return fake;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The gateway side: the module under test, on a plain HTTP server, with a query executor over `jobs`
+
+interface Executed {
+  query: string;
+  variables: Record<string, unknown>;
+  context: GatewayContext;
+}
+
+async function startGatewayWs(
+  upstream: FakeJobs,
+  { env = {}, ...overrides }: Partial<SubscriptionServerOptions> & { env?: Record<string, string> } = {},
+) {
+  const executed: Executed[] = [];
+  const httpServer = createServer((_req, res) => res.writeHead(404).end());
+  const url = await listen(httpServer, 0, '127.0.0.1');
+  const server = startSubscriptionServer({
+    httpServer,
+    schema: () => schema,
+    validationRules: operationLimits(ConfigSchema.parse(env)).validationRules,
+    maxTokens: 2_000,
+    verifier,
+    allowedOrigins: ['https://app.example'],
+    jobsUrl: upstream.url,
+    // Stands in for Apollo: answers the per-event query from the same rows the events are about.
+    execute: async (query, variables, context) => {
+      executed.push({ query, variables, context });
+      const result = await graphql({
+        schema,
+        source: query,
+        variableValues: variables,
+        rootValue: {
+          job: ({ id }: { id: string }) => {
+            const job = jobs.get(id);
+            return job && job.owner === context.viewer?.userId ? { ...job } : null;
+          },
+        },
+      });
+      return { ...(result.data ? { data: result.data } : {}), errors: result.errors?.map((e) => e.toJSON()) };
+    },
+    logger: createLogger('test', 'silent'),
+    exposeInternals: false,
+    hideSchemaDetails: true,
+    reconnect: { maxDelayMs: 200 },
+    ...overrides,
+  });
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await server.close();
+    await new Promise((resolve) => httpServer.close(resolve));
+  };
+  cleanups.push(close);
+  return { url: webSocketUrl(`${url}/graphql`), executed, close };
+}
+
+function connect(url: string, options: { token?: string; origin?: string; params?: Record<string, unknown> } = {}) {
+  const { origin } = options;
+  class BrowserLikeWebSocket extends WebSocket {
+    constructor(address: string | URL, protocols?: string | string[]) {
+      super(address, protocols, origin ? { origin } : {});
+    }
+  }
+  const client = createClient({
+    url,
+    webSocketImpl: BrowserLikeWebSocket,
+    connectionParams: options.params ?? (options.token ? { authorization: `Bearer ${options.token}` } : {}),
+    retryAttempts: 0, // a refusal must reach the test, not be retried
+  });
+  cleanups.push(() => client.dispose());
+  return client;
+}
+
+/** Subscribes and records what the client sees. */
+function watch(client: Client, query: string, variables?: Record<string, unknown>) {
+  const seen = {
+    events: [] as FormattedExecutionResult[],
+    error: undefined as unknown,
+    completed: false,
+    unsubscribe: () => {},
+    ended: undefined as unknown as Promise<void>,
+  };
+  seen.ended = new Promise<void>((resolve) => {
+    seen.unsubscribe = client.subscribe(
+      { query, ...(variables ? { variables } : {}) },
+      {
+        next: (event) => void seen.events.push(event),
+        error: (err) => {
+          seen.error = err;
+          resolve();
+        },
+        complete: () => {
+          seen.completed = true;
+          resolve();
+        },
+      },
+    );
+  });
+  return seen;
+}
+
+const closeCode = (err: unknown) => (err as { code?: number } | undefined)?.code;
+const errorCodes = (errors: unknown) => (errors as { extensions?: { code?: string } }[]).map((e) => e.extensions?.code);
+
+const WATCH_ONE = /* GraphQL */ `
+  subscription Watch($job: ID!, $withProgress: Boolean!) {
+    watched: jobUpdated(id: $job) {
+      ...State
+      done: progress @include(if: $withProgress)
+    }
+  }
+  fragment State on Job {
+    id
+    status
+  }
+`;
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('subscriptions through the gateway', () => {
+  it("answers every job event with the client's selection, aliases and fragments included, then completes", async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    const job = addJob('job-1', 'alice');
+    const token = tokenFor('alice');
+    const seen = watch(connect(gateway.url, { token }), WATCH_ONE, { job: 'job-1', withProgress: true });
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+
+    Object.assign(job, { status: 'RUNNING', progress: 0.5 });
+    upstream.publish(job);
+    await vi.waitFor(() => expect(seen.events).toHaveLength(1));
+    Object.assign(job, { status: 'SUCCEEDED', progress: 1 });
+    upstream.finish(job);
+    await seen.ended;
+
+    expect(seen.events).toEqual([
+      { data: { watched: { id: 'job-1', status: 'RUNNING', done: 0.5 } } },
+      { data: { watched: { id: 'job-1', status: 'SUCCEEDED', done: 1 } } },
+    ]);
+    expect(seen.completed).toBe(true);
+    // Upstream: the caller's token; per event: the caller as the viewer, only the variables the selection uses.
+    expect(upstream.connectionParams).toEqual([
+      { authorization: `Bearer ${token}`, requestId: expect.any(String) as string },
+    ]);
+    expect(gateway.executed[0]?.context.viewer?.userId).toBe('alice');
+    expect(gateway.executed[0]?.variables).toEqual({ __id: 'job-1', withProgress: true });
+    expect(gateway.executed[0]?.query).toContain('fragment State on Job');
+  });
+
+  it("sends each change of any of the caller's jobs on myJobUpdates, with a bare token in connectionParams", async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    const first = addJob('job-1', 'alice');
+    const second = addJob('job-2', 'alice');
+    const client = connect(gateway.url, { params: { token: tokenFor('alice') } });
+    const seen = watch(client, 'subscription { myJobUpdates { id status } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+
+    first.status = 'RUNNING';
+    upstream.publish(first);
+    await vi.waitFor(() => expect(seen.events).toHaveLength(1));
+    second.status = 'FAILED';
+    upstream.publish(second);
+    await vi.waitFor(() => expect(seen.events).toHaveLength(2));
+
+    expect(seen.events).toEqual([
+      { data: { myJobUpdates: { id: 'job-1', status: 'RUNNING' } } },
+      { data: { myJobUpdates: { id: 'job-2', status: 'FAILED' } } },
+    ]);
+    expect(seen.error).toBeUndefined();
+  });
+
+  it('refuses a page from an origin that is not allowed with 4403, and serves an allowed one', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    const token = tokenFor('alice');
+
+    const refused = watch(
+      connect(gateway.url, { token, origin: 'https://evil.example' }),
+      'subscription { myJobUpdates { id } }',
+    );
+    await refused.ended;
+    expect(closeCode(refused.error)).toBe(4403);
+
+    addJob('job-1', 'alice');
+    const allowed = watch(
+      connect(gateway.url, { token, origin: 'https://app.example' }),
+      'subscription { myJobUpdates { id } }',
+    );
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+    upstream.publish(jobs.get('job-1')!);
+    await vi.waitFor(() => expect(allowed.events).toEqual([{ data: { myJobUpdates: { id: 'job-1' } } }]));
+  });
+
+  it('closes the connection with 4401 for a token it cannot verify, and when the token expires', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+
+    const forged = watch(
+      connect(gateway.url, { token: tokenFor('alice', { key: strangerKeys.privateKey }) }),
+      'subscription { myJobUpdates { id } }',
+    );
+    const malformed = watch(
+      connect(gateway.url, { params: { authorization: 'Basic YWxpY2U6c2VjcmV0' } }),
+      'subscription { myJobUpdates { id } }',
+    );
+    // Expired a second ago: still within the verifier's clock tolerance, so only the expiry timer catches it.
+    const expired = watch(
+      connect(gateway.url, { token: tokenFor('alice', { expiresIn: -1 }) }),
+      'subscription { myJobUpdates { id } }',
+    );
+    await Promise.all([forged.ended, malformed.ended, expired.ended]);
+
+    expect(closeCode(forged.error)).toBe(4401);
+    expect(closeCode(malformed.error)).toBe(4401);
+    expect(closeCode(expired.error)).toBe(4401);
+    expect(upstream.feeds.size).toBe(0);
+  });
+
+  it('refuses queries and mutations on the socket and points to HTTP', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    addJob('job-1', 'alice');
+
+    const seen = watch(connect(gateway.url, { token: tokenFor('alice') }), '{ job(id: "job-1") { id } }');
+    await seen.ended;
+
+    expect(errorCodes(seen.error)).toEqual(['BAD_REQUEST']);
+    expect(JSON.stringify(seen.error)).toMatch(/over HTTP/);
+    expect(gateway.executed).toEqual([]);
+  });
+
+  it('applies the same operation limits as HTTP before anything is called upstream', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream, { env: { MAX_ALIASES: '1' } });
+
+    const seen = watch(
+      connect(gateway.url, { token: tokenFor('alice') }),
+      'subscription { a: jobUpdated(id: "job-1") { b: id c: status } }',
+    );
+    await seen.ended;
+
+    expect(errorCodes(seen.error)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+    expect(JSON.stringify(seen.error)).toMatch(/aliases limit of 1 exceeded/i);
+    expect(upstream.connectionParams).toEqual([]);
+  });
+
+  it("forwards jobs' refusal with its code (NOT_FOUND for another user's job, UNAUTHENTICATED), then completes", async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    addJob('job-1', 'alice');
+
+    const foreign = watch(
+      connect(gateway.url, { token: tokenFor('bob') }),
+      'subscription { theirs: jobUpdated(id: "job-1") { id } }',
+    );
+    const anonymous = watch(connect(gateway.url), 'subscription { myJobUpdates { id } }');
+    await Promise.all([foreign.ended, anonymous.ended]);
+
+    expect(foreign.events).toEqual([
+      { errors: [{ message: 'Job not found', path: ['theirs'], extensions: { code: 'NOT_FOUND' } }] },
+    ]);
+    expect(foreign.completed).toBe(true);
+    expect(anonymous.events.map((e) => errorCodes(e.errors))).toEqual([['UNAUTHENTICATED']]);
+    expect(anonymous.completed).toBe(true);
+  });
+
+  it('masks unexpected errors: no internal message or URL reaches the client', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream, {
+      execute: () => Promise.reject(new Error('connect ECONNREFUSED http://10.0.0.7:4003/graphql')),
+    });
+    const job = addJob('job-1', 'alice');
+    const seen = watch(connect(gateway.url, { token: tokenFor('alice') }), 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+
+    upstream.publish(job);
+    await vi.waitFor(() => expect(seen.events).toHaveLength(1));
+
+    expect(seen.events[0]).toEqual({
+      data: null,
+      errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL' } }],
+    });
+  });
+
+  it('ends the upstream subscription when the client unsubscribes, and the upstream socket when it leaves', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    addJob('job-1', 'alice');
+    const client = connect(gateway.url, { token: tokenFor('alice') });
+
+    const first = watch(client, WATCH_ONE, { job: 'job-1', withProgress: false });
+    const second = watch(client, 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(2));
+    expect(upstream.openSockets).toBe(1); // one upstream connection per client connection
+
+    first.unsubscribe();
+    await vi.waitFor(() => expect(upstream.returned).toBe(1));
+    expect(upstream.feeds.size).toBe(1);
+
+    await client.dispose();
+    await vi.waitFor(() => expect(upstream.returned).toBe(2));
+    await vi.waitFor(() => expect(upstream.openSockets).toBe(0));
+    expect(second.error).toBeUndefined();
+  });
+
+  it('abandons a connection attempt to a jobs replica that never answers when the client leaves', async () => {
+    const accepted: Socket[] = [];
+    // Takes the bytes, says nothing.
+    const blackHole = createTcpServer((socket) => {
+      accepted.push(socket);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => blackHole.close(resolve)));
+    const { port } = blackHole.address() as AddressInfo;
+    const gateway = await startGatewayWs(new FakeJobs(), { jobsUrl: `http://127.0.0.1:${port}/graphql` });
+    const client = connect(gateway.url, { token: tokenFor('alice') });
+    watch(client, 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(accepted).toHaveLength(1));
+
+    await client.dispose();
+
+    await vi.waitFor(() => expect(accepted[0]!.closed).toBe(true));
+  });
+
+  it('keeps the subscription through a crash and restart of the jobs service', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    const job = addJob('job-1', 'alice');
+    const seen = watch(connect(gateway.url, { token: tokenFor('alice') }), WATCH_ONE, {
+      job: 'job-1',
+      withProgress: true,
+    });
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+    job.progress = 0.25;
+    upstream.publish(job);
+    await vi.waitFor(() => expect(seen.events).toHaveLength(1));
+
+    await upstream.crash();
+    await new Promise((resolve) => setTimeout(resolve, 500)); // down long enough for refused reconnections
+    await upstream.start(); // same port
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1), { timeout: 5_000 });
+    job.progress = 0.75;
+    upstream.publish(job);
+    await vi.waitFor(() => expect(seen.events).toHaveLength(2));
+
+    expect(seen.events[1]).toEqual({ data: { watched: { id: 'job-1', status: 'QUEUED', done: 0.75 } } });
+    expect(seen.error).toBeUndefined();
+    expect(seen.completed).toBe(false);
+  });
+
+  it('says "going away" to every client on shutdown and leaves no upstream socket open', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    const seen = watch(connect(gateway.url, { token: tokenFor('alice') }), 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+
+    await gateway.close();
+    await seen.ended;
+
+    expect(closeCode(seen.error)).toBe(1001);
+    await vi.waitFor(() => expect(upstream.openSockets).toBe(0));
+    expect(upstream.feeds.size).toBe(0);
+  });
+});
