@@ -99,7 +99,7 @@ async function collect<T>(
   const events: { data?: T | null; errors?: readonly { message: string; extensions?: { code?: string } }[] }[] = [];
   const iterator = client.iterate<T>({ query, variables });
   for await (const event of iterator) {
-    events.push(event as (typeof events)[number]);
+    events.push(event);
     if (stop(events)) {
       await iterator.return?.();
       break;

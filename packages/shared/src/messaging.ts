@@ -119,4 +119,6 @@ export const JobErrorCode = {
   GAVE_UP: 'GAVE_UP',
   /** RabbitMQ gave up delivering the request (it crashed workers every time). */
   DELIVERY_LIMIT: 'DELIVERY_LIMIT',
+  /** Not final: the last attempt hit a transient failure and the job is queued for another. */
+  TEMPORARY_FAILURE: 'TEMPORARY_FAILURE',
 } as const;

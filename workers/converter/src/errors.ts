@@ -56,11 +56,7 @@ export type FailurePlan =
   /** Transient failures used up every attempt: fail the job and dead-letter the request. */
   | { action: 'give-up'; error: JobFailure };
 
-/**
- * The code of the `retrying` event's error (shown on the job while it waits for its next attempt). Not one of
- * the shared JobErrorCode values, which name final failures; a candidate for that list.
- */
-export const TEMPORARY_FAILURE = 'TEMPORARY_FAILURE';
+export const TEMPORARY_FAILURE = JobErrorCode.TEMPORARY_FAILURE;
 
 /** The longest delay applies to every attempt beyond the list (RETRY_DELAYS_MS grows). */
 const longestDelay = Math.max(...RETRY_DELAYS_MS);
