@@ -20,6 +20,9 @@ export interface ServiceProcess {
   url: string;
   child: ChildProcess;
   logs: string[];
+  /** How it was started, so it can be started again the same way. */
+  entry: string;
+  env: Record<string, string>;
 }
 
 export interface System {
@@ -32,6 +35,8 @@ export interface System {
   /** The system's RabbitMQ virtual host and a URL for it. */
   vhost: string;
   rabbitmqUrl: string;
+  /** Stops a service (SIGTERM) and starts it again on the same port, as an orchestrator's restart does. */
+  restart(name: string): Promise<ServiceProcess>;
   /** Starts one more converter worker (the system starts `workers` of them). */
   startWorker(env?: Record<string, string>): Promise<ServiceProcess>;
   /** Everything the services printed, for a failing test's report. */
@@ -62,7 +67,7 @@ export function startService(
       const url = /"url":"(http:\/\/[^"]+?)(?:\/graphql)?"/.exec(line)?.[1];
       if (url && line.includes('ready')) {
         clearTimeout(timer);
-        resolve({ name, url, child, logs });
+        resolve({ name, url, child, logs, entry, env });
       }
     };
     createInterface({ input: child.stdout }).on('line', onLine);
@@ -206,6 +211,15 @@ export async function startSystem(
       vhost,
       rabbitmqUrl,
       startWorker,
+      async restart(name) {
+        const old = services[name];
+        if (!old) throw new Error(`no service ${name}`);
+        await stopService(old);
+        const again = await startService(name, old.entry, { ...old.env, PORT: new URL(old.url).port });
+        started.splice(started.indexOf(old), 1, again);
+        services[name] = again;
+        return again;
+      },
       logs: () => started.map((s) => s.logs.map((l) => `[${s.name}] ${l}`).join('\n')).join('\n'),
       stop,
     };

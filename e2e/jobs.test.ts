@@ -339,6 +339,30 @@ describe('cancelling, retrying and surviving failures', () => {
     await system.startWorker(); // back to two for the tests after this one
   });
 
+  it('keeps a subscription going through the gateway while the jobs service restarts', async () => {
+    const media = await upload(longVideo);
+    const created = await convert(media.id);
+    const client = subscriber(alice);
+    let restarted = false;
+    const events = await collect<{ jobUpdated: { status: string; progress: number } }>(
+      client,
+      'subscription ($id: ID!) { jobUpdated(id: $id) { status progress } }',
+      { id: created.id },
+      (es) => {
+        const last = es.at(-1)?.data?.jobUpdated;
+        if (!restarted && last?.status === 'RUNNING') {
+          restarted = true;
+          void system.restart('jobs');
+        }
+        return false;
+      },
+    );
+    await client.dispose();
+    expect(restarted).toBe(true);
+    expect(events.every((e) => !e.errors)).toBe(true);
+    expect(events.at(-1)?.data?.jobUpdated.status).toBe('SUCCEEDED');
+  });
+
   it('keeps working when RabbitMQ drops every connection', async () => {
     await run('rabbitmqctl', ['-q', 'close_all_connections', '--vhost', system.vhost, 'e2e: simulated broker failure']);
     const media = await upload(await sample('sample.mkv'));
