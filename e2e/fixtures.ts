@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { FFMPEG_PATH } from './env.js';
 
 const run = promisify(execFile);
 
@@ -49,7 +50,7 @@ export interface VideoOptions {
   faststart?: boolean;
 }
 
-const ffmpegPath = process.env.FFMPEG_PATH ?? 'ffmpeg';
+const ffmpegPath = FFMPEG_PATH;
 
 type Format = NonNullable<VideoOptions['format']>;
 

@@ -11,9 +11,11 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 
+import { inheritedEnv, MYSQL_SERVER, RABBITMQ_SERVER } from './env.js';
+
 const root = fileURLToPath(new URL('..', import.meta.url));
-export const MYSQL_SERVER = process.env.E2E_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
-export const RABBITMQ_SERVER = process.env.E2E_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+export { MYSQL_SERVER };
 
 export interface ServiceProcess {
   name: string;
@@ -53,7 +55,7 @@ export function startService(
 ): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [join(root, entry)], {
     cwd: root,
-    env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: '0', ...env },
+    env: { ...inheritedEnv, NODE_ENV: 'test', LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
