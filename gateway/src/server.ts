@@ -26,7 +26,7 @@ import type { GatewayContext } from './context.js';
 import { SubgraphDataSource, UploadingDataSource } from './datasource.js';
 import { filesProxy } from './files-proxy.js';
 import { operationLimits } from './limits.js';
-import { apolloExecutor, startSubscriptionServer } from './subscriptions.js';
+import { apolloExecutor, startSubscriptionServer } from './subscriptions/index.js';
 
 /** The public entry point: Apollo Gateway over the committed supergraph, behind auth and operation limits. */
 export async function startGateway(config: Config, logger: Logger): Promise<RunningServer> {

@@ -95,9 +95,17 @@ export async function pingDatabase(pool: Pool): Promise<boolean> {
 }
 
 /** Runs `fn` in one transaction on one connection: committed if it resolves, rolled back if it throws. */
-export async function withTransaction<T>(pool: Pool, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+export type IsolationLevel = 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
+
+export async function withTransaction<T>(
+  pool: Pool,
+  fn: (conn: PoolConnection) => Promise<T>,
+  isolation?: IsolationLevel,
+): Promise<T> {
   const conn = await pool.getConnection();
   try {
+    // Applies to the next transaction only; unset, the server's default (REPEATABLE READ) holds.
+    if (isolation) await conn.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
     await conn.beginTransaction();
     const result = await fn(conn);
     await conn.commit();

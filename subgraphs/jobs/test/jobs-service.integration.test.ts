@@ -88,7 +88,11 @@ afterAll(async () => {
 // ---- factories
 
 /** A signed-in user nobody else in this run is. */
-const signIn = (): Viewer => ({ userId: randomUUID(), token: 'test-token', expiresAt: new Date(Date.now() + 3600_000) });
+const signIn = (): Viewer => ({
+  userId: randomUUID(),
+  token: 'test-token',
+  expiresAt: new Date(Date.now() + 3600_000),
+});
 
 /** A media of the viewer's, as media would describe it. */
 function upload(owner: Viewer, facts: Partial<MediaFacts> = {}): MediaFacts {
@@ -355,6 +359,18 @@ describe('claiming an attempt', () => {
 
     expect(await jobs.claim(job.id, 1, 'worker-b', true)).toMatchObject({ proceed: true });
     expect(await storedOrFail(job.id)).toMatchObject({ status: 'RUNNING', claimedBy: 'worker-b' });
+  });
+
+  it('lets exactly one of several workers claiming at once proceed', async () => {
+    const { job } = await queuedJob();
+
+    const claims = await Promise.all(
+      ['worker-a', 'worker-b', 'worker-c', 'worker-d'].map((w) => jobs.claim(job.id, 1, w, false)),
+    );
+
+    expect(claims.filter((c) => c?.proceed)).toHaveLength(1);
+    const winner = ['worker-a', 'worker-b', 'worker-c', 'worker-d'][claims.findIndex((c) => c?.proceed)];
+    expect(await storedOrFail(job.id)).toMatchObject({ status: 'RUNNING', claimedBy: winner });
   });
 
   it('refuses a stale attempt', async () => {
@@ -683,9 +699,12 @@ describe('watching a job', () => {
     bus.publish({ jobId: job.id, ownerId: job.ownerId });
   }
 
+  /** What a `jobUpdated` subscriber is handed. */
+  const watch = async (viewer: Viewer, id: string) => await jobs.watchJob(viewer, id);
+
   it('yields the current state, then one update per change, and ends after the final state', async () => {
     const { viewer, job } = await queuedJob();
-    const updates = jobs.watchJob(viewer, job.id);
+    const updates = await watch(viewer, job.id);
 
     const first = await updates.next();
     expect(first.value).toMatchObject({ jobUpdated: { id: job.id, status: 'QUEUED', progress: 0 } });
@@ -708,7 +727,7 @@ describe('watching a job', () => {
   it('hears nothing of other jobs', async () => {
     const { viewer, job } = await queuedJob();
     const other = await queuedJob();
-    const updates = jobs.watchJob(viewer, job.id);
+    const updates = await watch(viewer, job.id);
     await updates.next();
 
     await apply(other.job, event('started', other.job, {}));
@@ -720,17 +739,28 @@ describe('watching a job', () => {
 
   it('yields a finished job once and ends', async () => {
     const { viewer, job } = await finishedJob('FAILED');
-    const updates = jobs.watchJob(viewer, job.id);
+    const updates = await watch(viewer, job.id);
 
     expect((await updates.next()).value).toMatchObject({ jobUpdated: { status: 'FAILED' } });
     expect((await updates.next()).done).toBe(true);
   });
 
-  it("answers NOT_FOUND for someone else's job", async () => {
+  it('ends at once when the subscriber leaves while no change is pending', async () => {
+    const { viewer, job } = await queuedJob();
+    const updates = await watch(viewer, job.id);
+    await updates.next();
+    const waiting = updates.next();
+
+    await updates.return?.();
+
+    expect(await waiting).toMatchObject({ done: true });
+  });
+
+  it("answers NOT_FOUND for someone else's job and for a job that does not exist", async () => {
     const { job } = await queuedJob();
 
-    expect(await codeOf(jobs.watchJob(signIn(), job.id).next())).toBe('NOT_FOUND');
-    expect(await codeOf(jobs.watchJob(signIn(), randomUUID()).next())).toBe('NOT_FOUND');
+    expect(await codeOf(watch(signIn(), job.id).then((updates) => updates.next()))).toBe('NOT_FOUND');
+    expect(await codeOf(watch(signIn(), randomUUID()).then((updates) => updates.next()))).toBe('NOT_FOUND');
   });
 });
 

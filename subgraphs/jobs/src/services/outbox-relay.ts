@@ -54,17 +54,24 @@ export class OutboxRelay {
 
   private async flush(): Promise<void> {
     for (;;) {
-      const sent = await withTransaction(this.repo.pool, async (conn) => {
-        const batch = await this.repo.claimOutbox(conn, BATCH);
-        for (const message of batch) {
-          await publishConfirmed(this.channel, message.exchange, message.routingKey, Buffer.from(message.payload));
-        }
-        await this.repo.markPublished(
-          conn,
-          batch.map((m) => m.id),
-        );
-        return batch.length;
-      });
+      // READ COMMITTED: the locking read must lock only the rows it takes. Under REPEATABLE READ it also locks
+      // the gap after them for as long as publishing takes, which blocks every writer of the outbox and lets
+      // two relays deadlock on marking their rows — after their messages were already confirmed.
+      const sent = await withTransaction(
+        this.repo.pool,
+        async (conn) => {
+          const batch = await this.repo.claimOutbox(conn, BATCH);
+          for (const message of batch) {
+            await publishConfirmed(this.channel, message.exchange, message.routingKey, Buffer.from(message.payload));
+          }
+          await this.repo.markPublished(
+            conn,
+            batch.map((m) => m.id),
+          );
+          return batch.length;
+        },
+        'READ COMMITTED',
+      );
       if (sent < BATCH) return;
     }
   }

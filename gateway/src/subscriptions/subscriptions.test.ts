@@ -8,10 +8,10 @@ import jwt from 'jsonwebtoken';
 import WebSocket, { WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger, createTokenVerifier, listen, type Viewer } from '@vidmp3/shared';
-import { ConfigSchema } from './config.js';
-import type { GatewayContext } from './context.js';
-import { operationLimits } from './limits.js';
-import { startSubscriptionServer, webSocketUrl, type SubscriptionServerOptions } from './subscriptions.js';
+import { ConfigSchema } from '../config.js';
+import type { GatewayContext } from '../context.js';
+import { operationLimits } from '../limits.js';
+import { startSubscriptionServer, webSocketUrl, type SubscriptionServerOptions } from './index.js';
 
 // Node loads graphql-ws's `graphql` as CommonJS, while Vite would hand this file and the module under test
 // graphql's ESM build (its "module" field): two instances, and graphql refuses schemas and errors made by the

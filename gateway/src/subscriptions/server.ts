@@ -1,0 +1,189 @@
+// The subscription server: graphql-ws on the gateway's HTTP server, its options, and the production executor.
+import type { Server } from 'node:http';
+import type { ApolloServer } from '@apollo/server';
+import {
+  GraphQLError,
+  specifiedRules,
+  type FormattedExecutionResult,
+  type GraphQLSchema,
+  type ValidationRule,
+} from 'graphql';
+import { CloseCode } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { ErrorCode, createFormatError, userError, type Logger, type TokenVerifier, type Viewer } from '@vidmp3/shared';
+import type { GatewayContext } from '../context.js';
+import { planSubscription } from './plan.js';
+import { JobRelay, RelayTarget } from './relay.js';
+import { authenticate, clientAddress, closeReason, incomingRequestId, originMatcher } from './support.js';
+import { Connection, type UpstreamOptions } from './upstream.js';
+
+/**
+ * Runs the client's selection on one job as a query, through the same executor that serves HTTP (in
+ * production `apolloExecutor`: the query plan fetches fields of every subgraph, limits and masking apply).
+ */
+export type JobQueryExecutor = (
+  query: string,
+  variables: Record<string, unknown>,
+  context: GatewayContext,
+) => Promise<FormattedExecutionResult>;
+
+export interface SubscriptionServerOptions {
+  /** The gateway's HTTP server: WebSocket upgrades on `path` are taken over, everything else stays HTTP. */
+  httpServer: Server;
+  /** Default `/graphql`, the same path as HTTP. */
+  path?: string;
+  /** The API schema operations are validated against; undefined while the gateway has not loaded it. */
+  schema: () => GraphQLSchema | undefined;
+  /** The HTTP path's operation limits (`operationLimits(config).validationRules`), run after graphql's rules. */
+  validationRules: readonly ValidationRule[];
+  /** Stops the parser early on huge documents, like MAX_TOKENS on HTTP. */
+  maxTokens: number;
+  /** The verifier the HTTP path uses. */
+  verifier: TokenVerifier;
+  /** Browser origins allowed to connect (`*`: any); a request without an Origin header (no browser) is allowed. */
+  allowedOrigins: readonly string[];
+  /** The jobs subgraph's GraphQL URL (http or https); its WebSocket endpoint is the same URL with ws or wss. */
+  jobsUrl: string;
+  execute: JobQueryExecutor;
+  logger: Logger;
+  /** Development keeps the message of unexpected errors (never the stack), as on HTTP. */
+  exposeInternals: boolean;
+  /** Drops "Did you mean …?" from validation errors, as Apollo's hideSchemaDetailsFromClientErrors does. */
+  hideSchemaDetails: boolean;
+  /** Express's compiled `trust proxy fn`: whose X-Forwarded-For to believe for the client's address. */
+  trustProxy?: (address: string, hop: number) => boolean;
+  /** Default 50. */
+  maxSubscriptionsPerConnection?: number;
+  /** Reconnection to jobs after it went away (a replica restarting); then the subscription fails. */
+  reconnect?: { attempts?: number; maxDelayMs?: number };
+}
+
+export interface SubscriptionServer {
+  /** Says "going away" (1001) to every client, ends their upstream subscriptions and stops taking upgrades. */
+  close(): Promise<void>;
+}
+
+/** Answers subscription operations with graphql-ws on the gateway's HTTP server (DESIGN.md, design B). */
+export function startSubscriptionServer(options: SubscriptionServerOptions): SubscriptionServer {
+  const log = options.logger.child({ component: 'subscriptions' });
+  const format = createFormatError({ exposeInternals: options.exposeInternals });
+  const originAllowed = originMatcher(options.allowedOrigins);
+  const maxSubscriptions = options.maxSubscriptionsPerConnection ?? 50;
+  const upstream: UpstreamOptions = {
+    url: webSocketUrl(options.jobsUrl),
+    attempts: options.reconnect?.attempts ?? 30,
+    maxDelayMs: options.reconnect?.maxDelayMs ?? 5_000,
+  };
+
+  // Operations are small; without a cap, ws would buffer messages of up to 100 MiB.
+  const wss = new WebSocketServer({
+    server: options.httpServer,
+    path: options.path ?? '/graphql',
+    maxPayload: 1 << 20,
+  });
+  const server = useServer<Record<string, unknown>, { connection: Connection }>(
+    {
+      isProd: !options.exposeInternals,
+      async onConnect(ctx) {
+        const { request, socket } = ctx.extra;
+        const requestId = incomingRequestId(request);
+        const connectionLog = log.child({ requestId });
+        if (!originAllowed(request.headers.origin)) {
+          connectionLog.info({ origin: request.headers.origin }, 'WebSocket refused: origin not allowed');
+          return false; // graphql-ws closes with 4403 Forbidden
+        }
+        let viewer: Viewer | null;
+        try {
+          viewer = await authenticate(options.verifier, ctx.connectionParams);
+        } catch (err) {
+          if (err instanceof GraphQLError && err.extensions.code === ErrorCode.UNAUTHENTICATED) {
+            socket.close(CloseCode.Unauthorized, closeReason(err.message));
+          } else {
+            // The users service's keys could not be fetched: our failure, worth a retry by the client.
+            connectionLog.error({ err }, 'could not verify an access token');
+            socket.close(1013, 'Try again later');
+          }
+          return false; // the socket is already closing: graphql-ws's own close is then a no-op
+        }
+        ctx.extra.connection = new Connection(
+          { viewer, requestId, log: connectionLog, ip: clientAddress(request, options.trustProxy) },
+          socket,
+          upstream,
+        );
+        return true;
+      },
+
+      onSubscribe(ctx, _id, payload) {
+        const connection = ctx.extra.connection;
+        if (!connection) return [userError(ErrorCode.INTERNAL, 'The connection is not initialised')];
+        // The subscription being set up is counted already.
+        if (Object.keys(ctx.subscriptions).length > maxSubscriptions) {
+          return [userError(ErrorCode.RATE_LIMITED, `At most ${maxSubscriptions} subscriptions per connection`)];
+        }
+        const schema = options.schema();
+        if (!schema) return [userError(ErrorCode.INTERNAL, 'The schema is not loaded yet')];
+        const planned = planSubscription(schema, payload, {
+          rules: [...specifiedRules, ...options.validationRules],
+          maxTokens: options.maxTokens,
+          hideSchemaDetails: options.hideSchemaDetails,
+        });
+        if (Array.isArray(planned)) return planned;
+        return {
+          schema,
+          document: planned.document,
+          operationName: payload.operationName,
+          variableValues: payload.variables,
+          contextValue: new RelayTarget(planned, connection, options.execute),
+        };
+      },
+
+      // Only ever reached for subscription operations: onSubscribe refuses the others.
+      subscribe: (args) =>
+        args.contextValue instanceof RelayTarget
+          ? new JobRelay(args.contextValue)
+          : { errors: [userError(ErrorCode.INTERNAL, 'Unplanned subscription')] },
+
+      // Every error leaves through one of these two: masked like HTTP errors (no stacks, no internal URLs).
+      onNext: (_ctx, _id, _payload, _args, { errors, ...result }) =>
+        errors ? { ...result, errors: errors.map((e) => format(e.toJSON())) } : result,
+      onError: (_ctx, _id, _payload, errors) => errors.map((e) => format(e.toJSON())),
+
+      onClose(ctx) {
+        // Runs after graphql-ws has ended the connection's subscriptions (each disposes its upstream one).
+        ctx.extra.connection?.close();
+      },
+    },
+    wss,
+  );
+
+  return {
+    async close() {
+      // A client that never answers the close handshake must not hold the shutdown for ws's 30 s.
+      const force = setTimeout(() => {
+        for (const socket of wss.clients) socket.terminate();
+      }, 2_000);
+      try {
+        await server.dispose();
+      } finally {
+        clearTimeout(force);
+      }
+    },
+  };
+}
+
+/** The production executor: the same Apollo Server that serves HTTP runs the per-event query. */
+export function apolloExecutor(apollo: ApolloServer<GatewayContext>): JobQueryExecutor {
+  return async (query, variables, contextValue) => {
+    const response = await apollo.executeOperation({ query, variables }, { contextValue });
+    if (response.body.kind !== 'single') throw new Error('unexpected incremental response to a job query');
+    return response.body.singleResult;
+  };
+}
+
+/** The jobs subgraph's WebSocket endpoint: its GraphQL URL with http(s) turned into ws(s). */
+export function webSocketUrl(httpUrl: string): string {
+  const url = new URL(httpUrl);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.toString();
+}
