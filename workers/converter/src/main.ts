@@ -4,7 +4,7 @@ import { readConfig } from './config.js';
 import { startHealthServer } from './health.js';
 import { JobsClient } from './jobs-client.js';
 import { MediaClient } from './media-client.js';
-import { transcode } from './transcoder.js';
+import { transcode, warmUp } from './transcoder.js';
 import { ConverterWorker } from './worker.js';
 
 /** How long start waits for RabbitMQ before giving up with one clear line (it reconnects by itself later). */
@@ -15,6 +15,7 @@ const logger = createLogger('converter', config.LOG_LEVEL).child({ workerId: con
 
 runService(logger, async () => {
   await mkdir(config.SCRATCH_DIR, { recursive: true, mode: 0o700 });
+  await warmUp(config.FFMPEG_PATH);
   const connection = connectBroker(config.RABBITMQ_URL, logger);
   await connection.connect({ timeout: BROKER_START_TIMEOUT_MS }).catch((err: unknown) => {
     throw new DependencyError('RabbitMQ', redact(config.RABBITMQ_URL), err);

@@ -68,6 +68,22 @@ export function ffmpegArguments(req: TranscodeRequest): { input: string[]; outpu
 }
 
 /**
+ * fluent-ffmpeg asks ffmpeg for its formats and encoders (two extra runs) before the first command of a
+ * process, then caches them: done at start, this moves that cost off the first job and fails the worker at
+ * once when ffmpeg is missing or cannot write mp3.
+ */
+export function warmUp(ffmpegPath: string): Promise<void> {
+  const command = ffmpeg().setFfmpegPath(ffmpegPath);
+  return new Promise<void>((resolve, reject) => {
+    command.availableFormats((formatsErr, formats) => {
+      if (formatsErr) return reject(new Error(`ffmpeg at "${ffmpegPath}" cannot be run: ${formatsErr.message}`));
+      if (!formats.mp3?.canMux) return reject(new Error('this ffmpeg cannot write mp3'));
+      command.availableEncoders((encodersErr) => (encodersErr ? reject(encodersErr) : resolve()));
+    });
+  });
+}
+
+/**
  * Converts the input's first audio stream to an mp3 file with ffmpeg. Resolves once ffmpeg exited 0 and the
  * file is complete; on any failure the file is removed and the promise rejects with a PermanentError (the
  * input is the problem), a TransientError (reaching it failed), a TimeoutError or an AbortError.
