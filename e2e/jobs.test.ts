@@ -28,7 +28,8 @@ beforeAll(async () => {
   longVideo = join(dir, 'long-moov-at-end.mp4');
   // mp4 with the moov atom at the end: the worker must read it over HTTP with seeking.
   await generateVideo(longVideo, LONG_SECONDS);
-  system = await startSystem({ worker: { READRATE } }, { workers: 2 });
+  // A short shutdown grace, so that a worker stopped mid-conversion hands its job back rather than finishing it.
+  system = await startSystem({ worker: { READRATE, SHUTDOWN_GRACE_SECONDS: '1' } }, { workers: 2 });
   [alice, bob] = await Promise.all([signUpUser(system.gatewayUrl), signUpUser(system.gatewayUrl)]);
 }, 120_000);
 afterAll(async () => {
@@ -337,6 +338,24 @@ describe('cancelling, retrying and surviving failures', () => {
     await waitFor(created.id, (j) => j.status === 'SUCCEEDED', 90_000);
     expect(await outputsOf(created.id)).toBe(1);
     await system.startWorker(); // back to two for the tests after this one
+  });
+
+  it('hands a running job back when its worker is stopped (SIGTERM), and another worker finishes it', async () => {
+    const media = await upload(longVideo);
+    const created = await convert(media.id);
+    await waitFor(created.id, (j) => j.status === 'RUNNING' && j.progress > 0.1);
+    const workerId = await workerOf(created.id);
+    const stopped = Object.values(system.services).find(
+      (s) => workerId === `e2e-${s.name.replace('worker', 'worker-')}`,
+    );
+    expect(stopped, `worker ${workerId}`).toBeDefined();
+    const exited = new Promise<number | null>((resolve) => stopped!.child.once('exit', (code) => resolve(code)));
+    stopped!.child.kill('SIGTERM');
+    expect(await exited).toBe(0); // a clean shutdown, not a crash
+    await waitFor(created.id, (j) => j.status === 'SUCCEEDED', 60_000);
+    expect(await workerOf(created.id)).not.toBe(workerId);
+    expect(await outputsOf(created.id)).toBe(1);
+    await system.startWorker();
   });
 
   it('keeps a subscription going through the gateway while the jobs service restarts', async () => {
