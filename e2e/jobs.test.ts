@@ -238,6 +238,21 @@ describe('converting a video, watched live through the gateway', () => {
     expect(res.data!.me.jobs.edges.map((e) => e.node.id)).toContain(created.id);
     expect(res.data!.media.conversions.map((j) => j.id)).toEqual([created.id]);
   });
+
+  it('keeps a job readable after its input video is deleted', async () => {
+    const media = await upload(await sample('faststart.mp4'));
+    const created = await convert(media.id);
+    await waitFor(created.id, (j) => j.status === 'SUCCEEDED');
+    const del = await graphql(system.gatewayUrl, 'mutation ($id: ID!) { deleteMedia(id: $id) }', {
+      token: alice.token,
+      variables: { id: media.id },
+    });
+    expect(del.data).toEqual({ deleteMedia: true });
+    const after = await job(created.id);
+    expect(after.errors).toBeUndefined();
+    expect(after.data!.job).toMatchObject({ status: 'SUCCEEDED', input: { filename: 'faststart.mp4' } });
+    expect(after.data!.job.output).not.toBeNull();
+  });
 });
 
 describe('refusing what cannot be converted', () => {

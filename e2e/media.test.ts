@@ -307,7 +307,7 @@ describe('only the owner reaches a media', () => {
     expect(await res.text()).toMatch(/expired/i);
   });
 
-  it('deletes the row and the bytes, after which the download link answers 404', async () => {
+  it('deletes the media and its bytes, after which it is NOT_FOUND and the download link answers 404', async () => {
     const media = await upload('faststart.mp4', alice);
     const filesBefore = (await storedFiles()).length;
     const del = await graphql(system.gatewayUrl, 'mutation ($id: ID!) { deleteMedia(id: $id) }', {
@@ -317,6 +317,11 @@ describe('only the owner reaches a media', () => {
     expect(del.data).toEqual({ deleteMedia: true });
     expect((await storedFiles()).length).toBe(filesBefore - 1);
     expect((await fetch(media.downloadUrl)).status).toBe(404);
+    const read = await graphql(system.gatewayUrl, 'query ($id: ID!) { media(id: $id) { id } }', {
+      token: alice.token,
+      variables: { id: media.id },
+    });
+    expect(errorCode(read)).toBe('NOT_FOUND');
   });
 });
 

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express, NextFunction, Request, Response } from 'express';
@@ -92,4 +92,20 @@ export function listen(server: Server, port: number, host: string): Promise<stri
       resolve(`http://${shownHost}:${address.port}`);
     });
   });
+}
+
+/**
+ * Guards service-to-service routes (`/internal/…`) with a shared bearer token, compared in constant time
+ * (over fixed-length digests, so not even the token's length leaks).
+ */
+export function serviceTokenAuth(token: string) {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  const expected = digest(`Bearer ${token}`);
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (!timingSafeEqual(digest(req.header('authorization') ?? ''), expected)) {
+      res.status(401).json({ error: 'UNAUTHENTICATED' });
+      return;
+    }
+    next();
+  };
 }

@@ -25,4 +25,13 @@ export const migrations: Migration[] = [
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ],
   },
+  {
+    id: 2,
+    name: 'soft delete',
+    statements: [
+      // A deleted media keeps its row (not its bytes): jobs still refer to it as their input or output, and
+      // `Job.input { filename }` must keep answering after the video is gone.
+      'ALTER TABLE media ADD COLUMN IF NOT EXISTS deleted_at DATETIME(3) NULL',
+    ],
+  },
 ];

@@ -1,6 +1,6 @@
-import { timingSafeEqual } from 'node:crypto';
 import express, { type Express } from 'express';
 import { z } from 'zod';
+import { serviceTokenAuth } from '@vidmp3/shared';
 import type { JobsService } from '../services/jobs.js';
 
 const ClaimBody = z.object({
@@ -11,15 +11,7 @@ const ClaimBody = z.object({
 
 /** The converter workers' API on jobs: claim an attempt before starting it. Service token; not routed publicly. */
 export function internalRoutes(app: Express, jobs: JobsService, token: string): void {
-  const expected = Buffer.from(`Bearer ${token}`);
-  app.use('/internal', (req, res, next) => {
-    const given = Buffer.from(req.header('authorization') ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      res.status(401).json({ error: 'UNAUTHENTICATED' });
-      return;
-    }
-    next();
-  });
+  app.use('/internal', serviceTokenAuth(token));
   app.post('/internal/jobs/:id/claim', express.json({ limit: '16kb' }), async (req, res) => {
     const body = ClaimBody.safeParse(req.body);
     if (!body.success) {

@@ -85,7 +85,14 @@ export class MediaRepository {
     }
   }
 
+  /** A media that has not been deleted. */
   async findById(id: string): Promise<MediaRecord | null> {
+    const [rows] = await this.pool.execute<MediaRow[]>('SELECT * FROM media WHERE id = ? AND deleted_at IS NULL', [id]);
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /** A media, deleted or not: for references from jobs, which outlive the bytes. */
+  async findIncludingDeleted(id: string): Promise<MediaRecord | null> {
     const [rows] = await this.pool.execute<MediaRow[]>('SELECT * FROM media WHERE id = ?', [id]);
     return rows[0] ? toRecord(rows[0]) : null;
   }
@@ -100,7 +107,7 @@ export class MediaRepository {
     ownerId: string,
     options: { kind?: MediaKind | null; after?: ListPosition | null; limit: number },
   ): Promise<MediaRecord[]> {
-    const where = ['owner_id = ?'];
+    const where = ['owner_id = ?', 'deleted_at IS NULL'];
     const params: (string | number | Date)[] = [ownerId];
     if (options.kind) {
       where.push('kind = ?');
@@ -118,8 +125,11 @@ export class MediaRepository {
     return rows.map(toRecord);
   }
 
-  async delete(id: string): Promise<boolean> {
-    const [result] = await this.pool.execute<ResultSetHeader>('DELETE FROM media WHERE id = ?', [id]);
+  async markDeleted(id: string): Promise<boolean> {
+    const [result] = await this.pool.execute<ResultSetHeader>(
+      'UPDATE media SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL',
+      [new Date(), id],
+    );
     return result.affectedRows > 0;
   }
 }

@@ -1,8 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { GraphQLError } from 'graphql';
 import { z } from 'zod';
-import { isPublicError } from '@vidmp3/shared';
+import { isPublicError, serviceTokenAuth } from '@vidmp3/shared';
 import type { DownloadLinks } from '../services/download-links.js';
 import type { MediaService } from '../services/media.js';
 import { sendMedia } from './send-media.js';
@@ -56,20 +55,12 @@ const DerivedHeaders = z.object({
 });
 
 /**
- * The internal API (jobs and the converter workers): a media's facts, its bytes (ranged, so ffmpeg can seek in an mp4 whose moov atom
- * is at the end), and write a job's mp3 (idempotent per job). Authenticated by a service token; never routed
- * by the gateway.
+ * The internal API (jobs and the converter workers): a media's facts; its bytes, ranged, so ffmpeg can seek in
+ * an mp4 whose moov atom is at the end; and a job's mp3, written idempotently per job. Authenticated by a
+ * service token; never routed by the gateway.
  */
 export function internalRoutes(app: Express, media: MediaService, token: string): void {
-  const expected = Buffer.from(`Bearer ${token}`);
-  app.use('/internal', (req, res, next) => {
-    const given = Buffer.from(req.header('authorization') ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      res.status(401).json({ error: 'UNAUTHENTICATED' });
-      return;
-    }
-    next();
-  });
+  app.use('/internal', serviceTokenAuth(token));
 
   // What jobs needs to accept a conversion: who owns it, what it is, how long it lasts.
   app.get(

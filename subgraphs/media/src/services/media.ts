@@ -74,10 +74,13 @@ export class MediaService {
     return media;
   }
 
-  /** Entity resolution (`Job.input`, `Job.output`): null unless the viewer owns it. */
+  /**
+   * Entity resolution (`Job.input`, `Job.output`): null unless the viewer owns it. A deleted media still
+   * resolves (its facts; its download link answers 404), so the jobs that refer to it stay readable.
+   */
   async resolveReference(viewer: Viewer | null, id: string): Promise<MediaRecord | null> {
     if (!viewer) return null;
-    const media = await this.repo.findById(id);
+    const media = await this.repo.findIncludingDeleted(id);
     return media && media.ownerId === viewer.userId ? media : null;
   }
 
@@ -95,8 +98,8 @@ export class MediaService {
 
   async delete(viewer: Viewer | null, id: string): Promise<true> {
     const media = await this.get(viewer, id);
-    // Row first: a crash in between leaves an unreferenced blob (harmless), never a row without bytes.
-    await this.repo.delete(media.id);
+    // Marked first: a crash in between leaves bytes nobody can reach (harmless), never a live row without bytes.
+    await this.repo.markDeleted(media.id);
     await this.blobs.delete(media.id);
     return true;
   }
