@@ -88,6 +88,9 @@ export class ConverterWorker {
     this.channel.on('error', (err) => deps.logger.error({ err }, 'RabbitMQ channel setup failed'));
     deps.connection.on('disconnect', () => {
       this.connected = false;
+      // RabbitMQ has handed these deliveries back already and will give them to another worker: carrying on
+      // would convert the same job twice (and refill the prefetch on top of them).
+      for (const task of this.tasks) task.controller.abort('shutdown' satisfies StopReason);
     });
   }
 

@@ -28,18 +28,28 @@ export function startConsumers(
   bus: ChangeBus,
   logger: Logger,
 ): ChannelWrapper {
+  // After a reconnection the channel a message came on is closed and RabbitMQ has already requeued the
+  // message; acking it then throws, and an unhandled throw here would end the process.
+  const safely = (operation: () => void) => {
+    try {
+      operation();
+    } catch (err) {
+      logger.warn({ err }, 'channel closed before a message was settled; RabbitMQ redelivers it');
+    }
+  };
   // A database hiccup must not drop an event: wait a moment, then hand it back (no hot requeue loop).
+  // A message that is not even JSON, or not of the contract, will never apply: it is logged and dropped.
   const settle = (ch: ConfirmChannel, msg: ConsumeMessage, work: Promise<void>, what: string) => {
     work.then(
-      () => ch.ack(msg),
+      () => safely(() => ch.ack(msg)),
       (err: unknown) => {
-        if (err instanceof Error && err.name === 'ZodError') {
+        if (err instanceof Error && (err.name === 'ZodError' || err instanceof SyntaxError)) {
           logger.error({ err, what }, 'dropping a malformed message');
-          ch.ack(msg);
+          safely(() => ch.ack(msg));
           return;
         }
         logger.warn({ err, what }, 'could not apply a message; will retry');
-        setTimeout(() => ch.nack(msg, false, true), RETRY_AFTER_FAILURE_MS).unref();
+        setTimeout(() => safely(() => ch.nack(msg, false, true)), RETRY_AFTER_FAILURE_MS).unref();
       },
     );
   };
