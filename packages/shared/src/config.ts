@@ -55,3 +55,9 @@ export const env = {
   nodeEnv: () => z.enum(['development', 'production', 'test']).default('development'),
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
+
+/**
+ * The service-to-service token (media, jobs, converter workers) used when INTERNAL_API_TOKEN is unset outside
+ * production: the same value everywhere, so the services find each other on one machine without setup.
+ */
+export const DEV_INTERNAL_API_TOKEN = 'vidmp3-development-internal-token';

@@ -1,8 +1,5 @@
 import { z } from 'zod';
-import { env, loadConfig } from '@vidmp3/shared';
-
-// Development-only fallback for the service-to-service token; production must set its own.
-const DEV_INTERNAL_TOKEN = 'vidmp3-development-internal-token';
+import { DEV_INTERNAL_API_TOKEN, env, loadConfig } from '@vidmp3/shared';
 
 export const ConfigSchema = z
   .object({
@@ -33,7 +30,7 @@ export const ConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['INTERNAL_API_TOKEN'], message: 'required in production' });
     }
   })
-  .transform((c) => ({ ...c, INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_TOKEN }));
+  .transform((c) => ({ ...c, INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_API_TOKEN }));
 
 export type Config = z.output<typeof ConfigSchema>;
 

@@ -1,8 +1,5 @@
 import { z } from 'zod';
-import { env, loadConfig } from '@vidmp3/shared';
-
-// Development-only fallback for the worker → media token; production must set its own.
-const DEV_INTERNAL_TOKEN = 'vidmp3-development-internal-token';
+import { DEV_INTERNAL_API_TOKEN, env, loadConfig } from '@vidmp3/shared';
 
 export const ConfigSchema = z
   .object({
@@ -42,7 +39,7 @@ export const ConfigSchema = z
       if (!c[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'required in production' });
     }
   })
-  .transform((c) => ({ ...c, INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_TOKEN }));
+  .transform((c) => ({ ...c, INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_API_TOKEN }));
 
 export type Config = z.output<typeof ConfigSchema>;
 

@@ -1,10 +1,7 @@
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { env, loadConfig } from '@vidmp3/shared';
-
-// Development-only fallback for the worker → media/jobs token (media and jobs share it); production sets its own.
-const DEV_INTERNAL_TOKEN = 'vidmp3-development-internal-token';
+import { DEV_INTERNAL_API_TOKEN, env, loadConfig } from '@vidmp3/shared';
 
 const seconds = (fallback: number) => z.coerce.number().positive().default(fallback);
 
@@ -51,7 +48,7 @@ export const ConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['INTERNAL_API_TOKEN'], message: 'required in production' });
     }
   })
-  .transform((c) => ({ ...c, INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_TOKEN }));
+  .transform((c) => ({ ...c, INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_API_TOKEN }));
 
 export type Config = z.output<typeof ConfigSchema>;
 
