@@ -2,6 +2,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { errorCode, graphql, signUpUser, uploadFile, type SignedUp, type UploadedMedia } from './client.js';
@@ -377,6 +378,25 @@ describe('the workers’ internal API', () => {
     );
     expect(list.data!.me.media.edges.filter((e) => e.node.id === bodies[0]!.id)).toHaveLength(1);
     expect(list.data!.me.media.edges[0]!.node).toMatchObject({ filename: 'faststart.mp3', contentType: 'audio/mpeg' });
+  });
+
+  it('answers 413 to an output over the size limit, and keeps nothing', async () => {
+    const input = await upload('faststart.mp4');
+    const [filesBefore, rowsBefore] = [await storedFiles(), await mediaRows(alice.id)];
+    // Streamed in small chunks, as a worker sends an mp3, well past the limit.
+    async function* chunks() {
+      for (let sent = 0; sent < MAX_UPLOAD_BYTES * 8; sent += 64 * 1024) yield Buffer.alloc(64 * 1024, 0xff);
+    }
+    const res = await internal('/internal/jobs/job-e2e-big/output', {
+      method: 'PUT',
+      headers: { 'x-owner-id': alice.id, 'x-source-media-id': input.id },
+      body: Readable.toWeb(Readable.from(chunks())) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ error: 'PAYLOAD_TOO_LARGE' });
+    expect(await mediaRows(alice.id)).toBe(rowsBefore);
+    await expect.poll(() => storedFiles(), { timeout: 5_000 }).toEqual(filesBefore);
   });
 
   it('refuses to store an output for a source the owner does not have', async () => {

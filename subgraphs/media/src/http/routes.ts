@@ -1,3 +1,5 @@
+import { PassThrough } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { GraphQLError } from 'graphql';
 import { z } from 'zod';
@@ -101,14 +103,24 @@ export function internalRoutes(app: Express, media: MediaService, token: string)
         res.status(400).json({ error: 'BAD_REQUEST', message: 'x-owner-id and x-source-media-id are required' });
         return;
       }
-      const { media: stored, created } = await media.storeDerivedAudio(
-        {
-          jobId: String(req.params.jobId),
-          ownerId: headers.data['x-owner-id'],
-          sourceMediaId: headers.data['x-source-media-id'],
-        },
-        req,
-      );
+      // A failed store (over the limit, say) tears its input down; were that the request itself, the socket
+      // would go with it and the worker would see a reset instead of our 413. Read what is left, then answer.
+      const body = req.pipe(new PassThrough());
+      const { media: stored, created } = await media
+        .storeDerivedAudio(
+          {
+            jobId: String(req.params.jobId),
+            ownerId: headers.data['x-owner-id'],
+            sourceMediaId: headers.data['x-source-media-id'],
+          },
+          body,
+        )
+        .catch(async (err: unknown) => {
+          req.unpipe(body);
+          req.resume();
+          await finished(req).catch(() => undefined);
+          throw err;
+        });
       res.status(created ? 201 : 200).json({
         id: stored.id,
         byteSize: stored.byteSize,
