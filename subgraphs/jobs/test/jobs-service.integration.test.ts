@@ -382,6 +382,17 @@ describe('claiming an attempt', () => {
     expect(await storedOrFail(job.id)).toMatchObject({ status: 'QUEUED', attempts: 2, claimedBy: null });
   });
 
+  it('starts the next attempt even when its request arrives before the retrying event', async () => {
+    const { job } = await runningJob('worker-a');
+
+    expect(await jobs.claim(job.id, 2, 'worker-b', false)).toEqual({ proceed: true });
+    expect(await storedOrFail(job.id)).toMatchObject({ status: 'RUNNING', attempts: 2, claimedBy: 'worker-b' });
+    // The late event of attempt 1 no longer moves the job back to QUEUED, and a copy of the request is refused.
+    await jobs.applyEvent(event('retrying', job, { nextAttempt: 2, error: failure }));
+    expect(await jobs.claim(job.id, 2, 'worker-c', false)).toMatchObject({ proceed: false });
+    expect(await storedOrFail(job.id)).toMatchObject({ status: 'RUNNING', attempts: 2, claimedBy: 'worker-b' });
+  });
+
   it('refuses a cancelled job', async () => {
     const { viewer, job } = await queuedJob();
     await jobs.cancel(viewer, job.id);

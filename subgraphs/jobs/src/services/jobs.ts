@@ -178,6 +178,13 @@ export class JobsService {
   async claim(jobId: string, attempt: number, workerId: string, redelivered: boolean): Promise<ClaimResult | null> {
     let result: ClaimResult = { proceed: false };
     const found = await this.mutate(jobId, async (_conn, job) => {
+      // The request for the next attempt can outrun the `retrying` event that announces it (events and the
+      // delayed request travel separately). Only the worker that claimed and failed the current attempt
+      // publishes it, so while that attempt runs it is genuine: start it now; the late event is then stale.
+      if (attempt === job.attempts + 1 && job.status === 'RUNNING') {
+        result = { proceed: true };
+        return { status: 'RUNNING', attempts: attempt, progress: 0, claimedBy: workerId, startedAt: new Date() };
+      }
       if (job.attempts !== attempt) {
         result = { proceed: false, reason: `stale attempt (current is ${job.attempts})` };
         return null;
