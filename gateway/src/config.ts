@@ -10,6 +10,13 @@ export const ConfigSchema = z
     PORT: env.port(4000),
     /** Whose X-Forwarded-For to believe (an ingress or load balancer in front), Express `trust proxy` syntax. */
     TRUST_PROXY: z.string().default('loopback'),
+    /** Prometheus `/metrics`; no auth. */
+    METRICS_ENABLED: env.bool(true),
+    /**
+     * Set → `/metrics` is served on this port only (on HOST), not on the public one, so an ingress routing
+     * everything to PORT cannot expose it. Unset → on PORT, for one machine.
+     */
+    METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
     /** The composed supergraph, committed at the repository root (`npm run compose` regenerates it). */
     SUPERGRAPH_PATH: z.string().default(fileURLToPath(new URL('../../supergraph.graphql', import.meta.url))),
     /** Where each subgraph really is; unset → the routing URL written in the supergraph. */
@@ -29,6 +36,8 @@ export const ConfigSchema = z
     /** Schema introspection and the GraphQL playground; default on in development, off in production. */
     INTROSPECTION: env.optionalBool(),
     PLAYGROUND: env.optionalBool(),
+    /** The browser doors' build (the page at `/`, the playground at `/playground`); missing → API only. */
+    WEB_DIR: z.string().default(fileURLToPath(new URL('../../web/dist', import.meta.url))),
     /** Operation limits, enforced before any subgraph is called. */
     MAX_DEPTH: z.coerce.number().int().positive().default(10),
     MAX_ALIASES: z.coerce.number().int().nonnegative().default(15),

@@ -11,13 +11,18 @@ import type { GraphQLSchema } from 'graphql';
 import {
   accessLog,
   createFormatError,
+  createMetrics,
   createTokenVerifier,
   errorLoggingPlugin,
+  GraphQLMetrics,
   healthRoutes,
+  httpMetrics,
   jwksKeyResolver,
   listen,
+  metricsRoute,
   multipartUploads,
   requestContext,
+  startMetricsServer,
   type Logger,
   type RunningServer,
 } from '@vidmp3/shared';
@@ -26,6 +31,7 @@ import type { GatewayContext } from './context.js';
 import { SubgraphDataSource, UploadingDataSource } from './datasource.js';
 import { filesProxy } from './files-proxy.js';
 import { operationLimits } from './limits.js';
+import { webDoors } from './web.js';
 import { apolloExecutor, startSubscriptionServer } from './subscriptions/index.js';
 
 /** The public entry point: Apollo Gateway over the committed supergraph, behind auth and operation limits. */
@@ -52,6 +58,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     audience: config.JWT_AUDIENCE,
   });
   const limits = operationLimits(config);
+  const metrics = createMetrics('gateway', { enabled: config.METRICS_ENABLED });
+  const graphqlMetrics = new GraphQLMetrics(metrics);
+  const web = webDoors({ dir: config.WEB_DIR, playground: config.PLAYGROUND }, logger);
 
   const app = express();
   app.disable('x-powered-by');
@@ -70,16 +79,20 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     plugins: [
       ...limits.plugins,
       ApolloServerPluginDrainHttpServer({ httpServer }),
-      config.PLAYGROUND
+      // The bundled playground replaces Apollo's landing page (which loads from a CDN).
+      config.PLAYGROUND && !web.servesPlayground
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageDisabled(),
       errorLoggingPlugin<GatewayContext>(),
+      graphqlMetrics.plugin<GatewayContext>(),
     ],
   });
   await apollo.start();
 
   app.use(requestContext(logger));
   app.use(accessLog());
+  app.use(httpMetrics(metrics));
+  if (config.METRICS_PORT === undefined) metricsRoute(app, metrics);
   healthRoutes(app, {
     // Without the users service's public keys no token can be checked, so no request can be served.
     jwks: async () => (await fetch(config.JWKS_URL, { signal: AbortSignal.timeout(1_500) })).ok,
@@ -87,6 +100,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const downloads = filesProxy(new URL(subgraphUrl('media')).origin);
   app.get('/files/:id', downloads);
   app.head('/files/:id', downloads);
+  app.use(web.router);
   app.use(
     '/graphql',
     // Multipart uploads: one file, streamed on to media as it arrives. The parser truncates silently at its
@@ -112,6 +126,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   );
 
   const url = await listen(httpServer, config.PORT, config.HOST);
+  // A listener of its own keeps /metrics off the port the ingress exposes.
+  const metricsServer =
+    metrics.enabled && config.METRICS_PORT !== undefined
+      ? await startMetricsServer(metrics, config.HOST, config.METRICS_PORT)
+      : undefined;
+  if (metricsServer) logger.info({ metricsUrl: `${metricsServer.url}/metrics` }, 'metrics listener started');
   // Subscriptions: graphql-ws on the same server and path (Apollo Gateway does not execute them).
   const subscriptions = startSubscriptionServer({
     httpServer,
@@ -126,6 +146,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     exposeInternals: config.NODE_ENV !== 'production',
     hideSchemaDetails: !config.INTROSPECTION,
     trustProxy: app.get('trust proxy fn') as (address: string, hop: number) => boolean,
+    metrics: graphqlMetrics,
   });
   logger.info({ url: `${url}/graphql` }, 'gateway ready');
   return {
@@ -134,6 +155,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     close: async () => {
       await subscriptions.close();
       await apollo.stop();
+      await metricsServer?.close();
     },
   };
 }

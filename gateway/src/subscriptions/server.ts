@@ -2,6 +2,7 @@
 import type { Server } from 'node:http';
 import type { ApolloServer } from '@apollo/server';
 import {
+  getOperationAST,
   GraphQLError,
   specifiedRules,
   type FormattedExecutionResult,
@@ -11,7 +12,15 @@ import {
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import { ErrorCode, createFormatError, userError, type Logger, type TokenVerifier, type Viewer } from '@vidmp3/shared';
+import {
+  ErrorCode,
+  createFormatError,
+  userError,
+  type GraphQLMetrics,
+  type Logger,
+  type TokenVerifier,
+  type Viewer,
+} from '@vidmp3/shared';
 import type { GatewayContext } from '../context.js';
 import { planSubscription } from './plan.js';
 import { JobRelay, RelayTarget } from './relay.js';
@@ -57,6 +66,8 @@ export interface SubscriptionServerOptions {
   maxSubscriptionsPerConnection?: number;
   /** Reconnection to jobs after it went away (a replica restarting); then the subscription fails. */
   reconnect?: { attempts?: number; maxDelayMs?: number };
+  /** Subscriptions started (and refused) are counted with HTTP's operations; their events by the Apollo plugin. */
+  metrics?: GraphQLMetrics;
 }
 
 export interface SubscriptionServer {
@@ -115,20 +126,37 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
       },
 
       onSubscribe(ctx, _id, payload) {
+        const refused = (errors: GraphQLError[]) => {
+          const { metrics } = options;
+          if (metrics) {
+            metrics.record(
+              'subscription',
+              metrics.nameLabel(payload.operationName),
+              errors.map((e) => e.extensions.code),
+            );
+          }
+          return errors;
+        };
         const connection = ctx.extra.connection;
-        if (!connection) return [userError(ErrorCode.INTERNAL, 'The connection is not initialised')];
+        if (!connection) return refused([userError(ErrorCode.INTERNAL, 'The connection is not initialised')]);
         // The subscription being set up is counted already.
         if (Object.keys(ctx.subscriptions).length > maxSubscriptions) {
-          return [userError(ErrorCode.RATE_LIMITED, `At most ${maxSubscriptions} subscriptions per connection`)];
+          return refused([
+            userError(ErrorCode.RATE_LIMITED, `At most ${maxSubscriptions} subscriptions per connection`),
+          ]);
         }
         const schema = options.schema();
-        if (!schema) return [userError(ErrorCode.INTERNAL, 'The schema is not loaded yet')];
+        if (!schema) return refused([userError(ErrorCode.INTERNAL, 'The schema is not loaded yet')]);
         const planned = planSubscription(schema, payload, {
           rules: [...specifiedRules, ...options.validationRules],
           maxTokens: options.maxTokens,
           hideSchemaDetails: options.hideSchemaDetails,
         });
-        if (Array.isArray(planned)) return planned;
+        if (Array.isArray(planned)) return refused(planned);
+        if (options.metrics) {
+          const name = getOperationAST(planned.document, payload.operationName)?.name?.value;
+          options.metrics.record('subscription', options.metrics.nameLabel(name), []);
+        }
         return {
           schema,
           document: planned.document,

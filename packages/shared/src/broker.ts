@@ -1,6 +1,8 @@
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
+import { isRequestId, REQUEST_ID_HEADER } from './http.js';
 import type { Logger } from './logger.js';
+import type { Counter, Metrics } from './metrics.js';
 import { RETRY_DELAYS_MS, Topology } from './messaging.js';
 import { redact } from './startup.js';
 
@@ -55,9 +57,16 @@ export async function declareTopology(ch: ConfirmChannel): Promise<void> {
  * (topology, consumers) after every reconnection, and publishes wait for the connection and for the
  * broker's confirm.
  */
-export function connectBroker(url: string, logger: Logger): AmqpConnectionManager {
+export function connectBroker(url: string, logger: Logger, metrics?: Metrics): AmqpConnectionManager {
   const connection = amqp.connect([url], { heartbeatIntervalInSeconds: 10, reconnectTimeInSeconds: 1 });
   const where = redact(url);
+  metrics?.gauge({
+    name: 'vidmp3_rabbitmq_connected',
+    help: '1 while connected to RabbitMQ, 0 while reconnecting',
+    collect() {
+      this.set(connection.isConnected() ? 1 : 0);
+    },
+  });
   connection.on('connect', () => logger.info({ broker: where }, 'connected to RabbitMQ'));
   connection.on('disconnect', ({ err }) =>
     logger.warn({ broker: where, err: err?.message }, 'RabbitMQ connection lost'),
@@ -68,9 +77,34 @@ export function connectBroker(url: string, logger: Logger): AmqpConnectionManage
   return connection;
 }
 
+/** The request id a message travels with (its correlationId, or the x-request-id header), if any. */
+export function messageRequestId(message: {
+  properties: { correlationId?: unknown; headers?: Record<string, unknown> | undefined };
+}): string | undefined {
+  const { correlationId, headers } = message.properties;
+  if (isRequestId(correlationId)) return correlationId;
+  const header = headers?.[REQUEST_ID_HEADER];
+  return isRequestId(header) ? header : undefined;
+}
+
+const publishMeters = new WeakMap<ChannelWrapper, Counter<'exchange' | 'outcome'>>();
+
+/** Counts this channel's publishes by exchange and outcome (`confirmed`, `failed`) in `metrics`. */
+export function meterPublishes(channel: ChannelWrapper, metrics: Metrics): void {
+  publishMeters.set(
+    channel,
+    metrics.counter({
+      name: 'vidmp3_rabbitmq_publishes_total',
+      help: 'RabbitMQ publishes by exchange (default: straight to a queue) and outcome (confirmed or failed)',
+      labelNames: ['exchange', 'outcome'],
+    }),
+  );
+}
+
 /**
  * Publishes persistently with `mandatory` and waits for the broker's confirm (at most `timeoutMs`, also while
- * disconnected: the caller then keeps the message and tries again).
+ * disconnected: the caller then keeps the message and tries again). A request id in `headers` also travels as
+ * the message's `correlationId`, where RabbitMQ's tooling shows it.
  */
 export async function publishConfirmed(
   channel: ChannelWrapper,
@@ -80,11 +114,20 @@ export async function publishConfirmed(
   headers: Record<string, string> = {},
   timeoutMs = 10_000,
 ): Promise<void> {
-  await channel.publish(exchange, routingKey, content, {
-    persistent: true,
-    mandatory: true,
-    contentType: 'application/json',
-    headers,
-    timeout: timeoutMs,
-  });
+  const meter = publishMeters.get(channel);
+  const correlationId = headers[REQUEST_ID_HEADER];
+  try {
+    await channel.publish(exchange, routingKey, content, {
+      persistent: true,
+      mandatory: true,
+      contentType: 'application/json',
+      headers,
+      ...(correlationId ? { correlationId } : {}),
+      timeout: timeoutMs,
+    });
+  } catch (err) {
+    meter?.inc({ exchange: exchange || 'default', outcome: 'failed' });
+    throw err;
+  }
+  meter?.inc({ exchange: exchange || 'default', outcome: 'confirmed' });
 }

@@ -14,6 +14,7 @@ import type { TokenVerifier, Viewer } from './auth.js';
 import { createFormatError, isPublicError } from './errors.js';
 import { accessLog, healthRoutes, listen, requestContext, type ReadinessChecks } from './http.js';
 import type { Logger } from './logger.js';
+import { GraphQLMetrics, httpMetrics, metricsRoute, type Metrics } from './metrics.js';
 
 /** What every resolver context starts from. */
 export interface RequestContext {
@@ -54,6 +55,8 @@ export interface SubgraphServerOptions<Ctx extends BaseContext> {
   routes?: (app: Express) => void;
   /** Runs on /graphql before the JSON parser, e.g. the multipart (file upload) parser. */
   graphqlMiddleware?: RequestHandler[];
+  /** HTTP and GraphQL figures are recorded here and served on `/metrics` (unless disabled). */
+  metrics?: Metrics;
 }
 
 export interface RunningServer {
@@ -92,12 +95,17 @@ export async function startSubgraphServer<Ctx extends RequestContext>(
       // Per-field timings are for Apollo Studio, which this deployment does not report to.
       ApolloServerPluginInlineTraceDisabled(),
       errorLoggingPlugin<Ctx>(),
+      ...(options.metrics ? [new GraphQLMetrics(options.metrics).plugin<Ctx>()] : []),
     ],
   });
   await apollo.start();
 
   app.use(requestContext(options.logger));
   app.use(accessLog());
+  if (options.metrics) {
+    app.use(httpMetrics(options.metrics));
+    metricsRoute(app, options.metrics);
+  }
   healthRoutes(app, options.readiness);
   options.routes?.(app);
   app.use(

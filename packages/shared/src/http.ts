@@ -19,8 +19,12 @@ declare module 'express-serve-static-core' {
  */
 /** A caller's request id if it looks like one, else a new one: ids end up in logs, so nothing else passes. */
 export function requestIdFrom(incoming: unknown): string {
-  return typeof incoming === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+  return isRequestId(incoming) ? incoming : randomUUID();
 }
+
+/** Whether a value received from elsewhere (a header, a message) is fit to be logged as a request id. */
+export const isRequestId = (value: unknown): value is string =>
+  typeof value === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(value);
 
 export function requestContext(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
@@ -32,11 +36,11 @@ export function requestContext(logger: Logger) {
   };
 }
 
-/** One log line per request (health probes excepted), with status and duration. */
+/** One log line per request (health probes and metrics scrapes excepted), with status and duration. */
 export function accessLog() {
   return (req: Request, res: Response, next: NextFunction) => {
     const path = req.originalUrl.split('?')[0] ?? '';
-    if (path === '/healthz' || path === '/readyz') return next();
+    if (path === '/healthz' || path === '/readyz' || path === '/metrics') return next();
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -57,15 +61,30 @@ export function healthRoutes(app: Express, checks: ReadinessChecks): void {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    const names = Object.keys(checks);
-    const results = await Promise.all(names.map((name) => withTimeout(checks[name]!(), 2_000).catch(() => false)));
-    const detail = Object.fromEntries(names.map((name, i) => [name, results[i] ? 'ok' : 'unavailable']));
-    const ready = results.every(Boolean);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks: detail });
+    const { ready, body } = await checkReadiness(checks);
+    res.status(ready ? 200 : 503).json(body);
   });
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/**
+ * Runs every readiness check at once (each given 2 s). The body names each dependency and says `ok` or
+ * `unavailable`, nothing more: no addresses, no error messages.
+ */
+export async function checkReadiness(checks: ReadinessChecks): Promise<{
+  ready: boolean;
+  body: { status: 'ready' | 'unavailable'; checks: Record<string, 'ok' | 'unavailable'> };
+}> {
+  const names = Object.keys(checks);
+  const results = await Promise.all(names.map((name) => withTimeout(checks[name]!(), 2_000).catch(() => false)));
+  const detail = Object.fromEntries(
+    names.map((name, i) => [name, results[i] ? ('ok' as const) : ('unavailable' as const)]),
+  );
+  const ready = results.every(Boolean);
+  return { ready, body: { status: ready ? 'ready' : 'unavailable', checks: detail } };
+}
+
+/** Rejects with `timeout` when `promise` has not settled within `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('timeout')), ms);
     promise.then(

@@ -12,3 +12,4 @@ export * from './uploads.js';
 export * from './files.js';
 export * from './messaging.js';
 export * from './broker.js';
+export * from './metrics.js';

@@ -55,40 +55,23 @@ export type ConversionRequest = z.infer<typeof ConversionRequest>;
 
 export const JobErrorPayload = z.object({ code: z.string(), message: z.string() });
 
+/** What every job event carries: the attempt it is about, when, and the request id that queued the attempt. */
+const EventBase = {
+  jobId: z.string(),
+  attempt: z.number().int(),
+  at: z.iso.datetime(),
+  requestId: z.string().optional(),
+};
+
 /** worker → jobs: what happened to an attempt. */
 export const JobEvent = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('started'), jobId: z.string(), attempt: z.number().int(), at: z.iso.datetime() }),
-  z.object({
-    type: z.literal('progress'),
-    jobId: z.string(),
-    attempt: z.number().int(),
-    at: z.iso.datetime(),
-    progress: z.number().min(0).max(1),
-  }),
-  z.object({
-    type: z.literal('succeeded'),
-    jobId: z.string(),
-    attempt: z.number().int(),
-    at: z.iso.datetime(),
-    outputMediaId: z.string(),
-  }),
+  z.object({ type: z.literal('started'), ...EventBase }),
+  z.object({ type: z.literal('progress'), ...EventBase, progress: z.number().min(0).max(1) }),
+  z.object({ type: z.literal('succeeded'), ...EventBase, outputMediaId: z.string() }),
   /** Transient failure: the request went to a retry queue as `nextAttempt`. */
-  z.object({
-    type: z.literal('retrying'),
-    jobId: z.string(),
-    attempt: z.number().int(),
-    at: z.iso.datetime(),
-    nextAttempt: z.number().int(),
-    error: JobErrorPayload,
-  }),
-  z.object({
-    type: z.literal('failed'),
-    jobId: z.string(),
-    attempt: z.number().int(),
-    at: z.iso.datetime(),
-    error: JobErrorPayload,
-  }),
-  z.object({ type: z.literal('cancelled'), jobId: z.string(), attempt: z.number().int(), at: z.iso.datetime() }),
+  z.object({ type: z.literal('retrying'), ...EventBase, nextAttempt: z.number().int(), error: JobErrorPayload }),
+  z.object({ type: z.literal('failed'), ...EventBase, error: JobErrorPayload }),
+  z.object({ type: z.literal('cancelled'), ...EventBase }),
 ]);
 export type JobEvent = z.infer<typeof JobEvent>;
 

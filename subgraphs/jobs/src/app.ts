@@ -2,9 +2,11 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'graphql';
 import {
   connectBroker,
+  createMetrics,
   createTokenVerifier,
   declareTopology,
   jwksKeyResolver,
+  meterPublishes,
   openDatabase,
   pingDatabase,
   startSubgraphServer,
@@ -15,6 +17,7 @@ import {
 import type { Config } from './config.js';
 import type { Context } from './context.js';
 import { startConsumers } from './adapters/consumers.js';
+import { jobMetrics } from './adapters/job-metrics.js';
 import { JobsRepository } from './adapters/jobs-repo.js';
 import { MediaClient } from './adapters/media-client.js';
 import { internalRoutes } from './http/internal.js';
@@ -29,11 +32,14 @@ const typeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url
 
 /** Wiring only: config → adapters → services → server. */
 export async function startJobs(config: Config, logger: Logger): Promise<RunningServer> {
+  const metrics = createMetrics('jobs', { enabled: config.METRICS_ENABLED });
   const pool = await openDatabase({ url: config.MYSQL_URL, migrations, logger });
-  const broker = connectBroker(config.RABBITMQ_URL, logger);
+  const broker = connectBroker(config.RABBITMQ_URL, logger, metrics);
   const publisher = broker.createChannel({ confirm: true, setup: (ch: ConfirmChannel) => declareTopology(ch) });
+  meterPublishes(publisher, metrics);
 
   const repo = new JobsRepository(pool);
+  jobMetrics(metrics, repo, logger);
   const relay = new OutboxRelay(repo, publisher, logger);
   const bus = new ChangeBus();
   const jobs = new JobsService(
@@ -46,7 +52,7 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
       sweepAfterSeconds: config.SWEEP_AFTER_SECONDS,
     },
   );
-  const consumer = startConsumers(broker, jobs, bus, logger);
+  const consumer = startConsumers(broker, jobs, bus, logger, metrics);
   relay.start();
 
   // The sweeper re-publishes requests nobody picked up; old published outbox rows are pruned.
@@ -74,6 +80,7 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
       production,
       trustProxy: config.TRUST_PROXY,
       readiness: { mysql: () => pingDatabase(pool), rabbitmq: async () => broker.isConnected() },
+      metrics,
       context: (base) => ({ ...base, services: { jobs } }),
       routes: (app) => internalRoutes(app, jobs, config.INTERNAL_API_TOKEN),
     },

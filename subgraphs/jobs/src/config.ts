@@ -8,6 +8,8 @@ export const ConfigSchema = z
     HOST: z.string().default('127.0.0.1'),
     PORT: env.port(4003),
     TRUST_PROXY: z.string().default('loopback, linklocal, uniquelocal'),
+    /** `/metrics` (Prometheus) on the service port; no auth, so keep the port off any public ingress. */
+    METRICS_ENABLED: env.bool(true),
     MYSQL_URL: env.url('mysql://root@127.0.0.1:3306/vidmp3_jobs'),
     RABBITMQ_URL: env.url('amqp://guest:guest@127.0.0.1:5672'),
     JWKS_URL: env.url('http://127.0.0.1:4001/.well-known/jwks.json'),

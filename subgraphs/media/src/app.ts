@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parse } from 'graphql';
 import {
   connectTo,
+  createMetrics,
   createTokenVerifier,
   jwksKeyResolver,
   multipartUploads,
@@ -22,6 +23,7 @@ import { GridFsBlobStore } from './adapters/blob-gridfs.js';
 import { loadOrCreateDevKey } from './adapters/download-key.js';
 import { MediaRepository } from './adapters/media-repo.js';
 import { ffprobeProber } from './adapters/prober.js';
+import { uploadMeter } from './adapters/upload-meter.js';
 import { fileRoutes, internalRoutes } from './http/routes.js';
 import { migrations } from './migrations.js';
 import { resolvers } from './resolvers.js';
@@ -52,12 +54,14 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
   logger.info({ store: blobs.kind }, 'blob store ready');
 
   const links = new DownloadLinks(signingKey, config.PUBLIC_URL, config.DOWNLOAD_URL_TTL_SECONDS);
+  const metrics = createMetrics('media', { enabled: config.METRICS_ENABLED });
   const media = new MediaService(
     new MediaRepository(pool),
     blobs,
     ffprobeProber({ ffprobePath: config.FFPROBE_PATH, timeoutMs: config.PROBE_TIMEOUT_MS }),
     links,
     { scratchDir, maxUploadBytes: config.MAX_UPLOAD_BYTES },
+    uploadMeter(metrics),
   );
 
   const server = await startSubgraphServer<Context>(
@@ -74,6 +78,7 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
       production: config.NODE_ENV === 'production',
       trustProxy: config.TRUST_PROXY,
       readiness: { mysql: () => pingDatabase(pool), blobs: () => blobs.ping() },
+      metrics,
       context: (base) => ({ ...base, services: { media } }),
       routes: (app) => {
         fileRoutes(app, media, links);

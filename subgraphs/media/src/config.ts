@@ -8,6 +8,8 @@ export const ConfigSchema = z
     HOST: z.string().default('127.0.0.1'),
     PORT: env.port(4002),
     TRUST_PROXY: z.string().default('loopback, linklocal, uniquelocal'),
+    /** `/metrics` (Prometheus) on the service port; no auth, so keep the port off any public ingress. */
+    METRICS_ENABLED: env.bool(true),
     MYSQL_URL: env.url('mysql://root@127.0.0.1:3306/vidmp3_media'),
     /** Set → blobs in MongoDB GridFS; unset → blobs on local disk under BLOB_DIR. */
     MONGODB_URL: z.url().optional(),

@@ -2,6 +2,7 @@ import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse } from 'graphql';
 import {
+  createMetrics,
   createTokenVerifier,
   openDatabase,
   pingDatabase,
@@ -59,6 +60,7 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
       production: config.NODE_ENV === 'production',
       trustProxy: config.TRUST_PROXY,
       readiness: { mysql: () => pingDatabase(pool) },
+      metrics: createMetrics('users', { enabled: config.METRICS_ENABLED }),
       context: (base) => ({ ...base, services: { accounts } }),
       routes: (app) => {
         app.get('/.well-known/jwks.json', (_req, res) => {

@@ -10,6 +10,8 @@ export const ConfigSchema = z
     MYSQL_URL: env.url('mysql://root@127.0.0.1:3306/vidmp3_users'),
     /** Whose X-Forwarded-For to believe, in Express `trust proxy` syntax: the gateway's addresses. */
     TRUST_PROXY: z.string().default('loopback, linklocal, uniquelocal'),
+    /** `/metrics` (Prometheus) on the service port; no auth, so keep the port off any public ingress. */
+    METRICS_ENABLED: env.bool(true),
     JWT_ISSUER: z.string().min(1).default('vidmp3'),
     JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
     ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3_600),

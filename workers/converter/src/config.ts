@@ -39,9 +39,11 @@ export const ConfigSchema = z
     READRATE: z.coerce.number().positive().optional(),
     /** Named in claims and logs. */
     WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
-    /** The /healthz and /readyz server; 0 picks a free port. */
+    /** The /healthz, /readyz and /metrics server; 0 picks a free port. */
     HOST: z.string().default('127.0.0.1'),
     HEALTH_PORT: env.port(4010),
+    /** Prometheus `/metrics` on HEALTH_PORT; no auth. */
+    METRICS_ENABLED: env.bool(true),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.INTERNAL_API_TOKEN) {

@@ -1,24 +1,51 @@
 import { createServer } from 'node:http';
-import { listen } from '@vidmp3/shared';
+import {
+  checkReadiness,
+  httpDuration,
+  listen,
+  metricsHandler,
+  timeResponse,
+  UNMATCHED_ROUTE,
+  type Metrics,
+  type ReadinessChecks,
+} from '@vidmp3/shared';
 
 export interface HealthServer {
   url: string;
   close(): Promise<void>;
 }
 
-/** `/healthz`: the process answers. `/readyz`: connected to RabbitMQ and taking work. No other routes. */
-export async function startHealthServer(host: string, port: number, isReady: () => boolean): Promise<HealthServer> {
+const ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * `/healthz`: the process answers. `/readyz`: every dependency answers (503 naming the ones that do not).
+ * `/metrics`: Prometheus, unless disabled. No other routes.
+ */
+export async function startHealthServer(
+  host: string,
+  port: number,
+  readiness: ReadinessChecks,
+  metrics: Metrics,
+): Promise<HealthServer> {
+  const scrape = metricsHandler(metrics);
+  const histogram = httpDuration(metrics);
   const server = createServer((req, res) => {
-    const path = (req.url ?? '').split('?')[0];
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    const route = ROUTES.has(path) ? path : UNMATCHED_ROUTE;
+    if (route !== '/metrics') timeResponse(histogram, req.method, res, () => route);
     const reply = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(JSON.stringify(body));
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, { error: 'METHOD_NOT_ALLOWED' });
-    if (path === '/healthz') return reply(200, { status: 'ok' });
-    if (path === '/readyz') {
-      const ready = isReady();
-      return reply(ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable' });
+    switch (route) {
+      case '/healthz':
+        return reply(200, { status: 'ok' });
+      case '/readyz':
+        void checkReadiness(readiness).then(({ ready, body }) => reply(ready ? 200 : 503, body));
+        return;
+      case '/metrics':
+        if (metrics.enabled) return void scrape(req, res);
     }
     reply(404, { error: 'NOT_FOUND' });
   });

@@ -1,5 +1,13 @@
 import { mkdir } from 'node:fs/promises';
-import { DependencyError, connectBroker, createLogger, onShutdown, redact, runService } from '@vidmp3/shared';
+import {
+  DependencyError,
+  connectBroker,
+  createLogger,
+  createMetrics,
+  onShutdown,
+  redact,
+  runService,
+} from '@vidmp3/shared';
 import { readConfig } from './config.js';
 import { startHealthServer } from './health.js';
 import { JobsClient } from './jobs-client.js';
@@ -16,20 +24,29 @@ const logger = createLogger('converter', config.LOG_LEVEL).child({ workerId: con
 runService(logger, async () => {
   await mkdir(config.SCRATCH_DIR, { recursive: true, mode: 0o700 });
   await warmUp(config.FFMPEG_PATH);
-  const connection = connectBroker(config.RABBITMQ_URL, logger);
+  const metrics = createMetrics('converter', { enabled: config.METRICS_ENABLED });
+  const connection = connectBroker(config.RABBITMQ_URL, logger, metrics);
   await connection.connect({ timeout: BROKER_START_TIMEOUT_MS }).catch((err: unknown) => {
     throw new DependencyError('RabbitMQ', redact(config.RABBITMQ_URL), err);
   });
+  const media = new MediaClient(config.MEDIA_INTERNAL_URL, config.INTERNAL_API_TOKEN);
   const worker = new ConverterWorker({
     connection,
-    media: new MediaClient(config.MEDIA_INTERNAL_URL, config.INTERNAL_API_TOKEN),
+    media,
     jobs: new JobsClient(config.JOBS_INTERNAL_URL, config.INTERNAL_API_TOKEN, config.WORKER_ID),
     transcode,
     logger,
     settings: config,
+    metrics,
   });
   await worker.start();
-  const health = await startHealthServer(config.HOST, config.HEALTH_PORT, () => worker.isReady());
+  const health = await startHealthServer(
+    config.HOST,
+    config.HEALTH_PORT,
+    // Without RabbitMQ no work arrives; without media's internal API none can be done.
+    { rabbitmq: async () => worker.isReady(), media: () => media.ping() },
+    metrics,
+  );
   logger.info({ url: health.url, concurrency: config.CONCURRENCY }, 'converter ready');
 
   onShutdown(

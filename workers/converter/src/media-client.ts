@@ -31,9 +31,20 @@ export class MediaClient {
     return `${this.base}/internal/media/${encodeURIComponent(mediaId)}/content`;
   }
 
-  /** Headers for every internal call (ffmpeg's reads included). */
-  authHeaders(): Record<string, string> {
-    return { Authorization: `Bearer ${this.token}` };
+  /** Headers for every internal call (ffmpeg's reads included), with the job's request id when it has one. */
+  authHeaders(requestId?: string): Record<string, string> {
+    return { Authorization: `Bearer ${this.token}`, ...(requestId ? { [REQUEST_ID_HEADER]: requestId } : {}) };
+  }
+
+  /** For readiness: media's service answers (its own dependencies are its readiness, not ours). */
+  async ping(): Promise<boolean> {
+    try {
+      const res = await fetch(`${this.base}/healthz`, { signal: AbortSignal.timeout(1_500) });
+      await res.body?.cancel();
+      return res.ok;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -52,12 +63,11 @@ export class MediaClient {
     const request = (url.protocol === 'https:' ? https : http).request(url, {
       method: 'PUT',
       headers: {
-        ...this.authHeaders(),
+        ...this.authHeaders(context.requestId),
         'x-owner-id': ownerId,
         'x-source-media-id': sourceMediaId,
         'content-type': 'audio/mpeg',
         'content-length': size,
-        ...(context.requestId ? { [REQUEST_ID_HEADER]: context.requestId } : {}),
       },
       signal: context.signal,
       timeout: IDLE_TIMEOUT_MS,

@@ -11,17 +11,27 @@ import {
   type ConfirmChannel,
   type JobEvent,
   type Logger,
+  type Metrics,
   REQUEST_ID_HEADER,
   Topology,
   declareTopology,
   decodeMessage,
   encodeMessage,
+  isRequestId,
+  meterPublishes,
   publishConfirmed,
 } from '@vidmp3/shared';
 import type { Config } from './config.js';
 import { planFailure } from './errors.js';
 import type { JobsClient } from './jobs-client.js';
 import type { MediaClient } from './media-client.js';
+import {
+  conversionMeter,
+  noConversionMeter,
+  queueGauges,
+  type ConversionMeter,
+  type ConversionOutcome,
+} from './metrics.js';
 import { ProgressThrottle } from './progress.js';
 import type { transcode } from './transcoder.js';
 
@@ -44,6 +54,7 @@ export interface WorkerDeps {
   transcode: typeof transcode;
   logger: Logger;
   settings: WorkerSettings;
+  metrics?: Metrics;
 }
 
 /** Why a running conversion was stopped on purpose. */
@@ -75,6 +86,9 @@ export class ConverterWorker {
   private consumerTag: string | undefined;
   private stopping = false;
   private readonly tasks = new Set<Task>();
+  private readonly meter: ConversionMeter = noConversionMeter;
+  /** For the queue-depth gauges only: a failed check must not close the channel deliveries arrive on. */
+  private readonly metricsChannel: ChannelWrapper | undefined;
 
   constructor(private readonly deps: WorkerDeps) {
     this.channel = deps.connection.createChannel({
@@ -82,6 +96,20 @@ export class ConverterWorker {
       confirm: true,
       setup: (ch: ConfirmChannel) => this.setup(ch),
     });
+    if (deps.metrics) {
+      meterPublishes(this.channel, deps.metrics);
+      this.meter = conversionMeter(deps.metrics);
+      const tasks = this.tasks;
+      deps.metrics.gauge({
+        name: 'vidmp3_conversions_in_progress',
+        help: 'Conversion requests this worker is handling now',
+        collect() {
+          this.set(tasks.size);
+        },
+      });
+      this.metricsChannel = deps.connection.createChannel({ name: 'converter-metrics' });
+      queueGauges(deps.metrics, this.metricsChannel, deps.logger);
+    }
     this.channel.on('connect', () => {
       this.connected = true;
     });
@@ -146,6 +174,7 @@ export class ConverterWorker {
       }
     }
     await this.channel.close();
+    await this.metricsChannel?.close();
   }
 
   private allDone(): Promise<unknown> {
@@ -189,18 +218,24 @@ export class ConverterWorker {
   }
 
   private async handle(delivery: Delivery, task: Task): Promise<void> {
+    const began = performance.now();
+    const finished = (outcome: ConversionOutcome) => this.meter.finished(outcome, (performance.now() - began) / 1000);
     let request: ConversionRequest;
     try {
-      request = decodeMessage(ConversionRequest, delivery.msg.content);
+      const decoded = decodeMessage(ConversionRequest, delivery.msg.content);
+      // It ends up in ffmpeg's HTTP headers and in logs: only a well-formed id is kept.
+      request = { ...decoded, requestId: isRequestId(decoded.requestId) ? decoded.requestId : undefined };
     } catch (err) {
       this.deps.logger.warn(
         { problem: describeInvalid(err), deliveryTag: delivery.msg.fields.deliveryTag },
         'invalid conversion request; dead-lettering it',
       );
       this.settle(delivery, 'dead-letter', this.deps.logger);
+      finished('invalid');
       return;
     }
     task.jobId = request.jobId;
+    // Every line about this job carries the id of the request that queued it.
     const log = this.deps.logger.child({
       requestId: request.requestId,
       jobId: request.jobId,
@@ -209,9 +244,9 @@ export class ConverterWorker {
     // A name of our own: the job id comes from a message, and must not choose a path.
     const output = join(this.deps.settings.SCRATCH_DIR, `${randomUUID()}.mp3`);
     try {
-      await this.convert(request, delivery, task.controller.signal, output, log);
+      finished(await this.convert(request, delivery, task.controller.signal, output, log));
     } catch (err) {
-      await this.onFailure(err, request, delivery, task.controller.signal, log);
+      finished(await this.onFailure(err, request, delivery, task.controller.signal, log));
     } finally {
       await rm(output, { force: true });
     }
@@ -223,7 +258,7 @@ export class ConverterWorker {
     signal: AbortSignal,
     output: string,
     log: Logger,
-  ): Promise<void> {
+  ): Promise<'succeeded' | 'not_claimed'> {
     const { media, jobs, settings } = this.deps;
     const context = { requestId: request.requestId, signal };
     const redelivered = delivery.msg.fields.redelivered;
@@ -232,7 +267,7 @@ export class ConverterWorker {
     if (!claim.proceed) {
       log.info({ reason: claim.reason }, 'attempt not claimed; dropping the request');
       this.settle(delivery, 'ack', log);
-      return;
+      return 'not_claimed';
     }
     await this.publish(request, { type: 'started', ...stamp(request) });
     log.info({ redelivered }, 'conversion started');
@@ -241,7 +276,7 @@ export class ConverterWorker {
     const throttle = new ProgressThrottle();
     await this.deps.transcode({
       inputUrl: media.contentUrl(request.inputMediaId),
-      headers: media.authHeaders(),
+      headers: media.authHeaders(request.requestId),
       output,
       options: request.options,
       durationSeconds: request.inputDurationSeconds,
@@ -270,6 +305,7 @@ export class ConverterWorker {
       'conversion succeeded',
     );
     this.settle(delivery, 'ack', log);
+    return 'succeeded';
   }
 
   private async onFailure(
@@ -278,7 +314,7 @@ export class ConverterWorker {
     delivery: Delivery,
     signal: AbortSignal,
     log: Logger,
-  ): Promise<void> {
+  ): Promise<ConversionOutcome> {
     if (signal.aborted) {
       const reason = signal.reason as StopReason;
       switch (reason) {
@@ -286,12 +322,12 @@ export class ConverterWorker {
           await this.publish(request, { type: 'cancelled', ...stamp(request) });
           log.info('conversion cancelled');
           this.settle(delivery, 'ack', log);
-          return;
+          return 'cancelled';
         case 'shutdown':
           // Redelivered (redelivered = true) to another worker, whose claim may take over the running job.
           log.info('shutting down: conversion handed back to RabbitMQ');
           this.settle(delivery, 'requeue', log);
-          return;
+          return 'handed_back';
       }
     }
 
@@ -301,7 +337,7 @@ export class ConverterWorker {
         log.warn({ err, code: plan.error.code }, 'conversion failed');
         await this.publish(request, { type: 'failed', ...stamp(request), error: plan.error });
         this.settle(delivery, 'ack', log);
-        return;
+        return 'failed';
       case 'retry': {
         log.warn({ err, nextAttempt: plan.nextAttempt, delayMs: plan.delayMs }, 'conversion failed; retrying later');
         // A delay queue rather than a requeue: no hot loop while media or jobs is down. It dead-letters the
@@ -321,14 +357,14 @@ export class ConverterWorker {
           error: plan.error,
         });
         this.settle(delivery, 'ack', log);
-        return;
+        return 'retried';
       }
       case 'give-up':
         log.error({ err, attempts: request.attempt }, 'conversion failed on every attempt; giving up');
         await this.publish(request, { type: 'failed', ...stamp(request), error: plan.error });
         // Dead-lettered, so an operator can see (and replay) what kept failing.
         this.settle(delivery, 'dead-letter', log);
-        return;
+        return 'gave_up';
     }
   }
 
@@ -370,6 +406,7 @@ const stamp = (request: ConversionRequest) => ({
   jobId: request.jobId,
   attempt: request.attempt,
   at: new Date().toISOString(),
+  ...(request.requestId ? { requestId: request.requestId } : {}),
 });
 
 const headersFor = (request: ConversionRequest): Record<string, string> =>

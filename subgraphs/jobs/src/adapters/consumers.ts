@@ -5,11 +5,13 @@ import {
   declareTopology,
   JobChanged,
   JobEvent,
+  messageRequestId,
   Topology,
   type AmqpConnectionManager,
   type ChannelWrapper,
   type ConfirmChannel,
   type Logger,
+  type Metrics,
 } from '@vidmp3/shared';
 import type { ChangeBus } from '../services/change-bus.js';
 import type { JobsService } from '../services/jobs.js';
@@ -27,7 +29,13 @@ export function startConsumers(
   jobs: JobsService,
   bus: ChangeBus,
   logger: Logger,
+  metrics?: Metrics,
 ): ChannelWrapper {
+  const applied = metrics?.counter({
+    name: 'vidmp3_job_events_total',
+    help: 'Worker events this replica consumed, by type (stale and duplicate ones included)',
+    labelNames: ['type'],
+  });
   // After a reconnection the channel a message came on is closed and RabbitMQ has already requeued the
   // message; acking it then throws, and an unhandled throw here would end the process.
   const safely = (operation: () => void) => {
@@ -39,16 +47,16 @@ export function startConsumers(
   };
   // A database hiccup must not drop an event: wait a moment, then hand it back (no hot requeue loop).
   // A message that is not even JSON, or not of the contract, will never apply: it is logged and dropped.
-  const settle = (ch: ConfirmChannel, msg: ConsumeMessage, work: Promise<void>, what: string) => {
+  const settle = (ch: ConfirmChannel, msg: ConsumeMessage, work: Promise<void>, what: string, log: Logger) => {
     work.then(
       () => safely(() => ch.ack(msg)),
       (err: unknown) => {
         if (err instanceof Error && (err.name === 'ZodError' || err instanceof SyntaxError)) {
-          logger.error({ err, what }, 'dropping a malformed message');
+          log.error({ err, what }, 'dropping a malformed message');
           safely(() => ch.ack(msg));
           return;
         }
-        logger.warn({ err, what }, 'could not apply a message; will retry');
+        log.warn({ err, what }, 'could not apply a message; will retry');
         setTimeout(() => safely(() => ch.nack(msg, false, true)), RETRY_AFTER_FAILURE_MS).unref();
       },
     );
@@ -61,19 +69,36 @@ export function startConsumers(
       await ch.prefetch(32);
       await ch.consume(Topology.eventsQueue, (msg) => {
         if (!msg) return;
-        const work = Promise.resolve().then(() => jobs.applyEvent(decodeMessage(JobEvent, msg.content)));
-        settle(ch, msg, work, 'job event');
+        // The request id that queued the attempt: every line about its events carries it.
+        const log = logger.child({ requestId: messageRequestId(msg) });
+        const work = Promise.resolve().then(async () => {
+          const event = decodeMessage(JobEvent, msg.content);
+          await jobs.applyEvent(event);
+          applied?.inc({ type: event.type });
+          // Progress events are many; the others tell a job's story.
+          log[event.type === 'progress' ? 'debug' : 'info'](
+            { jobId: event.jobId, attempt: event.attempt, event: event.type },
+            'job event handled',
+          );
+        });
+        settle(ch, msg, work, 'job event', log);
       });
       await ch.consume(Topology.deadLetterQueue, (msg) => {
         if (!msg) return;
+        const log = logger.child({ requestId: messageRequestId(msg) });
         const reason = msg.properties.headers?.['x-first-death-reason'];
-        const work = Promise.resolve().then(() =>
-          jobs.failUndeliverable(
-            decodeMessage(ConversionRequest, msg.content),
+        const work = Promise.resolve().then(async () => {
+          const request = decodeMessage(ConversionRequest, msg.content);
+          await jobs.failUndeliverable(
+            request,
             reason === 'delivery_limit' ? 'every delivery failed' : 'a converter gave up',
-          ),
-        );
-        settle(ch, msg, work, 'dead letter');
+          );
+          log.warn(
+            { jobId: request.jobId, attempt: request.attempt, reason },
+            'dead-lettered conversion request handled',
+          );
+        });
+        settle(ch, msg, work, 'dead letter', log);
       });
       const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true });
       await ch.bindQueue(queue, Topology.changesExchange, '');

@@ -205,6 +205,23 @@ export class JobsRepository {
     await db.query<ResultSetHeader>('UPDATE outbox SET published_at = ? WHERE id IN (?)', [new Date(), ids]);
   }
 
+  /** How many jobs are in each status now (every status, zeros included); for the metrics. */
+  async countByStatus(): Promise<Record<JobStatus, number>> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status');
+    const counts: Record<JobStatus, number> = { QUEUED: 0, RUNNING: 0, SUCCEEDED: 0, FAILED: 0, CANCELLED: 0 };
+    for (const row of rows) counts[row.status as JobStatus] = Number(row.n);
+    return counts;
+  }
+
+  /** Messages not yet published, and when the oldest of them was written; for the metrics. */
+  async outboxBacklog(): Promise<{ pending: number; oldest: Date | null }> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox WHERE published_at IS NULL',
+    );
+    const row = rows[0];
+    return { pending: Number(row?.pending ?? 0), oldest: row?.oldest instanceof Date ? row.oldest : null };
+  }
+
   /** Published rows older than `before` are only history: removed in batches. */
   async pruneOutbox(before: Date): Promise<number> {
     const [result] = await this.pool.execute<ResultSetHeader>(

@@ -1,4 +1,11 @@
-import { publishConfirmed, withTransaction, type ChannelWrapper, type Logger } from '@vidmp3/shared';
+import {
+  isRequestId,
+  publishConfirmed,
+  REQUEST_ID_HEADER,
+  withTransaction,
+  type ChannelWrapper,
+  type Logger,
+} from '@vidmp3/shared';
 import type { JobsRepository } from '../adapters/jobs-repo.js';
 
 const BATCH = 100;
@@ -62,7 +69,13 @@ export class OutboxRelay {
         async (conn) => {
           const batch = await this.repo.claimOutbox(conn, BATCH);
           for (const message of batch) {
-            await publishConfirmed(this.channel, message.exchange, message.routingKey, Buffer.from(message.payload));
+            await publishConfirmed(
+              this.channel,
+              message.exchange,
+              message.routingKey,
+              Buffer.from(message.payload),
+              requestHeaders(message.payload),
+            );
           }
           await this.repo.markPublished(
             conn,
@@ -74,5 +87,18 @@ export class OutboxRelay {
       );
       if (sent < BATCH) return;
     }
+  }
+}
+
+/**
+ * A conversion request carries the id of the request that queued it; it also goes on the message (header and
+ * correlationId), where RabbitMQ's tooling and consumers see it without decoding the body.
+ */
+function requestHeaders(payload: string): Record<string, string> {
+  try {
+    const requestId = (JSON.parse(payload) as { requestId?: unknown } | null)?.requestId;
+    return isRequestId(requestId) ? { [REQUEST_ID_HEADER]: requestId } : {};
+  } catch {
+    return {};
   }
 }

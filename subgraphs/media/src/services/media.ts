@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { GraphQLError } from 'graphql';
 import type { FileUpload } from 'graphql-upload-minimal';
 import { connection, ErrorCode, pageArgs, uploadFailure, userError, type Viewer } from '@vidmp3/shared';
 import type { BlobStore, ByteRange } from '../adapters/blob-store.js';
@@ -27,6 +28,15 @@ export interface DerivedAudio {
   sourceMediaId: string;
 }
 
+/** Hears how each video upload ended (for the metrics). */
+export interface UploadMeter {
+  accepted(byteSize: number): void;
+  /** `code`: the error's `extensions.code`, INTERNAL for our own failures. */
+  rejected(code: string): void;
+}
+
+const noMeter: UploadMeter = { accepted: () => undefined, rejected: () => undefined };
+
 const notFound = () => userError(ErrorCode.NOT_FOUND, 'Media not found');
 
 function requireViewer(viewer: Viewer | null): Viewer {
@@ -41,6 +51,7 @@ export class MediaService {
     private readonly prober: Prober,
     private readonly links: DownloadLinks,
     private readonly options: { scratchDir: string; maxUploadBytes: number },
+    private readonly meter: UploadMeter = noMeter,
   ) {}
 
   /**
@@ -49,6 +60,18 @@ export class MediaService {
    */
   async uploadVideo(viewer: Viewer | null, upload: Promise<FileUpload>): Promise<MediaRecord> {
     const { userId } = requireViewer(viewer);
+    try {
+      const media = await this.receiveVideo(userId, upload);
+      this.meter.accepted(media.byteSize);
+      return media;
+    } catch (err) {
+      const code = err instanceof GraphQLError ? err.extensions.code : undefined;
+      this.meter.rejected(typeof code === 'string' ? code : ErrorCode.INTERNAL);
+      throw err;
+    }
+  }
+
+  private async receiveVideo(userId: string, upload: Promise<FileUpload>): Promise<MediaRecord> {
     const file = await upload.catch((err: unknown) => {
       throw uploadFailure(err, this.options.maxUploadBytes);
     });
