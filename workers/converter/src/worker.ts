@@ -382,22 +382,30 @@ export class ConverterWorker {
   private settle(delivery: Delivery, how: 'ack' | 'dead-letter' | 'requeue', log: Logger): void {
     if (delivery.settled) return;
     delivery.settled = true;
-    if (!this.connected || delivery.channel !== this.current) {
+    // Decided by the channel alone, not by the 'connect' event: deliveries on a new channel can be settled
+    // before that event fires, and skipping them would leave them unacknowledged on a live channel.
+    const { channel } = delivery;
+    if (!channel || channel !== this.current) {
       // Its channel died with the connection, and RabbitMQ handed the request back then. An ack with its
       // old delivery tag on the new channel would be a protocol error that closes that channel.
       log.warn('the RabbitMQ connection was lost while this request was handled; RabbitMQ has handed it back');
       return;
     }
-    switch (how) {
-      case 'ack':
-        this.channel.ack(delivery.msg);
-        return;
-      case 'dead-letter':
-        this.channel.nack(delivery.msg, false, false);
-        return;
-      case 'requeue':
-        this.channel.nack(delivery.msg, false, true);
-        return;
+    try {
+      switch (how) {
+        case 'ack':
+          channel.ack(delivery.msg);
+          return;
+        case 'dead-letter':
+          channel.nack(delivery.msg, false, false);
+          return;
+        case 'requeue':
+          channel.nack(delivery.msg, false, true);
+          return;
+      }
+    } catch (err) {
+      // The channel closed under us (amqplib throws on a closed channel): RabbitMQ hands the request back.
+      log.warn({ err }, 'could not settle the request on a closed channel; RabbitMQ has handed it back');
     }
   }
 }
