@@ -22,6 +22,13 @@ export default tseslint.config(
     },
   },
   {
+    // Browser code: checked against the DOM's types (web/tsconfig.json), not Node's.
+    files: ['web/src/**/*.ts'],
+    languageOptions: {
+      parserOptions: { project: './web/tsconfig.json', tsconfigRootDir: import.meta.dirname },
+    },
+  },
+  {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
   },

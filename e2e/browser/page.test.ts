@@ -1,0 +1,133 @@
+/// <reference lib="dom" />
+// The conversion page in a real browser against the whole system: from sign-up to a downloaded mp3.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORD, uniqueEmail } from '../client.js';
+import { sample, sampleDurationSeconds } from '../fixtures.js';
+import { startSystem, type System } from '../harness.js';
+import { launchBrowser, openPage, screenshot } from './browser.js';
+
+const run = promisify(execFile);
+
+let system: System;
+let browser: Browser;
+let downloads: string;
+
+beforeAll(async () => {
+  [system, browser, downloads] = await Promise.all([
+    startSystem({}, { workers: 1 }),
+    launchBrowser(),
+    mkdtemp(join(tmpdir(), 'vidmp3-downloads-')),
+  ]);
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await system?.stop();
+  if (downloads) await rm(downloads, { recursive: true, force: true });
+}, 60_000);
+
+async function probe(path: string): Promise<{ codec: string | undefined; duration: number }> {
+  const { stdout } = await run('ffprobe', [
+    '-v',
+    'error',
+    '-show_entries',
+    'stream=codec_name:format=duration',
+    '-of',
+    'json',
+    path,
+  ]);
+  const info = JSON.parse(stdout) as { streams?: { codec_name?: string }[]; format?: { duration?: string } };
+  return { codec: info.streams?.[0]?.codec_name, duration: Number(info.format?.duration) };
+}
+
+describe('the conversion page', () => {
+  it('signs up, converts a real video with live progress, downloads the mp3 and explains a rejected file', async () => {
+    const { page, context, offOrigin, errors } = await openPage(browser, system.gatewayUrl);
+    try {
+      await page.goto(`${system.gatewayUrl}/`);
+
+      // Sign up through the form.
+      const email = uniqueEmail('web');
+      await page.getByLabel('Email').fill(email);
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Create account' }).click();
+      await page.getByRole('heading', { name: 'Convert a video' }).waitFor();
+      expect(await page.locator('#account-email').innerText()).toBe(email);
+      // Keyboard users land on the file picker (the drop zone's input), ready to press Enter.
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe('file');
+
+      // Everything the status line says is recorded, so that short-lived states can be checked afterwards.
+      await page.evaluate(() => {
+        const status = document.getElementById('status')!;
+        const said: string[] = [];
+        (window as unknown as { said: string[] }).said = said;
+        new MutationObserver(() => said.push(status.textContent ?? '')).observe(status, {
+          childList: true,
+          characterData: true,
+          subtree: true,
+        });
+      });
+
+      // Choose a real video and convert it.
+      const video = await sample('moov-at-end.mp4');
+      await page.getByLabel('Choose a video').setInputFiles(video);
+      expect(await page.locator('#file-name').innerText()).toContain('moov-at-end.mp4');
+      await page.getByLabel('Quality').selectOption('128');
+      await page.getByRole('button', { name: 'Convert to mp3' }).click();
+
+      const downloadLink = page.locator('#result').getByRole('link', { name: 'Download moov-at-end.mp3' });
+      await downloadLink.waitFor({ timeout: 60_000 });
+      const said = await page.evaluate(() => (window as unknown as { said: string[] }).said);
+      expect(said.some((s) => s.startsWith('Uploading moov-at-end.mp4'))).toBe(true);
+      expect(said.some((s) => /Waiting for a converter|Converting/.test(s))).toBe(true);
+      expect(await page.locator('#status').innerText()).toMatch(/^Done: moov-at-end\.mp3 is ready/);
+      expect(await page.locator('#upload-progress').evaluate((p: HTMLProgressElement) => p.value)).toBe(1);
+      expect(await page.locator('#convert-progress').evaluate((p: HTMLProgressElement) => p.value)).toBe(1);
+
+      // Download it as a person would, and check it is the mp3 of the whole video.
+      const [download] = await Promise.all([page.waitForEvent('download'), downloadLink.click()]);
+      expect(download.suggestedFilename()).toBe('moov-at-end.mp3');
+      const saved = join(downloads, download.suggestedFilename());
+      await download.saveAs(saved);
+      const { codec, duration } = await probe(saved);
+      expect(codec).toBe('mp3');
+      expect(duration).toBeGreaterThan(sampleDurationSeconds - 0.5);
+      expect(duration).toBeLessThan(sampleDurationSeconds + 0.5);
+
+      // The finished job is listed, with its own download link.
+      const row = page.locator('#jobs li', { hasText: 'moov-at-end.mp4' });
+      await row.getByText('Done').waitFor();
+      expect(await row.getByRole('link', { name: 'Download moov-at-end.mp3' }).count()).toBe(1);
+      await screenshot(page, 'page-desktop');
+
+      // A file that is not a video is refused with a sentence a person understands.
+      await page.getByLabel('Choose a video').setInputFiles(await sample('text.mp4'));
+      await page.getByRole('button', { name: 'Convert to mp3' }).click();
+      const status = page.locator('#status.problem');
+      await status.waitFor({ timeout: 20_000 });
+      expect(await status.innerText()).toMatch(/^This file isn't a video with an audio track/);
+      expect(await page.getByRole('link', { name: /^Download/ }).count()).toBe(1); // only the listed mp3
+
+      // At phone width nothing needs sideways scrolling.
+      await page.setViewportSize({ width: 360, height: 780 });
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
+      await screenshot(page, 'page-phone');
+
+      // Logging out forgets the session.
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await page.getByRole('heading', { name: 'Log in' }).waitFor();
+      expect(await page.evaluate(() => localStorage.getItem('vidmp3.session'))).toBeNull();
+
+      expect(offOrigin).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 120_000);
+});
