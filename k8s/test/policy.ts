@@ -1,0 +1,361 @@
+// Policy checks over rendered manifests. `checkPolicies` returns violations as sentences (empty: compliant), so a
+// test can both require none and show that removing a probe, a limit or runAsNonRoot is caught.
+import { Topology } from '@vidmp3/shared';
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import type { IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
+import type { IIngress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
+import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPeer';
+import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import type { IProbe } from 'kubernetes-models/v1/Probe';
+import type { IScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
+import { DEPLOYABLES, HEALTH_PORTS, serviceEnv, type Deployable } from '../../scripts/lib/service-env.js';
+import type { KubeObject } from './validate.js';
+
+export interface PolicyOptions {
+  /** The overlay must scale the workers with KEDA. */
+  requireKeda: boolean;
+}
+
+type Workload = (IDeployment | IStatefulSet) & KubeObject;
+
+const GiB = 1024 ** 3;
+
+/** Who may open connections to whom (pods by their app.kubernetes.io/name; namespace:<name> for other namespaces). */
+const ALLOWED_INGRESS: Record<string, string[]> = {
+  gateway: ['namespace:ingress-nginx'],
+  // The JWKS, for verifying tokens.
+  users: ['gateway', 'media', 'jobs'],
+  // The internal API: jobs asks about videos, workers read inputs and write outputs.
+  media: ['gateway', 'jobs', 'converter'],
+  // The internal claim API.
+  jobs: ['gateway', 'converter'],
+  converter: [],
+  mysql: ['users', 'media', 'jobs'],
+  mongodb: ['media'],
+  rabbitmq: ['jobs', 'converter'],
+};
+/** Prometheus scrapes /metrics everywhere. */
+const ALLOWED_INGRESS_EVERYWHERE = ['namespace:monitoring'];
+
+/** Where each pod may connect: <peer>:<port>, `anywhere` for data services outside the cluster. */
+const ALLOWED_EGRESS: Record<string, string[]> = {
+  gateway: ['users:4001', 'media:4002', 'jobs:4003'],
+  users: ['anywhere:3306'],
+  media: ['users:4001', 'anywhere:3306', 'anywhere:27017'],
+  jobs: ['users:4001', 'media:4002', 'anywhere:3306', 'anywhere:5672', 'anywhere:5671'],
+  // Workers: RabbitMQ and the internal APIs of media and jobs, nothing else.
+  converter: ['media:4002', 'jobs:4003', 'anywhere:5672', 'anywhere:5671'],
+  mysql: [],
+  mongodb: [],
+  rabbitmq: [],
+};
+const ALLOWED_EGRESS_EVERYWHERE = ['namespace:kube-system:53'];
+
+const INGRESS_ANNOTATIONS = 'nginx.ingress.kubernetes.io/';
+
+const of = <T>(objects: KubeObject[], kind: string) =>
+  objects.filter((o) => o.kind === kind) as unknown as (T & KubeObject)[];
+const id = (o: KubeObject) => `${o.kind}/${o.metadata.name}`;
+const matches = (selector: Record<string, string> | undefined, labels: Record<string, string> | undefined) =>
+  Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
+
+/** The environment of a container: literal values, ConfigMap values, or `undefined` for secrets and fields. */
+function containerEnv(container: IContainer, configMaps: Map<string, IConfigMap>, where: string, out: string[]) {
+  const env = new Map<string, string | undefined>();
+  for (const source of container.envFrom ?? []) {
+    const name = source.configMapRef?.name;
+    if (!name) continue;
+    const cm = configMaps.get(name);
+    if (!cm) out.push(`${where}: envFrom ConfigMap ${name} does not exist`);
+    for (const [k, v] of Object.entries(cm?.data ?? {})) env.set(k, v);
+  }
+  for (const e of container.env ?? []) env.set(e.name, e.value);
+  return env;
+}
+
+function probeViolations(
+  where: string,
+  container: IContainer,
+  kind: 'livenessProbe' | 'readinessProbe',
+  expected?: { path: string; port: number },
+): string[] {
+  const probe: IProbe | undefined = container[kind];
+  if (!probe) return [`${where}: no ${kind}`];
+  if (!expected) return [];
+  const http = probe.httpGet;
+  const port =
+    typeof http?.port === 'string' ? container.ports?.find((p) => p.name === http.port)?.containerPort : http?.port;
+  if (http?.path !== expected.path || port !== expected.port) {
+    return [`${where}: ${kind} is not GET ${expected.path} on port ${expected.port}`];
+  }
+  return [];
+}
+
+function imageViolation(where: string, image: string | undefined): string[] {
+  if (!image) return [`${where}: no image`];
+  if (image.includes('@sha256:')) return [];
+  const lastSegment = image.slice(image.lastIndexOf('/') + 1);
+  const tag = lastSegment.includes(':') ? lastSegment.slice(lastSegment.indexOf(':') + 1) : '';
+  if (!tag) return [`${where}: image ${image} has no tag`];
+  if (tag === 'latest') return [`${where}: image ${image} uses the latest tag`];
+  return [];
+}
+
+function workloadViolations(w: Workload, configMaps: Map<string, IConfigMap>): string[] {
+  const out: string[] = [];
+  const spec: IPodSpec | undefined = w.spec?.template.spec;
+  if (!spec) return [`${id(w)}: no pod template`];
+  const deployable = (DEPLOYABLES as readonly string[]).includes(w.metadata.name)
+    ? (w.metadata.name as Deployable)
+    : undefined;
+  if (spec.automountServiceAccountToken !== false) out.push(`${id(w)}: automountServiceAccountToken is not false`);
+  if (spec.securityContext?.runAsNonRoot !== true) out.push(`${id(w)}: pod securityContext.runAsNonRoot is not true`);
+
+  const volumes = new Map((spec.volumes ?? []).map((v) => [v.name, v]));
+  for (const v of spec.volumes ?? []) {
+    if (v.emptyDir && !v.emptyDir.sizeLimit) out.push(`${id(w)}: emptyDir volume ${v.name} has no sizeLimit`);
+    if (v.configMap && !configMaps.has(v.configMap.name ?? '')) {
+      out.push(`${id(w)}: volume ${v.name} uses ConfigMap ${v.configMap.name} that does not exist`);
+    }
+  }
+
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    const where = `${id(w)} container ${c.name}`;
+    for (const bound of ['requests', 'limits'] as const) {
+      for (const resource of ['cpu', 'memory']) {
+        if (c.resources?.[bound]?.[resource] === undefined) out.push(`${where}: no ${bound}.${resource}`);
+      }
+    }
+    const env = containerEnv(c, configMaps, where, out);
+    let health: { port: number } | undefined;
+    if (deployable) {
+      const { port, variable } = HEALTH_PORTS[deployable];
+      health = { port: Number(env.get(variable) ?? port) };
+      for (const name of env.keys()) {
+        if (!serviceEnv[deployable].has(name)) {
+          out.push(`${where}: sets ${name}, which the ${deployable} config (src/config.ts) does not read`);
+        }
+      }
+      const scratch = env.get('SCRATCH_DIR');
+      if (scratch) {
+        const mount = c.volumeMounts?.find((m) => m.mountPath === scratch);
+        const volume = mount && volumes.get(mount.name);
+        if (!volume?.emptyDir?.sizeLimit) {
+          out.push(`${where}: SCRATCH_DIR ${scratch} is not a mounted emptyDir with a sizeLimit`);
+        }
+      }
+    }
+    out.push(...probeViolations(where, c, 'livenessProbe', health && { path: '/healthz', port: health.port }));
+    out.push(...probeViolations(where, c, 'readinessProbe', health && { path: '/readyz', port: health.port }));
+
+    const sc = c.securityContext;
+    if ((sc?.runAsNonRoot ?? spec.securityContext?.runAsNonRoot) !== true) {
+      out.push(`${where}: runs without runAsNonRoot`);
+    }
+    if (sc?.readOnlyRootFilesystem !== true) out.push(`${where}: securityContext.readOnlyRootFilesystem is not true`);
+    if (sc?.allowPrivilegeEscalation !== false) {
+      out.push(`${where}: securityContext.allowPrivilegeEscalation is not false`);
+    }
+    if (!sc?.capabilities?.drop?.includes('ALL')) out.push(`${where}: securityContext.capabilities.drop lacks ALL`);
+    out.push(...imageViolation(where, c.image));
+  }
+  return out;
+}
+
+/** The lowest replica count a Deployment or StatefulSet runs with, counting the autoscalers that own it. */
+function minReplicas(w: Workload, hpas: IHorizontalPodAutoscaler[], scaled: IScaledObject[]): number {
+  const hpa = hpas.find(
+    (h) => h.spec?.scaleTargetRef.kind === w.kind && h.spec.scaleTargetRef.name === w.metadata.name,
+  );
+  if (hpa) return hpa.spec?.minReplicas ?? 1;
+  const so = scaled.find(
+    (s) => (s.spec.scaleTargetRef.kind ?? 'Deployment') === w.kind && s.spec.scaleTargetRef.name === w.metadata.name,
+  );
+  if (so) return so.spec.minReplicaCount ?? 0;
+  return w.spec?.replicas ?? 1;
+}
+
+function peerNames(peer: INetworkPolicyPeer, pods: Map<string, Record<string, string>>): string[] {
+  if (peer.ipBlock) return [`ip:${peer.ipBlock.cidr}`];
+  if (peer.namespaceSelector) {
+    return [`namespace:${peer.namespaceSelector.matchLabels?.['kubernetes.io/metadata.name'] ?? '*'}`];
+  }
+  if (peer.podSelector?.matchExpressions?.length) return ['pods:matchExpressions'];
+  return [...pods].filter(([, labels]) => matches(peer.podSelector?.matchLabels, labels)).map(([name]) => name);
+}
+
+function networkViolations(objects: KubeObject[], workloads: Workload[]): string[] {
+  const out: string[] = [];
+  const policies = of<INetworkPolicy>(objects, 'NetworkPolicy');
+  const pods = new Map(workloads.map((w) => [w.metadata.name, w.spec?.template.metadata?.labels ?? {}]));
+  const hasDefaultDeny = policies.some(
+    (p) =>
+      Object.keys(p.spec?.podSelector.matchLabels ?? {}).length === 0 &&
+      !p.spec?.podSelector.matchExpressions?.length &&
+      (['Ingress', 'Egress'] as const).every((t) => p.spec?.policyTypes?.includes(t)) &&
+      !p.spec?.ingress?.length &&
+      !p.spec?.egress?.length,
+  );
+  if (!hasDefaultDeny)
+    out.push('NetworkPolicy: no default deny (podSelector {}, policyTypes Ingress and Egress, no rules)');
+
+  for (const [pod, labels] of pods) {
+    const selecting = policies.filter((p) => matches(p.spec?.podSelector.matchLabels, labels));
+    const ingress = new Set<string>();
+    const egress = new Set<string>();
+    if (!selecting.some((p) => p.spec?.policyTypes?.includes('Ingress'))) ingress.add('anywhere');
+    if (!selecting.some((p) => p.spec?.policyTypes?.includes('Egress'))) egress.add('anywhere:*');
+    for (const p of selecting) {
+      for (const rule of p.spec?.ingress ?? []) {
+        const from = rule.from?.length ? rule.from.flatMap((peer) => peerNames(peer, pods)) : ['anywhere'];
+        for (const source of from) ingress.add(source);
+      }
+      for (const rule of p.spec?.egress ?? []) {
+        const to = rule.to?.length ? rule.to.flatMap((peer) => peerNames(peer, pods)) : ['anywhere'];
+        const ports = rule.ports?.length ? rule.ports.map((port) => String(port.port ?? '*')) : ['*'];
+        for (const peer of to) for (const port of ports) egress.add(`${peer}:${port}`);
+      }
+    }
+    const allowedIn = new Set([...(ALLOWED_INGRESS[pod] ?? []), ...ALLOWED_INGRESS_EVERYWHERE]);
+    const allowedOut = new Set([...(ALLOWED_EGRESS[pod] ?? []), ...ALLOWED_EGRESS_EVERYWHERE]);
+    for (const source of ingress)
+      if (!allowedIn.has(source)) out.push(`NetworkPolicy: ${pod} accepts ingress from ${source}`);
+    for (const source of ALLOWED_INGRESS[pod] ?? []) {
+      if (!ingress.has(source)) out.push(`NetworkPolicy: ${pod} does not accept ingress from ${source}`);
+    }
+    for (const target of egress)
+      if (!allowedOut.has(target)) out.push(`NetworkPolicy: ${pod} may connect to ${target}`);
+    for (const target of allowedOut) {
+      if (!egress.has(target)) out.push(`NetworkPolicy: ${pod} cannot connect to ${target}`);
+    }
+  }
+  return out;
+}
+
+/** `2100m` → bytes; `0` means no limit. */
+function nginxSize(value: string): number {
+  const m = /^(\d+)([kmg]?)$/i.exec(value.trim());
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  if (n === 0) return Infinity;
+  const unit = (m[2] ?? '').toLowerCase();
+  return n * (unit === 'g' ? GiB : unit === 'm' ? 1024 ** 2 : unit === 'k' ? 1024 : 1);
+}
+
+function ingressViolations(ingresses: IIngress[], maxUploadBytes: number): string[] {
+  const out: string[] = [];
+  if (ingresses.length === 0) out.push('Ingress: none routes to the gateway');
+  for (const ing of ingresses as (IIngress & KubeObject)[]) {
+    const a = ing.metadata.annotations ?? {};
+    const get = (name: string) => a[INGRESS_ANNOTATIONS + name];
+    const body = get('proxy-body-size');
+    if (!body || !(nginxSize(body) >= maxUploadBytes)) {
+      out.push(`${id(ing)}: proxy-body-size ${body ?? '(unset)'} is below MAX_UPLOAD_BYTES (${maxUploadBytes})`);
+    }
+    if (get('proxy-request-buffering') !== 'off')
+      out.push(`${id(ing)}: uploads are buffered (proxy-request-buffering is not off)`);
+    for (const t of ['proxy-read-timeout', 'proxy-send-timeout']) {
+      if (!(Number(get(t)) >= 3600))
+        out.push(`${id(ing)}: ${t} ${get(t) ?? '(unset)'} cuts WebSockets and long uploads (< 3600)`);
+    }
+    for (const rule of ing.spec?.rules ?? []) {
+      for (const path of rule.http?.paths ?? []) {
+        const service = path.backend.service?.name;
+        if (service !== 'gateway')
+          out.push(`${id(ing)}: routes ${path.path ?? '/'} to ${service ?? 'a non-service backend'}`);
+      }
+    }
+  }
+  return out;
+}
+
+export function checkPolicies(objects: KubeObject[], options: PolicyOptions): string[] {
+  const out: string[] = [];
+  const configMaps = new Map(of<IConfigMap>(objects, 'ConfigMap').map((cm) => [cm.metadata.name, cm]));
+  const workloads = [...of<Workload>(objects, 'Deployment'), ...of<Workload>(objects, 'StatefulSet')];
+  const hpas = of<IHorizontalPodAutoscaler>(objects, 'HorizontalPodAutoscaler');
+  const scaled = of<IScaledObject>(objects, 'ScaledObject');
+  const pdbs = of<IPodDisruptionBudget>(objects, 'PodDisruptionBudget');
+
+  for (const name of DEPLOYABLES) {
+    if (!workloads.some((w) => w.kind === 'Deployment' && w.metadata.name === name))
+      out.push(`Deployment/${name}: missing`);
+  }
+  for (const w of workloads) {
+    out.push(...workloadViolations(w, configMaps));
+    const min = minReplicas(w, hpas, scaled);
+    const labels = w.spec?.template.metadata?.labels;
+    if (min > 1 && !pdbs.some((p) => p.spec?.selector && matches(p.spec.selector.matchLabels, labels))) {
+      out.push(`${id(w)}: runs ${min} replicas and has no PodDisruptionBudget`);
+    }
+  }
+
+  for (const s of of<KubeObject>(objects, 'Secret')) {
+    if (s.data !== undefined || s.stringData !== undefined) {
+      out.push(
+        `${id(s)}: has data committed; secrets are created in the cluster (docs/DEPLOY.md), only referenced here`,
+      );
+    }
+  }
+
+  out.push(...networkViolations(objects, workloads));
+
+  if (!hpas.some((h) => h.spec?.scaleTargetRef.kind === 'Deployment' && h.spec.scaleTargetRef.name === 'gateway')) {
+    out.push('HorizontalPodAutoscaler: none targets Deployment/gateway');
+  }
+
+  const triggerAuths = new Set(of<KubeObject>(objects, 'TriggerAuthentication').map((t) => t.metadata.name));
+  const workerScalers = scaled.filter(
+    (s) => (s.spec.scaleTargetRef.kind ?? 'Deployment') === 'Deployment' && s.spec.scaleTargetRef.name === 'converter',
+  );
+  if (options.requireKeda && workerScalers.length === 0) out.push('ScaledObject: none targets Deployment/converter');
+  for (const s of scaled) {
+    if (!workerScalers.includes(s))
+      out.push(`${id(s)}: targets ${s.spec.scaleTargetRef.name}, not the converter workers`);
+    for (const t of s.spec.triggers) {
+      const queue = t.metadata.queueName;
+      if (t.type !== 'rabbitmq' || queue !== Topology.conversionsQueue) {
+        out.push(
+          `${id(s)}: trigger ${t.type} on ${queue ?? '(no queue)'} is not the work queue ${Topology.conversionsQueue}`,
+        );
+      }
+      // Over AMQP KEDA counts only waiting messages; the management API also counts the ones being converted.
+      if (t.metadata.protocol !== 'http' || t.metadata.mode !== 'QueueLength') {
+        out.push(`${id(s)}: trigger must count waiting and running conversions (protocol http, mode QueueLength)`);
+      }
+      const auth = t.authenticationRef?.name;
+      if (auth && !triggerAuths.has(auth)) out.push(`${id(s)}: TriggerAuthentication ${auth} does not exist`);
+    }
+  }
+
+  const gatewayConfig = [...configMaps.values()].find((cm) => cm.metadata?.name?.startsWith('gateway-config'));
+  out.push(
+    ...ingressViolations(of<IIngress>(objects, 'Ingress'), Number(gatewayConfig?.data?.MAX_UPLOAD_BYTES ?? 2 * GiB)),
+  );
+
+  const converter = workloads.find((w) => w.kind === 'Deployment' && w.metadata.name === 'converter');
+  const worker = converter?.spec?.template.spec?.containers[0];
+  if (converter && worker) {
+    const env = containerEnv(worker, configMaps, id(converter), []);
+    const grace = Number(env.get('SHUTDOWN_GRACE_SECONDS') ?? 25);
+    const longest = Number(env.get('CONVERSION_TIMEOUT_SECONDS') ?? 1200);
+    const termination = converter.spec?.template.spec?.terminationGracePeriodSeconds ?? 30;
+    // main.ts gives the shutdown SHUTDOWN_GRACE_SECONDS + 5 s before it exits.
+    if (termination < grace + 5) {
+      out.push(
+        `${id(converter)}: terminationGracePeriodSeconds ${termination} < SHUTDOWN_GRACE_SECONDS + 5 (${grace + 5})`,
+      );
+    }
+    if (grace < longest) {
+      out.push(
+        `${id(converter)}: SHUTDOWN_GRACE_SECONDS ${grace} < CONVERSION_TIMEOUT_SECONDS ${longest}: stopping cuts conversions`,
+      );
+    }
+  }
+  return out;
+}

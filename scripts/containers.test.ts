@@ -1,0 +1,114 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { checkCompose } from './lib/compose-file.js';
+import { checkDockerfile, checkDockerignore, parseStages, type DockerfileExpectations } from './lib/dockerfile.js';
+import { serviceEnv } from './lib/service-env.js';
+
+const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
+const dockerfile = read('Dockerfile');
+const rootPackage = JSON.parse(read('package.json')) as { workspaces: string[] };
+
+const expectations: DockerfileExpectations = {
+  targets: {
+    gateway: { ffmpeg: false, main: 'gateway/dist/main.js' },
+    users: { ffmpeg: false, main: 'subgraphs/users/dist/main.js' },
+    // ffprobe checks every upload; Debian ships it in the ffmpeg package.
+    media: { ffmpeg: true, main: 'subgraphs/media/dist/main.js' },
+    jobs: { ffmpeg: false, main: 'subgraphs/jobs/dist/main.js' },
+    converter: { ffmpeg: true, main: 'workers/converter/dist/main.js' },
+  },
+  workspaces: rootPackage.workspaces,
+};
+
+describe('the Dockerfile', () => {
+  it('builds every deployable from a pinned base, with npm ci, production dependencies only, as non-root, with a healthcheck', () => {
+    expect(checkDockerfile(dockerfile, expectations)).toEqual([]);
+  });
+
+  it('puts ffmpeg only into the media and converter images', () => {
+    expect(
+      checkDockerfile(dockerfile.replace('FROM runtime AS gateway', 'FROM runtime-ffmpeg AS gateway'), expectations),
+    ).toEqual(['target gateway: carries ffmpeg']);
+  });
+
+  it('fails when a final stage loses its USER, its HEALTHCHECK or --omit=dev', () => {
+    const stages = parseStages(dockerfile);
+    expect(stages.find((s) => s.name === 'users')?.instructions.some((i) => i.keyword === 'USER')).toBe(true);
+
+    const jobsStart = dockerfile.indexOf('FROM runtime AS jobs');
+    const jobsEnd = dockerfile.indexOf('FROM ', jobsStart + 1);
+    const jobsStage = dockerfile.slice(jobsStart, jobsEnd);
+    const withoutUser = dockerfile.replace(jobsStage, jobsStage.replace('USER node\n', ''));
+    expect(checkDockerfile(withoutUser, expectations)).toEqual(['target jobs: runs as root (no non-root USER)']);
+
+    const withoutHealthcheck = dockerfile.replace(jobsStage, jobsStage.replace(/HEALTHCHECK[^\n]*\\\n[^\n]*\n/, ''));
+    expect(checkDockerfile(withoutHealthcheck, expectations)).toEqual(['target jobs: no HEALTHCHECK']);
+
+    const devDeps = dockerfile.replace(
+      'npm ci --omit=dev --ignore-scripts --workspace=@vidmp3/media',
+      'npm ci --workspace=@vidmp3/media',
+    );
+    expect(checkDockerfile(devDeps, expectations)).toEqual([
+      'target media: node_modules from deps-media are not production-only',
+    ]);
+  });
+
+  it('fails on an unpinned base image and on a workspace missing before npm ci', () => {
+    const latest = dockerfile.replace(/^FROM node:\S+ AS node-base$/m, 'FROM node:latest AS node-base');
+    expect(checkDockerfile(latest, expectations)).toEqual([
+      'stage node-base: base image node:latest is not pinned to a version tag (x.y.z) or digest',
+    ]);
+    const newWorkspace = { ...expectations, workspaces: [...expectations.workspaces, 'tools/new'] };
+    expect(checkDockerfile(dockerfile, newWorkspace)).toEqual([
+      'Dockerfile: npm ci runs without tools/new/package.json',
+    ]);
+  });
+});
+
+describe('.dockerignore', () => {
+  it('keeps dependencies, builds, data, history, secrets and test output out of the build context', () => {
+    expect(checkDockerignore(read('.dockerignore'))).toEqual([]);
+    expect(checkDockerignore(read('.dockerignore').replace(/^\*\*\/node_modules$/m, ''))).toEqual([
+      '.dockerignore: does not exclude node_modules',
+    ]);
+  });
+});
+
+describe('docker-compose.yml', () => {
+  const compose = read('docker-compose.yml');
+  const context = {
+    serviceEnv,
+    dockerfileStages: new Set(parseStages(dockerfile).map((s) => s.name)),
+    envExample: read('.env.example'),
+  };
+
+  it('references only services, variables and Dockerfile targets that exist, with pinned images and healthchecks', () => {
+    expect(checkCompose(compose, context)).toEqual([]);
+  });
+
+  it('keeps media on GridFS', () => {
+    expect(checkCompose(compose.replace(/^\s+MONGODB_URL: .*$/m, ''), context)).toContain(
+      'media: blobs are not on GridFS (no MONGODB_URL)',
+    );
+  });
+
+  it('fails on a variable no config reads, a missing dependency, an undocumented ${VAR} and a missing healthcheck', () => {
+    const broken = compose
+      .replace(
+        '      SUBGRAPH_JOBS_URL: http://jobs:4003/graphql\n',
+        '      SUBGRAPH_JOBS_URL: http://jobs:4003/graphql\n      JOBS_URL: x\n',
+      )
+      .replace('      mongodb: { condition: service_healthy }\n', '      mongo: { condition: service_healthy }\n')
+      .replace(
+        "LOG_LEVEL: ${LOG_LEVEL:-info}\n      HOST: 0.0.0.0\n      PORT: '4003'",
+        "LOG_LEVEL: ${JOBS_LOG_LEVEL}\n      HOST: 0.0.0.0\n      PORT: '4003'",
+      )
+      .replace(`test: ['CMD', 'mongosh', '--quiet', '--eval', "db.adminCommand('ping').ok"]`, 'disable: true');
+    expect(checkCompose(broken, context)).toEqual([
+      'mongodb: no healthcheck',
+      'media: depends on mongo, which is not a service',
+      'gateway: sets JOBS_URL, which its src/config.ts does not read',
+      '${JOBS_LOG_LEVEL} has no default and is not in .env.example',
+    ]);
+  });
+});
