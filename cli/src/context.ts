@@ -1,0 +1,106 @@
+// What every command needs: the server URL, the config file and session, an SDK client, and output that is
+// either for people (text) or for scripts (--json: one JSON document on stdout).
+import { activeSession, configLocation, DEFAULT_URL, readConfig, writeConfig, type ConfigFile } from './config.js';
+import { notLoggedIn, usageError } from './errors.js';
+import { createClient, type Client } from './sdk.js';
+
+export interface GlobalOptions {
+  url?: string;
+  json?: boolean;
+  debug?: boolean;
+}
+
+export interface Io {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stdin: NodeJS.ReadableStream;
+  env: Record<string, string | undefined>;
+}
+
+/** A GraphQL endpoint URL, with `/graphql` added to a bare origin (`http://host:4000`). */
+export function normalizeUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw usageError(`--url ${raw}: not a URL (expected something like ${DEFAULT_URL})`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw usageError(`--url ${raw}: only http and https URLs are supported`);
+  }
+  if (url.pathname === '/') url.pathname = '/graphql';
+  return url.href;
+}
+
+export class Context {
+  readonly json: boolean;
+  readonly debug: boolean;
+  readonly location;
+  private config: ConfigFile | undefined;
+  private clients: Client[] = [];
+
+  constructor(
+    private readonly globals: GlobalOptions,
+    readonly io: Io,
+  ) {
+    this.json = globals.json ?? false;
+    this.debug = globals.debug ?? false;
+    this.location = configLocation(io.env);
+  }
+
+  warn = (line: string): void => {
+    this.io.stderr.write(`${line}\n`);
+  };
+
+  async loadConfig(): Promise<ConfigFile> {
+    return (this.config ??= await readConfig(this.location.path, this.warn));
+  }
+
+  async saveConfig(config: ConfigFile): Promise<void> {
+    await writeConfig(this.location, config);
+    this.config = config;
+  }
+
+  /** --url, else $VIDMP3_URL, else the server last logged in to, else the local default. */
+  async url(): Promise<string> {
+    const explicit = this.globals.url ?? this.io.env.VIDMP3_URL;
+    if (explicit) return normalizeUrl(explicit);
+    return (await this.loadConfig()).url ?? DEFAULT_URL;
+  }
+
+  /** A client without a session, for signing up and logging in. */
+  async anonymousClient(): Promise<Client> {
+    return this.track(createClient({ url: await this.url() }));
+  }
+
+  /** A client with the session token ($VIDMP3_TOKEN wins over the config file); exit 3 when there is none. */
+  async authedClient(): Promise<Client> {
+    return this.track(createClient(await this.credentials()));
+  }
+
+  async credentials(): Promise<{ url: string; token: string }> {
+    const url = await this.url();
+    const token = this.io.env.VIDMP3_TOKEN || activeSession(await this.loadConfig(), url)?.token;
+    if (!token) throw notLoggedIn(url);
+    return { url, token };
+  }
+
+  private track(client: Client): Client {
+    this.clients.push(client);
+    return client;
+  }
+
+  close(): void {
+    for (const client of this.clients) client.close();
+  }
+
+  /** The command's result: `json` with --json, else the human-readable lines. */
+  print(json: unknown, text: string | string[]): void {
+    if (this.json) {
+      this.io.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    } else {
+      const lines = Array.isArray(text) ? text : [text];
+      if (lines.length) this.io.stdout.write(`${lines.join('\n')}\n`);
+    }
+  }
+}
