@@ -1,0 +1,279 @@
+// The client, the same in Node and browsers; what differs (uploads, files, WebSocket) comes from a Platform.
+import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws/client';
+import { aborted, isAbort, Vidmp3Error } from './errors.js';
+import {
+  CancelJobDocument,
+  ConvertMediaDocument,
+  JobDocument,
+  JobsDocument,
+  LogInDocument,
+  MeDocument,
+  RetryJobDocument,
+  SignUpDocument,
+  type TypedDocumentString,
+  UploadVideoDocument,
+  type UploadVideoMutation,
+} from './generated/graphql.js';
+import { downloadBlob, fetchAnswer, graphqlData } from './http.js';
+import type { Platform } from './platform.js';
+import type {
+  AuthPayload,
+  Client,
+  ClientOptions,
+  ConversionOptions,
+  ConvertFileOptions,
+  ConvertFileResult,
+  DownloadedFile,
+  DownloadOptions,
+  Job,
+  JobPage,
+  JobsFilter,
+  Media,
+  UploadInput,
+  UploadOptions,
+  User,
+  WatchOptions,
+} from './types.js';
+import { isFinalStatus, watchJob } from './watch.js';
+
+/** The graphql-ws endpoint of a GraphQL URL: http(s) turned into ws(s). */
+export function webSocketUrl(httpUrl: string): string {
+  const url = new URL(httpUrl);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.toString();
+}
+
+// Reconnect quickly at first, then every few seconds: a restarting gateway is usually back within seconds.
+const retryWait = (retries: number) =>
+  new Promise<void>((resolve) => setTimeout(resolve, Math.min(250 * 2 ** retries, 5_000) + Math.random() * 250));
+
+/** A graphql-ws client bound to one token; retired on token change once its last watcher is done. */
+interface Socket {
+  client: WsClient;
+  users: number;
+  retired: boolean;
+}
+
+class Vidmp3Client implements Client {
+  private currentToken: string | undefined;
+  private socket: Socket | undefined;
+  private readonly url: string;
+  private readonly wsUrl: string;
+
+  constructor(
+    private readonly platform: Platform,
+    private readonly options: ClientOptions,
+  ) {
+    if (!URL.canParse(options.url)) throw new Vidmp3Error('BAD_USER_INPUT', `Not a URL: ${options.url}`);
+    this.url = options.url;
+    this.wsUrl = options.wsUrl ?? webSocketUrl(options.url);
+    this.currentToken = options.token || undefined;
+  }
+
+  get token(): string | undefined {
+    return this.currentToken;
+  }
+
+  setToken(token: string | undefined): void {
+    if (token === this.currentToken) return;
+    this.currentToken = token || undefined;
+    // An open socket was authenticated with the old token: new watches need a new one.
+    const socket = this.socket;
+    if (socket) {
+      this.socket = undefined;
+      socket.retired = true;
+      if (socket.users === 0) void socket.client.dispose();
+    }
+  }
+
+  private headers(): Record<string, string> {
+    return {
+      ...this.options.headers,
+      ...(this.currentToken ? { authorization: `Bearer ${this.currentToken}` } : {}),
+    };
+  }
+
+  private async request<TResult, TVariables>(
+    document: TypedDocumentString<TResult, TVariables>,
+    variables: TVariables,
+  ): Promise<TResult> {
+    const answer = await fetchAnswer(this.url, {
+      method: 'POST',
+      headers: {
+        ...this.headers(),
+        'content-type': 'application/json',
+        accept: 'application/graphql-response+json, application/json',
+      },
+      body: JSON.stringify({ query: document.toString(), variables }),
+    });
+    return graphqlData<TResult>(answer);
+  }
+
+  async signUp(email: string, password: string): Promise<AuthPayload> {
+    const { signUp } = await this.request(SignUpDocument, { email, password });
+    this.setToken(signUp.accessToken);
+    return signUp;
+  }
+
+  async logIn(email: string, password: string): Promise<AuthPayload> {
+    const { logIn } = await this.request(LogInDocument, { email, password });
+    this.setToken(logIn.accessToken);
+    return logIn;
+  }
+
+  async me(): Promise<User | null> {
+    return (await this.request(MeDocument, {})).me;
+  }
+
+  async uploadVideo(input: UploadInput, options: UploadOptions = {}): Promise<Media> {
+    const answer = await this.platform.upload({
+      url: this.url,
+      // CSRF prevention stays on at the gateway: a multipart POST needs this header to be accepted.
+      headers: { ...this.headers(), 'apollo-require-preflight': 'true', accept: 'application/json' },
+      operations: JSON.stringify({
+        query: UploadVideoDocument.toString(),
+        operationName: 'UploadVideo',
+        variables: { file: null },
+      }),
+      map: JSON.stringify({ 0: ['variables.file'] }),
+      input,
+      filename: options.filename,
+      size: options.size,
+      onProgress: options.onProgress,
+      signal: options.signal,
+    });
+    return graphqlData<UploadVideoMutation>(answer).uploadVideo;
+  }
+
+  async convert(mediaId: string, options?: ConversionOptions): Promise<Job> {
+    return (await this.request(ConvertMediaDocument, { mediaId, options: options ?? null })).convertMedia;
+  }
+
+  async job(id: string): Promise<Job | null> {
+    return (await this.request(JobDocument, { id })).job;
+  }
+
+  async jobs(filter: JobsFilter = {}): Promise<JobPage> {
+    const { me } = await this.request(JobsDocument, {
+      status: filter.status ?? null,
+      first: filter.first ?? null,
+      after: filter.after ?? null,
+    });
+    if (!me) throw new Vidmp3Error('UNAUTHENTICATED', 'Log in to list your jobs');
+    return { jobs: me.jobs.edges.map((edge) => edge.node), pageInfo: me.jobs.pageInfo };
+  }
+
+  async cancel(id: string): Promise<Job> {
+    return (await this.request(CancelJobDocument, { id })).cancelJob;
+  }
+
+  async retry(id: string): Promise<Job> {
+    return (await this.request(RetryJobDocument, { id })).retryJob;
+  }
+
+  watchJob(id: string, options: WatchOptions = {}): AsyncGenerator<Job> {
+    return watchJob(
+      { socket: () => this.acquireSocket(), queryJob: (jobId) => this.job(jobId), wsUrl: this.wsUrl },
+      id,
+      options.signal,
+    );
+  }
+
+  private acquireSocket(): { client: WsClient; release: () => void } {
+    const socket = (this.socket ??= {
+      client: createWsClient({
+        url: this.wsUrl,
+        webSocketImpl: this.platform.webSocket,
+        // Read when each connection opens, so a reconnect carries the token of the moment.
+        connectionParams: () => (this.currentToken ? { authorization: `Bearer ${this.currentToken}` } : {}),
+        // Lazy: the socket opens with the first watch and closes after the last, so scripts can exit.
+        lazy: true,
+        retryAttempts: this.options.retryAttempts ?? 10,
+        retryWait,
+        // Also retry when the socket fails before closing (connection refused while the gateway restarts);
+        // graphql-ws still gives up at once on fatal close codes (4401 Unauthorized, 4403 Forbidden …).
+        shouldRetry: () => true,
+      }),
+      users: 0,
+      retired: false,
+    });
+    socket.users++;
+    let released = false;
+    return {
+      client: socket.client,
+      release: () => {
+        if (released) return;
+        released = true;
+        socket.users--;
+        if (socket.retired && socket.users === 0) void socket.client.dispose();
+      },
+    };
+  }
+
+  download(media: Media | string, destination: string, options?: DownloadOptions): Promise<DownloadedFile>;
+  download(media: Media | string, destination?: undefined, options?: DownloadOptions): Promise<Blob>;
+  async download(
+    media: Media | string,
+    destination?: string,
+    options: DownloadOptions = {},
+  ): Promise<DownloadedFile | Blob> {
+    const url = typeof media === 'string' ? media : media.downloadUrl;
+    if (destination === undefined) return downloadBlob(url, options);
+    if (!this.platform.downloadToFile) {
+      throw new Vidmp3Error('BAD_USER_INPUT', 'Downloading to a file path needs Node; in a browser, omit the path');
+    }
+    return this.platform.downloadToFile(url, destination, options);
+  }
+
+  async convertFile(input: UploadInput, options: ConvertFileOptions = {}): Promise<ConvertFileResult> {
+    const { onProgress, signal } = options;
+    const media = await this.uploadVideo(input, {
+      filename: options.filename,
+      size: options.size,
+      signal,
+      onProgress: (p) => onProgress?.({ phase: 'upload', ...p }),
+    });
+    if (signal?.aborted) throw aborted(signal.reason);
+    let job = await this.convert(media.id, options.options);
+    onProgress?.({ phase: 'convert', status: job.status, progress: job.progress });
+    try {
+      for await (const update of this.watchJob(job.id, { signal })) {
+        job = update;
+        onProgress?.({ phase: 'convert', status: job.status, progress: job.progress });
+      }
+    } catch (err) {
+      // The caller gave up: do not leave a conversion running for nobody.
+      if (isAbort(err)) await this.cancel(job.id).catch(() => undefined);
+      throw err;
+    }
+    if (job.status === 'FAILED') {
+      throw new Vidmp3Error('JOB_FAILED', job.error?.message ?? 'The conversion failed', {
+        extensions: { job, jobErrorCode: job.error?.code },
+      });
+    }
+    if (job.status === 'CANCELLED') {
+      throw new Vidmp3Error('CANCELLED', 'The conversion was cancelled', { extensions: { job } });
+    }
+    if (!isFinalStatus(job.status) || !job.output) {
+      throw new Vidmp3Error('INTERNAL', `Job ${job.id} ended ${job.status} without an output`);
+    }
+    const output = job.output;
+    if (!this.platform.outputPath || !this.platform.downloadToFile) return { media, job, output };
+    const target = await this.platform.outputPath(input, output, options.output);
+    const file = await this.platform.downloadToFile(output.downloadUrl, target, {
+      signal,
+      onProgress: (p) => onProgress?.({ phase: 'download', ...p }),
+    });
+    return { media, job, output, path: file.path };
+  }
+
+  close(): void {
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) void socket.client.dispose();
+  }
+}
+
+export function createClientOn(platform: Platform, options: ClientOptions): Client {
+  return new Vidmp3Client(platform, options);
+}

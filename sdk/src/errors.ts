@@ -1,0 +1,109 @@
+// Every failure the SDK reports is a Vidmp3Error whose `code` is the API's `extensions.code`, or one of the SDK's
+// own codes for what happens on the client's side (network, aborts, a job that ends badly).
+
+/** The codes the API documents, plus the SDK's own. Unknown codes from a newer server pass through as strings. */
+export type KnownErrorCode =
+  | 'UNAUTHENTICATED'
+  | 'NOT_FOUND'
+  | 'BAD_USER_INPUT'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA'
+  | 'CONFLICT'
+  | 'RATE_LIMITED'
+  | 'INTERNAL'
+  /** The server could not be reached, or answered with something that is not a GraphQL response. */
+  | 'NETWORK_ERROR'
+  /** convertFile: the conversion ended FAILED (`job.error` says why). */
+  | 'JOB_FAILED'
+  /** convertFile: the conversion was cancelled. */
+  | 'CANCELLED'
+  /** The caller's AbortSignal fired. */
+  | 'ABORTED';
+
+// `string & {}` keeps editor completion for the known codes while accepting any other.
+export type ErrorCode = KnownErrorCode | (string & {});
+
+export interface Vidmp3ErrorOptions {
+  /** The gateway's `x-request-id` for the failed request: quote it when reporting a problem. */
+  requestId?: string | undefined;
+  /** The HTTP status of the response, when there was one. */
+  status?: number | undefined;
+  /** The error's `extensions`, as the server sent them. */
+  extensions?: Record<string, unknown> | undefined;
+  cause?: unknown;
+}
+
+export class Vidmp3Error extends Error {
+  override readonly name = 'Vidmp3Error';
+  readonly code: ErrorCode;
+  readonly requestId: string | undefined;
+  readonly status: number | undefined;
+  readonly extensions: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: Vidmp3ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.requestId = options.requestId;
+    this.status = options.status;
+    this.extensions = options.extensions;
+  }
+}
+
+export interface GraphQLErrorBody {
+  message?: unknown;
+  extensions?: Record<string, unknown> | null;
+}
+
+/** The first GraphQL error of a response as a Vidmp3Error (the SDK's operations have one root field each). */
+export function fromGraphQLErrors(
+  errors: readonly GraphQLErrorBody[],
+  options: { requestId?: string | undefined; status?: number | undefined } = {},
+): Vidmp3Error {
+  const first = errors[0] ?? {};
+  const extensions = first.extensions ?? undefined;
+  const code = typeof extensions?.code === 'string' ? extensions.code : 'INTERNAL';
+  const message = typeof first.message === 'string' && first.message !== '' ? first.message : code;
+  return new Vidmp3Error(code, message, { ...options, extensions });
+}
+
+/** An HTTP answer that carried no GraphQL errors, by its status. */
+export function fromHttpStatus(status: number, statusText: string, requestId?: string): Vidmp3Error {
+  const code: ErrorCode =
+    status === 401
+      ? 'UNAUTHENTICATED'
+      : status === 404
+        ? 'NOT_FOUND'
+        : status === 413
+          ? 'PAYLOAD_TOO_LARGE'
+          : status === 429
+            ? 'RATE_LIMITED'
+            : 'NETWORK_ERROR';
+  const text = statusText ? `${status} ${statusText}` : String(status);
+  return new Vidmp3Error(code, `The server answered ${text}`, { status, requestId });
+}
+
+export function isAbort(err: unknown): boolean {
+  return (
+    (err instanceof Vidmp3Error && err.code === 'ABORTED') ||
+    (typeof err === 'object' && err !== null && 'name' in err && err.name === 'AbortError')
+  );
+}
+
+export const aborted = (cause?: unknown) =>
+  new Vidmp3Error('ABORTED', 'The operation was aborted', cause === undefined ? {} : { cause });
+
+/** A failure to talk to the server (fetch's "fetch failed", a socket error) in words a person can act on. */
+export function networkError(err: unknown, url: string): Vidmp3Error {
+  if (err instanceof Vidmp3Error) return err;
+  if (isAbort(err)) return aborted(err);
+  const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : undefined;
+  const detail = code ?? (cause instanceof Error ? cause.message : String(cause));
+  let where = url;
+  try {
+    where = new URL(url).origin;
+  } catch {
+    // keep the text as given
+  }
+  return new Vidmp3Error('NETWORK_ERROR', `Cannot reach ${where} (${detail})`, { cause: err });
+}

@@ -1,0 +1,499 @@
+/** Internal type. DO NOT USE DIRECTLY. */
+type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
+/** Internal type. DO NOT USE DIRECTLY. */
+export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
+import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
+/**
+ * How to encode the mp3. Bitrate (kbps): 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192 (default), 224, 256 or 320.
+ * Sample rate (Hz): 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100 or 48000 (default: the input's).
+ * Channels: 1 or 2 (default: the input's). `startSeconds`/`endSeconds` trim, within the video's duration.
+ */
+export type ConversionOptions = {
+  bitrateKbps?: number | null | undefined;
+  channels?: number | null | undefined;
+  endSeconds?: number | null | undefined;
+  sampleRateHz?: number | null | undefined;
+  startSeconds?: number | null | undefined;
+};
+
+export type JobStatus =
+  /** Cancelled by its owner. */
+  | 'CANCELLED'
+  /** It could not be converted; `error` says why. */
+  | 'FAILED'
+  /** Waiting for a converter. */
+  | 'QUEUED'
+  /** A converter is working on it; `progress` moves from 0 to 1. */
+  | 'RUNNING'
+  /** Done: `output` is the mp3. */
+  | 'SUCCEEDED';
+
+export type MediaKind =
+  /** An mp3 produced by a conversion. */
+  | 'AUDIO'
+  /** An uploaded video. */
+  | 'VIDEO';
+
+export type UserFieldsFragment = { id: string, email: string, createdAt: string };
+
+export type SignUpMutationVariables = Exact<{
+  email: string;
+  password: string;
+}>;
+
+
+export type SignUpMutation = { signUp: { accessToken: string, expiresAt: string, user: { id: string, email: string, createdAt: string } } };
+
+export type LogInMutationVariables = Exact<{
+  email: string;
+  password: string;
+}>;
+
+
+export type LogInMutation = { logIn: { accessToken: string, expiresAt: string, user: { id: string, email: string, createdAt: string } } };
+
+export type MeQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type MeQuery = { me: { id: string, email: string, createdAt: string } | null };
+
+export type JobFieldsFragment = { id: string, status: JobStatus, progress: number, attempts: number, createdAt: string, startedAt: string | null, finishedAt: string | null, error: { code: string, message: string } | null, input: { id: string, filename: string }, output: { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string } | null };
+
+export type ConvertMediaMutationVariables = Exact<{
+  mediaId: string | number;
+  options?: ConversionOptions | null | undefined;
+}>;
+
+
+export type ConvertMediaMutation = { convertMedia: { id: string, status: JobStatus, progress: number, attempts: number, createdAt: string, startedAt: string | null, finishedAt: string | null, error: { code: string, message: string } | null, input: { id: string, filename: string }, output: { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string } | null } };
+
+export type JobQueryVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type JobQuery = { job: { id: string, status: JobStatus, progress: number, attempts: number, createdAt: string, startedAt: string | null, finishedAt: string | null, error: { code: string, message: string } | null, input: { id: string, filename: string }, output: { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string } | null } | null };
+
+export type JobsQueryVariables = Exact<{
+  status?: JobStatus | null | undefined;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type JobsQuery = { me: { jobs: { edges: Array<{ node: { id: string, status: JobStatus, progress: number, attempts: number, createdAt: string, startedAt: string | null, finishedAt: string | null, error: { code: string, message: string } | null, input: { id: string, filename: string }, output: { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string } | null } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } } | null };
+
+export type CancelJobMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type CancelJobMutation = { cancelJob: { id: string, status: JobStatus, progress: number, attempts: number, createdAt: string, startedAt: string | null, finishedAt: string | null, error: { code: string, message: string } | null, input: { id: string, filename: string }, output: { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string } | null } };
+
+export type RetryJobMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type RetryJobMutation = { retryJob: { id: string, status: JobStatus, progress: number, attempts: number, createdAt: string, startedAt: string | null, finishedAt: string | null, error: { code: string, message: string } | null, input: { id: string, filename: string }, output: { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string } | null } };
+
+export type JobUpdatedSubscriptionVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type JobUpdatedSubscription = { jobUpdated: { id: string, status: JobStatus, progress: number, attempts: number, createdAt: string, startedAt: string | null, finishedAt: string | null, error: { code: string, message: string } | null, input: { id: string, filename: string }, output: { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string } | null } };
+
+export type MediaFieldsFragment = { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string };
+
+export type UploadVideoMutationVariables = Exact<{
+  file: unknown;
+}>;
+
+
+export type UploadVideoMutation = { uploadVideo: { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string } };
+
+export type MediaQueryVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type MediaQuery = { media: { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string } | null };
+
+export class TypedDocumentString<TResult, TVariables>
+  extends String
+  implements DocumentTypeDecoration<TResult, TVariables>
+{
+  __apiType?: NonNullable<DocumentTypeDecoration<TResult, TVariables>['__apiType']>;
+  private value: string;
+  public __meta__?: Record<string, any> | undefined;
+
+  constructor(value: string, __meta__?: Record<string, any> | undefined) {
+    super(value);
+    this.value = value;
+    this.__meta__ = __meta__;
+  }
+
+  override toString(): string & DocumentTypeDecoration<TResult, TVariables> {
+    return this.value;
+  }
+}
+export const UserFieldsFragmentDoc = new TypedDocumentString(`
+    fragment UserFields on User {
+  id
+  email
+  createdAt
+}
+    `, {"fragmentName":"UserFields"}) as unknown as TypedDocumentString<UserFieldsFragment, unknown>;
+export const MediaFieldsFragmentDoc = new TypedDocumentString(`
+    fragment MediaFields on Media {
+  id
+  kind
+  filename
+  contentType
+  byteSize
+  sha256
+  durationSeconds
+  createdAt
+  downloadUrl
+}
+    `, {"fragmentName":"MediaFields"}) as unknown as TypedDocumentString<MediaFieldsFragment, unknown>;
+export const JobFieldsFragmentDoc = new TypedDocumentString(`
+    fragment JobFields on Job {
+  id
+  status
+  progress
+  attempts
+  createdAt
+  startedAt
+  finishedAt
+  error {
+    code
+    message
+  }
+  input {
+    id
+    filename
+  }
+  output {
+    ...MediaFields
+  }
+}
+    fragment MediaFields on Media {
+  id
+  kind
+  filename
+  contentType
+  byteSize
+  sha256
+  durationSeconds
+  createdAt
+  downloadUrl
+}`, {"fragmentName":"JobFields"}) as unknown as TypedDocumentString<JobFieldsFragment, unknown>;
+export const SignUpDocument = new TypedDocumentString(`
+    mutation SignUp($email: String!, $password: String!) {
+  signUp(email: $email, password: $password) {
+    accessToken
+    expiresAt
+    user {
+      ...UserFields
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  email
+  createdAt
+}`) as unknown as TypedDocumentString<SignUpMutation, SignUpMutationVariables>;
+export const LogInDocument = new TypedDocumentString(`
+    mutation LogIn($email: String!, $password: String!) {
+  logIn(email: $email, password: $password) {
+    accessToken
+    expiresAt
+    user {
+      ...UserFields
+    }
+  }
+}
+    fragment UserFields on User {
+  id
+  email
+  createdAt
+}`) as unknown as TypedDocumentString<LogInMutation, LogInMutationVariables>;
+export const MeDocument = new TypedDocumentString(`
+    query Me {
+  me {
+    ...UserFields
+  }
+}
+    fragment UserFields on User {
+  id
+  email
+  createdAt
+}`) as unknown as TypedDocumentString<MeQuery, MeQueryVariables>;
+export const ConvertMediaDocument = new TypedDocumentString(`
+    mutation ConvertMedia($mediaId: ID!, $options: ConversionOptions) {
+  convertMedia(mediaId: $mediaId, options: $options) {
+    ...JobFields
+  }
+}
+    fragment JobFields on Job {
+  id
+  status
+  progress
+  attempts
+  createdAt
+  startedAt
+  finishedAt
+  error {
+    code
+    message
+  }
+  input {
+    id
+    filename
+  }
+  output {
+    ...MediaFields
+  }
+}
+fragment MediaFields on Media {
+  id
+  kind
+  filename
+  contentType
+  byteSize
+  sha256
+  durationSeconds
+  createdAt
+  downloadUrl
+}`) as unknown as TypedDocumentString<ConvertMediaMutation, ConvertMediaMutationVariables>;
+export const JobDocument = new TypedDocumentString(`
+    query Job($id: ID!) {
+  job(id: $id) {
+    ...JobFields
+  }
+}
+    fragment JobFields on Job {
+  id
+  status
+  progress
+  attempts
+  createdAt
+  startedAt
+  finishedAt
+  error {
+    code
+    message
+  }
+  input {
+    id
+    filename
+  }
+  output {
+    ...MediaFields
+  }
+}
+fragment MediaFields on Media {
+  id
+  kind
+  filename
+  contentType
+  byteSize
+  sha256
+  durationSeconds
+  createdAt
+  downloadUrl
+}`) as unknown as TypedDocumentString<JobQuery, JobQueryVariables>;
+export const JobsDocument = new TypedDocumentString(`
+    query Jobs($status: JobStatus, $first: Int, $after: String) {
+  me {
+    jobs(status: $status, first: $first, after: $after) {
+      edges {
+        node {
+          ...JobFields
+        }
+      }
+      pageInfo {
+        hasNextPage
+        endCursor
+      }
+    }
+  }
+}
+    fragment JobFields on Job {
+  id
+  status
+  progress
+  attempts
+  createdAt
+  startedAt
+  finishedAt
+  error {
+    code
+    message
+  }
+  input {
+    id
+    filename
+  }
+  output {
+    ...MediaFields
+  }
+}
+fragment MediaFields on Media {
+  id
+  kind
+  filename
+  contentType
+  byteSize
+  sha256
+  durationSeconds
+  createdAt
+  downloadUrl
+}`) as unknown as TypedDocumentString<JobsQuery, JobsQueryVariables>;
+export const CancelJobDocument = new TypedDocumentString(`
+    mutation CancelJob($id: ID!) {
+  cancelJob(id: $id) {
+    ...JobFields
+  }
+}
+    fragment JobFields on Job {
+  id
+  status
+  progress
+  attempts
+  createdAt
+  startedAt
+  finishedAt
+  error {
+    code
+    message
+  }
+  input {
+    id
+    filename
+  }
+  output {
+    ...MediaFields
+  }
+}
+fragment MediaFields on Media {
+  id
+  kind
+  filename
+  contentType
+  byteSize
+  sha256
+  durationSeconds
+  createdAt
+  downloadUrl
+}`) as unknown as TypedDocumentString<CancelJobMutation, CancelJobMutationVariables>;
+export const RetryJobDocument = new TypedDocumentString(`
+    mutation RetryJob($id: ID!) {
+  retryJob(id: $id) {
+    ...JobFields
+  }
+}
+    fragment JobFields on Job {
+  id
+  status
+  progress
+  attempts
+  createdAt
+  startedAt
+  finishedAt
+  error {
+    code
+    message
+  }
+  input {
+    id
+    filename
+  }
+  output {
+    ...MediaFields
+  }
+}
+fragment MediaFields on Media {
+  id
+  kind
+  filename
+  contentType
+  byteSize
+  sha256
+  durationSeconds
+  createdAt
+  downloadUrl
+}`) as unknown as TypedDocumentString<RetryJobMutation, RetryJobMutationVariables>;
+export const JobUpdatedDocument = new TypedDocumentString(`
+    subscription JobUpdated($id: ID!) {
+  jobUpdated(id: $id) {
+    ...JobFields
+  }
+}
+    fragment JobFields on Job {
+  id
+  status
+  progress
+  attempts
+  createdAt
+  startedAt
+  finishedAt
+  error {
+    code
+    message
+  }
+  input {
+    id
+    filename
+  }
+  output {
+    ...MediaFields
+  }
+}
+fragment MediaFields on Media {
+  id
+  kind
+  filename
+  contentType
+  byteSize
+  sha256
+  durationSeconds
+  createdAt
+  downloadUrl
+}`) as unknown as TypedDocumentString<JobUpdatedSubscription, JobUpdatedSubscriptionVariables>;
+export const UploadVideoDocument = new TypedDocumentString(`
+    mutation UploadVideo($file: Upload!) {
+  uploadVideo(file: $file) {
+    ...MediaFields
+  }
+}
+    fragment MediaFields on Media {
+  id
+  kind
+  filename
+  contentType
+  byteSize
+  sha256
+  durationSeconds
+  createdAt
+  downloadUrl
+}`) as unknown as TypedDocumentString<UploadVideoMutation, UploadVideoMutationVariables>;
+export const MediaDocument = new TypedDocumentString(`
+    query Media($id: ID!) {
+  media(id: $id) {
+    ...MediaFields
+  }
+}
+    fragment MediaFields on Media {
+  id
+  kind
+  filename
+  contentType
+  byteSize
+  sha256
+  durationSeconds
+  createdAt
+  downloadUrl
+}`) as unknown as TypedDocumentString<MediaQuery, MediaQueryVariables>;

@@ -1,0 +1,34 @@
+// What differs between Node and browsers, behind one small interface: the client itself is the same code.
+import type { DownloadedFile, DownloadOptions, Media, Progress, UploadInput } from './types.js';
+
+/** The parts of an HTTP response the client reads. */
+export interface HttpAnswer {
+  status: number;
+  statusText: string;
+  header(name: string): string | undefined;
+  text: string;
+}
+
+export interface MultipartUpload {
+  url: string;
+  headers: Record<string, string>;
+  /** The `operations` and `map` fields of the GraphQL multipart request spec; the file is field `0`. */
+  operations: string;
+  map: string;
+  input: UploadInput;
+  filename?: string | undefined;
+  size?: number | undefined;
+  onProgress?: ((progress: Progress) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface Platform {
+  /** The WebSocket constructor graphql-ws uses. */
+  webSocket: unknown;
+  /** Sends a multipart upload without holding the file in memory. */
+  upload(request: MultipartUpload): Promise<HttpAnswer>;
+  /** Streams a download to a file; undefined where there is no file system. */
+  downloadToFile?: (url: string, destination: string, options: DownloadOptions) => Promise<DownloadedFile>;
+  /** Where convertFile writes the mp3; undefined where there is no file system. */
+  outputPath?: (input: UploadInput, output: Media, requested: string | undefined) => Promise<string>;
+}

@@ -1,0 +1,142 @@
+import type {
+  ConversionOptions as GeneratedConversionOptions,
+  JobFieldsFragment,
+  JobStatus as GeneratedJobStatus,
+  MediaFieldsFragment,
+  UserFieldsFragment,
+} from './generated/graphql.js';
+
+/** Instants (`createdAt`, `expiresAt`, …) are ISO 8601 strings in UTC, as the API sends them. */
+export type User = UserFieldsFragment;
+export type Media = MediaFieldsFragment;
+export type Job = JobFieldsFragment;
+export type JobStatus = GeneratedJobStatus;
+export type ConversionOptions = GeneratedConversionOptions;
+
+export interface AuthPayload {
+  accessToken: string;
+  expiresAt: string;
+  user: User;
+}
+
+export interface JobPage {
+  /** Newest first. */
+  jobs: Job[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+}
+
+export interface ClientOptions {
+  /** The gateway's GraphQL endpoint, e.g. `http://127.0.0.1:4000/graphql`. */
+  url: string;
+  /** A bearer token from signUp/logIn. */
+  token?: string | undefined;
+  /** The graphql-ws endpoint; defaults to `url` with http(s) turned into ws(s). */
+  wsUrl?: string | undefined;
+  /** How many times watchJob reconnects after losing its WebSocket (default 10). */
+  retryAttempts?: number | undefined;
+  /** Extra headers on every HTTP request. */
+  headers?: Record<string, string> | undefined;
+}
+
+export interface Progress {
+  loaded: number;
+  /** Unknown for a stream of unknown length. */
+  total?: number | undefined;
+}
+
+/**
+ * What uploadVideo accepts: in Node a file path or a Readable (any async iterable of bytes), or a Blob/File;
+ * in browsers a File or Blob.
+ */
+export type UploadInput = string | Blob | AsyncIterable<Uint8Array>;
+
+export interface UploadOptions {
+  /** The name the server records (defaults to the file's own name). */
+  filename?: string | undefined;
+  /** For a stream input: its length in bytes, so progress has a total. */
+  size?: number | undefined;
+  onProgress?: ((progress: Progress) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface DownloadOptions {
+  onProgress?: ((progress: Progress) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface DownloadedFile {
+  /** Where the file was written. */
+  path: string;
+  bytes: number;
+}
+
+export interface WatchOptions {
+  signal?: AbortSignal | undefined;
+}
+
+export interface JobsFilter {
+  status?: JobStatus | undefined;
+  first?: number | undefined;
+  after?: string | undefined;
+}
+
+export type ConvertProgress =
+  | { phase: 'upload'; loaded: number; total?: number | undefined }
+  | { phase: 'convert'; status: JobStatus; progress: number }
+  | { phase: 'download'; loaded: number; total?: number | undefined };
+
+export interface ConvertFileOptions {
+  options?: ConversionOptions | undefined;
+  /** Node: where to write the mp3 (a file, or an existing directory). Default: beside the input, as `<name>.mp3`. */
+  output?: string | undefined;
+  /** The name the server records for the upload. */
+  filename?: string | undefined;
+  /** For a stream input: its length in bytes, so upload progress has a total. */
+  size?: number | undefined;
+  onProgress?: ((event: ConvertProgress) => void) | undefined;
+  /** Aborting stops the upload or download, and cancels the job if it was already queued. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface ConvertFileResult {
+  /** The uploaded video. */
+  media: Media;
+  /** The job in its final state (SUCCEEDED). */
+  job: Job;
+  /** The mp3; its `downloadUrl` is short-lived. */
+  output: Media;
+  /** Node: where the mp3 was written. Browsers do not download (link to `output.downloadUrl` instead). */
+  path?: string | undefined;
+}
+
+export interface Client {
+  /** The bearer token sent with every request, if any. */
+  readonly token: string | undefined;
+  setToken(token: string | undefined): void;
+  /** Creates an account and uses its token from now on. */
+  signUp(email: string, password: string): Promise<AuthPayload>;
+  /** Logs in and uses the token from now on. */
+  logIn(email: string, password: string): Promise<AuthPayload>;
+  /** The signed-in user, or null without a token. */
+  me(): Promise<User | null>;
+  /** Uploads a video with the GraphQL multipart request spec, streaming it. */
+  uploadVideo(input: UploadInput, options?: UploadOptions): Promise<Media>;
+  /** Queues the conversion of an uploaded video to mp3. */
+  convert(mediaId: string, options?: ConversionOptions): Promise<Job>;
+  /** One of your jobs; NOT_FOUND when it does not exist or is not yours. */
+  job(id: string): Promise<Job | null>;
+  /** Your jobs, newest first. */
+  jobs(filter?: JobsFilter): Promise<JobPage>;
+  /** The job's current state, then every change, until it reaches a final state. Reconnects when the socket drops. */
+  watchJob(id: string, options?: WatchOptions): AsyncIterableIterator<Job>;
+  cancel(id: string): Promise<Job>;
+  retry(id: string): Promise<Job>;
+  /** Node: streams the file to `destination` (a file path, or an existing directory). */
+  download(media: Media | string, destination: string, options?: DownloadOptions): Promise<DownloadedFile>;
+  /** Without a destination: the bytes as a Blob (held in memory; the way to go in browsers). */
+  download(media: Media | string, destination?: undefined, options?: DownloadOptions): Promise<Blob>;
+  /** Upload → convert → watch → download, with progress for each phase. Throws JOB_FAILED or CANCELLED. */
+  convertFile(input: UploadInput, options?: ConvertFileOptions): Promise<ConvertFileResult>;
+  /** Closes the WebSocket, if one is open. */
+  close(): void;
+}

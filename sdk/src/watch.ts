@@ -1,0 +1,153 @@
+// watchJob: a graphql-ws subscription to jobUpdated(id), merged with job(id) queries over HTTP, so the
+// iterator starts with the current state even when the job has already finished, and misses no final state
+// across reconnects. Older states that arrive late are dropped.
+import type { Client as WsClient } from 'graphql-ws/client';
+import { aborted, fromGraphQLErrors, networkError, Vidmp3Error, type GraphQLErrorBody } from './errors.js';
+import { JobUpdatedDocument, type JobUpdatedSubscription } from './generated/graphql.js';
+import type { Job, JobStatus } from './types.js';
+
+export const FINAL_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+
+/** SUCCEEDED, FAILED and CANCELLED: nothing changes after them (until a retry). */
+export function isFinalStatus(status: JobStatus): boolean {
+  return FINAL_STATUSES.includes(status);
+}
+
+const statusRank = (status: JobStatus): number => {
+  switch (status) {
+    case 'QUEUED':
+      return 0;
+    case 'RUNNING':
+      return 1;
+    case 'SUCCEEDED':
+    case 'FAILED':
+    case 'CANCELLED':
+      return 2;
+  }
+};
+
+/** Whether `next` is a later state of the job than `prev`: by attempt, then status, then progress. */
+export function isNewer(next: Job, prev: Job): boolean {
+  if (next.attempts !== prev.attempts) return next.attempts > prev.attempts;
+  const byStatus = statusRank(next.status) - statusRank(prev.status);
+  if (byStatus !== 0) return byStatus > 0;
+  return next.progress > prev.progress;
+}
+
+type Event =
+  { kind: 'job'; job: Job } | { kind: 'resync' } | { kind: 'complete' } | { kind: 'error'; error: Vidmp3Error };
+
+/** A queue the subscription's callbacks push into and the iterator pulls from. */
+class EventQueue {
+  private readonly items: Event[] = [];
+  private waiting: ((event: Event) => void) | undefined;
+
+  push(event: Event): void {
+    const waiting = this.waiting;
+    if (waiting) {
+      this.waiting = undefined;
+      waiting(event);
+    } else {
+      this.items.push(event);
+    }
+  }
+
+  next(): Promise<Event> {
+    const item = this.items.shift();
+    if (item) return Promise.resolve(item);
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+}
+
+export interface WatchDeps {
+  socket(): { client: WsClient; release: () => void };
+  queryJob(id: string): Promise<Job | null>;
+  wsUrl: string;
+}
+
+/** What graphql-ws hands `sink.error`: GraphQL errors, a CloseEvent, or an Error. */
+export function subscriptionError(err: unknown, wsUrl: string): Vidmp3Error {
+  if (Array.isArray(err)) return fromGraphQLErrors(err as GraphQLErrorBody[]);
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number') {
+    const reason = 'reason' in err && typeof err.reason === 'string' && err.reason ? `: ${err.reason}` : '';
+    if (err.code === 4401 || err.code === 4403) {
+      return new Vidmp3Error('UNAUTHENTICATED', `The server refused the WebSocket${reason}`);
+    }
+    return new Vidmp3Error('NETWORK_ERROR', `The WebSocket to ${wsUrl} closed (${err.code}${reason})`);
+  }
+  // A WebSocket 'error' event: `ws` puts the cause in `error`; browsers say nothing.
+  if (typeof err === 'object' && err !== null && !(err instanceof Error)) {
+    const cause = 'error' in err ? err.error : undefined;
+    return networkError(cause instanceof Error ? cause : new Error('the WebSocket failed'), wsUrl);
+  }
+  return networkError(err, wsUrl);
+}
+
+export async function* watchJob(deps: WatchDeps, id: string, signal?: AbortSignal): AsyncGenerator<Job> {
+  if (signal?.aborted) throw aborted(signal.reason);
+  const queue = new EventQueue();
+  const { client, release } = deps.socket();
+  const query = () =>
+    deps.queryJob(id).then(
+      (job) =>
+        queue.push(job ? { kind: 'job', job } : { kind: 'error', error: new Vidmp3Error('NOT_FOUND', `No job ${id}`) }),
+      (err: unknown) => queue.push({ kind: 'error', error: networkError(err, deps.wsUrl) }),
+    );
+  // Subscribe first, then query: a change between the two reaches us one way or the other.
+  const unsubscribe = client.subscribe<JobUpdatedSubscription>(
+    { query: JobUpdatedDocument.toString(), variables: { id } },
+    {
+      next: (result) => {
+        if (result.errors?.length) {
+          queue.push({ kind: 'error', error: fromGraphQLErrors(result.errors) });
+        } else if (result.data) {
+          queue.push({ kind: 'job', job: result.data.jobUpdated });
+        }
+      },
+      error: (err) => queue.push({ kind: 'error', error: subscriptionError(err, deps.wsUrl) }),
+      complete: () => queue.push({ kind: 'complete' }),
+    },
+  );
+  // After a reconnect graphql-ws subscribes again; a state reached while the socket was down is fetched here.
+  const offConnected = client.on('connected', () => queue.push({ kind: 'resync' }));
+  const onAbort = () => queue.push({ kind: 'error', error: aborted(signal?.reason) });
+  signal?.addEventListener('abort', onAbort, { once: true });
+  void query();
+
+  let last: Job | undefined;
+  const fresh = (job: Job) => {
+    if (last && !isNewer(job, last)) return false;
+    last = job;
+    return true;
+  };
+  try {
+    for (;;) {
+      const event = await queue.next();
+      switch (event.kind) {
+        case 'job':
+          if (fresh(event.job)) {
+            yield event.job;
+            if (isFinalStatus(event.job.status)) return;
+          }
+          break;
+        case 'resync':
+          void query();
+          break;
+        case 'error':
+          throw event.error;
+        case 'complete': {
+          // The server ends the subscription after a final state; make sure we have seen it.
+          const job = await deps.queryJob(id);
+          if (job && fresh(job)) yield job;
+          if (job && isFinalStatus(job.status)) return;
+          throw new Vidmp3Error('NETWORK_ERROR', `The updates of job ${id} ended before it finished`);
+        }
+      }
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    offConnected();
+    unsubscribe();
+    release();
+  }
+}
