@@ -91,8 +91,8 @@ export async function stopService(service: ServiceProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** A port free right now, for the one URL that must be known before its server starts (the gateway's). */
-async function freePort(): Promise<number> {
+/** A port free right now (taken, then released): for a URL known before its server starts, or one nobody answers. */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

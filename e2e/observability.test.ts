@@ -1,24 +1,14 @@
 // What an operator relies on: one request id followed from the gateway to the worker, Prometheus figures on
 // every service, and readiness that names the dependency that is down.
 import { randomUUID } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { errorCode, graphql, signUpUser, uploadFile, type SignedUp, type UploadedMedia } from './client.js';
 import { sample } from './fixtures.js';
-import { startSystem, stopService, type System } from './harness.js';
+import { freePort, startSystem, stopService, type System } from './harness.js';
 
 let system: System;
 let alice: SignedUp;
 let gatewayMetricsUrl: string;
-
-/** A port nothing listens on (taken, then released). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   // The gateway serves its metrics on a listener of its own, as on Kubernetes (never on the public port).

@@ -2,7 +2,6 @@
 // MariaDB, RabbitMQ and one converter worker running ffmpeg.
 import { execFile, spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { uniqueEmail } from '../../e2e/client.js';
 import { sample, sampleDurationSeconds } from '../../e2e/fixtures.js';
-import { startSystem, type System } from '../../e2e/harness.js';
+import { freePort, startSystem, type System } from '../../e2e/harness.js';
 
 const bin = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const PASSWORD = 'correct horse battery staple';
@@ -78,14 +77,6 @@ async function video(name: string, from: Parameters<typeof sample>[0] = 'faststa
 }
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'vidmp3-cli-'));
@@ -292,7 +283,7 @@ describe('usage and failures', () => {
   });
 
   it('exits 6 with a clear line when the server cannot be reached', async () => {
-    const url = `http://127.0.0.1:${await closedPort()}/graphql`;
+    const url = `http://127.0.0.1:${await freePort()}/graphql`;
     const login = await vidmp3(['--url', url, 'login', email], { env: { VIDMP3_PASSWORD: PASSWORD } });
     expect(login.code).toBe(6);
     expect(login.stderr).toMatch(/^vidmp3: cannot reach .+ \(NETWORK_ERROR\)\n$/);
