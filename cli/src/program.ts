@@ -8,7 +8,6 @@ import { download, type DownloadFlags } from './commands/download.js';
 import { DEFAULT_URL } from './config.js';
 import { Context, type GlobalOptions, type Io } from './context.js';
 import { describeError, EXIT_CODES_HELP, ExitCode, formatFailure } from './errors.js';
-import { fetchMedia } from './media-lookup.js';
 import { parseBitrate, parseChannels, parseSampleRate, parseTime } from './options.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
@@ -134,12 +133,7 @@ Examples:
     .argument('<id>', 'a job id or a media id')
     .option('-o, --output <path>', 'output file or directory (default: the current directory, under its own name)')
     .option('-f, --force', 'overwrite an existing file')
-    .action(
-      action(async (ctx, id: string, flags: DownloadFlags) => {
-        const { url, token } = await ctx.credentials();
-        return download(ctx, id, flags, (mediaId) => fetchMedia(url, token, mediaId));
-      }),
-    );
+    .action(action((ctx, id: string, flags: DownloadFlags) => download(ctx, id, flags)));
 
   for (const command of [program, ...program.commands]) command.addHelpText('after', EXIT_CODES_HELP);
 

@@ -231,6 +231,13 @@ describe('convert', () => {
     const path = res.stdout.replace(/ \(.*\)\n$/, '');
     expect(path).toBe(join(dir, 'later.mp3'));
     expect((await probe(path)).codec).toBe('mp3');
+
+    // The mp3 is also reachable by its own media id.
+    const described = await vidmp3(['--json', 'download', file!.jobId, '-o', join(dir, 'again.mp3')]);
+    const { media } = JSON.parse(described.stdout) as { media: { id: string } };
+    const byMedia = await vidmp3(['download', media.id, '-o', join(dir, 'by-media.mp3')]);
+    expect(byMedia.code).toBe(0);
+    expect((await probe(join(dir, 'by-media.mp3'))).codec).toBe('mp3');
   });
 
   it('refuses to cancel a finished job (exit 4) and an unknown id (exit 4)', async () => {

@@ -6,6 +6,7 @@ import {
   ConvertMediaDocument,
   JobDocument,
   JobsDocument,
+  MediaDocument,
   LogInDocument,
   MeDocument,
   RetryJobDocument,
@@ -151,6 +152,10 @@ class Vidmp3Client implements Client {
 
   async job(id: string): Promise<Job | null> {
     return (await this.request(JobDocument, { id })).job;
+  }
+
+  async media(id: string): Promise<Media | null> {
+    return (await this.request(MediaDocument, { id })).media;
   }
 
   async jobs(filter: JobsFilter = {}): Promise<JobPage> {

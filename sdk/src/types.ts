@@ -125,6 +125,8 @@ export interface Client {
   convert(mediaId: string, options?: ConversionOptions): Promise<Job>;
   /** One of your jobs; NOT_FOUND when it does not exist or is not yours. */
   job(id: string): Promise<Job | null>;
+  /** One of your media (a video or an mp3), with a fresh signed `downloadUrl`; NOT_FOUND when it is not yours. */
+  media(id: string): Promise<Media | null>;
   /** Your jobs, newest first. */
   jobs(filter?: JobsFilter): Promise<JobPage>;
   /** The job's current state, then every change, until it reaches a final state. Reconnects when the socket drops. */

@@ -183,7 +183,7 @@ describe('conversions', () => {
     expect(jobs.map((j) => j.id)).toContain(job.id);
   });
 
-  it("keeps other users' jobs out of reach: NOT_FOUND for reading, watching and cancelling", async () => {
+  it("keeps other users' jobs and media out of reach: NOT_FOUND for reading, watching and cancelling", async () => {
     const owner = await signedUp();
     const media = await owner.uploadVideo(await sample('faststart.mp4'));
     const job = await owner.convert(media.id);
@@ -191,6 +191,8 @@ describe('conversions', () => {
     expect((await rejection(stranger.job(job.id))).code).toBe('NOT_FOUND');
     expect((await rejection(stranger.cancel(job.id))).code).toBe('NOT_FOUND');
     expect((await rejection(stranger.convert(media.id))).code).toBe('NOT_FOUND');
+    expect((await rejection(stranger.media(media.id))).code).toBe('NOT_FOUND');
+    expect(await owner.media(media.id)).toMatchObject({ id: media.id, filename: 'faststart.mp4', kind: 'VIDEO' });
     const watching = (async () => {
       for await (const _ of stranger.watchJob(job.id)) throw new Error('a stranger saw the job');
     })();

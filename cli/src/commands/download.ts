@@ -4,7 +4,7 @@ import { CliError, describeError, ExitCode } from '../errors.js';
 import { onInterrupt } from '../interrupt.js';
 import { checkOutputFree, resolveOutputTarget } from '../output.js';
 import { createProgress, formatBytes, progressMode, type FileProgress } from '../progress.js';
-import { isFinalStatus, type Client, type Job, type Media } from '../sdk.js';
+import { isFinalStatus, type Media } from '../sdk.js';
 import { downloadTo, jobFailure, waitForJob } from './convert.js';
 
 export interface DownloadFlags {
@@ -13,9 +13,10 @@ export interface DownloadFlags {
 }
 
 /** The job with this id, or null when there is none (the id may be a media id). */
-async function findJob(client: Client, id: string): Promise<Job | null> {
+/** What `lookup` finds, or null when the API says NOT_FOUND (missing, or not yours). */
+async function found<T>(lookup: Promise<T | null>): Promise<T | null> {
   try {
-    return await client.job(id);
+    return await lookup;
   } catch (err) {
     if (describeError(err).code === 'NOT_FOUND') return null;
     throw err;
@@ -28,18 +29,13 @@ export function safeFileName(name: string, fallback: string): string {
   return plain === '' ? fallback : plain;
 }
 
-export async function download(
-  ctx: Context,
-  id: string,
-  flags: DownloadFlags,
-  lookupMedia: (id: string) => Promise<Media | null>,
-): Promise<ExitCode> {
+export async function download(ctx: Context, id: string, flags: DownloadFlags): Promise<ExitCode> {
   const client = await ctx.authedClient();
   const interrupt = onInterrupt(ctx.io.stderr);
   let progress: FileProgress | undefined;
   try {
     const target = await resolveOutputTarget(flags.output, 1);
-    let job = await findJob(client, id);
+    let job = await found(client.job(id));
     progress = createProgress(progressMode(ctx.io.stderr, ctx.json), ctx.io.stderr, job?.input.filename ?? id);
     let media: Media | null;
     if (job) {
@@ -49,7 +45,7 @@ export async function download(
       media = job.output ?? null;
       if (!media) throw new CliError(`job ${job.id} succeeded but has no output`, ExitCode.UNEXPECTED);
     } else {
-      media = await lookupMedia(id);
+      media = await found(client.media(id));
       if (!media) throw new CliError(`no job or media with id ${id}`, ExitCode.INPUT, 'NOT_FOUND');
     }
     const name = safeFileName(media.filename, `${media.id}.mp3`);
