@@ -143,11 +143,11 @@ describe('a request id, end to end', () => {
     expect(errorCode(missing)).toBe('NOT_FOUND');
 
     const gateway = await scrape(gatewayMetricsUrl);
-    expect(value(gateway, 'vidmp3_graphql_operations_total', { type: 'mutation', name: 'Convert' })).toBe(1);
-    expect(value(gateway, 'vidmp3_graphql_operation_duration_seconds_count', { type: 'query', name: 'Job' })).toBe(
-      value(gateway, 'vidmp3_graphql_operations_total', { type: 'query', name: 'Job' }),
+    expect(value(gateway, 'vidmp3_graphql_operations_total', { type: 'mutation', field: 'convertMedia' })).toBe(1);
+    expect(value(gateway, 'vidmp3_graphql_operation_duration_seconds_count', { type: 'query', field: 'job' })).toBe(
+      value(gateway, 'vidmp3_graphql_operations_total', { type: 'query', field: 'job' }),
     );
-    expect(value(gateway, 'vidmp3_graphql_errors_total', { name: 'Missing', code: 'NOT_FOUND' })).toBe(1);
+    expect(value(gateway, 'vidmp3_graphql_errors_total', { field: 'job', code: 'NOT_FOUND' })).toBe(1);
     const graphqlPosts = value(gateway, 'vidmp3_http_request_duration_seconds_count', {
       service: 'gateway',
       method: 'POST',

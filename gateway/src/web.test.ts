@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@vidmp3/shared';
-import { webDoors } from './web.js';
+import { contentSecurityPolicy, webDoors } from './web.js';
 
 const logger = createLogger('gateway-test', 'silent');
 let dir: string;
@@ -67,6 +67,12 @@ function rawGet(url: string, path: string, headers: Record<string, string> = {})
 }
 
 describe('the web routes', () => {
+  it('names no socket host in the policy for a Host header that is not a plain host', () => {
+    expect(contentSecurityPolicy('evil.example; script-src *')).toContain("connect-src 'self';");
+    expect(contentSecurityPolicy(undefined)).toContain("connect-src 'self';");
+    expect(contentSecurityPolicy('[::1]:4000')).toContain("connect-src 'self' ws://[::1]:4000 wss://[::1]:4000;");
+  });
+
   it('serves the page and the playground as always-revalidated HTML under a same-origin-only CSP', async () => {
     const { url, server, web } = await serve({ playground: true });
     try {
@@ -80,7 +86,10 @@ describe('the web routes', () => {
         const csp = res.headers.get('content-security-policy') ?? '';
         expect(csp).toContain("default-src 'self'");
         expect(csp).toContain("script-src 'self';");
-        expect(csp).toContain("connect-src 'self' ws: wss:");
+        // Sockets to this host only: a bare ws:/wss: would let a script send the token anywhere.
+        const host = new URL(url).host;
+        expect(csp).toContain(`connect-src 'self' ws://${host} wss://${host};`);
+        expect(csp).not.toMatch(/\bwss?:(?!\/\/)/);
         expect(csp).toContain("frame-ancestors 'none'");
       }
       expect(await (await fetch(`${url}/playground`)).text()).toContain('<title>playground</title>');

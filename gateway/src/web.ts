@@ -18,7 +18,18 @@ export interface WebDoors {
   servesPlayground: boolean;
 }
 
-export const CONTENT_SECURITY_POLICY = [
+/**
+ * The policy for a page served to `host`: everything from this origin only. Subscriptions need graphql-ws to
+ * this host's /graphql, named explicitly because older browsers do not let 'self' cover ws:/wss:; a bare
+ * `ws:` would allow a socket to any host. A Host header that is not a plain host[:port] gets 'self' alone.
+ */
+export function contentSecurityPolicy(host: string | undefined): string {
+  const sockets =
+    host && /^[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/i.test(host) ? ` ws://${host} wss://${host}` : '';
+  return CONTENT_SECURITY_POLICY.replace("connect-src 'self'", `connect-src 'self'${sockets}`);
+}
+
+const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
   "script-src 'self'",
   // No 'unsafe-inline' even for GraphiQL: React and CodeMirror set styles through the CSSOM, which CSP allows.
@@ -26,8 +37,7 @@ export const CONTENT_SECURITY_POLICY = [
   // graphiql's stylesheet carries its fonts and icons inline as data: URLs.
   "font-src 'self' data:",
   "img-src 'self' data:",
-  // Subscriptions: graphql-ws to this origin's /graphql ('self' does not cover ws: in every browser).
-  "connect-src 'self' ws: wss:",
+  "connect-src 'self'",
   "object-src 'none'",
   "base-uri 'none'",
   "form-action 'self'",
@@ -43,7 +53,6 @@ const commonHeaders = {
 
 const htmlHeaders = {
   ...commonHeaders,
-  'Content-Security-Policy': CONTENT_SECURITY_POLICY,
   'X-Frame-Options': 'DENY',
   // Asset names change with their content; the HTML that names them must be checked on every visit.
   'Cache-Control': 'no-cache',
@@ -62,8 +71,9 @@ export function webDoors(options: WebOptions, logger: Logger): WebDoors {
   const servesPlayground = options.playground && playgroundBuilt;
 
   const router = express.Router({ caseSensitive: true, strict: false });
-  const html = (file: string) => (_req: Request, res: Response, next: NextFunction) => {
-    res.sendFile(file, { root: dir, headers: htmlHeaders, cacheControl: false, dotfiles: 'deny' }, (err) => {
+  const html = (file: string) => (req: Request, res: Response, next: NextFunction) => {
+    const headers = { ...htmlHeaders, 'Content-Security-Policy': contentSecurityPolicy(req.get('host')) };
+    res.sendFile(file, { root: dir, headers, cacheControl: false, dotfiles: 'deny' }, (err) => {
       if (err) failed(err, res, next);
     });
   };

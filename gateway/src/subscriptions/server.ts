@@ -131,7 +131,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
           if (metrics) {
             metrics.record(
               'subscription',
-              metrics.nameLabel(payload.operationName),
+              'unknown', // refused before validation: the client's names are not labels
               errors.map((e) => e.extensions.code),
             );
           }
@@ -154,8 +154,8 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
         });
         if (Array.isArray(planned)) return refused(planned);
         if (options.metrics) {
-          const name = getOperationAST(planned.document, payload.operationName)?.name?.value;
-          options.metrics.record('subscription', options.metrics.nameLabel(name), []);
+          const operation = getOperationAST(planned.document, payload.operationName);
+          options.metrics.record('subscription', options.metrics.fieldLabel(operation), []);
         }
         return {
           schema,

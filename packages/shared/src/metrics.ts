@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import type { Express, NextFunction, Request, Response } from 'express';
+import { Kind, type FieldNode, type OperationDefinitionNode } from 'graphql';
 import {
   collectDefaultMetrics,
   Counter,
@@ -21,7 +22,7 @@ export const UNMATCHED_ROUTE = 'unmatched';
 export const OVERFLOW_LABEL = 'other';
 
 const MAX_ROUTES = 100;
-const MAX_OPERATION_NAMES = 200;
+const MAX_ROOT_FIELDS = 100;
 const MAX_ERROR_CODES = 50;
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const GRAPHQL_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
@@ -247,47 +248,52 @@ export function scrapedGauge<L extends string>(
 type OperationType = 'query' | 'mutation' | 'subscription' | 'subscription_event' | 'unknown';
 
 /**
- * GraphQL operations, durations and errors, by operation type and (bounded) name:
+ * GraphQL operations, durations and errors, by operation type and root field:
  * `vidmp3_graphql_operations_total`, `vidmp3_graphql_operation_duration_seconds`, `vidmp3_graphql_errors_total`.
  */
 export class GraphQLMetrics {
-  private readonly operations: Counter<'type' | 'name'>;
-  private readonly duration: Histogram<'type' | 'name'>;
-  private readonly errors: Counter<'type' | 'name' | 'code'>;
-  private readonly boundName = boundedLabel(MAX_OPERATION_NAMES);
+  private readonly operations: Counter<'type' | 'field'>;
+  private readonly duration: Histogram<'type' | 'field'>;
+  private readonly errors: Counter<'type' | 'field' | 'code'>;
+  private readonly boundField = boundedLabel(MAX_ROOT_FIELDS);
   private readonly boundCode = boundedLabel(MAX_ERROR_CODES);
 
   constructor(metrics: Metrics) {
     this.operations = metrics.counter({
       name: 'vidmp3_graphql_operations_total',
-      help: 'GraphQL operations by type and name (unnamed: anonymous; not even parsed: unknown)',
-      labelNames: ['type', 'name'],
+      help: 'GraphQL operations by type and root field (not valid: unknown)',
+      labelNames: ['type', 'field'],
     });
     this.duration = metrics.histogram({
       name: 'vidmp3_graphql_operation_duration_seconds',
-      help: 'GraphQL operation duration by type and name, in seconds (subscriptions: per event)',
-      labelNames: ['type', 'name'],
+      help: 'GraphQL operation duration by type and root field, in seconds (subscriptions: per event)',
+      labelNames: ['type', 'field'],
       buckets: HTTP_BUCKETS,
     });
     this.errors = metrics.counter({
       name: 'vidmp3_graphql_errors_total',
-      help: 'GraphQL errors by operation type, name and extensions.code',
-      labelNames: ['type', 'name', 'code'],
+      help: 'GraphQL errors by operation type, root field and extensions.code',
+      labelNames: ['type', 'field', 'code'],
     });
   }
 
-  /** Operation name label: a GraphQL name, `anonymous` for an unnamed operation, capped in number. */
-  nameLabel(name: string | null | undefined, resolved = true): string {
-    if (!resolved) return 'unknown';
-    if (!name) return 'anonymous';
-    return GRAPHQL_NAME.test(name) ? this.boundName(name) : OVERFLOW_LABEL;
+  /**
+   * The label of a valid operation: its first root field, with `+` when it selects more. Root fields come from
+   * the schema, so clients cannot mint new series the way free-form operation names would let them.
+   */
+  fieldLabel(operation: OperationDefinitionNode | null | undefined): string {
+    if (!operation) return 'unknown';
+    const fields = operation.selectionSet.selections.filter((s): s is FieldNode => s.kind === Kind.FIELD);
+    const first = fields[0]?.name.value;
+    if (!first || !GRAPHQL_NAME.test(first)) return OVERFLOW_LABEL;
+    return this.boundField(fields.length > 1 ? `${first}+` : first);
   }
 
-  record(type: OperationType, name: string, errorCodes: readonly unknown[], seconds?: number): void {
-    this.operations.inc({ type, name });
-    if (seconds !== undefined) this.duration.observe({ type, name }, seconds);
+  record(type: OperationType, field: string, errorCodes: readonly unknown[], seconds?: number): void {
+    this.operations.inc({ type, field });
+    if (seconds !== undefined) this.duration.observe({ type, field }, seconds);
     for (const code of errorCodes) {
-      this.errors.inc({ type, name, code: typeof code === 'string' && code ? this.boundCode(code) : 'INTERNAL' });
+      this.errors.inc({ type, field, code: typeof code === 'string' && code ? this.boundCode(code) : 'INTERNAL' });
     }
   }
 
@@ -305,10 +311,10 @@ export class GraphQLMetrics {
           didEncounterErrors: async ({ errors }) => {
             for (const error of errors) codes.push(error.extensions?.code);
           },
-          willSendResponse: async ({ operation, operationName }) => {
+          willSendResponse: async ({ operation }) => {
             const type: OperationType = !operation ? 'unknown' : viaHttp ? operation.operation : 'subscription_event';
             const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-            this.record(type, this.nameLabel(operationName, operation !== undefined), codes, seconds);
+            this.record(type, this.fieldLabel(operation), codes, seconds);
           },
         };
       },
