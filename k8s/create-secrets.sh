@@ -12,6 +12,7 @@
 #   RABBITMQ_URL (or JOBS_RABBITMQ_URL and CONVERTER_RABBITMQ_URL)   amqp://user:password@host:5672/vhost
 #   RABBITMQ_MANAGEMENT_URL                            http://user:password@host:15672/vhost (KEDA's queue length)
 #
+# dev: CLUSTER_DOMAIN (default cluster.local) ends the RabbitMQ management host KEDA reaches from namespace keda.
 # DRY_RUN=1 prints the Secrets as YAML instead of applying them (no cluster needed; the manifest tests use it).
 set -euo pipefail
 
@@ -85,7 +86,9 @@ if [ "$mode" = dev ]; then
   JOBS_MYSQL_URL="mysql://vidmp3_jobs:$jobs_db@mysql:3306/vidmp3_jobs"
   MONGODB_URL="mongodb://vidmp3_media:$media_mongo@mongodb:27017/vidmp3_media"
   RABBITMQ_URL="amqp://vidmp3:$rabbitmq@rabbitmq:5672"
-  RABBITMQ_MANAGEMENT_URL="http://vidmp3:$rabbitmq@rabbitmq:15672/%2F"
+  # KEDA's operator runs in namespace keda, where the short name rabbitmq does not resolve.
+  rabbitmq_host="rabbitmq.$namespace.svc.${CLUSTER_DOMAIN:-cluster.local}"
+  RABBITMQ_MANAGEMENT_URL="http://vidmp3:$rabbitmq@$rabbitmq_host:15672/%2F"
 else
   missing=()
   for name in USERS_MYSQL_URL MEDIA_MYSQL_URL JOBS_MYSQL_URL MONGODB_URL RABBITMQ_MANAGEMENT_URL; do

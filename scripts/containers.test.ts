@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { checkCompose } from './lib/compose-file.js';
+import { checkCompose, environmentOf, parseCompose } from './lib/compose-file.js';
 import { checkDockerfile, checkDockerignore, parseStages, type DockerfileExpectations } from './lib/dockerfile.js';
 import { serviceEnv } from './lib/service-env.js';
 
@@ -84,6 +84,26 @@ describe('docker-compose.yml', () => {
 
   it('references only services, variables and Dockerfile targets that exist, with pinned images and healthchecks', () => {
     expect(checkCompose(compose, context)).toEqual([]);
+  });
+
+  it("keeps the gateway's /metrics off its published port and believes no client's X-Forwarded-For", () => {
+    const gateway = environmentOf(parseCompose(compose).services.gateway!);
+    expect(gateway.get('METRICS_PORT')).toBe('9464');
+    expect(gateway.get('TRUST_PROXY')).toBe('loopback');
+
+    const spoofable = compose.replace(/^(\s+TRUST_PROXY:) loopback$/m, '$1 loopback, uniquelocal');
+    expect(checkCompose(spoofable, context)).toEqual([
+      'gateway: publishes its port yet believes X-Forwarded-For from loopback, uniquelocal (TRUST_PROXY: loopback)',
+    ]);
+    const publicMetrics = compose.replace(/^\s+METRICS_PORT: '9464'\n/m, '');
+    expect(checkCompose(publicMetrics, context)).toEqual([
+      'gateway: serves /metrics on its published port (set METRICS_PORT to another port)',
+    ]);
+    const publishedMetrics = compose.replace(
+      "      - '${GATEWAY_PORT:-4000}:4000'\n",
+      "      - '${GATEWAY_PORT:-4000}:4000'\n      - '9464:9464'\n",
+    );
+    expect(checkCompose(publishedMetrics, context)).toEqual(['gateway: publishes its METRICS_PORT 9464']);
   });
 
   it('keeps media on GridFS', () => {

@@ -21,7 +21,7 @@ const containerOf = (objects: KubeObject[], name: string): IContainer =>
   find<IDeployment>(objects, 'Deployment', name).spec!.template.spec!.containers[0]!;
 
 /** The Secrets k8s/create-secrets.sh would create, without a cluster. */
-async function createdSecrets(overlay: Overlay): Promise<KubeObject[]> {
+async function createdSecrets(overlay: Overlay, namespace?: string): Promise<KubeObject[]> {
   const external = {
     USERS_MYSQL_URL: 'mysql://vidmp3_users:pw@mysql.example:3306/vidmp3_users',
     MEDIA_MYSQL_URL: 'mysql://vidmp3_media:pw@mysql.example:3306/vidmp3_media',
@@ -30,8 +30,9 @@ async function createdSecrets(overlay: Overlay): Promise<KubeObject[]> {
     RABBITMQ_URL: 'amqp://vidmp3:pw@rabbitmq.example:5672',
     RABBITMQ_MANAGEMENT_URL: 'https://vidmp3:pw@rabbitmq.example:15671/%2F',
   };
-  const { stdout } = await promisify(execFile)(`${K8S_DIR}create-secrets.sh`, [overlay], {
-    env: { ...process.env, ...(overlay === 'prod' ? external : {}), DRY_RUN: '1', KUBECTL },
+  const args = namespace ? [overlay, namespace] : [overlay];
+  const { stdout } = await promisify(execFile)(`${K8S_DIR}create-secrets.sh`, args, {
+    env: { ...process.env, ...(overlay === 'prod' ? external : {}), DRY_RUN: '1', KUBECTL, CLUSTER_DOMAIN: '' },
   });
   return parseYamlStream(stdout);
 }
@@ -75,6 +76,20 @@ describe.each(OVERLAYS)('the %s overlay', (overlay) => {
       return !created.get(name)?.includes(key);
     });
     expect(missing).toEqual([]);
+  });
+});
+
+describe('k8s/create-secrets.sh dev', () => {
+  const kedaHost = async (namespace?: string) => {
+    const secret = (await createdSecrets('dev', namespace)).find((s) => s.metadata.name === 'vidmp3-keda-rabbitmq');
+    return Buffer.from((secret?.data as { host: string }).host, 'base64').toString();
+  };
+
+  it("gives KEDA RabbitMQ's management API by its cluster-wide name (KEDA runs in namespace keda)", async () => {
+    expect(await kedaHost()).toMatch(
+      /^http:\/\/vidmp3:[0-9a-f]+@rabbitmq\.vidmp3-dev\.svc\.cluster\.local:15672\/%2F$/,
+    );
+    expect(await kedaHost('team-a')).toMatch(/@rabbitmq\.team-a\.svc\.cluster\.local:15672\/%2F$/);
   });
 });
 
@@ -147,6 +162,51 @@ describe('the policy checks', () => {
     expect(violations(objects)).toEqual([
       'NetworkPolicy: converter may connect to users:4001',
       'Deployment/converter: terminationGracePeriodSeconds 30 < SHUTDOWN_GRACE_SECONDS + 5 (1205)',
+    ]);
+  });
+
+  it('report a gateway serving /metrics on its public port, and Prometheus pointed at the wrong port', () => {
+    const objects = objectsOf('prod');
+    const config = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('gateway-config'))!;
+    const data = config.data as Record<string, string>;
+    expect(data.METRICS_PORT).toBe('9464');
+
+    delete data.METRICS_PORT;
+    expect(violations(objects)).toEqual([
+      'Deployment/gateway: no METRICS_PORT, so /metrics is served on the public port 4000',
+    ]);
+    data.METRICS_PORT = data.PORT!;
+    expect(violations(objects)).toEqual([
+      'Deployment/gateway: METRICS_PORT 4000 is the public port, so /metrics is public',
+    ]);
+
+    data.METRICS_PORT = '9464';
+    const gateway = find<IDeployment>(objects, 'Deployment', 'gateway').spec!.template;
+    gateway.metadata!.annotations!['prometheus.io/port'] = '4000';
+    const prometheus = find<INetworkPolicy>(objects, 'NetworkPolicy', 'allow-prometheus');
+    prometheus.spec!.ingress![0]!.ports = prometheus.spec!.ingress![0]!.ports!.filter((p) => p.port !== 9464);
+    expect(violations(objects)).toEqual([
+      'Deployment/gateway: prometheus.io/port 4000 is not its metrics port 9464',
+      'NetworkPolicy: Prometheus (namespace monitoring) cannot reach gateway:9464',
+    ]);
+  });
+
+  it("report an in-cluster RabbitMQ whose management port KEDA's operator cannot reach", () => {
+    const objects = objectsOf('dev');
+    const rabbitmq = find<INetworkPolicy>(objects, 'NetworkPolicy', 'rabbitmq');
+    const keda = rabbitmq.spec!.ingress!.find((r) =>
+      r.from?.some((p) => p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'keda'),
+    )!;
+    expect(keda.ports).toEqual([{ protocol: 'TCP', port: 15672 }]);
+
+    keda.ports = [{ protocol: 'TCP', port: 5672 }];
+    expect(checkPolicies(objects, { requireKeda: false })).toEqual([
+      'NetworkPolicy: KEDA (namespace keda) cannot reach rabbitmq:15672',
+    ]);
+    rabbitmq.spec!.ingress = rabbitmq.spec!.ingress!.filter((r) => r !== keda);
+    expect(checkPolicies(objects, { requireKeda: false })).toEqual([
+      'NetworkPolicy: rabbitmq does not accept ingress from namespace:keda',
+      'NetworkPolicy: KEDA (namespace keda) cannot reach rabbitmq:15672',
     ]);
   });
 

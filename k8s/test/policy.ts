@@ -37,7 +37,8 @@ const ALLOWED_INGRESS: Record<string, string[]> = {
   converter: [],
   mysql: ['users', 'media', 'jobs'],
   mongodb: ['media'],
-  rabbitmq: ['jobs', 'converter'],
+  // KEDA's operator reads the work queue's length from the management API (dev: in-cluster RabbitMQ).
+  rabbitmq: ['jobs', 'converter', 'namespace:keda'],
 };
 /** Prometheus scrapes /metrics everywhere. */
 const ALLOWED_INGRESS_EVERYWHERE = ['namespace:monitoring'];
@@ -57,6 +58,9 @@ const ALLOWED_EGRESS: Record<string, string[]> = {
 const ALLOWED_EGRESS_EVERYWHERE = ['namespace:kube-system:53'];
 
 const INGRESS_ANNOTATIONS = 'nginx.ingress.kubernetes.io/';
+
+/** RabbitMQ's management API, which KEDA's rabbitmq trigger (protocol http) queries. */
+const RABBITMQ_MANAGEMENT_PORT = 15672;
 
 const of = <T>(objects: KubeObject[], kind: string) =>
   objects.filter((o) => o.kind === kind) as unknown as (T & KubeObject)[];
@@ -237,6 +241,82 @@ function networkViolations(objects: KubeObject[], workloads: Workload[]): string
   return out;
 }
 
+/**
+ * The ports of a pod that NetworkPolicies open to pods of another namespace (by kubernetes.io/metadata.name);
+ * `*` when a rule names no ports, or when no policy restricts the pod's ingress at all.
+ */
+function portsOpenTo(w: Workload, namespace: string, policies: INetworkPolicy[]): Set<number | '*'> {
+  const labels = w.spec?.template.metadata?.labels;
+  const containerPorts = (w.spec?.template.spec?.containers ?? []).flatMap((c) => c.ports ?? []);
+  const selecting = policies.filter((p) => matches(p.spec?.podSelector.matchLabels, labels));
+  if (!selecting.some((p) => p.spec?.policyTypes?.includes('Ingress'))) return new Set(['*']);
+  const open = new Set<number | '*'>();
+  for (const rule of selecting.flatMap((p) => p.spec?.ingress ?? [])) {
+    const admits =
+      !rule.from?.length ||
+      rule.from.some(
+        (peer) =>
+          peer.namespaceSelector &&
+          !peer.ipBlock &&
+          [undefined, namespace].includes(peer.namespaceSelector.matchLabels?.['kubernetes.io/metadata.name']),
+      );
+    if (!admits) continue;
+    if (!rule.ports?.length) open.add('*');
+    for (const { port } of rule.ports ?? []) {
+      if (port === undefined) open.add('*');
+      else if (typeof port === 'number') open.add(port);
+      else {
+        const named = containerPorts.find((p) => p.name === port)?.containerPort;
+        if (named !== undefined) open.add(named);
+      }
+    }
+  }
+  return open;
+}
+
+/**
+ * Prometheus scrapes each deployable's /metrics where it is served, and the gateway serves it on a listener of its
+ * own (METRICS_PORT): its public port is what the ingress routes to, so /metrics there would be public.
+ */
+function metricsViolations(workloads: Workload[], configMaps: Map<string, IConfigMap>, policies: INetworkPolicy[]) {
+  const out: string[] = [];
+  for (const w of workloads) {
+    const deployable = DEPLOYABLES.find((d) => d === w.metadata.name);
+    const container = w.spec?.template.spec?.containers[0];
+    if (!deployable || !container) continue;
+    const env = containerEnv(container, configMaps, id(w), []);
+    const { port: defaultPort, variable } = HEALTH_PORTS[deployable];
+    const healthPort = Number(env.get(variable) ?? defaultPort);
+    let metricsPort = healthPort;
+    if (deployable === 'gateway') {
+      const configured = env.get('METRICS_PORT');
+      metricsPort = Number(configured);
+      if (configured === undefined || !Number.isInteger(metricsPort) || metricsPort <= 0) {
+        out.push(`${id(w)}: no METRICS_PORT, so /metrics is served on the public port ${healthPort}`);
+        continue;
+      }
+      if (metricsPort === healthPort) {
+        out.push(`${id(w)}: METRICS_PORT ${metricsPort} is the public port, so /metrics is public`);
+        continue;
+      }
+      if (!container.ports?.some((p) => p.containerPort === metricsPort)) {
+        out.push(`${id(w)}: METRICS_PORT ${metricsPort} is not a containerPort`);
+      }
+    }
+    const annotations = w.spec?.template.metadata?.annotations ?? {};
+    if (annotations['prometheus.io/scrape'] === 'true' && annotations['prometheus.io/port'] !== String(metricsPort)) {
+      out.push(
+        `${id(w)}: prometheus.io/port ${annotations['prometheus.io/port'] ?? '(unset)'} is not its metrics port ${metricsPort}`,
+      );
+    }
+    const open = portsOpenTo(w, 'monitoring', policies);
+    if (!open.has('*') && !open.has(metricsPort)) {
+      out.push(`NetworkPolicy: Prometheus (namespace monitoring) cannot reach ${w.metadata.name}:${metricsPort}`);
+    }
+  }
+  return out;
+}
+
 /** `2100m` → bytes; `0` means no limit. */
 function nginxSize(value: string): number {
   const m = /^(\d+)([kmg]?)$/i.exec(value.trim());
@@ -304,6 +384,15 @@ export function checkPolicies(objects: KubeObject[], options: PolicyOptions): st
   }
 
   out.push(...networkViolations(objects, workloads));
+  const policies = of<INetworkPolicy>(objects, 'NetworkPolicy');
+  out.push(...metricsViolations(workloads, configMaps, policies));
+  // The in-cluster RabbitMQ (dev) must let KEDA's operator read the queue length.
+  for (const rabbitmq of workloads.filter((w) => w.metadata.name === 'rabbitmq')) {
+    const open = portsOpenTo(rabbitmq, 'keda', policies);
+    if (!open.has('*') && !open.has(RABBITMQ_MANAGEMENT_PORT)) {
+      out.push(`NetworkPolicy: KEDA (namespace keda) cannot reach rabbitmq:${RABBITMQ_MANAGEMENT_PORT}`);
+    }
+  }
 
   if (!hpas.some((h) => h.spec?.scaleTargetRef.kind === 'Deployment' && h.spec.scaleTargetRef.name === 'gateway')) {
     out.push('HorizontalPodAutoscaler: none targets Deployment/gateway');

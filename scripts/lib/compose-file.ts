@@ -10,6 +10,7 @@ interface ComposeService {
   environment?: Record<string, string | number | null> | string[];
   depends_on?: string[] | Record<string, unknown>;
   healthcheck?: { test?: unknown; disable?: boolean };
+  ports?: (string | number | { target?: number | string; published?: number | string })[];
 }
 
 export interface ComposeFile {
@@ -43,6 +44,27 @@ export function interpolations(text: string): { name: string; hasDefault: boolea
   }));
 }
 
+/** The container ports a service publishes on the host (short `[ip:][host:]container[/proto]` or long syntax). */
+export function publishedPorts(service: ComposeService): number[] {
+  return (service.ports ?? []).flatMap((p) => {
+    if (typeof p === 'object') return p.published === undefined ? [] : [Number(p.target)];
+    const container = String(p).split('/')[0]!.split(':').at(-1)!;
+    return container.includes('-') ? [] : [Number(container)];
+  });
+}
+
+/**
+ * Whether an Express `trust proxy` value believes X-Forwarded-For from addresses other than this host's: private,
+ * link-local or unique-local ranges, `true`, or a hop count (any peer).
+ */
+export function trustsBeyondLoopback(value: string): boolean {
+  return value
+    .split(',')
+    .map((v) => v.trim().toLowerCase())
+    .filter(Boolean)
+    .some((v) => !['loopback', '127.0.0.1', '::1', '127.0.0.1/8', '::1/128', 'false'].includes(v));
+}
+
 export function checkCompose(text: string, expect: ComposeExpectations): string[] {
   const out: string[] = [];
   const compose = parseCompose(text);
@@ -65,6 +87,26 @@ export function checkCompose(text: string, expect: ComposeExpectations): string[
       const known = expect.serviceEnv[name as Deployable];
       for (const variable of environmentOf(service).keys()) {
         if (!known.has(variable)) out.push(`${name}: sets ${variable}, which its src/config.ts does not read`);
+      }
+      const env = environmentOf(service);
+      const published = publishedPorts(service);
+      if (published.length > 0) {
+        // Clients reach a published port directly: whoever may send X-Forwarded-For may pick their address (and
+        // walk around per-IP throttles). Set it explicitly; the subgraphs' defaults trust private networks.
+        const trust = env.get('TRUST_PROXY');
+        if (known.has('TRUST_PROXY') && (trust === undefined || trustsBeyondLoopback(trust))) {
+          out.push(
+            `${name}: publishes its port yet believes X-Forwarded-For from ${trust ?? 'its default'} (TRUST_PROXY: loopback)`,
+          );
+        }
+        if (known.has('METRICS_PORT')) {
+          const metrics = env.get('METRICS_PORT');
+          if (!metrics || metrics === env.get('PORT')) {
+            out.push(`${name}: serves /metrics on its published port (set METRICS_PORT to another port)`);
+          } else if (published.includes(Number(metrics))) {
+            out.push(`${name}: publishes its METRICS_PORT ${metrics}`);
+          }
+        }
       }
       const target = typeof service.build === 'object' ? service.build.target : undefined;
       if (!target || !expect.dockerfileStages.has(target)) {
