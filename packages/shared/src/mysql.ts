@@ -19,7 +19,8 @@ export interface DatabaseOptions {
   connectionLimit?: number;
 }
 
-function databaseName(url: string): string {
+/** The database a MySQL URL names (its path), checked to be a plain identifier. */
+export function databaseName(url: string): string {
   const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
   if (!/^[A-Za-z0-9_]{1,64}$/.test(name)) throw new Error(`MYSQL_URL must name a database (got "${name}")`);
   return name;

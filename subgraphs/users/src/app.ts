@@ -4,6 +4,7 @@ import { parse } from 'graphql';
 import {
   createMetrics,
   createTokenVerifier,
+  databaseName,
   openDatabase,
   pingDatabase,
   startSubgraphServer,
@@ -37,11 +38,15 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
       audience: config.JWT_AUDIENCE,
       ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
     }),
-    new LoginThrottle({
-      maxFailuresPerEmail: config.LOGIN_MAX_FAILURES_PER_EMAIL,
-      maxAttemptsPerIp: config.AUTH_MAX_ATTEMPTS_PER_IP,
-      windowSeconds: config.LOGIN_THROTTLE_WINDOW_SECONDS,
-    }),
+    new LoginThrottle(
+      {
+        maxFailuresPerEmail: config.LOGIN_MAX_FAILURES_PER_EMAIL,
+        maxAttemptsPerIp: config.AUTH_MAX_ATTEMPTS_PER_IP,
+        windowSeconds: config.LOGIN_THROTTLE_WINDOW_SECONDS,
+      },
+      // Shared by every replica of this service.
+      { pool, database: databaseName(config.MYSQL_URL) },
+    ),
   );
   // This service verifies with its own public keys directly; everyone else fetches them from the JWKS route.
   const verifier = createTokenVerifier({

@@ -14,4 +14,16 @@ export const migrations: Migration[] = [
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ],
   },
+  {
+    id: 2,
+    name: 'create login_throttle',
+    // rate-limiter-flexible's layout (key, points, expire in ms), with room for an email and its prefix.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS login_throttle (
+        \`key\` VARCHAR(320) NOT NULL PRIMARY KEY,
+        points INT NOT NULL DEFAULT 0,
+        expire BIGINT UNSIGNED NULL
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
 ];

@@ -41,12 +41,18 @@ afterAll(async () => {
   await conn.end();
 });
 
-/** An AccountService wired as app.ts wires it, with its own throttle so tests do not share counters. */
+/**
+ * An AccountService wired as app.ts wires it: a replica of the users service, its throttle counting in the
+ * database (tests keep apart by using fresh emails and client addresses).
+ */
 function accounts(limits: Partial<ThrottleLimits> = {}): Promise<AccountService> {
   return AccountService.create(
     new UserRepository(pool),
     new TokenIssuer(keys, { issuer: ISSUER, audience: AUDIENCE, ttlSeconds: TTL_SECONDS }),
-    new LoginThrottle({ maxFailuresPerEmail: MAX_FAILURES, maxAttemptsPerIp: 100, windowSeconds: 60, ...limits }),
+    new LoginThrottle(
+      { maxFailuresPerEmail: MAX_FAILURES, maxAttemptsPerIp: 100, windowSeconds: 60, ...limits },
+      { pool, database: DATABASE },
+    ),
   );
 }
 
@@ -231,6 +237,18 @@ describe('logIn', () => {
     }
 
     expect((await failureOf(service.logIn(email, PASSWORD, freshIp()))).extensions.code).toBe('RATE_LIMITED');
+  });
+
+  it('counts failures on every replica together, so more replicas do not mean more guesses', async () => {
+    const replicas = await Promise.all([accounts(), accounts(), accounts()]);
+    const { email } = await signUpUser(replicas[0]);
+    for (let i = 0; i < MAX_FAILURES; i += 1) {
+      await failureOf(replicas[i % replicas.length]!.logIn(email, `guess ${i}`, freshIp()));
+    }
+
+    for (const replica of replicas) {
+      expect((await failureOf(replica.logIn(email, PASSWORD, freshIp()))).extensions.code).toBe('RATE_LIMITED');
+    }
   });
 
   it('forgets earlier failures after a successful login', async () => {

@@ -1,5 +1,11 @@
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { ErrorCode, userError } from '@vidmp3/shared';
+import {
+  RateLimiterMemory,
+  RateLimiterMySQL,
+  RateLimiterRes,
+  type IRateLimiterOptions,
+  type RateLimiterAbstract,
+} from 'rate-limiter-flexible';
+import { ErrorCode, userError, type Pool } from '@vidmp3/shared';
 
 export interface ThrottleLimits {
   maxFailuresPerEmail: number;
@@ -7,18 +13,42 @@ export interface ThrottleLimits {
   windowSeconds: number;
 }
 
+/** Where the counters live: the users database (table `login_throttle`, created by the migrations). */
+export interface ThrottleStore {
+  pool: Pool;
+  database: string;
+}
+
 /**
  * Slows down password guessing: every signUp/logIn counts against the client address, and every failed login
- * against the email it targeted; a successful login clears the email's count. The counters live in this
- * process: with N replicas an attacker gets up to N times the budget (docs/ARCHITECTURE.md).
+ * against the email it targeted; a successful login clears the email's count. With a store, the counters are
+ * shared by every replica (so N replicas do not give an attacker N budgets); should the database fail, each
+ * replica falls back to counting in memory rather than letting everyone through or locking everyone out.
  */
 export class LoginThrottle {
-  private readonly perIp: RateLimiterMemory;
-  private readonly perEmail: RateLimiterMemory;
+  private readonly perIp: RateLimiterAbstract;
+  private readonly perEmail: RateLimiterAbstract;
 
-  constructor(private readonly limits: ThrottleLimits) {
-    this.perIp = new RateLimiterMemory({ points: limits.maxAttemptsPerIp, duration: limits.windowSeconds });
-    this.perEmail = new RateLimiterMemory({ points: limits.maxFailuresPerEmail, duration: limits.windowSeconds });
+  constructor(
+    private readonly limits: ThrottleLimits,
+    store?: ThrottleStore,
+  ) {
+    const limiter = (keyPrefix: string, points: number): RateLimiterAbstract => {
+      const options: IRateLimiterOptions = { keyPrefix, points, duration: limits.windowSeconds };
+      if (!store) return new RateLimiterMemory(options);
+      return new RateLimiterMySQL({
+        ...options,
+        // rate-limiter-flexible speaks the callback API: mysql2's promise pool wraps one.
+        storeClient: store.pool.pool,
+        storeType: 'pool',
+        dbName: store.database,
+        tableName: 'login_throttle',
+        tableCreated: true,
+        insuranceLimiter: new RateLimiterMemory(options),
+      });
+    };
+    this.perIp = limiter('ip', limits.maxAttemptsPerIp);
+    this.perEmail = limiter('email', limits.maxFailuresPerEmail);
   }
 
   /** Counts one attempt from this address; RATE_LIMITED once over the budget. */
