@@ -35,7 +35,7 @@ import type {
   User,
   WatchOptions,
 } from './types.js';
-import { isFinalStatus, watchJob } from './watch.js';
+import { isFinalStatus, shouldReconnect, watchJob } from './watch.js';
 
 /** The graphql-ws endpoint of a GraphQL URL: http(s) turned into ws(s). */
 export function webSocketUrl(httpUrl: string): string {
@@ -195,9 +195,10 @@ class Vidmp3Client implements Client {
         lazy: true,
         retryAttempts: this.options.retryAttempts ?? 10,
         retryWait,
-        // Also retry when the socket fails before closing (connection refused while the gateway restarts);
-        // graphql-ws still gives up at once on fatal close codes (4401 Unauthorized, 4403 Forbidden …).
-        shouldRetry: () => true,
+        // Retry when the socket fails before closing (connection refused while the gateway restarts) and on
+        // other closes, but not when the server refuses us: graphql-ws gives up by itself on 4400, 4401, 4406,
+        // 4409 and 4429, yet retries 4403 Forbidden, which the gateway sends for an Origin it does not allow.
+        shouldRetry: shouldReconnect,
       }),
       users: 0,
       retired: false,
@@ -267,6 +268,7 @@ class Vidmp3Client implements Client {
     const target = await this.platform.outputPath(input, output, options.output);
     const file = await this.platform.downloadToFile(output.downloadUrl, target, {
       signal,
+      overwrite: options.overwrite,
       onProgress: (p) => onProgress?.({ phase: 'download', ...p }),
     });
     return { media, job, output, path: file.path };

@@ -11,6 +11,8 @@ export type KnownErrorCode =
   | 'CONFLICT'
   | 'RATE_LIMITED'
   | 'INTERNAL'
+  /** watchJob: the gateway refused the WebSocket (4403), in a browser because the page's Origin is not allowed. */
+  | 'FORBIDDEN'
   /** The server could not be reached, or answered with something that is not a GraphQL response. */
   | 'NETWORK_ERROR'
   /** convertFile: the conversion ended FAILED (`job.error` says why). */

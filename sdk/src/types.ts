@@ -62,6 +62,11 @@ export interface UploadOptions {
 export interface DownloadOptions {
   onProgress?: ((progress: Progress) => void) | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Node: replace the destination file if it exists. Default false: an existing file is left alone and the
+   * download fails with BAD_USER_INPUT.
+   */
+  overwrite?: boolean | undefined;
 }
 
 export interface DownloadedFile {
@@ -89,6 +94,11 @@ export interface ConvertFileOptions {
   options?: ConversionOptions | undefined;
   /** Node: where to write the mp3 (a file, or an existing directory). Default: beside the input, as `<name>.mp3`. */
   output?: string | undefined;
+  /**
+   * Node: replace a file already at the output path. Default false: it is left alone and convertFile fails with
+   * BAD_USER_INPUT (after the conversion, when the mp3 is downloaded).
+   */
+  overwrite?: boolean | undefined;
   /** The name the server records for the upload. */
   filename?: string | undefined;
   /** For a stream input: its length in bytes, so upload progress has a total. */

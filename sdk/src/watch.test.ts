@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Vidmp3Error } from './errors.js';
 import type { JobUpdatedSubscription } from './generated/graphql.js';
 import type { Job, JobStatus } from './types.js';
-import { isNewer, watchJob } from './watch.js';
+import { isNewer, shouldReconnect, watchJob } from './watch.js';
 
 const job = (status: JobStatus, progress: number, attempts = 1): Job => ({
   id: 'j1',
@@ -108,7 +108,7 @@ describe('watchJob', () => {
     await expect(done).rejects.toMatchObject({ code: 'NETWORK_ERROR' });
   });
 
-  it('maps subscription errors by their code, and a refused socket to UNAUTHENTICATED', async () => {
+  it('maps subscription errors by their code, and a refused socket to FORBIDDEN or UNAUTHENTICATED', async () => {
     const first = setup([job('QUEUED', 0)]);
     const notFound = (async () => {
       for await (const _ of watchJob(first.deps, 'j1')) {
@@ -122,7 +122,21 @@ describe('watchJob', () => {
       for await (const _ of watchJob(second.deps, 'j1')) second.socket.sink!.error({ code: 4403, reason: 'Forbidden' });
     })();
     await expect(refused).rejects.toBeInstanceOf(Vidmp3Error);
-    await expect(refused).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(refused).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(refused).rejects.toThrow(/Origin/);
+
+    const third = setup([job('QUEUED', 0)]);
+    const expired = (async () => {
+      for await (const _ of watchJob(third.deps, 'j1')) third.socket.sink!.error({ code: 4401, reason: 'Expired' });
+    })();
+    await expect(expired).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(expired).rejects.toThrow('The server refused the WebSocket: Expired');
+  });
+
+  it('reconnects after a dropped socket, never after a refusal', () => {
+    for (const code of [4400, 4401, 4403, 4406, 4409, 4429]) expect(shouldReconnect({ code, reason: '' })).toBe(false);
+    for (const code of [1001, 1006, 1013, 4408, 4499]) expect(shouldReconnect({ code, reason: '' })).toBe(true);
+    expect(shouldReconnect({ type: 'error', error: new Error('connect ECONNREFUSED') })).toBe(true);
   });
 
   it('stops with ABORTED when its signal fires, and unsubscribes', async () => {

@@ -65,15 +65,55 @@ export interface WatchDeps {
   wsUrl: string;
 }
 
+/**
+ * Close codes (graphql-ws's CloseCode) with which the server refuses this connection: reconnecting would only be
+ * refused again. 4401 Unauthorized: the gateway rejected the token. 4403 Forbidden: the gateway does not allow the
+ * page's Origin (graphql-ws itself would retry this one). 4400 BadRequest, 4406 SubprotocolNotAcceptable,
+ * 4409 SubscriberAlreadyExists, 4429 TooManyInitialisationRequests: the server and this client disagree on the
+ * protocol. Not here, and so retried: 4408 (initialisation timeout), 4499 (terminated), 1013 (try again later).
+ */
+export const REFUSAL_CLOSE_CODES: ReadonlySet<number> = new Set([4400, 4401, 4403, 4406, 4409, 4429]);
+
+function closeCode(err: unknown): number | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number'
+    ? err.code
+    : undefined;
+}
+
+/** Whether graphql-ws should reconnect after `errOrCloseEvent`: yes, unless the server refused the connection. */
+export function shouldReconnect(errOrCloseEvent: unknown): boolean {
+  const code = closeCode(errOrCloseEvent);
+  return code === undefined || !REFUSAL_CLOSE_CODES.has(code);
+}
+
 /** What graphql-ws hands `sink.error`: GraphQL errors, a CloseEvent, or an Error. */
 export function subscriptionError(err: unknown, wsUrl: string): Vidmp3Error {
   if (Array.isArray(err)) return fromGraphQLErrors(err as GraphQLErrorBody[]);
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number') {
-    const reason = 'reason' in err && typeof err.reason === 'string' && err.reason ? `: ${err.reason}` : '';
-    if (err.code === 4401 || err.code === 4403) {
-      return new Vidmp3Error('UNAUTHENTICATED', `The server refused the WebSocket${reason}`);
+  const code = closeCode(err);
+  if (code !== undefined) {
+    const reason =
+      typeof err === 'object' && err !== null && 'reason' in err && typeof err.reason === 'string' ? err.reason : '';
+    const extensions = { closeCode: code, closeReason: reason };
+    if (code === 4401) {
+      return new Vidmp3Error('UNAUTHENTICATED', `The server refused the WebSocket: ${reason || 'not authenticated'}`, {
+        extensions,
+      });
     }
-    return new Vidmp3Error('NETWORK_ERROR', `The WebSocket to ${wsUrl} closed (${err.code}${reason})`);
+    if (code === 4403) {
+      return new Vidmp3Error(
+        'FORBIDDEN',
+        `The server refused the WebSocket to ${wsUrl} (4403 ${reason || 'Forbidden'}): ` +
+          "in a browser, this page's Origin is not among the gateway's allowed origins (ALLOWED_ORIGINS)",
+        { extensions },
+      );
+    }
+    const suffix = reason ? ` ${reason}` : '';
+    if (REFUSAL_CLOSE_CODES.has(code)) {
+      return new Vidmp3Error('NETWORK_ERROR', `The server refused the WebSocket to ${wsUrl} (${code}${suffix})`, {
+        extensions,
+      });
+    }
+    return new Vidmp3Error('NETWORK_ERROR', `The WebSocket to ${wsUrl} closed (${code}${suffix})`, { extensions });
   }
   // A WebSocket 'error' event: `ws` puts the cause in `error`; browsers say nothing.
   if (typeof err === 'object' && err !== null && !(err instanceof Error)) {

@@ -106,6 +106,29 @@ describe('Node downloads', () => {
     expect((await readdir(dir)).filter((f) => f.includes('b.mp3'))).toEqual([]);
   });
 
+  it('leave an existing file alone and fail with BAD_USER_INPUT naming it, unless overwrite is set', async () => {
+    const sub = await mkdtemp(join(dir, 'existing-'));
+    const target = join(sub, 'talk.mp3');
+    await writeFile(target, 'mine');
+    handler = (_req, res) => res.end('downloaded');
+    await expect(nodePlatform.downloadToFile!(`${base}/files/talk`, target, {})).rejects.toMatchObject({
+      name: 'Vidmp3Error',
+      code: 'BAD_USER_INPUT',
+      message: `Cannot write ${target}: the file already exists (pass overwrite: true to replace it)`,
+    });
+    expect(await readFile(target, 'utf8')).toBe('mine');
+    expect(await readdir(sub)).toEqual(['talk.mp3']); // no temporary file left
+
+    const replaced = await nodePlatform.downloadToFile!(`${base}/files/talk`, target, { overwrite: true });
+    expect(replaced).toEqual({ path: target, bytes: 10 });
+    expect(await readFile(target, 'utf8')).toBe('downloaded');
+    expect(await readdir(sub)).toEqual(['talk.mp3']);
+
+    const fresh = await nodePlatform.downloadToFile!(`${base}/files/talk`, join(sub, 'new.mp3'), {});
+    expect(await readFile(fresh.path, 'utf8')).toBe('downloaded');
+    expect((await readdir(sub)).sort()).toEqual(['new.mp3', 'talk.mp3']); // one name each, no temporary file
+  });
+
   it('report an expired link as UNAUTHENTICATED with the server message, and a missing folder as BAD_USER_INPUT', async () => {
     handler = (_req, res) => {
       res.statusCode = 403;

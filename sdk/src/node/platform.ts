@@ -2,7 +2,7 @@
 // graphql-ws runs over the `ws` package (Node 20 has no global WebSocket).
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { link, rename, rm, stat } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { basename, dirname, extname, join, resolve } from 'node:path';
@@ -154,7 +154,8 @@ async function downloadToFile(url: string, destination: string, options: Downloa
   const res = await fetchOk(url, options.signal);
   const disposition = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1];
   const path = await targetPath(destination, url, disposition);
-  // Written under a temporary name beside the target, then renamed: a failed download leaves no partial file.
+  // Written under a temporary name beside the target, then put in place: a failed download leaves no partial
+  // file. link() refuses to replace a file that exists (rename would silently overwrite it), unless `overwrite`.
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.part`);
   const total = contentLength(res);
   let bytes = 0;
@@ -172,13 +173,23 @@ async function downloadToFile(url: string, destination: string, options: Downloa
       createWriteStream(temp, { flags: 'wx' }),
       ...(options.signal ? [{ signal: options.signal }] : []),
     );
-    await rename(temp, path);
+    if (options.overwrite) await rename(temp, path);
+    else await link(temp, path);
   } catch (err) {
-    await rm(temp, { force: true });
     if (options.signal?.aborted) throw aborted(options.signal.reason);
     const failure = err as NodeJS.ErrnoException;
+    if (failure.code === 'EEXIST' && failure.syscall === 'link') {
+      throw new Vidmp3Error(
+        'BAD_USER_INPUT',
+        `Cannot write ${path}: the file already exists (pass overwrite: true to replace it)`,
+        { cause: err, extensions: { path } },
+      );
+    }
     if (failure.path === temp || failure.path === path) throw fileError('write', path, failure);
     throw networkError(err, url);
+  } finally {
+    // After link() the file has two names: drop the temporary one (after a rename, or a failure, it may be gone).
+    await rm(temp, { force: true });
   }
   return { path, bytes };
 }
