@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
 import { isRequestId, REQUEST_ID_HEADER } from './http.js';
@@ -101,10 +102,47 @@ export function meterPublishes(channel: ChannelWrapper, metrics: Metrics): void 
   );
 }
 
+/** RabbitMQ had no queue for a message that must reach one, and dropped it: the publish did not happen. */
+export class UnroutableError extends Error {
+  constructor(exchange: string, routingKey: string) {
+    super(`RabbitMQ has no queue for ${exchange || '(default exchange)'} → ${routingKey}; the message was not stored`);
+    this.name = 'UnroutableError';
+  }
+}
+
 /**
- * Publishes persistently with `mandatory` and waits for the broker's confirm (at most `timeoutMs`, also while
- * disconnected: the caller then keeps the message and tries again). A request id in `headers` also travels as
- * the message's `correlationId`, where RabbitMQ's tooling shows it.
+ * Broadcasts (job changes to jobs replicas, cancels to workers) go to whoever listens right now, maybe no one;
+ * everything else must reach a durable queue.
+ */
+const BROADCAST_EXCHANGES: ReadonlySet<string> = new Set([Topology.changesExchange, Topology.controlExchange]);
+
+const returnedIds = new WeakMap<ChannelWrapper, Set<string>>();
+
+/** The ids of this channel's messages RabbitMQ handed back as unroutable (`basic.return`). */
+function returnsOf(channel: ChannelWrapper): Set<string> {
+  let returned = returnedIds.get(channel);
+  if (!returned) {
+    const ids = new Set<string>();
+    returned = ids;
+    returnedIds.set(channel, ids);
+    // Registered on every (re)created amqplib channel. RabbitMQ sends a message's basic.return before its
+    // confirm, on the same channel, so a returned publish is known here by the time its confirm resolves.
+    channel
+      .addSetup((ch: ConfirmChannel) => {
+        ch.on('return', (msg: { properties: { messageId?: unknown } }) => {
+          if (typeof msg.properties.messageId === 'string') ids.add(msg.properties.messageId);
+        });
+      })
+      .catch(() => undefined);
+  }
+  return returned;
+}
+
+/**
+ * Publishes persistently and waits for the broker's confirm (at most `timeoutMs`, also while disconnected: the
+ * caller then keeps the message and tries again). Except for broadcasts, the message is `mandatory`: one that
+ * no queue takes comes back, and the publish fails with UnroutableError rather than counting as done. A
+ * request id in `headers` also travels as the message's `correlationId`, where RabbitMQ's tooling shows it.
  */
 export async function publishConfirmed(
   channel: ChannelWrapper,
@@ -116,15 +154,20 @@ export async function publishConfirmed(
 ): Promise<void> {
   const meter = publishMeters.get(channel);
   const correlationId = headers[REQUEST_ID_HEADER];
+  const mandatory = !BROADCAST_EXCHANGES.has(exchange);
+  const returned = mandatory ? returnsOf(channel) : undefined;
+  const messageId = randomUUID();
   try {
     await channel.publish(exchange, routingKey, content, {
       persistent: true,
-      mandatory: true,
+      mandatory,
+      messageId,
       contentType: 'application/json',
       headers,
       ...(correlationId ? { correlationId } : {}),
       timeout: timeoutMs,
     });
+    if (returned?.delete(messageId)) throw new UnroutableError(exchange, routingKey);
   } catch (err) {
     meter?.inc({ exchange: exchange || 'default', outcome: 'failed' });
     throw err;
