@@ -48,6 +48,18 @@ export function webSocketUrl(httpUrl: string): string {
 const retryWait = (retries: number) =>
   new Promise<void>((resolve) => setTimeout(resolve, Math.min(250 * 2 ** retries, 5_000) + Math.random() * 250));
 
+/**
+ * Closes a graphql-ws client. Its dispose() waits for the connection in progress and then closes it, so when that
+ * socket closes before connection_ack (the server drops or refuses it, or it never opens) dispose() rejects with
+ * the close event or error. The socket is gone, which is all closing wanted: the rejection must not go unhandled
+ * (Node's default is to crash on an unhandled rejection). Watches on the client learn of the close through their
+ * own subscriptions.
+ */
+function disposeQuietly(client: WsClient): void {
+  // (Typed `void | Promise<void>`, as a Disposable; graphql-ws's own always returns a promise.)
+  Promise.resolve(client.dispose()).catch(() => undefined);
+}
+
 /** A graphql-ws client bound to one token; retired on token change once its last watcher is done. */
 interface Socket {
   client: WsClient;
@@ -83,7 +95,7 @@ class Vidmp3Client implements Client {
     if (socket) {
       this.socket = undefined;
       socket.retired = true;
-      if (socket.users === 0) void socket.client.dispose();
+      if (socket.users === 0) disposeQuietly(socket.client);
     }
   }
 
@@ -211,7 +223,7 @@ class Vidmp3Client implements Client {
         if (released) return;
         released = true;
         socket.users--;
-        if (socket.retired && socket.users === 0) void socket.client.dispose();
+        if (socket.retired && socket.users === 0) disposeQuietly(socket.client);
       },
     };
   }
@@ -233,6 +245,9 @@ class Vidmp3Client implements Client {
 
   async convertFile(input: UploadInput, options: ConvertFileOptions = {}): Promise<ConvertFileResult> {
     const { onProgress, signal } = options;
+    // An mp3 already where it would be written: say so now, not after the upload and the conversion. The download
+    // checks again (atomically) at the end, for a file that appears meanwhile or a name only the server knows.
+    if (!options.overwrite) await this.platform.checkOutput?.(input, options.output);
     const media = await this.uploadVideo(input, {
       filename: options.filename,
       size: options.size,
@@ -277,7 +292,7 @@ class Vidmp3Client implements Client {
   close(): void {
     const socket = this.socket;
     this.socket = undefined;
-    if (socket) void socket.client.dispose();
+    if (socket) disposeQuietly(socket.client);
   }
 }
 

@@ -69,7 +69,9 @@ export const contentLength = (res: Response): number | undefined => {
 export async function downloadBlob(url: string, options: DownloadOptions): Promise<Blob> {
   const res = await fetchOk(url, options.signal);
   const total = contentLength(res);
-  const parts: Uint8Array[] = [];
+  // A fetch body's chunks are backed by plain ArrayBuffers (never a SharedArrayBuffer), which is what a BlobPart
+  // needs: the DOM types say so (Uint8Array<ArrayBuffer>), and Node's leave the chunks untyped.
+  const parts: Uint8Array<ArrayBuffer>[] = [];
   let loaded = 0;
   try {
     const reader = res.body!.getReader();

@@ -31,4 +31,9 @@ export interface Platform {
   downloadToFile?: (url: string, destination: string, options: DownloadOptions) => Promise<DownloadedFile>;
   /** Where convertFile writes the mp3; undefined where there is no file system. */
   outputPath?: (input: UploadInput, output: Media, requested: string | undefined) => Promise<string>;
+  /**
+   * Before convertFile uploads: fails with BAD_USER_INPUT when the mp3's path is already known (an output file, or
+   * beside a path input) and a file is there. Undefined where there is no file system.
+   */
+  checkOutput?: (input: UploadInput, requested: string | undefined) => Promise<void>;
 }

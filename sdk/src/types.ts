@@ -96,7 +96,8 @@ export interface ConvertFileOptions {
   output?: string | undefined;
   /**
    * Node: replace a file already at the output path. Default false: it is left alone and convertFile fails with
-   * BAD_USER_INPUT (after the conversion, when the mp3 is downloaded).
+   * BAD_USER_INPUT, before uploading when the path is known up front (an output file, or beside a path input),
+   * else when the mp3 is downloaded (which checks again in any case).
    */
   overwrite?: boolean | undefined;
   /** The name the server records for the upload. */

@@ -138,6 +138,18 @@ async function upload(req: MultipartUpload): Promise<HttpAnswer> {
   }
 }
 
+/** A destination that is already taken (without `overwrite`): the caller's to fix, so BAD_USER_INPUT. */
+function fileExists(path: string, cause?: unknown): Vidmp3Error {
+  return new Vidmp3Error(
+    'BAD_USER_INPUT',
+    `Cannot write ${path}: the file already exists (pass overwrite: true to replace it)`,
+    {
+      ...(cause === undefined ? {} : { cause }),
+      extensions: { path },
+    },
+  );
+}
+
 async function exists(path: string): Promise<'dir' | 'file' | false> {
   const info = await stat(path).catch(() => undefined);
   return info ? (info.isDirectory() ? 'dir' : 'file') : false;
@@ -178,13 +190,7 @@ async function downloadToFile(url: string, destination: string, options: Downloa
   } catch (err) {
     if (options.signal?.aborted) throw aborted(options.signal.reason);
     const failure = err as NodeJS.ErrnoException;
-    if (failure.code === 'EEXIST' && failure.syscall === 'link') {
-      throw new Vidmp3Error(
-        'BAD_USER_INPUT',
-        `Cannot write ${path}: the file already exists (pass overwrite: true to replace it)`,
-        { cause: err, extensions: { path } },
-      );
-    }
+    if (failure.code === 'EEXIST' && failure.syscall === 'link') throw fileExists(path, err);
     if (failure.path === temp || failure.path === path) throw fileError('write', path, failure);
     throw networkError(err, url);
   } finally {
@@ -194,18 +200,27 @@ async function downloadToFile(url: string, destination: string, options: Downloa
   return { path, bytes };
 }
 
-/** Beside the input (`clip.mp4` → `clip.mp3`), in the requested file or directory, or in the working directory. */
-async function outputPath(input: UploadInput, output: Media, requested: string | undefined): Promise<string> {
-  if (requested !== undefined) {
-    return (await exists(requested)) === 'dir'
-      ? join(resolve(requested), basename(output.filename))
-      : resolve(requested);
-  }
-  if (typeof input === 'string') {
-    const name = basename(input, extname(input));
-    return join(dirname(resolve(input)), `${name}.mp3`);
-  }
-  return resolve(basename(output.filename));
+/**
+ * Where convertFile writes the mp3 when that is known before the conversion: the requested file, or beside a path
+ * input (`clip.mp4` → `clip.mp3`). Undefined when the server's file name decides it (a directory, or a stream).
+ */
+async function knownOutputPath(input: UploadInput, requested: string | undefined): Promise<string | undefined> {
+  if (requested !== undefined) return (await exists(requested)) === 'dir' ? undefined : resolve(requested);
+  if (typeof input === 'string') return join(dirname(resolve(input)), `${basename(input, extname(input))}.mp3`);
+  return undefined;
 }
 
-export const nodePlatform: Platform = { webSocket: WebSocket, upload, downloadToFile, outputPath };
+/** Beside the input, in the requested file or directory (named by the server), or in the working directory. */
+async function outputPath(input: UploadInput, output: Media, requested: string | undefined): Promise<string> {
+  const known = await knownOutputPath(input, requested);
+  if (known !== undefined) return known;
+  return join(resolve(requested ?? '.'), basename(output.filename));
+}
+
+/** Fails as the download would, before anything is uploaded, when the mp3's path is known and a file is there. */
+async function checkOutput(input: UploadInput, requested: string | undefined): Promise<void> {
+  const path = await knownOutputPath(input, requested);
+  if (path !== undefined && (await exists(path)) === 'file') throw fileExists(path);
+}
+
+export const nodePlatform: Platform = { webSocket: WebSocket, upload, downloadToFile, outputPath, checkOutput };
