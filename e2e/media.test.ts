@@ -212,9 +212,9 @@ describe('refused uploads leave nothing behind', () => {
           authorization: `Bearer ${dave.token}`,
         },
         body,
-        duplex: 'half',
+        duplex: 'half', // Node's fetch needs it for a streamed body; the DOM's RequestInit does not know it
         signal: controller.signal,
-      }),
+      } as RequestInit),
     ).rejects.toThrow();
     await expect.poll(() => storedFiles(), { timeout: 5_000 }).toEqual(before);
     expect(await mediaRows(dave.id)).toBe(0);

@@ -288,7 +288,7 @@ function connect(url: string, options: { token?: string; origin?: string; params
 /** Subscribes and records what the client sees. */
 function watch(client: Client, query: string, variables?: Record<string, unknown>) {
   const seen = {
-    events: [] as FormattedExecutionResult[],
+    events: [] as FormattedExecutionResult<Record<string, unknown>, unknown>[],
     error: undefined as unknown,
     completed: false,
     unsubscribe: () => {},

@@ -189,7 +189,7 @@ describe('scrapedGauge', () => {
           ? Promise.resolve([{ labels: {}, value: 7 }])
           : mode === 'fail'
             ? Promise.reject(new Error('database down'))
-            : new Promise(() => undefined),
+            : new Promise<never>(() => undefined),
     });
     const value = async () => sample((await metrics.render()).body, 'test_backlog', { service: 'gauge' });
     expect(await value()).toBe(7);
