@@ -16,7 +16,7 @@ Exit codes:
   0    success
   1    unexpected error
   2    usage error (unknown or bad flags or arguments)
-  3    not logged in, or authentication failed (UNAUTHENTICATED)
+  3    not logged in, authentication failed or refused (UNAUTHENTICATED, FORBIDDEN)
   4    input rejected: file missing or unreadable, output already exists, BAD_USER_INPUT,
        UNSUPPORTED_MEDIA, PAYLOAD_TOO_LARGE, NOT_FOUND, CONFLICT
   5    conversion failed or cancelled
@@ -46,6 +46,7 @@ export const notLoggedIn = (url: string) =>
 export function exitCodeFor(code: string | undefined): ExitCode {
   switch (code ?? '') {
     case 'UNAUTHENTICATED':
+    case 'FORBIDDEN':
       return ExitCode.AUTH;
     case 'BAD_USER_INPUT':
     case 'UNSUPPORTED_MEDIA':

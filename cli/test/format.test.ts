@@ -14,6 +14,7 @@ class FakeSdkError extends Error {
 describe('exit codes', () => {
   it('follow the API error code', () => {
     expect(exitCodeFor('UNAUTHENTICATED')).toBe(3);
+    expect(exitCodeFor('FORBIDDEN')).toBe(3);
     expect(exitCodeFor('UNSUPPORTED_MEDIA')).toBe(4);
     expect(exitCodeFor('PAYLOAD_TOO_LARGE')).toBe(4);
     expect(exitCodeFor('BAD_USER_INPUT')).toBe(4);

@@ -25,6 +25,8 @@ export function describeError(error: unknown, where: Where): string {
       return 'This file is too large to upload. Choose a smaller video, or trim it first.';
     case 'UNAUTHENTICATED':
       return where === 'auth' ? 'Wrong email or password.' : 'Your session has ended. Please log in again.';
+    case 'FORBIDDEN':
+      return "The server doesn't accept live updates for this page's address. Ask its administrator to allow it.";
     case 'RATE_LIMITED':
       return 'Too many attempts in a short time. Please wait a few minutes and try again.';
     case 'NETWORK_ERROR':
