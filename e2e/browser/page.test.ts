@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, uniqueEmail } from '../client.js';
 import { sample, sampleDurationSeconds } from '../fixtures.js';
@@ -44,6 +44,15 @@ async function probe(path: string): Promise<{ codec: string | undefined; duratio
   ]);
   const info = JSON.parse(stdout) as { streams?: { codec_name?: string }[]; format?: { duration?: string } };
   return { codec: info.streams?.[0]?.codec_name, duration: Number(info.format?.duration) };
+}
+
+/** Presses Tab until the element with this id has the focus, as a keyboard user would; fails if it never does. */
+async function tabTo(page: Page, id: string): Promise<void> {
+  for (let presses = 0; presses < 20; presses++) {
+    if ((await page.evaluate(() => document.activeElement?.id)) === id) return;
+    await page.keyboard.press('Tab');
+  }
+  throw new Error(`#${id} cannot be reached with the Tab key`);
 }
 
 describe('the conversion page', () => {
@@ -125,6 +134,37 @@ describe('the conversion page', () => {
       expect(await page.evaluate(() => localStorage.getItem('vidmp3.session'))).toBeNull();
 
       expect(offOrigin).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 120_000);
+  it('can be used with the keyboard alone, from sign-up to the downloaded mp3', async () => {
+    const { page, context, errors } = await openPage(browser, system.gatewayUrl);
+    try {
+      await page.goto(`${system.gatewayUrl}/`);
+      await page.getByRole('heading', { name: 'Log in' }).waitFor();
+
+      await tabTo(page, 'email');
+      await page.keyboard.type(uniqueEmail('keys'));
+      await tabTo(page, 'password');
+      await page.keyboard.type(PASSWORD);
+      await tabTo(page, 'signup');
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { name: 'Convert a video' }).waitFor();
+
+      // The file picker opens from the keyboard, like any button.
+      await tabTo(page, 'file');
+      const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Enter')]);
+      await chooser.setFiles(await sample('faststart.mp4'));
+      await tabTo(page, 'start');
+      await page.keyboard.press('Enter');
+
+      const link = page.locator('#result').getByRole('link', { name: 'Download faststart.mp3' });
+      await link.waitFor({ timeout: 60_000 });
+      await tabTo(page, 'download');
+      const [download] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('Enter')]);
+      expect(download.suggestedFilename()).toBe('faststart.mp3');
       expect(errors).toEqual([]);
     } finally {
       await context.close();
