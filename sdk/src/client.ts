@@ -205,6 +205,8 @@ class Vidmp3Client implements Client {
         connectionParams: () => (this.currentToken ? { authorization: `Bearer ${this.currentToken}` } : {}),
         // Lazy: the socket opens with the first watch and closes after the last, so scripts can exit.
         lazy: true,
+        // A server that accepts the socket but never acknowledges it is given up on (4418, then retried).
+        connectionAckWaitTimeout: 10_000,
         retryAttempts: this.options.retryAttempts ?? 10,
         retryWait,
         // Retry when the socket fails before closing (connection refused while the gateway restarts) and on
