@@ -26,6 +26,14 @@ export class TransientError extends Error {
   override name = 'TransientError';
 }
 
+/**
+ * The attempt could not be claimed because the jobs service did not answer. Nothing ran and jobs recorded
+ * nothing, so the attempt is not spent: the same request is tried again later.
+ */
+export class ClaimUnavailableError extends Error {
+  override name = 'ClaimUnavailableError';
+}
+
 /** The conversion ran past its wall-clock limit; the same input would only run past it again. */
 export class TimeoutError extends PermanentError {
   override name = 'TimeoutError';

@@ -2,7 +2,15 @@ import { scrapedGauge, Topology, type ChannelWrapper, type Logger, type Metrics 
 
 /** How the handling of one conversion request ended. */
 export type ConversionOutcome =
-  'succeeded' | 'failed' | 'retried' | 'gave_up' | 'cancelled' | 'handed_back' | 'not_claimed' | 'invalid';
+  | 'succeeded'
+  | 'failed'
+  | 'retried'
+  | 'gave_up'
+  | 'cancelled'
+  | 'handed_back'
+  | 'not_claimed'
+  | 'claim_deferred'
+  | 'invalid';
 
 export interface ConversionMeter {
   finished(outcome: ConversionOutcome, seconds: number): void;

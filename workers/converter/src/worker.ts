@@ -13,6 +13,7 @@ import {
   type Logger,
   type Metrics,
   REQUEST_ID_HEADER,
+  RETRY_DELAYS_MS,
   Topology,
   declareTopology,
   decodeMessage,
@@ -22,7 +23,7 @@ import {
   publishConfirmed,
 } from '@vidmp3/shared';
 import type { Config } from './config.js';
-import { planFailure } from './errors.js';
+import { ClaimUnavailableError, planFailure, TransientError } from './errors.js';
 import type { JobsClient } from './jobs-client.js';
 import type { MediaClient } from './media-client.js';
 import {
@@ -263,7 +264,10 @@ export class ConverterWorker {
     const context = { requestId: request.requestId, signal };
     const redelivered = delivery.msg.fields.redelivered;
 
-    const claim = await jobs.claim(request.jobId, request.attempt, redelivered, context);
+    const claim = await jobs.claim(request.jobId, request.attempt, redelivered, context).catch((err: unknown) => {
+      if (err instanceof TransientError) throw new ClaimUnavailableError(err.message, { cause: err });
+      throw err;
+    });
     if (!claim.proceed) {
       log.info({ reason: claim.reason }, 'attempt not claimed; dropping the request');
       this.settle(delivery, 'ack', log);
@@ -329,6 +333,19 @@ export class ConverterWorker {
           this.settle(delivery, 'requeue', log);
           return 'handed_back';
       }
+    }
+
+    if (err instanceof ClaimUnavailableError) {
+      // Spending attempts while jobs is away would fail jobs that never ran: wait, and ask again.
+      const deferrals = Number(delivery.msg.properties.headers?.[DEFERRALS_HEADER] ?? 0) || 0;
+      const delayMs = RETRY_DELAYS_MS[deferrals] ?? Math.max(...RETRY_DELAYS_MS);
+      log.warn({ err, deferrals, delayMs }, 'the job service did not answer the claim; asking again later');
+      await publishConfirmed(this.channel, '', Topology.retryQueue(delayMs), encodeMessage(request), {
+        ...headersFor(request),
+        [DEFERRALS_HEADER]: String(deferrals + 1),
+      });
+      this.settle(delivery, 'ack', log);
+      return 'claim_deferred';
     }
 
     const plan = planFailure(err, request.attempt, this.deps.settings.MAX_ATTEMPTS);
@@ -409,6 +426,9 @@ export class ConverterWorker {
     }
   }
 }
+
+/** How many times a request has waited for the jobs service to answer its claim (picks the next delay). */
+const DEFERRALS_HEADER = 'x-vidmp3-claim-deferrals';
 
 const stamp = (request: ConversionRequest) => ({
   jobId: request.jobId,
