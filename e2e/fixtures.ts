@@ -203,3 +203,28 @@ export async function sha256File(path: string): Promise<string> {
   });
   return hash.digest('hex');
 }
+
+export interface AudioFacts {
+  codec: string | undefined;
+  channels: number | undefined;
+  duration: number;
+}
+
+/** What ffprobe says of a file's audio: what a user checks of a converted mp3 (codec, channels, length). */
+export async function probeAudio(path: string): Promise<AudioFacts> {
+  const { stdout } = await run('ffprobe', [
+    '-v',
+    'error',
+    '-print_format',
+    'json',
+    '-show_streams',
+    '-show_format',
+    path,
+  ]);
+  const info = JSON.parse(stdout) as {
+    streams?: { codec_type?: string; codec_name?: string; channels?: number }[];
+    format?: { duration?: string };
+  };
+  const audio = info.streams?.find((s) => s.codec_type === 'audio');
+  return { codec: audio?.codec_name, channels: audio?.channels, duration: Number(info.format?.duration) };
+}

@@ -1,14 +1,13 @@
 // The real `vidmp3` binary (cli/dist/main.js) against a real running system: every service as its own process,
 // MariaDB, RabbitMQ and one converter worker running ffmpeg.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { uniqueEmail } from '../../e2e/client.js';
-import { sample, sampleDurationSeconds } from '../../e2e/fixtures.js';
+import { probeAudio, sample, sampleDurationSeconds } from '../../e2e/fixtures.js';
 import { freePort, startSystem, type System } from '../../e2e/harness.js';
 
 const bin = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -47,26 +46,6 @@ function vidmp3(
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-const run = promisify(execFile);
-
-async function probe(path: string): Promise<{ codec: string; channels: number; duration: number }> {
-  const { stdout } = await run('ffprobe', [
-    '-v',
-    'error',
-    '-print_format',
-    'json',
-    '-show_streams',
-    '-show_format',
-    path,
-  ]);
-  const info = JSON.parse(stdout) as {
-    streams: { codec_type: string; codec_name: string; channels: number }[];
-    format: { duration: string };
-  };
-  const audio = info.streams.find((s) => s.codec_type === 'audio')!;
-  return { codec: audio.codec_name, channels: audio.channels, duration: Number(info.format.duration) };
 }
 
 /** A copy of a generated sample under a name of our choosing, in the test's own directory. */
@@ -155,7 +134,7 @@ describe('convert', () => {
     expect(converted).toMatchObject({ input, output: join(work, 'talk.mp3'), status: 'SUCCEEDED', error: null });
     expect(converted.jobId).toEqual(expect.any(String));
 
-    const mp3 = await probe(converted.output);
+    const mp3 = await probeAudio(converted.output);
     expect(mp3.codec).toBe('mp3');
     expect(mp3.channels).toBe(1);
     expect(mp3.duration).toBeGreaterThan(sampleDurationSeconds - 0.5);
@@ -179,7 +158,7 @@ describe('convert', () => {
     expect(res.stderr).toMatch(/clip\.mp4: uploading/);
     expect(res.stderr).toMatch(/clip\.mp4: job \S+ succeeded/);
     expect(res.stderr).toMatch(/clip\.mp4: downloading/);
-    const mp3 = await probe(join(work, 'intro.mp3'));
+    const mp3 = await probeAudio(join(work, 'intro.mp3'));
     expect(mp3.codec).toBe('mp3');
     expect(mp3.duration).toBeGreaterThan(1.2);
     expect(mp3.duration).toBeLessThan(1.8);
@@ -196,7 +175,7 @@ describe('convert', () => {
       `vidmp3: ${text}: this file is not a video we can read (supported: MP4, MOV, MKV, WebM, AVI, MPEG-TS, FLV, WMV, Ogg) (UNSUPPORTED_MEDIA)`,
       'vidmp3: missing.mp4: no such file',
     ]);
-    expect((await probe(join(out, 'good.mp3'))).codec).toBe('mp3');
+    expect((await probeAudio(join(out, 'good.mp3'))).codec).toBe('mp3');
     await expect(stat(join(out, 'notes.mp3'))).rejects.toThrow(/ENOENT/);
   });
 
@@ -230,14 +209,14 @@ describe('convert', () => {
     expect(res.stdout).toMatch(/ \(\d.* kB\)\n$/);
     const path = res.stdout.replace(/ \(.*\)\n$/, '');
     expect(path).toBe(join(dir, 'later.mp3'));
-    expect((await probe(path)).codec).toBe('mp3');
+    expect((await probeAudio(path)).codec).toBe('mp3');
 
     // The mp3 is also reachable by its own media id.
     const described = await vidmp3(['--json', 'download', file!.jobId, '-o', join(dir, 'again.mp3')]);
     const { media } = JSON.parse(described.stdout) as { media: { id: string } };
     const byMedia = await vidmp3(['download', media.id, '-o', join(dir, 'by-media.mp3')]);
     expect(byMedia.code).toBe(0);
-    expect((await probe(join(dir, 'by-media.mp3'))).codec).toBe('mp3');
+    expect((await probeAudio(join(dir, 'by-media.mp3'))).codec).toBe('mp3');
   });
 
   it('refuses to cancel a finished job (exit 4) and an unknown id (exit 4)', async () => {

@@ -1,18 +1,14 @@
 /// <reference lib="dom" />
 // The conversion page in a real browser against the whole system: from sign-up to a downloaded mp3.
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, uniqueEmail } from '../client.js';
-import { sample, sampleDurationSeconds } from '../fixtures.js';
+import { probeAudio, sample, sampleDurationSeconds } from '../fixtures.js';
 import { startSystem, type System } from '../harness.js';
 import { launchBrowser, openPage, screenshot } from './browser.js';
-
-const run = promisify(execFile);
 
 let system: System;
 let browser: Browser;
@@ -31,20 +27,6 @@ afterAll(async () => {
   await system?.stop();
   if (downloads) await rm(downloads, { recursive: true, force: true });
 }, 60_000);
-
-async function probe(path: string): Promise<{ codec: string | undefined; duration: number }> {
-  const { stdout } = await run('ffprobe', [
-    '-v',
-    'error',
-    '-show_entries',
-    'stream=codec_name:format=duration',
-    '-of',
-    'json',
-    path,
-  ]);
-  const info = JSON.parse(stdout) as { streams?: { codec_name?: string }[]; format?: { duration?: string } };
-  return { codec: info.streams?.[0]?.codec_name, duration: Number(info.format?.duration) };
-}
 
 /** Presses Tab until the element with this id has the focus, as a keyboard user would; fails if it never does. */
 async function tabTo(page: Page, id: string): Promise<void> {
@@ -104,7 +86,7 @@ describe('the conversion page', () => {
       expect(download.suggestedFilename()).toBe('moov-at-end.mp3');
       const saved = join(downloads, download.suggestedFilename());
       await download.saveAs(saved);
-      const { codec, duration } = await probe(saved);
+      const { codec, duration } = await probeAudio(saved);
       expect(codec).toBe('mp3');
       expect(duration).toBeGreaterThan(sampleDurationSeconds - 0.5);
       expect(duration).toBeLessThan(sampleDurationSeconds + 0.5);

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { graphql, PASSWORD, uniqueEmail } from '../../e2e/client.js';
-import { generateVideo, sample, sampleDurationSeconds, sha256File } from '../../e2e/fixtures.js';
+import { generateVideo, probeAudio, sample, sampleDurationSeconds, sha256File } from '../../e2e/fixtures.js';
 import { CHROMIUM_PATH } from '../../e2e/browser/browser.js';
 import { chromium } from 'playwright-core';
 import { startSystem, type System } from '../../e2e/harness.js';
@@ -51,21 +51,6 @@ async function signedUp(): Promise<Client> {
   const c = client();
   await c.signUp(uniqueEmail('sdk'), PASSWORD);
   return c;
-}
-
-/** What ffprobe says about an audio file: its first stream's codec and the duration. */
-async function probe(path: string): Promise<{ codec: string; duration: number }> {
-  const { stdout } = await run('ffprobe', [
-    '-v',
-    'error',
-    '-show_entries',
-    'stream=codec_name:format=duration',
-    '-of',
-    'json',
-    path,
-  ]);
-  const info = JSON.parse(stdout) as { streams: { codec_name: string }[]; format: { duration: string } };
-  return { codec: info.streams[0]!.codec_name, duration: Number(info.format.duration) };
 }
 
 let longVideoPath: Promise<string> | undefined;
@@ -151,7 +136,7 @@ describe('conversions', () => {
     expect(result.job.status).toBe('SUCCEEDED');
     expect(result.media.filename).toBe('holiday.mp4');
     expect(result.output.kind).toBe('AUDIO');
-    const mp3 = await probe(result.path!);
+    const mp3 = await probeAudio(result.path!);
     expect(mp3.codec).toBe('mp3');
     expect(mp3.duration).toBeGreaterThan(sampleDurationSeconds - 0.5);
     expect(mp3.duration).toBeLessThan(sampleDurationSeconds + 0.5);
@@ -350,7 +335,7 @@ describe('in a browser', () => {
       expect(result.refused).toEqual({ isVidmp3Error: true, code: 'UNSUPPORTED_MEDIA' });
       const mp3Path = join(workDir, 'from-browser.mp3');
       await writeFile(mp3Path, Buffer.from(result.mp3, 'base64'));
-      expect((await probe(mp3Path)).codec).toBe('mp3');
+      expect((await probeAudio(mp3Path)).codec).toBe('mp3');
     } finally {
       await browser.close();
     }
@@ -384,7 +369,7 @@ describe('the README', () => {
     expect(stdout).toContain(`mp3 written to ${join(project, 'my-video.mp3')}`);
     expect(stdout).toMatch(/^upload \d+ of \d+ bytes$/m);
     expect(stdout).toMatch(/^convert 1$/m);
-    const mp3 = await probe(join(project, 'my-video.mp3'));
+    const mp3 = await probeAudio(join(project, 'my-video.mp3'));
     expect(mp3.codec).toBe('mp3');
     expect(Math.abs(mp3.duration - sampleDurationSeconds)).toBeLessThan(0.5);
   });
