@@ -7,6 +7,7 @@ export const ExitCode = {
   INPUT: 4,
   CONVERSION: 5,
   NETWORK: 6,
+  RATE_LIMITED: 7,
   INTERRUPTED: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -21,6 +22,7 @@ Exit codes:
        UNSUPPORTED_MEDIA, PAYLOAD_TOO_LARGE, NOT_FOUND, CONFLICT
   5    conversion failed or cancelled
   6    cannot reach the server (NETWORK_ERROR)
+  7    too many attempts, try again later (RATE_LIMITED)
   130  interrupted (Ctrl-C)
 With several files, the others are still converted and the worst code is returned.`;
 
@@ -59,6 +61,10 @@ export function exitCodeFor(code: string | undefined): ExitCode {
       return ExitCode.CONVERSION;
     case 'NETWORK_ERROR':
       return ExitCode.NETWORK;
+    case 'RATE_LIMITED':
+      return ExitCode.RATE_LIMITED;
+    case 'ABORTED':
+      return ExitCode.INTERRUPTED;
     default:
       return ExitCode.UNEXPECTED;
   }

@@ -21,6 +21,8 @@ describe('exit codes', () => {
     expect(exitCodeFor('JOB_FAILED')).toBe(5);
     expect(exitCodeFor('CANCELLED')).toBe(5);
     expect(exitCodeFor('NETWORK_ERROR')).toBe(6);
+    expect(exitCodeFor('RATE_LIMITED')).toBe(7);
+    expect(exitCodeFor('ABORTED')).toBe(130);
     expect(exitCodeFor('INTERNAL')).toBe(1);
     expect(exitCodeFor(undefined)).toBe(1);
   });

@@ -16,7 +16,8 @@ let downloads: string;
 
 beforeAll(async () => {
   [system, browser, downloads] = await Promise.all([
-    startSystem({}, { workers: 1 }),
+    // The worker reads its input at real time, so the page has a 3-second conversion to show progress of.
+    startSystem({ worker: { READRATE: '1' } }, { workers: 1 }),
     launchBrowser(),
     mkdtemp(join(tmpdir(), 'vidmp3-downloads-')),
   ]);
@@ -75,8 +76,9 @@ describe('the conversion page', () => {
       const downloadLink = page.locator('#result').getByRole('link', { name: 'Download moov-at-end.mp3' });
       await downloadLink.waitFor({ timeout: 60_000 });
       const said = await page.evaluate(() => (window as unknown as { said: string[] }).said);
-      expect(said.some((s) => s.startsWith('Uploading moov-at-end.mp4'))).toBe(true);
-      expect(said.some((s) => /Waiting for a converter|Converting/.test(s))).toBe(true);
+      // The upload's percentage came from the upload's progress events, and the conversion's from the live updates.
+      expect(said.some((s) => /^Uploading moov-at-end\.mp4… \d+%$/.test(s))).toBe(true);
+      expect(said.some((s) => /^Converting… [1-9]\d?%$/.test(s))).toBe(true);
       expect(await page.locator('#status').innerText()).toMatch(/^Done: moov-at-end\.mp3 is ready/);
       expect(await page.locator('#upload-progress').evaluate((p: HTMLProgressElement) => p.value)).toBe(1);
       expect(await page.locator('#convert-progress').evaluate((p: HTMLProgressElement) => p.value)).toBe(1);
@@ -104,6 +106,21 @@ describe('the conversion page', () => {
       await status.waitFor({ timeout: 20_000 });
       expect(await status.innerText()).toMatch(/^This file isn't a video with an audio track/);
       expect(await page.getByRole('link', { name: /^Download/ }).count()).toBe(1); // only the listed mp3
+
+      // A file dropped on the zone is chosen; one dropped beside it is not opened by the browser in place of the page.
+      const dropped = await page.evaluate(() => {
+        const drop = (target: Element) => {
+          const data = new DataTransfer();
+          data.items.add(new File(['not yet a video'], 'dropped.mp4', { type: 'video/mp4' }));
+          const event = new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true });
+          target.dispatchEvent(event);
+          return event.defaultPrevented;
+        };
+        return { zone: drop(document.getElementById('drop')!), beside: drop(document.body) };
+      });
+      expect(dropped).toEqual({ zone: true, beside: true });
+      expect(await page.locator('#file-name').innerText()).toContain('dropped.mp4');
+      expect(await page.getByRole('button', { name: 'Convert to mp3' }).isEnabled()).toBe(true);
 
       // At phone width nothing needs sideways scrolling.
       await page.setViewportSize({ width: 360, height: 780 });

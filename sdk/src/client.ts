@@ -237,12 +237,20 @@ class Vidmp3Client implements Client {
     destination?: string,
     options: DownloadOptions = {},
   ): Promise<DownloadedFile | Blob> {
-    const url = typeof media === 'string' ? media : media.downloadUrl;
+    const url = typeof media === 'string' ? await this.downloadUrlOf(media) : media.downloadUrl;
     if (destination === undefined) return downloadBlob(url, options);
     if (!this.platform.downloadToFile) {
       throw new Vidmp3Error('BAD_USER_INPUT', 'Downloading to a file path needs Node; in a browser, omit the path');
     }
     return this.platform.downloadToFile(url, destination, options);
+  }
+
+  /** A download link as given, or a media id's freshly signed one. */
+  private async downloadUrlOf(urlOrId: string): Promise<string> {
+    if (/^https?:\/\//i.test(urlOrId)) return urlOrId;
+    const media = await this.media(urlOrId);
+    if (!media) throw new Vidmp3Error('NOT_FOUND', `No media ${urlOrId}`);
+    return media.downloadUrl;
   }
 
   async convertFile(input: UploadInput, options: ConvertFileOptions = {}): Promise<ConvertFileResult> {

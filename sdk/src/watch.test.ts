@@ -100,6 +100,43 @@ describe('watchJob', () => {
     expect(seen.map((s) => s.status)).toEqual(['RUNNING', 'SUCCEEDED']);
   });
 
+  it('keeps watching when the job cannot be fetched right after a reconnect, and fetches it again', async () => {
+    const { socket, deps, queries } = setup([job('RUNNING', 0.2)]);
+    const answers: (() => Promise<Job>)[] = [
+      async () => job('RUNNING', 0.2),
+      async () => {
+        throw new Vidmp3Error('NETWORK_ERROR', 'jobs is restarting');
+      },
+      async () => job('SUCCEEDED', 1),
+    ];
+    deps.queryJob = () => {
+      queries.push(Date.now());
+      return answers.shift()!();
+    };
+    const seen: Job[] = [];
+    for await (const state of watchJob(deps, 'j1')) {
+      seen.push(state);
+      if (seen.length === 1) socket.connected!();
+    }
+    expect(queries).toHaveLength(3);
+    expect(seen.map((s) => s.status)).toEqual(['RUNNING', 'SUCCEEDED']);
+  });
+
+  it('ends the watch when a fetch after a reconnect is refused, without retrying', async () => {
+    const { socket, deps, queries } = setup([job('RUNNING', 0.2)]);
+    let calls = 0;
+    deps.queryJob = async () => {
+      queries.push(Date.now());
+      if (calls++ === 0) return job('RUNNING', 0.2);
+      throw new Vidmp3Error('UNAUTHENTICATED', 'token expired');
+    };
+    const done = (async () => {
+      for await (const _ of watchJob(deps, 'j1')) socket.connected!();
+    })();
+    await expect(done).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(queries).toHaveLength(2);
+  });
+
   it('fails with NETWORK_ERROR when the updates end before the job does', async () => {
     const { socket, deps } = setup([job('RUNNING', 0.2)]);
     const done = (async () => {

@@ -72,6 +72,11 @@ export interface WatchDeps {
  * 4409 SubscriberAlreadyExists, 4429 TooManyInitialisationRequests: the server and this client disagree on the
  * protocol. Not here, and so retried: 4408 (initialisation timeout), 4499 (terminated), 1013 (try again later).
  */
+/** A job fetched after a reconnect: tried up to 5 times, 0.5 s apart and doubling (7.5 s in all). */
+const RESYNC_ATTEMPTS = 5;
+const RESYNC_BACKOFF_MS = 500;
+const RESYNC_RETRIED: ReadonlySet<string> = new Set(['NETWORK_ERROR', 'INTERNAL']);
+
 export const REFUSAL_CLOSE_CODES: ReadonlySet<number> = new Set([4400, 4401, 4403, 4406, 4409, 4429]);
 
 function closeCode(err: unknown): number | undefined {
@@ -149,6 +154,24 @@ export async function* watchJob(deps: WatchDeps, id: string, signal?: AbortSigna
     },
   );
   // After a reconnect graphql-ws subscribes again; a state reached while the socket was down is fetched here.
+  // The socket being back does not mean every service is (a reconnect often follows a restart), so a failed
+  // fetch is tried again a few times before it ends the watch.
+  let ended = false;
+  const resync = async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const job = await deps.queryJob(id);
+        queue.push(job ? { kind: 'job', job } : { kind: 'error', error: new Vidmp3Error('NOT_FOUND', `No job ${id}`) });
+        return;
+      } catch (err) {
+        const error = networkError(err, deps.wsUrl);
+        if (ended) return;
+        if (attempt >= RESYNC_ATTEMPTS || !RESYNC_RETRIED.has(error.code)) return queue.push({ kind: 'error', error });
+        await new Promise((resolve) => setTimeout(resolve, RESYNC_BACKOFF_MS * 2 ** (attempt - 1)));
+        if (ended) return;
+      }
+    }
+  };
   const offConnected = client.on('connected', () => queue.push({ kind: 'resync' }));
   const onAbort = () => queue.push({ kind: 'error', error: aborted(signal?.reason) });
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -171,7 +194,7 @@ export async function* watchJob(deps: WatchDeps, id: string, signal?: AbortSigna
           }
           break;
         case 'resync':
-          void query();
+          void resync();
           break;
         case 'error':
           throw event.error;
@@ -185,6 +208,7 @@ export async function* watchJob(deps: WatchDeps, id: string, signal?: AbortSigna
       }
     }
   } finally {
+    ended = true;
     signal?.removeEventListener('abort', onAbort);
     offConnected();
     unsubscribe();

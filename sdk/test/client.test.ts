@@ -226,6 +226,11 @@ describe('conversions', () => {
     const copy = await c.download(media, join(workDir, 'copy.mkv'));
     expect(copy).toEqual({ path: join(workDir, 'copy.mkv'), bytes: size });
     expect(await sha256File(copy.path)).toBe(media.sha256);
+    // By id: a fresh link is signed for it; someone else's id is NOT_FOUND, like any unknown one.
+    const byId = await c.download(media.id, join(workDir, 'by-id.mkv'));
+    expect(await sha256File(byId.path)).toBe(media.sha256);
+    const other = await signedUp();
+    expect((await rejection(other.download(media.id, join(workDir, 'stolen.mkv')))).code).toBe('NOT_FOUND');
   });
 });
 

@@ -84,10 +84,10 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-/** Watches until the watch fails; fails itself if that takes longer than graphql-ws's first retry delay (≥ 250 ms). */
-async function watchFailure(): Promise<{ error: unknown; ms: number }> {
+/** Watches until the watch fails (or 5 s pass). The SDK's first reconnect comes after 250–500 ms, so a client that
+ * reconnects instead of failing shows up as more than one connection. */
+async function watchFailure(): Promise<{ error: unknown }> {
   const client = createClient({ url });
-  const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
     const watch = (async () => {
@@ -101,10 +101,10 @@ async function watchFailure(): Promise<{ error: unknown; ms: number }> {
         (err: unknown) => err,
       ),
       new Promise<Error>(
-        (resolve) => (timer = setTimeout(() => resolve(new Error('still retrying after 2 s')), 2_000)),
+        (resolve) => (timer = setTimeout(() => resolve(new Error('still retrying after 5 s')), 5_000)),
       ),
     ]);
-    return { error, ms: performance.now() - started };
+    return { error };
   } finally {
     clearTimeout(timer);
     client.close();
@@ -119,30 +119,27 @@ describe('a refused WebSocket', () => {
   it('4403 (an Origin the gateway does not allow) fails the watch at once with FORBIDDEN, without reconnecting', async () => {
     closeWith = { code: 4403, reason: 'Forbidden' };
     connections = 0;
-    const { error, ms } = await watchFailure();
+    const { error } = await watchFailure();
     expect(error).toMatchObject({ name: 'Vidmp3Error', code: 'FORBIDDEN' });
     expect((error as Error).message).toMatch(/origin/i);
-    expect(ms).toBeLessThan(1_000);
     expect(connections).toBe(1);
   });
 
   it('4401 (a bad token) fails the watch at once with UNAUTHENTICATED and the server reason', async () => {
     closeWith = { code: 4401, reason: 'Your session has expired' };
     connections = 0;
-    const { error, ms } = await watchFailure();
+    const { error } = await watchFailure();
     expect(error).toMatchObject({ code: 'UNAUTHENTICATED' });
     expect((error as Error).message).toContain('Your session has expired');
-    expect(ms).toBeLessThan(1_000);
     expect(connections).toBe(1);
   });
 
   it('4400 (a request the server cannot take) fails the watch at once', async () => {
     closeWith = { code: 4400, reason: 'Invalid message received' };
     connections = 0;
-    const { error, ms } = await watchFailure();
+    const { error } = await watchFailure();
     expect(error).toMatchObject({ code: 'NETWORK_ERROR' });
     expect((error as Error).message).toContain('4400');
-    expect(ms).toBeLessThan(1_000);
     expect(connections).toBe(1);
   });
 });

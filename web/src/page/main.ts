@@ -45,9 +45,10 @@ const client = createClient({ url: new URL('/graphql', location.href).href });
 let session: Session | undefined;
 /** The conversion under way, if any: aborting stops its upload or its watch. */
 let running: { abort: AbortController; jobId?: string } | undefined;
-/** Signed download links expire (15 minutes by default); a list older than this is refreshed before a download. */
+/** Signed download links expire (15 minutes by default); a link older than this is signed again before use. */
 const LINK_TTL_MS = 10 * 60_000;
-let listedAt = 0;
+/** The job whose mp3 the result's download link is for. */
+let resultJobId: string | undefined;
 
 // ---- signing in and out ----
 
@@ -126,6 +127,9 @@ for (const type of ['dragenter', 'dragover'] as const) {
   });
 }
 ui.drop.addEventListener('dragleave', () => ui.drop.classList.remove('dragging'));
+// A file dropped just beside the zone would otherwise be opened by the browser in place of the page,
+// losing a conversion under way.
+for (const type of ['dragover', 'drop'] as const) window.addEventListener(type, (event) => event.preventDefault());
 ui.drop.addEventListener('drop', (event) => {
   event.preventDefault();
   ui.drop.classList.remove('dragging');
@@ -180,6 +184,11 @@ async function convert(file: File): Promise<void> {
     where = 'app';
     const queued = await client.convert(media.id, { bitrateKbps: Number(ui.bitrate.value) });
     run.jobId = queued.id;
+    // Cancel pressed while the job was being created: the job exists now, so cancel it rather than leave it.
+    if (abort.signal.aborted) {
+      finished(await client.cancel(queued.id));
+      return;
+    }
     void refreshJobs();
     let last: Job = queued;
     for await (const job of client.watchJob(queued.id, { signal: abort.signal })) {
@@ -204,6 +213,7 @@ function finished(job: Job): void {
   if (job.status === 'SUCCEEDED' && job.output) {
     ui.convertProgress.value = 1;
     setDownload(ui.download, job.output.downloadUrl, job.output.filename);
+    resultJobId = job.id;
     ui.download.textContent = `Download ${job.output.filename}`;
     ui.result.hidden = false;
     say(`Done: ${job.output.filename} is ready (${formatBytes(job.output.byteSize)}).`);
@@ -250,7 +260,6 @@ async function refreshJobs(): Promise<void> {
   if (!session) return;
   try {
     const { jobs } = await client.jobs({ first: 20 });
-    listedAt = Date.now();
     ui.jobs.replaceChildren(...jobs.map(jobRow));
     ui.jobsEmpty.hidden = jobs.length > 0;
   } catch (error) {
@@ -304,16 +313,19 @@ function updateJobRow(job: Job): void {
   if (row) fillJobRow(row, job);
 }
 
-/** A link listed long ago may have expired: sign a new one, then download. */
+ui.download.addEventListener('click', (event) => {
+  if (resultJobId) void freshLink(event, resultJobId, ui.download);
+});
+
+/** A link signed long ago may have expired: sign a new one, then download with it. */
 async function freshLink(event: MouseEvent, jobId: string, link: HTMLAnchorElement): Promise<void> {
-  if (Date.now() - listedAt < LINK_TTL_MS) return;
+  if (Date.now() - Number(link.dataset.signedAt) < LINK_TTL_MS) return; // still good: the browser follows it
   event.preventDefault();
   try {
     const job = await client.job(jobId);
     if (!job?.output) return notify('That mp3 is no longer available.');
-    setDownload(link, job.output.downloadUrl, job.output.filename);
+    setDownload(link, job.output.downloadUrl, job.output.filename); // freshly signed, so this click goes through
     link.click();
-    void refreshJobs();
   } catch (error) {
     failed(error, 'app');
   }
@@ -324,6 +336,7 @@ async function freshLink(event: MouseEvent, jobId: string, link: HTMLAnchorEleme
 function setDownload(link: HTMLAnchorElement, url: string, filename: string): void {
   link.href = url;
   link.download = filename;
+  link.dataset.signedAt = String(Date.now());
 }
 
 function element<K extends keyof HTMLElementTagNameMap>(

@@ -21,7 +21,8 @@ export function createPlaygroundFetcher(options: PlaygroundFetcherOptions): Fetc
   let socket: { authorization: string | undefined; client: Client } | undefined;
   const wsClient = (authorization: string | undefined): Client => {
     if (!socket || socket.authorization !== authorization) {
-      void socket?.client.dispose();
+      // dispose() rejects when the old socket closed before it was acknowledged (wrong token): nothing to report.
+      if (socket) Promise.resolve(socket.client.dispose()).catch(() => undefined);
       socket = {
         authorization,
         client: createClient({
