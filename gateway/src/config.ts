@@ -44,6 +44,8 @@ export const ConfigSchema = z
     MAX_COST: z.coerce.number().int().positive().default(5_000),
     MAX_TOKENS: z.coerce.number().int().positive().default(2_000),
     MAX_DIRECTIVES: z.coerce.number().int().nonnegative().default(20),
+    /** After SIGTERM: how long uploads, downloads and queries in flight may still take. */
+    SHUTDOWN_GRACE_SECONDS: env.shutdownGrace(),
     /** Largest upload accepted; media enforces the same limit while it streams. */
     MAX_UPLOAD_BYTES: z.coerce
       .number()

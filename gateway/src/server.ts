@@ -78,7 +78,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     formatError: createFormatError({ exposeInternals: config.NODE_ENV !== 'production' }),
     plugins: [
       ...limits.plugins,
-      ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.SHUTDOWN_GRACE_SECONDS * 1000 }),
       // The bundled playground replaces Apollo's landing page (which loads from a CDN).
       config.PLAYGROUND && !web.servesPlayground
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })

@@ -53,6 +53,11 @@ export const env = {
       )
       .default(fallback),
   nodeEnv: () => z.enum(['development', 'production', 'test']).default('development'),
+  /**
+   * SHUTDOWN_GRACE_SECONDS of an HTTP service: after SIGTERM, requests in flight (uploads, downloads) get this
+   * long to finish before their connections are cut. Keep it under the pod's terminationGracePeriodSeconds.
+   */
+  shutdownGrace: (fallback = 10) => z.coerce.number().int().min(1).max(3_600).default(fallback),
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
 

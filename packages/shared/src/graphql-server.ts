@@ -49,6 +49,8 @@ export interface SubgraphServerOptions<Ctx extends BaseContext> {
   production: boolean;
   /** Express `trust proxy`: whose X-Forwarded-For to believe (the gateway's). */
   trustProxy: string;
+  /** After SIGTERM, how long requests in flight may take before their connections are cut (default 10 s). */
+  shutdownGraceMs?: number;
   readiness: ReadinessChecks;
   context: (base: RequestContext) => Ctx;
   /** Extra routes (JWKS, files, internal APIs), mounted before /graphql. */
@@ -90,7 +92,7 @@ export async function startSubgraphServer<Ctx extends RequestContext>(
     includeStacktraceInErrorResponses: false,
     formatError: createFormatError({ exposeInternals: !options.production }),
     plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: options.shutdownGraceMs ?? 10_000 }),
       ApolloServerPluginLandingPageDisabled(),
       // Per-field timings are for Apollo Studio, which this deployment does not report to.
       ApolloServerPluginInlineTraceDisabled(),

@@ -77,6 +77,7 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
       }),
       production: config.NODE_ENV === 'production',
       trustProxy: config.TRUST_PROXY,
+      shutdownGraceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
       readiness: { mysql: () => pingDatabase(pool), blobs: () => blobs.ping() },
       metrics,
       context: (base) => ({ ...base, services: { media } }),

@@ -32,6 +32,8 @@ export const ConfigSchema = z
     DOWNLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(10).max(86_400).default(900),
     /** Bearer token converter workers present on the internal API. */
     INTERNAL_API_TOKEN: z.string().min(16).optional(),
+    /** After SIGTERM: how long uploads and downloads in flight may still take. */
+    SHUTDOWN_GRACE_SECONDS: env.shutdownGrace(),
     FFPROBE_PATH: z.string().default('ffprobe'),
     PROBE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   })

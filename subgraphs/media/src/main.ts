@@ -7,5 +7,6 @@ const logger = createLogger('media', config.LOG_LEVEL);
 
 runService(logger, async () => {
   const server = await startMedia(config, logger);
-  onShutdown(logger, () => server.close());
+  // The drain cuts what is still open after the grace; a few more seconds let the pools close cleanly.
+  onShutdown(logger, () => server.close(), (config.SHUTDOWN_GRACE_SECONDS + 5) * 1000);
 });
