@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { checkCompose, environmentOf, parseCompose } from './lib/compose-file.js';
+import { secretKind } from '../k8s/test/policy.js';
+import { checkCompose, environmentOf, parseCompose, type ComposeFile } from './lib/compose-file.js';
 import { checkDockerfile, checkDockerignore, parseStages, type DockerfileExpectations } from './lib/dockerfile.js';
 import { serviceEnv } from './lib/service-env.js';
 
@@ -74,6 +75,45 @@ describe('.dockerignore', () => {
   });
 });
 
+/** `${VAR}`, `${VAR:-default}`, `${VAR:?message}`...; `$${...}` is escaped, not interpolated. */
+const INTERPOLATION = /(?<!\$)\$\{[A-Za-z_][A-Za-z0-9_]*(?:(:?[-?+])([^}]*))?\}/g;
+/** Stands for an interpolation in a value, so that what is left is what the file itself writes. */
+const FROM_ENV = '\u0000';
+
+/**
+ * The secret variables (SECRET_ENV, k8s/test/policy.ts) whose secret docker-compose.yml writes down rather than
+ * takes from .env or the environment: a value must be one `${VAR}` interpolation, or for a connection URL its
+ * password must be, and no interpolation may fall back to a default written here (an empty one is no secret).
+ */
+function literalSecrets(compose: ComposeFile): string[] {
+  const out: string[] = [];
+  for (const [service, { environment }] of Object.entries(compose.services)) {
+    const entries: [string, string | number | null][] = Array.isArray(environment)
+      ? environment.map((e) =>
+          e.includes('=') ? [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] : [e, null],
+        )
+      : Object.entries(environment ?? {});
+    for (const [name, raw] of entries) {
+      // No value: compose passes the variable through from its own environment.
+      if (secretKind(name) !== 'value' || raw === null) continue;
+      const value = String(raw);
+      const fallback = [...value.matchAll(INTERPOLATION)].find(([, op, text]) => text && /^:?[-+]$/.test(op!));
+      if (fallback) {
+        out.push(`${service}: ${name} falls back to a secret written here (${fallback[0]}); give it no default`);
+        continue;
+      }
+      const masked = value.replace(INTERPOLATION, FROM_ENV);
+      const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(masked)?.[1];
+      const credential = userinfo === undefined ? masked : userinfo.slice(userinfo.indexOf(':') + 1);
+      if (credential !== FROM_ENV) {
+        const what = userinfo === undefined ? name : `the password of ${name}`;
+        out.push(`${service}: writes ${what} into docker-compose.yml; take it from .env as \${VAR}`);
+      }
+    }
+  }
+  return out;
+}
+
 describe('docker-compose.yml', () => {
   const compose = read('docker-compose.yml');
   const context = {
@@ -104,6 +144,25 @@ describe('docker-compose.yml', () => {
       "      - '${GATEWAY_PORT:-4000}:4000'\n      - '9464:9464'\n",
     );
     expect(checkCompose(publishedMetrics, context)).toEqual(['gateway: publishes its METRICS_PORT 9464']);
+  });
+
+  it('takes every secret from .env by ${VAR} interpolation, never written into the file', () => {
+    expect(literalSecrets(parseCompose(compose))).toEqual([]);
+  });
+
+  it('fails on a secret written into the file: a literal, a password in a URL, a default', () => {
+    const parsed = parseCompose(compose);
+    const env = (service: string) => parsed.services[service]!.environment as Record<string, string>;
+    env('rabbitmq').RABBITMQ_DEFAULT_PASS = 'guest';
+    env('users').MYSQL_URL = 'mysql://vidmp3_users:hunter2@mariadb:3306/vidmp3_users';
+    env('media').DOWNLOAD_SIGNING_KEY = '${DOWNLOAD_SIGNING_KEY:-0123456789abcdef0123456789abcdef}';
+    env('jobs').INTERNAL_API_TOKEN = '0123456789abcdef';
+    expect(literalSecrets(parsed)).toEqual([
+      'rabbitmq: writes RABBITMQ_DEFAULT_PASS into docker-compose.yml; take it from .env as ${VAR}',
+      'users: writes the password of MYSQL_URL into docker-compose.yml; take it from .env as ${VAR}',
+      'media: DOWNLOAD_SIGNING_KEY falls back to a secret written here (${DOWNLOAD_SIGNING_KEY:-0123456789abcdef0123456789abcdef}); give it no default',
+      'jobs: writes INTERNAL_API_TOKEN into docker-compose.yml; take it from .env as ${VAR}',
+    ]);
   });
 
   it('keeps media on GridFS', () => {

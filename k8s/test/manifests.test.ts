@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkPolicies } from './policy.js';
+import { checkPolicies, secretViolations } from './policy.js';
 import { K8S_DIR, KUBECTL, OVERLAYS, parseYamlStream, renderOverlay, type Overlay } from './render.js';
 import { validateObject, type KubeObject } from './validate.js';
 
@@ -46,6 +47,10 @@ describe.each(OVERLAYS)('the %s overlay', (overlay) => {
 
   it('meets every deployment policy', () => {
     expect(checkPolicies(objectsOf(overlay), { requireKeda: overlay === 'prod' })).toEqual([]);
+  });
+
+  it('takes every secret variable from a Secret, never from a literal value or a ConfigMap', () => {
+    expect(secretViolations(objectsOf(overlay))).toEqual([]);
   });
 
   it('references only Secrets and keys that k8s/create-secrets.sh creates, and commits none', async () => {
@@ -161,7 +166,18 @@ describe('the policy checks', () => {
     find<IDeployment>(objects, 'Deployment', 'converter').spec!.template.spec!.terminationGracePeriodSeconds = 30;
     expect(violations(objects)).toEqual([
       'NetworkPolicy: converter may connect to users:4001',
-      'Deployment/converter: terminationGracePeriodSeconds 30 < SHUTDOWN_GRACE_SECONDS + 5 (1205)',
+      'Deployment/converter: terminationGracePeriodSeconds 30 < preStop 0 + SHUTDOWN_GRACE_SECONDS 1500 + 5 (1505)',
+    ]);
+  });
+
+  it('report a media pod killed before its uploads may finish, and a gateway with no shutdown grace set', () => {
+    const objects = objectsOf('prod');
+    find<IDeployment>(objects, 'Deployment', 'media').spec!.template.spec!.terminationGracePeriodSeconds = 60;
+    const config = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('gateway-config'))!;
+    delete (config.data as Record<string, string>).SHUTDOWN_GRACE_SECONDS;
+    expect(violations(objects)).toEqual([
+      'Deployment/gateway: SHUTDOWN_GRACE_SECONDS is not set; requests in flight are cut after the default',
+      'Deployment/media: terminationGracePeriodSeconds 60 < preStop 5 + SHUTDOWN_GRACE_SECONDS 110 + 5 (120)',
     ]);
   });
 
@@ -207,6 +223,46 @@ describe('the policy checks', () => {
     expect(checkPolicies(objects, { requireKeda: false })).toEqual([
       'NetworkPolicy: rabbitmq does not accept ingress from namespace:keda',
       'NetworkPolicy: KEDA (namespace keda) cannot reach rabbitmq:15672',
+    ]);
+  });
+
+  it('report a secret kept in a ConfigMap', () => {
+    const objects = objectsOf('prod');
+    const config = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('jobs-config'))!;
+    (config.data as Record<string, string>).INTERNAL_API_TOKEN = 'a'.repeat(32);
+    expect(violations(objects)).toEqual([
+      `ConfigMap/${config.metadata.name}: carries the secret INTERNAL_API_TOKEN; secrets are created in the cluster (docs/DEPLOY.md), only referenced here`,
+    ]);
+  });
+
+  it('report a database URL and a data-service password written into a container as literal values', () => {
+    const objects = objectsOf('dev');
+    const users = containerOf(objects, 'users');
+    users.env = users.env!.map((e) =>
+      e.name === 'MYSQL_URL' ? { name: e.name, value: 'mysql://vidmp3_users:hunter2@mysql:3306/vidmp3_users' } : e,
+    );
+    const rabbitmq = find<IStatefulSet>(objects, 'StatefulSet', 'rabbitmq').spec!.template.spec!.containers[0]!;
+    rabbitmq.env = rabbitmq.env!.map((e) => (e.name === 'RABBITMQ_DEFAULT_PASS' ? { name: e.name, value: 'x' } : e));
+    expect(checkPolicies(objects, { requireKeda: false })).toEqual([
+      'Deployment/users container users: sets the secret MYSQL_URL as a literal value; take it from a Secret (valueFrom.secretKeyRef)',
+      'StatefulSet/rabbitmq container rabbitmq: sets the secret RABBITMQ_DEFAULT_PASS as a literal value; take it from a Secret (valueFrom.secretKeyRef)',
+    ]);
+  });
+
+  it('accept secrets from envFrom.secretRef and a key file on a mounted Secret volume, and report one elsewhere', () => {
+    const objects = objectsOf('prod');
+    const pod = find<IDeployment>(objects, 'Deployment', 'media').spec!.template.spec!;
+    const media = pod.containers[0]!;
+    media.env = media.env!.filter((e) => e.name !== 'DOWNLOAD_SIGNING_KEY');
+    media.envFrom!.push({ secretRef: { name: 'vidmp3-media' } });
+    media.env.push({ name: 'DOWNLOAD_KEY_FILE', value: '/etc/vidmp3/download/signing.key' });
+    pod.volumes!.push({ name: 'download-key', secret: { secretName: 'vidmp3-media-download' } });
+    media.volumeMounts!.push({ name: 'download-key', mountPath: '/etc/vidmp3/download', readOnly: true });
+    expect(violations(objects)).toEqual([]);
+
+    media.env.find((e) => e.name === 'DOWNLOAD_KEY_FILE')!.value = '/tmp/signing.key';
+    expect(violations(objects)).toEqual([
+      'Deployment/media container media: DOWNLOAD_KEY_FILE /tmp/signing.key is not on a mounted Secret volume',
     ]);
   });
 

@@ -10,8 +10,10 @@ import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IEnvVarSource } from 'kubernetes-models/v1/EnvVarSource';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
+import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
 import { DEPLOYABLES, HEALTH_PORTS, serviceEnv, type Deployable } from '../../scripts/lib/service-env.js';
 import type { KubeObject } from './validate.js';
@@ -57,6 +59,53 @@ const ALLOWED_EGRESS: Record<string, string[]> = {
 };
 const ALLOWED_EGRESS_EVERYWHERE = ['namespace:kube-system:53'];
 
+/** Deployments whose requests or jobs run long (uploads, downloads, conversions): their shutdown grace is checked. */
+export const LONG_SHUTDOWN_SERVICES = ['gateway', 'media', 'converter'] as const;
+
+/**
+ * The variables that carry a secret: those the deployables' src/config.ts read, and the passwords the data-service
+ * images of the dev overlay and docker-compose.yml read. A `value` variable holds the secret itself: it comes from a
+ * Secret (env valueFrom.secretKeyRef, or envFrom.secretRef), never from a literal `value:` or a ConfigMap, which are
+ * committed here and readable by whoever may read the namespace's Deployments and ConfigMaps. A `path` variable
+ * names the file or directory holding a secret: it must lie on a mounted Secret volume. The images' `<NAME>_FILE`
+ * variants of a `value` variable are `path` variables too. scripts/containers.test.ts holds docker-compose.yml to
+ * the same list.
+ */
+export const SECRET_ENV: Readonly<Record<string, 'value' | 'path'>> = {
+  // Connection URLs, each with its account's password: users, media and jobs (MySQL), media (GridFS), jobs and
+  // the converter workers (RabbitMQ).
+  MYSQL_URL: 'value',
+  MONGODB_URL: 'value',
+  RABBITMQ_URL: 'value',
+  // users: the ES256 signing key, and the retired public keys rotated with it (docs/DEPLOY.md, key rotation).
+  JWT_PRIVATE_KEY: 'value',
+  JWT_PREVIOUS_PUBLIC_KEYS: 'value',
+  // Where users keeps its signing key when JWT_PRIVATE_KEY is unset (jwt-es256.pem, generated if missing).
+  KEYS_DIR: 'path',
+  // media: the HMAC key of download links, or the file it is kept in when unset.
+  DOWNLOAD_SIGNING_KEY: 'value',
+  DOWNLOAD_KEY_FILE: 'path',
+  // Between media, jobs and the converter workers.
+  INTERNAL_API_TOKEN: 'value',
+  // The data services: MariaDB's root account (either name) and the per-service accounts its init script creates,
+  // MongoDB's root account and media's, RabbitMQ's account.
+  MARIADB_ROOT_PASSWORD: 'value',
+  MYSQL_ROOT_PASSWORD: 'value',
+  USERS_DB_PASSWORD: 'value',
+  MEDIA_DB_PASSWORD: 'value',
+  JOBS_DB_PASSWORD: 'value',
+  MONGO_INITDB_ROOT_PASSWORD: 'value',
+  MEDIA_MONGO_PASSWORD: 'value',
+  RABBITMQ_DEFAULT_PASS: 'value',
+};
+
+/** Whether a variable carries a secret (SECRET_ENV), itself or as the path of a file holding it. */
+export function secretKind(name: string): 'value' | 'path' | undefined {
+  if (Object.hasOwn(SECRET_ENV, name)) return SECRET_ENV[name];
+  const base = name.replace(/_FILE$/, '');
+  return base !== name && Object.hasOwn(SECRET_ENV, base) && SECRET_ENV[base] === 'value' ? 'path' : undefined;
+}
+
 const INGRESS_ANNOTATIONS = 'nginx.ingress.kubernetes.io/';
 
 /** RabbitMQ's management API, which KEDA's rabbitmq trigger (protocol http) queries. */
@@ -80,6 +129,69 @@ function containerEnv(container: IContainer, configMaps: Map<string, IConfigMap>
   }
   for (const e of container.env ?? []) env.set(e.name, e.value);
   return env;
+}
+
+/** Where a variable that is not a plain value comes from, for messages. */
+function envSource(from: IEnvVarSource): string {
+  if (from.configMapKeyRef) return `ConfigMap ${from.configMapKeyRef.name} key ${from.configMapKeyRef.key}`;
+  if (from.fieldRef) return `field ${from.fieldRef.fieldPath}`;
+  if (from.resourceFieldRef) return `resource ${from.resourceFieldRef.resource}`;
+  return 'no Secret';
+}
+
+const isSecretVolume = (v: IVolume | undefined) =>
+  !!v && (!!v.secret || (!!v.projected?.sources?.length && v.projected.sources.every((s) => s.secret)));
+
+/** Secret variables of a container set otherwise than from a Secret; `env` (containerEnv) gives the paths set. */
+function secretEnvViolations(
+  where: string,
+  container: IContainer,
+  env: Map<string, string | undefined>,
+  volumes: Map<string, IVolume>,
+): string[] {
+  const out: string[] = [];
+  for (const e of container.env ?? []) {
+    if (secretKind(e.name) !== 'value') continue;
+    if (e.valueFrom?.secretKeyRef) continue;
+    out.push(
+      e.valueFrom
+        ? `${where}: takes the secret ${e.name} from ${envSource(e.valueFrom)}, not from a Secret (secretKeyRef)`
+        : `${where}: sets the secret ${e.name} as a literal value; take it from a Secret (valueFrom.secretKeyRef)`,
+    );
+  }
+  for (const [name, path] of env) {
+    if (secretKind(name) !== 'path' || path === undefined) continue;
+    const onSecret = (container.volumeMounts ?? []).some((m) => {
+      const dir = m.mountPath.replace(/\/+$/, '');
+      return (path === dir || path.startsWith(`${dir}/`)) && isSecretVolume(volumes.get(m.name));
+    });
+    if (!onSecret) out.push(`${where}: ${name} ${path} is not on a mounted Secret volume`);
+  }
+  return out;
+}
+
+/** Secret variables (SECRET_ENV) kept in a ConfigMap, or set in a container otherwise than from a Secret. */
+export function secretViolations(objects: KubeObject[]): string[] {
+  const out: string[] = [];
+  const configMaps = new Map(of<IConfigMap>(objects, 'ConfigMap').map((cm) => [cm.metadata.name, cm]));
+  for (const cm of configMaps.values()) {
+    for (const key of [...Object.keys(cm.data ?? {}), ...Object.keys(cm.binaryData ?? {})]) {
+      if (secretKind(key) === 'value') {
+        out.push(
+          `${id(cm)}: carries the secret ${key}; secrets are created in the cluster (docs/DEPLOY.md), only referenced here`,
+        );
+      }
+    }
+  }
+  for (const w of [...of<Workload>(objects, 'Deployment'), ...of<Workload>(objects, 'StatefulSet')]) {
+    const spec = w.spec?.template.spec;
+    const volumes = new Map((spec?.volumes ?? []).map((v) => [v.name, v]));
+    for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])]) {
+      const where = `${id(w)} container ${c.name}`;
+      out.push(...secretEnvViolations(where, c, containerEnv(c, configMaps, where, []), volumes));
+    }
+  }
+  return out;
 }
 
 function probeViolations(
@@ -382,6 +494,7 @@ export function checkPolicies(objects: KubeObject[], options: PolicyOptions): st
       );
     }
   }
+  out.push(...secretViolations(objects));
 
   out.push(...networkViolations(objects, workloads));
   const policies = of<INetworkPolicy>(objects, 'NetworkPolicy');
@@ -427,23 +540,35 @@ export function checkPolicies(objects: KubeObject[], options: PolicyOptions): st
     ...ingressViolations(of<IIngress>(objects, 'Ingress'), Number(gatewayConfig?.data?.MAX_UPLOAD_BYTES ?? 2 * GiB)),
   );
 
-  const converter = workloads.find((w) => w.kind === 'Deployment' && w.metadata.name === 'converter');
-  const worker = converter?.spec?.template.spec?.containers[0];
-  if (converter && worker) {
-    const env = containerEnv(worker, configMaps, id(converter), []);
-    const grace = Number(env.get('SHUTDOWN_GRACE_SECONDS') ?? 25);
-    const longest = Number(env.get('CONVERSION_TIMEOUT_SECONDS') ?? 1200);
-    const termination = converter.spec?.template.spec?.terminationGracePeriodSeconds ?? 30;
-    // main.ts gives the shutdown SHUTDOWN_GRACE_SECONDS + 5 s before it exits.
-    if (termination < grace + 5) {
+  // Long requests and jobs: after SIGTERM (and the preStop sleep) each gets SHUTDOWN_GRACE_SECONDS, and main.ts 5 s
+  // more to close; the pod's terminationGracePeriodSeconds must cover all of it, or the kubelet kills it mid-way.
+  for (const name of LONG_SHUTDOWN_SERVICES) {
+    const deployment = workloads.find((w) => w.kind === 'Deployment' && w.metadata.name === name);
+    const container = deployment?.spec?.template.spec?.containers[0];
+    if (!deployment || !container) continue;
+    const env = containerEnv(container, configMaps, id(deployment), []);
+    const graceSetting = env.get('SHUTDOWN_GRACE_SECONDS');
+    if (graceSetting === undefined) {
+      out.push(`${id(deployment)}: SHUTDOWN_GRACE_SECONDS is not set; requests in flight are cut after the default`);
+      continue;
+    }
+    const grace = Number(graceSetting);
+    const command = container.lifecycle?.preStop?.exec?.command ?? [];
+    const preStop = command[0] === 'sleep' ? Number(command[1] ?? 0) : 0;
+    const termination = deployment.spec?.template.spec?.terminationGracePeriodSeconds ?? 30;
+    const needed = preStop + grace + 5;
+    if (termination < needed) {
       out.push(
-        `${id(converter)}: terminationGracePeriodSeconds ${termination} < SHUTDOWN_GRACE_SECONDS + 5 (${grace + 5})`,
+        `${id(deployment)}: terminationGracePeriodSeconds ${termination} < preStop ${preStop} + SHUTDOWN_GRACE_SECONDS ${grace} + 5 (${needed})`,
       );
     }
-    if (grace < longest) {
-      out.push(
-        `${id(converter)}: SHUTDOWN_GRACE_SECONDS ${grace} < CONVERSION_TIMEOUT_SECONDS ${longest}: stopping cuts conversions`,
-      );
+    if (name === 'converter') {
+      const longest = Number(env.get('CONVERSION_TIMEOUT_SECONDS') ?? 1200);
+      if (grace < longest) {
+        out.push(
+          `${id(deployment)}: SHUTDOWN_GRACE_SECONDS ${grace} < CONVERSION_TIMEOUT_SECONDS ${longest}: stopping cuts conversions`,
+        );
+      }
     }
   }
   return out;
