@@ -134,6 +134,9 @@ describe('the conversion page', () => {
 
       expect(offOrigin).toEqual([]);
       expect(errors).toEqual([]);
+    } catch (error) {
+      await screenshot(page, 'page-failure-convert').catch(() => undefined); // what the page showed when it failed
+      throw error;
     } finally {
       await context.close();
     }
@@ -171,6 +174,9 @@ describe('the conversion page', () => {
       const [download] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('Enter')]);
       expect(download.suggestedFilename()).toBe('faststart.mp3');
       expect(errors).toEqual([]);
+    } catch (error) {
+      await screenshot(page, 'page-failure-keyboard').catch(() => undefined); // what the page showed when it failed
+      throw error;
     } finally {
       await context.close();
     }

@@ -62,6 +62,9 @@ describe('the GraphQL playground', () => {
 
       expect(offOrigin).toEqual([]);
       expect(errors).toEqual([]);
+    } catch (error) {
+      await screenshot(page, 'playground-failure').catch(() => undefined); // what the page showed when it failed
+      throw error;
     } finally {
       await context.close();
     }

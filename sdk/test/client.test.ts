@@ -320,11 +320,15 @@ describe('in a browser', () => {
         const refused = await client
           .uploadVideo(new File(['not a video'], 'notes.mp4'))
           .catch((err) => ({ isVidmp3Error: err instanceof Vidmp3Error, code: err.code }));
+        // Over the limit: the gateway answers before the browser has sent it all, and the page still hears why.
+        const tooLarge = await client
+          .uploadVideo(new File([new Uint8Array(${MAX_UPLOAD_BYTES} + 1024 * 1024)], 'huge.mp4'))
+          .then(() => ({ code: 'accepted' }), (err) => ({ code: err.code }));
         client.close();
         const bytes = new Uint8Array(await mp3.arrayBuffer());
         let binary = '';
         for (const byte of bytes) binary += String.fromCharCode(byte);
-        return { media, uploads, last: states.at(-1), mp3: btoa(binary), refused };
+        return { media, uploads, last: states.at(-1), mp3: btoa(binary), refused, tooLarge };
       })()`;
       const result = await page.evaluate<{
         media: { filename: string; byteSize: number };
@@ -332,12 +336,14 @@ describe('in a browser', () => {
         last: Job;
         mp3: string;
         refused: { isVidmp3Error: boolean; code: string };
+        tooLarge: { code: string };
       }>(script);
       expect(errors).toEqual([]);
       expect(result.media.filename).toBe('sample.webm');
       expect(result.uploads.at(-1)).toEqual({ loaded: result.media.byteSize, total: result.media.byteSize });
       expect(result.last).toMatchObject({ status: 'SUCCEEDED', progress: 1 });
       expect(result.refused).toEqual({ isVidmp3Error: true, code: 'UNSUPPORTED_MEDIA' });
+      expect(result.tooLarge).toEqual({ code: 'PAYLOAD_TOO_LARGE' });
       const mp3Path = join(workDir, 'from-browser.mp3');
       await writeFile(mp3Path, Buffer.from(result.mp3, 'base64'));
       expect((await probeAudio(mp3Path)).codec).toBe('mp3');
