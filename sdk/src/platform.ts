@@ -20,6 +20,8 @@ export interface MultipartUpload {
   size?: number | undefined;
   onProgress?: ((progress: Progress) => void) | undefined;
   signal?: AbortSignal | undefined;
+  /** Node: fail when nothing is sent or received for this long (default 120 s). */
+  idleTimeoutMs?: number | undefined;
 }
 
 export interface Platform {

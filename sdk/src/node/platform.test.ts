@@ -83,6 +83,18 @@ describe('Node uploads', () => {
       message: `Cannot read ${dir}: not a file`,
     });
   });
+
+  it('fail with NETWORK_ERROR when the server takes the file and then never answers', async () => {
+    const file = join(dir, 'unanswered.mp4');
+    await writeFile(file, 'video bytes');
+    handler = (req) => void body(req); // reads it all, answers nothing
+    const error = await upload(file, { idleTimeoutMs: 300 }).then(
+      () => undefined,
+      (err: unknown) => err as Error & { code: string },
+    );
+    expect(error?.code).toBe('NETWORK_ERROR');
+    expect(error?.message).toContain('ETIMEDOUT');
+  });
 });
 
 describe('Node downloads', () => {

@@ -93,6 +93,12 @@ async function readAnswer(res: IncomingMessage): Promise<HttpAnswer> {
   };
 }
 
+/**
+ * An upload fails when its socket is idle this long: nothing sent, nothing received. The server's longest silence
+ * is checking the stored file after the last byte (ffprobe, capped at 30 s there).
+ */
+const UPLOAD_IDLE_TIMEOUT_MS = 120_000;
+
 async function upload(req: MultipartUpload): Promise<HttpAnswer> {
   const input = req.input;
   if (req.signal?.aborted) throw aborted(req.signal.reason);
@@ -108,6 +114,10 @@ async function upload(req: MultipartUpload): Promise<HttpAnswer> {
     headers: { ...req.headers, 'content-type': `multipart/form-data; boundary=${boundary}` },
     ...(req.signal ? { signal: req.signal } : {}),
   });
+  // A server that goes silent (no bytes either way) would otherwise hold the upload forever.
+  request.setTimeout(req.idleTimeoutMs ?? UPLOAD_IDLE_TIMEOUT_MS, () =>
+    request.destroy(Object.assign(new Error('the server stopped answering'), { code: 'ETIMEDOUT' })),
+  );
   const answered = new Promise<IncomingMessage>((resolve, reject) => {
     request.once('response', resolve);
     request.once('error', reject);
