@@ -65,6 +65,11 @@ export interface WatchDeps {
   wsUrl: string;
 }
 
+/** A job fetched after a reconnect: tried up to 5 times, 0.5 s apart and doubling (7.5 s in all). */
+const RESYNC_ATTEMPTS = 5;
+const RESYNC_BACKOFF_MS = 500;
+const RESYNC_RETRIED: ReadonlySet<string> = new Set(['NETWORK_ERROR', 'INTERNAL']);
+
 /**
  * Close codes (graphql-ws's CloseCode) with which the server refuses this connection: reconnecting would only be
  * refused again. 4401 Unauthorized: the gateway rejected the token. 4403 Forbidden: the gateway does not allow the
@@ -72,11 +77,6 @@ export interface WatchDeps {
  * 4409 SubscriberAlreadyExists, 4429 TooManyInitialisationRequests: the server and this client disagree on the
  * protocol. Not here, and so retried: 4408 (initialisation timeout), 4499 (terminated), 1013 (try again later).
  */
-/** A job fetched after a reconnect: tried up to 5 times, 0.5 s apart and doubling (7.5 s in all). */
-const RESYNC_ATTEMPTS = 5;
-const RESYNC_BACKOFF_MS = 500;
-const RESYNC_RETRIED: ReadonlySet<string> = new Set(['NETWORK_ERROR', 'INTERNAL']);
-
 export const REFUSAL_CLOSE_CODES: ReadonlySet<number> = new Set([4400, 4401, 4403, 4406, 4409, 4429]);
 
 function closeCode(err: unknown): number | undefined {
@@ -132,12 +132,23 @@ export async function* watchJob(deps: WatchDeps, id: string, signal?: AbortSigna
   if (signal?.aborted) throw aborted(signal.reason);
   const queue = new EventQueue();
   const { client, release } = deps.socket();
-  const query = () =>
-    deps.queryJob(id).then(
-      (job) =>
-        queue.push(job ? { kind: 'job', job } : { kind: 'error', error: new Vidmp3Error('NOT_FOUND', `No job ${id}`) }),
-      (err: unknown) => queue.push({ kind: 'error', error: networkError(err, deps.wsUrl) }),
-    );
+  let ended = false;
+  /** Fetches the job into the queue; a transient failure is tried again up to `attempts` times in all. */
+  const query = async (attempts: number) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const job = await deps.queryJob(id);
+        queue.push(job ? { kind: 'job', job } : { kind: 'error', error: new Vidmp3Error('NOT_FOUND', `No job ${id}`) });
+        return;
+      } catch (err) {
+        const error = networkError(err, deps.wsUrl);
+        if (ended) return;
+        if (attempt >= attempts || !RESYNC_RETRIED.has(error.code)) return queue.push({ kind: 'error', error });
+        await new Promise((resolve) => setTimeout(resolve, RESYNC_BACKOFF_MS * 2 ** (attempt - 1)));
+        if (ended) return;
+      }
+    }
+  };
   // Subscribe first, then query: a change between the two reaches us one way or the other.
   const unsubscribe = client.subscribe<JobUpdatedSubscription>(
     { query: JobUpdatedDocument.toString(), variables: { id } },
@@ -156,26 +167,10 @@ export async function* watchJob(deps: WatchDeps, id: string, signal?: AbortSigna
   // After a reconnect graphql-ws subscribes again; a state reached while the socket was down is fetched here.
   // The socket being back does not mean every service is (a reconnect often follows a restart), so a failed
   // fetch is tried again a few times before it ends the watch.
-  let ended = false;
-  const resync = async () => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const job = await deps.queryJob(id);
-        queue.push(job ? { kind: 'job', job } : { kind: 'error', error: new Vidmp3Error('NOT_FOUND', `No job ${id}`) });
-        return;
-      } catch (err) {
-        const error = networkError(err, deps.wsUrl);
-        if (ended) return;
-        if (attempt >= RESYNC_ATTEMPTS || !RESYNC_RETRIED.has(error.code)) return queue.push({ kind: 'error', error });
-        await new Promise((resolve) => setTimeout(resolve, RESYNC_BACKOFF_MS * 2 ** (attempt - 1)));
-        if (ended) return;
-      }
-    }
-  };
   const offConnected = client.on('connected', () => queue.push({ kind: 'resync' }));
   const onAbort = () => queue.push({ kind: 'error', error: aborted(signal?.reason) });
   signal?.addEventListener('abort', onAbort, { once: true });
-  void query();
+  void query(1);
 
   let last: Job | undefined;
   const fresh = (job: Job) => {
@@ -194,7 +189,7 @@ export async function* watchJob(deps: WatchDeps, id: string, signal?: AbortSigna
           }
           break;
         case 'resync':
-          void resync();
+          void query(RESYNC_ATTEMPTS);
           break;
         case 'error':
           throw event.error;
