@@ -9,6 +9,8 @@ export const ErrorCode = {
   UNSUPPORTED_MEDIA: 'UNSUPPORTED_MEDIA',
   CONFLICT: 'CONFLICT',
   RATE_LIMITED: 'RATE_LIMITED',
+  /** A per-user limit is reached; `extensions` carry `quota`, `limit` and `used` (see quotaExceeded). */
+  QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -19,6 +21,18 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
  */
 export function userError(code: ErrorCode, message: string, extra: Record<string, unknown> = {}): GraphQLError {
   return new GraphQLError(message, { extensions: { code, ...extra } });
+}
+
+/** The per-user limits a client can run into; the names match the fields of `User.usage`. */
+export type QuotaName =
+  'storageBytes' | 'concurrentUploads' | 'activeJobs' | 'conversionsPerHour' | 'webSocketConnections' | 'subscriptions';
+
+/**
+ * QUOTA_EXCEEDED with what was exceeded, the limit and the current use, so that a client can say
+ * "2.0 GB of 2.0 GB used" without parsing the message.
+ */
+export function quotaExceeded(quota: QuotaName, limit: number, used: number, message: string): GraphQLError {
+  return userError(ErrorCode.QUOTA_EXCEEDED, message, { quota, limit, used });
 }
 
 /**
