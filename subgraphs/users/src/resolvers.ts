@@ -12,5 +12,7 @@ export const resolvers: Resolvers = {
   },
   User: {
     __resolveReference: (ref, ctx) => ctx.services.accounts.resolveReference(ctx.viewer, ref.id),
+    // A reference only: media and jobs fill in the figures, each checking that the viewer is this user.
+    usage: (user) => ({ userId: user.id }),
   },
 };
