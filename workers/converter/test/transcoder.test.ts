@@ -122,6 +122,7 @@ function request(input: string, overrides: Partial<TranscodeRequest> = {}): Tran
     ffmpegPath,
     timeoutMs: 60_000,
     maxSeconds: 4 * 3600,
+    limits: { addressSpaceBytes: 1024 * 1024 * 1024, cpuSeconds: 120 },
     ...overrides,
   };
 }
