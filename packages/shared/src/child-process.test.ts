@@ -24,8 +24,14 @@ afterAll(async () => {
 });
 
 /** Runs a shell script confined and returns what it printed. */
-async function runConfined(script: string, timeoutMs = 20_000) {
-  const run = spawnConfined({ command: 'sh', args: ['-c', script], limits, scratchDir: scratch, timeoutMs });
+async function runConfined(script: string, timeoutMs = 20_000, overrides: Partial<ResourceLimits> = {}) {
+  const run = spawnConfined({
+    command: 'sh',
+    args: ['-c', script],
+    limits: { ...limits, ...overrides },
+    scratchDir: scratch,
+    timeoutMs,
+  });
   let out = '';
   run.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   const [code, signal] = (await once(run.child, 'exit')) as [number | null, NodeJS.Signals | null];
@@ -73,6 +79,13 @@ describe('spawnConfined', () => {
     const { signal, timedOut } = await runConfined('exec sleep 60', 300);
     expect(signal).toBe('SIGKILL');
     expect(timedOut).toBe(true);
+  });
+
+  it('has the kernel kill a tool that uses up its CPU time, before any wall-clock limit', async () => {
+    // 1 CPU-second of a busy loop; the wall-clock limit is only the test's bound.
+    const { signal, timedOut } = await runConfined('while :; do :; done', 60_000, { cpuSeconds: 1 });
+    expect(signal).toBe('SIGKILL');
+    expect(timedOut).toBe(false);
   });
 
   it('kills a tool that writes past its file size limit', async () => {

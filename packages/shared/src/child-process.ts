@@ -12,7 +12,10 @@ export interface ResourceLimits {
    * 290 MB of shared libraries before it reads a byte, so below ~512 MiB it does not start at all.
    */
   addressSpaceBytes: number;
-  /** CPU time (RLIMIT_CPU), seconds, all threads together: past it the kernel kills the process. */
+  /**
+   * CPU time (RLIMIT_CPU), seconds, all threads together. Soft and hard limit are equal, so at the limit the
+   * kernel sends SIGKILL (SIGXCPU only comes between a lower soft and the hard limit, and ffmpeg catches it).
+   */
   cpuSeconds: number;
   /** Largest file the process may write (RLIMIT_FSIZE), bytes; writing past it kills the process. */
   fileSizeBytes?: number;
@@ -100,7 +103,7 @@ export interface ConfinedProcess {
 
 /**
  * Spawns a media tool confined (see `confinedCommand`) with a wall-clock kill. Exceeding a resource limit shows
- * as an exit by signal: SIGXCPU/SIGKILL for CPU time, SIGXFSZ for file size, and a failed allocation (ffmpeg:
+ * as an exit by signal: SIGKILL for CPU time, SIGXFSZ for file size, and a failed allocation (ffmpeg:
  * "Cannot allocate memory") for the address space.
  */
 export function spawnConfined(options: SpawnConfinedOptions): ConfinedProcess {

@@ -4,7 +4,13 @@ import type { SpawnOptions } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import ffmpeg, { type FfmpegCommand } from 'fluent-ffmpeg';
-import { confinedCommand, DEFAULT_PRLIMIT_PATH, type ConversionOptions, type ResourceLimits } from '@vidmp3/shared';
+import {
+  confinedCommand,
+  DEFAULT_PRLIMIT_PATH,
+  spawnConfined,
+  type ConversionOptions,
+  type ResourceLimits,
+} from '@vidmp3/shared';
 import { AbortError, type PermanentError, TimeoutError, type TransientError } from './errors.js';
 import { classifyFfmpegFailure, isExpectedNoise, isStatsLine, stderrTail } from './ffmpeg-errors.js';
 import { openInputProxy } from './input-proxy.js';
@@ -184,25 +190,39 @@ export function ffmpegArguments(req: Omit<TranscodeRequest, 'headers'>): { input
 }
 
 /**
- * fluent-ffmpeg asks ffmpeg for its formats and encoders (two extra runs) before the first command of a
- * process, then caches them: done at start, this moves that cost off the first job and fails the worker at
- * once when ffmpeg is missing or cannot write mp3.
+ * Fails the worker at start, with one clear line, when ffmpeg cannot run confined (prlimit missing, a memory
+ * limit too small for ffmpeg to load its libraries) or cannot write mp3. Also moves fluent-ffmpeg's capability
+ * checks (two extra ffmpeg runs before its first command in a process, cached afterwards) off the first job.
  */
-export function warmUp(ffmpegPath: string, limits: FfmpegLimits, scratchDir: string): Promise<void> {
-  // Confined like a conversion, so a missing prlimit or limits too tight for ffmpeg to start fail here, at once.
-  const command = confine(
-    ffmpeg(),
-    ffmpegPath,
-    { ...limits, fileSizeBytes: OUTPUT_SLACK_BYTES, openFiles: FFMPEG_OPEN_FILES },
+export async function warmUp(ffmpegPath: string, limits: FfmpegLimits, scratchDir: string): Promise<void> {
+  const resourceLimits = { ...limits, fileSizeBytes: OUTPUT_SLACK_BYTES, openFiles: FFMPEG_OPEN_FILES };
+  // Run directly, not through fluent-ffmpeg: its capability answers are cached per process, so they would not
+  // tell whether ffmpeg still starts under these limits.
+  const probe = spawnConfined({
+    command: ffmpegPath,
+    args: ['-hide_banner', '-version'],
+    limits: resourceLimits,
     scratchDir,
-    limits.prlimitPath,
-  );
-  return new Promise<void>((resolve, reject) => {
+    ...(limits.prlimitPath ? { prlimitPath: limits.prlimitPath } : {}),
+    timeoutMs: 30_000,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  probe.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk.slice(0, 1000)));
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => {
+    probe.child.once('error', (err) => resolve([null, err.message]));
+    probe.child.once('exit', (exitCode, exitSignal) => resolve([exitCode, exitSignal]));
+  });
+  if (code !== 0) {
+    const prlimit = limits.prlimitPath ?? DEFAULT_PRLIMIT_PATH;
+    const why = code === null ? String(signal) : `exit code ${code}: ${stderr.trim()}`;
+    throw new Error(`ffmpeg at "${ffmpegPath}" cannot be run through "${prlimit}" with its limits (${why})`);
+  }
+
+  const command = confine(ffmpeg(), ffmpegPath, resourceLimits, scratchDir, limits.prlimitPath);
+  await new Promise<void>((resolve, reject) => {
     command.availableFormats((formatsErr, formats) => {
-      if (formatsErr) {
-        const how = `through "${limits.prlimitPath ?? DEFAULT_PRLIMIT_PATH}" with its limits`;
-        return reject(new Error(`ffmpeg at "${ffmpegPath}" cannot be run ${how}: ${formatsErr.message}`));
-      }
+      if (formatsErr) return reject(new Error(`ffmpeg at "${ffmpegPath}" cannot be run: ${formatsErr.message}`));
       if (!formats.mp3?.canMux) return reject(new Error('this ffmpeg cannot write mp3'));
       command.availableEncoders((encodersErr) => (encodersErr ? reject(encodersErr) : resolve()));
     });
