@@ -19,6 +19,19 @@ export const ConfigSchema = z
     /** The ffmpeg binary: a path, or a name looked up on PATH. */
     FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
     /**
+     * Address-space limit of each ffmpeg (RLIMIT_AS), MiB: a hostile or pathological input cannot take the
+     * machine's memory. ffmpeg 5.1 maps ~290 MB of libraries before reading a byte, so it needs at least ~512.
+     */
+    FFMPEG_MAX_MEMORY_MB: z.coerce.number().int().min(512).default(1024),
+    /**
+     * CPU-time limit of each ffmpeg (RLIMIT_CPU), seconds, all its threads together; past it the kernel kills
+     * it. The wall-clock limit (CONVERSION_TIMEOUT_SECONDS) does not stop a many-threaded decoder from taking
+     * every core meanwhile; this bounds the total.
+     */
+    FFMPEG_MAX_CPU_SECONDS: z.coerce.number().int().positive().default(1200),
+    /** util-linux prlimit, which applies the limits above before exec'ing ffmpeg. */
+    PRLIMIT_PATH: z.string().min(1).default('/usr/bin/prlimit'),
+    /**
      * Wall-clock limit of one conversion. Keep it below RabbitMQ's consumer timeout (30 min by default), with
      * room for the upload: a delivery left unacknowledged past that closes the whole channel, taking every
      * conversion on it along.

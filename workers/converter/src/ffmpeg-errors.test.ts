@@ -1,7 +1,7 @@
 import { JobErrorCode } from '@vidmp3/shared';
 import { describe, expect, it } from 'vitest';
 import { PermanentError, TransientError } from './errors.js';
-import { classifyFfmpegFailure, isStatsLine } from './ffmpeg-errors.js';
+import { classifyFfmpegFailure, isExpectedNoise, isStatsLine } from './ffmpeg-errors.js';
 
 // Lines as Debian's ffmpeg 5.1 prints them at -loglevel error.
 const url = 'http://127.0.0.1:4002/internal/media/0b0c/content';
@@ -57,6 +57,20 @@ describe('classifyFfmpegFailure', () => {
     }
   });
 
+  it('fails for good an input that needs more than the per-process limits allow', () => {
+    for (const stderr of [
+      '[aac @ 0x55] Cannot allocate memory\nffmpeg exited with code 1',
+      'ffmpeg was killed with signal SIGXFSZ',
+    ]) {
+      expect(permanent(stderr).code).toBe(JobErrorCode.UNSUPPORTED_MEDIA);
+    }
+  });
+
+  it('fails for good an audio stream whose decoder is not on the whitelist', () => {
+    const stderr = 'Error while opening decoder for input stream #0:0 : Invalid argument';
+    expect(permanent(stderr).code).toBe(JobErrorCode.UNSUPPORTED_MEDIA);
+  });
+
   it('retries what it does not recognise (a crash, a full disk): attempts are bounded', () => {
     expect(classifyFfmpegFailure('ffmpeg was killed with signal SIGSEGV')).toBeInstanceOf(TransientError);
     expect(classifyFfmpegFailure('/tmp/x.mp3: No space left on device')).toBeInstanceOf(TransientError);
@@ -69,6 +83,17 @@ describe('classifyFfmpegFailure', () => {
       expect(message).toMatch(/^[A-Z].*\.$/);
       expect(message).not.toMatch(/https?:|\/|127\.0\.0\.1/);
     }
+  });
+});
+
+describe('isExpectedNoise', () => {
+  it('tells the refused video decoders of every probe from messages about the audio', () => {
+    expect(isExpectedNoise("[h264 @ 0x55e7] Codec (h264) not on whitelist 'aac,aac_fixed'")).toBe(true);
+    expect(isExpectedNoise('[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55] Failed to open codec in avformat_find_stream_info')).toBe(
+      true,
+    );
+    expect(isExpectedNoise('Error while opening decoder for input stream #0:1 : Invalid argument')).toBe(false);
+    expect(isExpectedNoise("Protocol 'file' not on whitelist 'http,tcp'!")).toBe(false);
   });
 });
 

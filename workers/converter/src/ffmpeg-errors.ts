@@ -10,10 +10,23 @@ export const messages = {
   unreachable:
     'The video could not be read because the storage service was unavailable; the conversion will be retried.',
   unexpected: 'The conversion failed unexpectedly; it will be retried.',
+  tooMuchMemory: 'The video needs more memory to convert than a conversion may use.',
+  tooLarge: 'The converted file grew larger than its length and bitrate allow.',
 } as const;
 
 /** One rule: the first whose pattern matches ffmpeg's stderr decides. Order matters (most specific first). */
 const rules: { pattern: RegExp; classify: () => PermanentError | TransientError }[] = [
+  // The per-process limits (prlimit). A failed allocation under the address-space limit recurs on every attempt
+  // with the same input; so does writing past the output size limit (SIGXFSZ). The CPU limit kills with SIGKILL,
+  // like the kernel's OOM killer would: that one stays "unexpected" and the attempt count bounds the retries.
+  {
+    pattern: /cannot allocate memory|out of memory/i,
+    classify: () => new PermanentError(JobErrorCode.UNSUPPORTED_MEDIA, messages.tooMuchMemory),
+  },
+  {
+    pattern: /killed with signal SIGXFSZ/,
+    classify: () => new PermanentError(JobErrorCode.UNSUPPORTED_MEDIA, messages.tooLarge),
+  },
   // The input's HTTP status. ffmpeg prints "Server returned 404 Not Found" (or "HTTP error 404 ...").
   {
     pattern: /(?:server returned|http error) (?:404|410)/i,
@@ -37,7 +50,7 @@ const rules: { pattern: RegExp; classify: () => PermanentError | TransientError 
   },
   {
     pattern:
-      /moov atom not found|invalid data found when processing input|not on whitelist|could not find codec parameters|EBML header parsing failed|no decoder found|decoder .* not found/i,
+      /moov atom not found|invalid data found when processing input|not on whitelist|could not find codec parameters|EBML header parsing failed|no decoder found|decoder .* not found|error while opening decoder/i,
     classify: () => new PermanentError(JobErrorCode.UNSUPPORTED_MEDIA, messages.unreadable),
   },
 ];
@@ -58,6 +71,14 @@ export function classifyFfmpegFailure(stderr: string): PermanentError | Transien
 export function stderrTail(lines: readonly string[], count = 8): string {
   return lines.slice(-count).join('\n');
 }
+
+/**
+ * True for lines ffmpeg prints on every conversion of a video, at -loglevel error: while probing, it tries to
+ * open the decoder of each stream, and video decoders are not on the decoder whitelist. They say nothing about
+ * a failure (a refused audio decoder ends in "Error while opening decoder for input stream …").
+ */
+export const isExpectedNoise = (line: string): boolean =>
+  /Codec \(\w+\) not on whitelist|Failed to open codec in avformat_find_stream_info/.test(line);
 
 /** True for ffmpeg's periodic `size=… time=…` statistics lines, which say nothing about a failure. */
 export const isStatsLine = (line: string): boolean => /^\s*(?:frame|size)=/.test(line);

@@ -13,7 +13,7 @@ import { startHealthServer } from './health.js';
 import { JobsClient } from './jobs-client.js';
 import { MediaClient } from './media-client.js';
 import { transcode, warmUp } from './transcoder.js';
-import { ConverterWorker } from './worker.js';
+import { ConverterWorker, ffmpegLimits } from './worker.js';
 
 /** How long start waits for RabbitMQ before giving up with one clear line (it reconnects by itself later). */
 const BROKER_START_TIMEOUT_MS = 15_000;
@@ -23,7 +23,7 @@ const logger = createLogger('converter', config.LOG_LEVEL).child({ workerId: con
 
 runService(logger, async () => {
   await mkdir(config.SCRATCH_DIR, { recursive: true, mode: 0o700 });
-  await warmUp(config.FFMPEG_PATH);
+  await warmUp(config.FFMPEG_PATH, ffmpegLimits(config), config.SCRATCH_DIR);
   const metrics = createMetrics('converter', { enabled: config.METRICS_ENABLED });
   const connection = connectBroker(config.RABBITMQ_URL, logger, metrics);
   await connection.connect({ timeout: BROKER_START_TIMEOUT_MS }).catch((err: unknown) => {

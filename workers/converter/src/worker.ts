@@ -34,7 +34,7 @@ import {
   type ConversionOutcome,
 } from './metrics.js';
 import { ProgressThrottle } from './progress.js';
-import type { transcode } from './transcoder.js';
+import type { FfmpegLimits, transcode } from './transcoder.js';
 
 export type WorkerSettings = Pick<
   Config,
@@ -45,6 +45,9 @@ export type WorkerSettings = Pick<
   | 'CONVERSION_TIMEOUT_SECONDS'
   | 'MAX_INPUT_SECONDS'
   | 'FFMPEG_PATH'
+  | 'FFMPEG_MAX_MEMORY_MB'
+  | 'FFMPEG_MAX_CPU_SECONDS'
+  | 'PRLIMIT_PATH'
   | 'READRATE'
 >;
 
@@ -295,6 +298,7 @@ export class ConverterWorker {
       ffmpegPath: settings.FFMPEG_PATH,
       timeoutMs: settings.CONVERSION_TIMEOUT_SECONDS * 1000,
       maxSeconds: settings.MAX_INPUT_SECONDS,
+      limits: ffmpegLimits(settings),
     });
     const converted = performance.now();
 
@@ -435,6 +439,15 @@ const stamp = (request: ConversionRequest) => ({
   attempt: request.attempt,
   at: new Date().toISOString(),
   ...(request.requestId ? { requestId: request.requestId } : {}),
+});
+
+/** ffmpeg's per-process limits, from the settings. */
+export const ffmpegLimits = (
+  settings: Pick<Config, 'FFMPEG_MAX_MEMORY_MB' | 'FFMPEG_MAX_CPU_SECONDS' | 'PRLIMIT_PATH'>,
+): FfmpegLimits => ({
+  addressSpaceBytes: settings.FFMPEG_MAX_MEMORY_MB * 1024 * 1024,
+  cpuSeconds: settings.FFMPEG_MAX_CPU_SECONDS,
+  prlimitPath: settings.PRLIMIT_PATH,
 });
 
 const headersFor = (request: ConversionRequest): Record<string, string> =>

@@ -13,7 +13,8 @@ import { JobErrorCode, type ConversionOptions } from '@vidmp3/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sample, sampleDurationSeconds, type SampleName } from '../../../e2e/fixtures.js';
 import { AbortError, PermanentError, TimeoutError, TransientError } from '../src/errors.js';
-import { transcode, type TranscodeRequest } from '../src/transcoder.js';
+import { openInputProxy } from '../src/input-proxy.js';
+import { outputSizeLimit, transcode, warmUp, type TranscodeRequest } from '../src/transcoder.js';
 
 const run = promisify(execFile);
 const TOKEN = 'test-internal-token-0123456789';
@@ -25,6 +26,8 @@ let baseUrl: string;
 let scratch: string;
 /** Requests that came without the right token (fluent-ffmpeg's own ffprobe would be one). */
 let unauthorized = 0;
+/** Inputs made by a test, served like the samples: name → path. */
+const generated = new Map<string, string>();
 /** Range headers seen, by sample. */
 const ranges = new Map<string, string[]>();
 
@@ -65,7 +68,7 @@ async function serve(
     res.writeHead(404).end();
     return;
   }
-  const path = await sample(name as SampleName);
+  const path = generated.get(name) ?? (await sample(name as SampleName));
   const { size } = await stat(path);
   const range = typeof headers.range === 'string' ? headers.range : undefined;
   if (range) ranges.set(name, [...(ranges.get(name) ?? []), range]);
@@ -122,6 +125,7 @@ function request(input: string, overrides: Partial<TranscodeRequest> = {}): Tran
     ffmpegPath,
     timeoutMs: 60_000,
     maxSeconds: 4 * 3600,
+    limits: { addressSpaceBytes: 1024 * 1024 * 1024, cpuSeconds: 120 },
     ...overrides,
   };
 }
@@ -196,18 +200,22 @@ describe('transcode', () => {
     expect(ranges.get('moov-at-end.mp4')?.some((r) => r !== 'bytes=0-')).toBe(true);
   });
 
-  it.each(['faststart.mp4', 'sample.mkv'] as const)(
-    'converts %s with the default sample rate and channels',
-    async (name) => {
-      const req = request(name, { options: { ...defaults, bitrateKbps: 192 } });
-      await transcode(req);
+  // Each with its own audio codec (AAC, Opus, ...), all on the decoder whitelist; the mp3 keeps the input's rate.
+  it.each([
+    ['faststart.mp4', '44100'],
+    ['sample.mkv', '44100'],
+    ['sample.webm', '48000'],
+    ['sample.mov', '44100'],
+    ['audio-only.m4a', '44100'],
+  ] as const)('converts %s with the default sample rate and channels', async (name, rate) => {
+    const req = request(name, { options: { ...defaults, bitrateKbps: 192 } });
+    await transcode(req);
 
-      const [audio] = (await probe(req.output)).streams;
-      expect(audio!.codec_name).toBe('mp3');
-      expect(Math.abs(Number(audio!.bit_rate) / 1000 - 192)).toBeLessThanOrEqual(2);
-      expect(audio!.sample_rate).toBe('44100');
-    },
-  );
+    const [audio] = (await probe(req.output)).streams;
+    expect(audio!.codec_name).toBe('mp3');
+    expect(Math.abs(Number(audio!.bit_rate) / 1000 - 192)).toBeLessThanOrEqual(2);
+    expect(audio!.sample_rate).toBe(rate);
+  });
 
   it('keeps only the span between startSeconds and endSeconds', async () => {
     const req = request('moov-at-end.mp4', { options: { ...defaults, startSeconds: 0.5, endSeconds: 2 } });
@@ -344,5 +352,154 @@ describe('transcode', () => {
     expectReadable(err.message);
     expect(await processesMentioning(req.output)).toEqual([]);
     expect(await exists(req.output)).toBe(false);
+  });
+});
+
+/** The ffmpeg that this test process started for `output` (through prlimit, which execs it in place). */
+async function ffmpegWriting(output: string): Promise<number> {
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // "pid (comm) state ppid ...": comm may hold spaces, so split after its closing parenthesis.
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (comm !== 'ffmpeg' || ppid !== process.pid) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.split('\0').includes(output)) return Number(entry);
+  }
+  throw new Error(`no ffmpeg child of this process writes ${output}`);
+}
+
+/** `/proc/<pid>/limits` as soft/hard pairs by name ("Max address space" → ["1073741824", "1073741824"]). */
+function parseLimits(text: string): Map<string, [string, string]> {
+  const limits = new Map<string, [string, string]>();
+  for (const line of text.split('\n').slice(1)) {
+    const match = /^(.+?)\s{2,}(\S+)\s+(\S+)/.exec(line);
+    if (match) limits.set(match[1]!, [match[2]!, match[3]!]);
+  }
+  return limits;
+}
+
+describe('ffmpeg isolation', () => {
+  // What a converter's environment holds in production (its own settings, and whatever a deployment puts
+  // there for its neighbours): each recognisable, so a leak anywhere shows.
+  const secrets = {
+    INTERNAL_API_TOKEN: TOKEN,
+    DOWNLOAD_SIGNING_KEY: 'fake-download-signing-key-7d1e0c55',
+    MYSQL_URL: 'mysql://vidmp3:fake-mysql-password-3b8a@db:3306/vidmp3',
+    MONGODB_URL: 'mongodb://vidmp3:fake-mongo-password-91f2@mongo:27017/vidmp3',
+    RABBITMQ_URL: 'amqp://vidmp3:fake-rabbit-password-a4c7@rabbit:5672',
+  };
+  beforeAll(() => {
+    Object.assign(process.env, secrets);
+  });
+  afterAll(() => {
+    for (const name of Object.keys(secrets)) delete process.env[name];
+  });
+
+  it('runs ffmpeg with no secret in its environment or command line, within its resource limits', async () => {
+    let progressed!: () => void;
+    const running = new Promise<void>((resolve) => (progressed = resolve));
+    // Realtime: the 3-second sample keeps ffmpeg running while its /proc entries are read.
+    const req = request('moov-at-end.mp4', { readrate: 1, onProgress: () => progressed() });
+    const conversion = transcode(req);
+
+    await running;
+    const pid = await ffmpegWriting(req.output);
+    const [environ, cmdline, limitsText] = await Promise.all(
+      ['environ', 'cmdline', 'limits'].map((file) => readFile(`/proc/${pid}/${file}`, 'utf8')),
+    );
+    await conversion;
+
+    const env = environ!.split('\0').filter(Boolean);
+    expect(env.map((entry) => entry.slice(0, entry.indexOf('='))).sort()).toEqual([
+      'HOME',
+      'LANG',
+      'LC_ALL',
+      'PATH',
+      'TMPDIR',
+    ]);
+    const argv = cmdline!.split('\0');
+    for (const secret of [...Object.values(secrets), 'Bearer', 'fake-']) {
+      expect(environ).not.toContain(secret);
+      expect(cmdline).not.toContain(secret);
+    }
+    expect(argv).not.toContain('-headers');
+    // The input it reads is the per-job loopback proxy, not media's address.
+    const input = argv[argv.indexOf('-i') + 1]!;
+    expect(input).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/[\w-]{43}$/);
+    expect(input).not.toContain(baseUrl);
+
+    const limits = parseLimits(limitsText!);
+    expect(limits.get('Max address space')).toEqual([String(1024 ** 3), String(1024 ** 3)]);
+    expect(limits.get('Max cpu time')).toEqual(['120', '120']);
+    expect(limits.get('Max file size')).toEqual([String(outputSizeLimit(req)), String(outputSizeLimit(req))]);
+    expect(limits.get('Max open files')).toEqual(['64', '64']);
+    expect(limits.get('Max core file size')).toEqual(['0', '0']);
+
+    // And the conversion, confined, is whole.
+    expect(Math.abs(Number((await probe(req.output)).format.duration) - sampleDurationSeconds)).toBeLessThanOrEqual(
+      0.5,
+    );
+  });
+
+  it('fails for good an input whose audio codec is not on the decoder whitelist, and keeps nothing', async () => {
+    // TTA: a real lossless codec ffmpeg decodes, but not one a video carries; it stands for the long tail.
+    const path = join(scratch, 'tta-audio.mkv');
+    await run(ffmpegPath, ['-v', 'error', '-f', 'lavfi', '-i', 'sine=duration=1', '-c:a', 'tta', '-y', path]);
+    generated.set('tta-audio.mkv', path);
+    const req = request('tta-audio.mkv');
+
+    const err = await rejection(transcode(req));
+
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as PermanentError).code).toBe(JobErrorCode.UNSUPPORTED_MEDIA);
+    expectReadable(err.message);
+    expect(await exists(req.output)).toBe(false);
+  });
+
+  it('checks at start that ffmpeg runs confined, and fails at once when prlimit is missing', async () => {
+    const limits = { addressSpaceBytes: 1024 ** 3, cpuSeconds: 60 };
+    await expect(warmUp(ffmpegPath, limits, scratch)).resolves.toBeUndefined();
+    await expect(warmUp(ffmpegPath, { ...limits, prlimitPath: join(scratch, 'no-prlimit') }, scratch)).rejects.toThrow(
+      /cannot be run/,
+    );
+  });
+});
+
+describe('the input proxy', () => {
+  it('serves the one input, byte ranges included, with the headers added, and nothing else', async () => {
+    const proxy = await openInputProxy(`${baseUrl}/media/faststart.mp4`, { Authorization: `Bearer ${TOKEN}` });
+    try {
+      const ranged = await fetch(proxy.url, { headers: { range: 'bytes=4-11' } });
+      expect(ranged.status).toBe(206);
+      const whole = await readFile(await sample('faststart.mp4'));
+      expect(ranged.headers.get('content-range')).toBe(`bytes 4-11/${whole.length}`);
+      expect(Buffer.from(await ranged.arrayBuffer())).toEqual(whole.subarray(4, 12));
+
+      // Another path on the same port, even one that extends the secret path, reaches nothing.
+      for (const other of [new URL('/media/sample.mkv', proxy.url).href, `${proxy.url}x`, `${proxy.url}/`]) {
+        expect((await fetch(other)).status).toBe(404);
+      }
+      expect((await fetch(proxy.url, { method: 'POST', body: 'x' })).status).toBe(405);
+    } finally {
+      await proxy.close();
+    }
+    // Gone with the job.
+    await expect(fetch(proxy.url)).rejects.toThrow();
+  });
+
+  it('answers 502 when media cannot be reached, so the conversion is retried', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+
+    const proxy = await openInputProxy(`http://127.0.0.1:${port}/media/x`, {});
+    try {
+      expect((await fetch(proxy.url)).status).toBe(502);
+    } finally {
+      await proxy.close();
+    }
   });
 });
