@@ -134,7 +134,7 @@ class CostWalk {
     private readonly maxCost: number,
   ) {}
 
-  /** The cost of a selection set on `parent`; `path` is the entity path so far, `expanding` the fragments open. */
+  /** The cost of a selection set on `parent`; `path` leads here from the root, `expanding` lists open fragments. */
   selectionSet(
     selectionSet: SelectionSetNode,
     parent: GraphQLCompositeType,

@@ -78,11 +78,7 @@ export class JobsService {
    * anyone else's video has none. Paged like `User.jobs` because the list grows without bound and the field can
    * be reached from every job (`job { input { conversions … } }`): an unpaged list multiplied the work per query.
    */
-  async conversions(
-    viewer: Viewer | null,
-    mediaId: string,
-    args: { first?: number | null; after?: string | null },
-  ) {
+  async conversions(viewer: Viewer | null, mediaId: string, args: { first?: number | null; after?: string | null }) {
     const { userId } = requireViewer(viewer);
     const { size, after } = pageArgs(args.first, args.after);
     const rows = await this.repo.listByOwner(userId, { inputMediaId: mediaId, after, limit: size + 1 });
