@@ -226,17 +226,17 @@ describe('converting a video, watched live through the gateway', () => {
     const created = await convert(media.id);
     const res = await graphql<{
       me: { jobs: { edges: { node: { id: string } }[] } };
-      media: { conversions: { id: string }[] };
+      media: { conversions: { edges: { node: { id: string } }[] } };
     }>(
       system.gatewayUrl,
-      'query ($m: ID!) { me { jobs(first: 50) { edges { node { id } } } } media(id: $m) { conversions { id } } }',
+      'query ($m: ID!) { me { jobs(first: 50) { edges { node { id } } } } media(id: $m) { conversions { edges { node { id } } } } }',
       {
         token: alice.token,
         variables: { m: media.id },
       },
     );
     expect(res.data!.me.jobs.edges.map((e) => e.node.id)).toContain(created.id);
-    expect(res.data!.media.conversions.map((j) => j.id)).toEqual([created.id]);
+    expect(res.data!.media.conversions.edges.map((e) => e.node.id)).toEqual([created.id]);
   });
 
   it('keeps a job readable after its input video is deleted', async () => {

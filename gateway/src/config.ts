@@ -41,6 +41,7 @@ export const ConfigSchema = z
     /** Operation limits, enforced before any subgraph is called. */
     MAX_DEPTH: z.coerce.number().int().positive().default(10),
     MAX_ALIASES: z.coerce.number().int().nonnegative().default(15),
+    /** List-aware: each field × the items its lists may return (limits.ts); the SDK's largest query costs 2,901. */
     MAX_COST: z.coerce.number().int().positive().default(5_000),
     MAX_TOKENS: z.coerce.number().int().positive().default(2_000),
     MAX_DIRECTIVES: z.coerce.number().int().nonnegative().default(20),

@@ -29,6 +29,6 @@ export const resolvers: Resolvers = {
   },
   Media: {
     __resolveReference: (ref) => ({ id: ref.id }),
-    conversions: (media, _args, ctx) => ctx.services.jobs.conversions(ctx.viewer, media.id),
+    conversions: (media, args, ctx) => ctx.services.jobs.conversions(ctx.viewer, media.id, args),
   },
 };

@@ -139,15 +139,25 @@ export class JobsRepository {
     ]);
   }
 
+  /** One page of an owner's jobs, newest first, optionally only one status or the conversions of one video. */
   async listByOwner(
     ownerId: string,
-    options: { status?: JobStatus | null; after?: { createdAt: Date; id: string } | null; limit: number },
+    options: {
+      status?: JobStatus | null;
+      inputMediaId?: string | null;
+      after?: { createdAt: Date; id: string } | null;
+      limit: number;
+    },
   ): Promise<JobRecord[]> {
     const where = ['owner_id = ?'];
     const params: (string | Date)[] = [ownerId];
     if (options.status) {
       where.push('status = ?');
       params.push(options.status);
+    }
+    if (options.inputMediaId) {
+      where.push('input_media_id = ?');
+      params.push(options.inputMediaId);
     }
     if (options.after) {
       where.push('(created_at < ? OR (created_at = ? AND id < ?))');
@@ -156,14 +166,6 @@ export class JobsRepository {
     const [rows] = await this.pool.execute<JobRow[]>(
       `SELECT * FROM jobs WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${Math.trunc(options.limit)}`,
       params,
-    );
-    return rows.map(toRecord);
-  }
-
-  async listByInput(ownerId: string, inputMediaId: string): Promise<JobRecord[]> {
-    const [rows] = await this.pool.execute<JobRow[]>(
-      'SELECT * FROM jobs WHERE owner_id = ? AND input_media_id = ? ORDER BY created_at DESC, id DESC LIMIT 100',
-      [ownerId, inputMediaId],
     );
     return rows.map(toRecord);
   }

@@ -73,10 +73,16 @@ export class JobsService {
     return connection(rows, size);
   }
 
-  /** `Media.conversions`: the viewer's jobs of one video (none for anyone else's video). */
-  async conversions(viewer: Viewer | null, mediaId: string): Promise<JobRecord[]> {
-    if (!viewer) return [];
-    return this.repo.listByInput(viewer.userId, mediaId);
+  /**
+   * `Media.conversions`: one page of the viewer's jobs of one video. Only the viewer's own jobs are read, so
+   * anyone else's video has none. Paged like `User.jobs` because the list grows without bound and the field can
+   * be reached from every job (`job { input { conversions … } }`): an unpaged list multiplied the work per query.
+   */
+  async conversions(viewer: Viewer | null, mediaId: string, args: { first?: number | null; after?: string | null }) {
+    const { userId } = requireViewer(viewer);
+    const { size, after } = pageArgs(args.first, args.after);
+    const rows = await this.repo.listByOwner(userId, { inputMediaId: mediaId, after, limit: size + 1 });
+    return connection(rows, size);
   }
 
   // ---- mutations
