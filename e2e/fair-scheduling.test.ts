@@ -98,6 +98,11 @@ it("runs another user's single job after at most a few of a flooding user's jobs
   expect(bobRes.errors, JSON.stringify(bobRes.errors)).toBeUndefined();
   const bobJob = bobRes.data!.convertMedia.id;
 
+  // Alice's jobs beyond her first two wait in MariaDB, and operators can see them doing so.
+  await expect
+    .poll(async () => (await fetch(`${system.services.jobs!.url}/metrics`)).text(), { timeout: 15_000 })
+    .toMatch(new RegExp(`^vidmp3_jobs_waiting_turn(\\{[^}]*\\})? ${ACTIVE_LIMIT - DISPATCHED_PER_USER}$`, 'm'));
+
   await system.startWorker();
   const finished = async (user: SignedUp, id: string) => {
     await expect

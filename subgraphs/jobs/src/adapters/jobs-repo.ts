@@ -300,6 +300,14 @@ export class JobsRepository {
     return counts;
   }
 
+  /** QUEUED jobs waiting for their owner's turn (no request sent yet); for the metrics. */
+  async countWaiting(): Promise<number> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      "SELECT COUNT(*) AS n FROM jobs WHERE status = 'QUEUED' AND dispatched_at IS NULL",
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
   /** Messages not yet published, and when the oldest of them was written; for the metrics. */
   async outboxBacklog(): Promise<{ pending: number; oldest: Date | null }> {
     const [rows] = await this.pool.query<RowDataPacket[]>(

@@ -434,7 +434,11 @@ export class JobsService {
     const { dispatched } = await this.repo.countActive(conn, userId);
     const room = dispatchRoom(this.options.limits, dispatched);
     if (room === 0) return [];
-    const waiting = await this.repo.lockWaiting(conn, userId, room);
+    // The rows come back locked and current; a job cancelled meanwhile is skipped rather than sent (its turn
+    // goes to the next event or the sweeper).
+    const waiting = (await this.repo.lockWaiting(conn, userId, room)).filter(
+      (j) => j.status === 'QUEUED' && j.dispatchedAt === null,
+    );
     const now = new Date();
     for (const job of waiting) {
       await this.enqueue(conn, job, job.id === request?.jobId ? request.requestId : undefined);
