@@ -235,6 +235,8 @@ export function requestBodyDeadline(timeouts: HttpTimeouts): RequestHandler {
       socket.destroy();
     }, tickMs);
     timer.unref();
+    // 'end' and 'close' listeners leave the body's flow alone ('data' would start it).
+    req.once('end', () => clearInterval(timer));
     socket.once('close', () => clearInterval(timer));
     next();
   };
