@@ -155,7 +155,10 @@ describe('a web app on another origin', () => {
         // urql's default (GET, no extra header) and the fix (`preferGetMethod: false`, or this header).
         const plain = await fetch(url);
         const preflighted = await fetch(url, { headers: { 'apollo-require-preflight': 'true' } });
-        return { plain: { status: plain.status, body: await plain.text() }, preflighted: await preflighted.json() };
+        return {
+          plain: { status: plain.status, body: await plain.text() },
+          preflighted: (await preflighted.json()) as unknown,
+        };
       }, system.gatewayUrl);
       expect(answers.plain.status).toBe(400);
       expect(answers.plain.body).toMatch(/Cross-Site Request Forgery|CSRF/);

@@ -112,10 +112,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const downloads = filesProxy(new URL(subgraphUrl('media')).origin);
   app.get('/files/:id', downloads);
   app.head('/files/:id', downloads);
+  // Before the web doors: their router answers OPTIONS for its own GET /graphql, which would hide the preflight.
+  app.use('/graphql', cors(config.ALLOWED_ORIGINS));
   app.use(web.router);
   app.use(
     '/graphql',
-    cors(config.ALLOWED_ORIGINS),
     uploadsNeedAToken(verifier),
     // Multipart uploads: one file, streamed on to media as it arrives. The parser truncates silently at its
     // limit, so it is set one byte above ours and media's meter reports the excess as PAYLOAD_TOO_LARGE.

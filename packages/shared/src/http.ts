@@ -251,8 +251,8 @@ export function requestBodyDeadline(timeouts: HttpTimeouts): RequestHandler {
  */
 export function closeAfterEarlyAnswer(lingerMs = 5_000): RequestHandler {
   return (req, res, next) => {
-    const writeHead = res.writeHead;
-    res.writeHead = function (this: Response, ...args: unknown[]) {
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+    res.writeHead = function (...args: unknown[]) {
       if (!req.complete && !res.headersSent) {
         res.setHeader('connection', 'close');
         // Node destroys a `Connection: close` socket as soon as the answer is written: with the client's bytes
@@ -260,7 +260,7 @@ export function closeAfterEarlyAnswer(lingerMs = 5_000): RequestHandler {
         const socket = req.socket;
         socket.destroySoon = () => void socket.end();
       }
-      return (writeHead as (...a: unknown[]) => Response).apply(this, args);
+      return writeHead(...args);
     } as typeof res.writeHead;
     res.once('finish', () => {
       if (req.readableEnded) return;
