@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { env, loadConfig } from '@vidmp3/shared';
+import { env, httpTimeoutSettings, loadConfig } from '@vidmp3/shared';
 
 export const ConfigSchema = z
   .object({
@@ -23,7 +23,10 @@ export const ConfigSchema = z
     SUBGRAPH_USERS_URL: z.url().optional(),
     SUBGRAPH_MEDIA_URL: z.url().optional(),
     SUBGRAPH_JOBS_URL: z.url().optional(),
-    /** Browser origins allowed to open a subscription WebSocket (`*`: any); unset → the gateway's own. */
+    /**
+     * Browser origins allowed to call the API (CORS on /graphql, credentials off) and to open a subscription
+     * WebSocket (`*`: any); unset → the gateway's own.
+     */
     ALLOWED_ORIGINS: env
       .list()
       .refine(
@@ -53,6 +56,8 @@ export const ConfigSchema = z
       .int()
       .positive()
       .default(2 * 1024 ** 3),
+    /** How long request bodies (uploads) may take: a base time, a minimum rate, an idle limit. */
+    ...httpTimeoutSettings,
   })
   .transform((c) => ({
     ...c,

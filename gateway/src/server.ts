@@ -6,28 +6,35 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
-import express from 'express';
-import type { GraphQLSchema } from 'graphql';
+import express, { type RequestHandler } from 'express';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
 import {
   accessLog,
+  applyServerTimeouts,
+  closeAfterEarlyAnswer,
   createFormatError,
   createMetrics,
   createTokenVerifier,
   errorLoggingPlugin,
+  ErrorCode,
   GraphQLMetrics,
   healthRoutes,
   httpMetrics,
+  httpTimeouts,
   jwksKeyResolver,
   listen,
   metricsRoute,
   multipartUploads,
+  requestBodyDeadline,
   requestContext,
   startMetricsServer,
   type Logger,
   type RunningServer,
+  type TokenVerifier,
 } from '@vidmp3/shared';
 import type { Config } from './config.js';
 import type { GatewayContext } from './context.js';
+import { cors } from './cors.js';
 import { SubgraphDataSource, UploadingDataSource } from './datasource.js';
 import { filesProxy } from './files-proxy.js';
 import { operationLimits } from './limits.js';
@@ -66,6 +73,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   app.disable('x-powered-by');
   app.set('trust proxy', config.TRUST_PROXY);
   const httpServer = createServer(app);
+  // Uploads last as long as their bytes keep coming (Node's default cut every request at 5 minutes).
+  const timeouts = httpTimeouts(config, config.MAX_UPLOAD_BYTES + 1024 * 1024);
+  applyServerTimeouts(httpServer, timeouts);
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     introspection: config.INTROSPECTION,
@@ -90,6 +100,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   await apollo.start();
 
   app.use(requestContext(logger));
+  app.use(requestBodyDeadline(timeouts));
+  app.use(closeAfterEarlyAnswer());
   app.use(accessLog());
   app.use(httpMetrics(metrics));
   if (config.METRICS_PORT === undefined) metricsRoute(app, metrics);
@@ -100,9 +112,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const downloads = filesProxy(new URL(subgraphUrl('media')).origin);
   app.get('/files/:id', downloads);
   app.head('/files/:id', downloads);
+  // Before the web doors: their router answers OPTIONS for its own GET /graphql, which would hide the preflight.
+  app.use('/graphql', cors(config.ALLOWED_ORIGINS));
   app.use(web.router);
   app.use(
     '/graphql',
+    uploadsNeedAToken(verifier),
     // Multipart uploads: one file, streamed on to media as it arrives. The parser truncates silently at its
     // limit, so it is set one byte above ours and media's meter reports the excess as PAYLOAD_TOO_LARGE.
     multipartUploads({ maxFileSize: config.MAX_UPLOAD_BYTES + 1, maxFiles: 1 }),
@@ -157,6 +172,26 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       await apollo.stop();
       await metricsServer?.close();
     },
+  };
+}
+
+/**
+ * Every upload needs a signed-in user, so one without a valid token is refused here, from its headers, before
+ * a byte of the file is read or anything is sent to media (issue #10, defect 8: anonymous uploads in a loop
+ * used to break other people's uploads). Other failures to authenticate (the key set unreachable) are left to
+ * the request's normal path, which reports them.
+ */
+function uploadsNeedAToken(verifier: TokenVerifier): RequestHandler {
+  return async (req, res, next) => {
+    if (!req.is('multipart/form-data')) return next();
+    let message = 'Sign in to upload a file';
+    try {
+      if (await verifier.authenticate(req.header('authorization'))) return next();
+    } catch (err) {
+      if (!(err instanceof GraphQLError && err.extensions.code === ErrorCode.UNAUTHENTICATED)) return next();
+      message = err.message;
+    }
+    res.status(401).json({ errors: [{ message, extensions: { code: ErrorCode.UNAUTHENTICATED } }] });
   };
 }
 

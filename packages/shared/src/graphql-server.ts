@@ -12,7 +12,18 @@ import express, { type Express, type Request, type RequestHandler } from 'expres
 import type { DocumentNode, GraphQLSchema } from 'graphql';
 import type { TokenVerifier, Viewer } from './auth.js';
 import { createFormatError, isPublicError } from './errors.js';
-import { accessLog, healthRoutes, listen, requestContext, type ReadinessChecks } from './http.js';
+import {
+  accessLog,
+  applyServerTimeouts,
+  closeAfterEarlyAnswer,
+  defaultHttpTimeouts,
+  healthRoutes,
+  listen,
+  requestBodyDeadline,
+  requestContext,
+  type HttpTimeouts,
+  type ReadinessChecks,
+} from './http.js';
 import type { Logger } from './logger.js';
 import { GraphQLMetrics, httpMetrics, metricsRoute, type Metrics } from './metrics.js';
 
@@ -59,6 +70,8 @@ export interface SubgraphServerOptions<Ctx extends BaseContext> {
   graphqlMiddleware?: RequestHandler[];
   /** HTTP and GraphQL figures are recorded here and served on `/metrics` (unless disabled). */
   metrics?: Metrics;
+  /** How long request bodies may take (`httpTimeouts(config, maxUploadBytes)`); default: JSON bodies only. */
+  timeouts?: HttpTimeouts;
 }
 
 export interface RunningServer {
@@ -81,6 +94,8 @@ export async function startSubgraphServer<Ctx extends RequestContext>(
   app.disable('x-powered-by');
   app.set('trust proxy', options.trustProxy);
   const httpServer = createServer(app);
+  const timeouts = options.timeouts ?? defaultHttpTimeouts();
+  applyServerTimeouts(httpServer, timeouts);
   // The resolver map is typed with this service's context; Apollo's signature only knows `unknown`.
   const schema = buildSubgraphSchema({
     typeDefs: options.typeDefs,
@@ -103,6 +118,8 @@ export async function startSubgraphServer<Ctx extends RequestContext>(
   await apollo.start();
 
   app.use(requestContext(options.logger));
+  app.use(requestBodyDeadline(timeouts));
+  app.use(closeAfterEarlyAnswer());
   app.use(accessLog());
   if (options.metrics) {
     app.use(httpMetrics(options.metrics));

@@ -1,7 +1,8 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Express, NextFunction, Request, Response } from 'express';
+import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
+import { z } from 'zod';
 import type { Logger } from './logger.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -125,6 +126,151 @@ export function serviceTokenAuth(token: string) {
       res.status(401).json({ error: 'UNAUTHENTICATED' });
       return;
     }
+    next();
+  };
+}
+
+/**
+ * How long a request body may take to arrive, for every HTTP service (spread into each `config.ts`). Node's own
+ * default cut every request at 300 s, so an upload slower than 7 MB/s of a 2 GiB file was lost (issue #10,
+ * defect 3). Instead: a body gets a base time, extended as its bytes arrive (a second per
+ * UPLOAD_MIN_BYTES_PER_SECOND received, as Apache's `RequestReadTimeout … MinRate`), so a slow but steady
+ * upload completes whatever its length, while one that stalls, or trickles to hold a connection, is cut.
+ */
+export const httpTimeoutSettings = {
+  /** Every request body gets this long to arrive, plus a second per UPLOAD_MIN_BYTES_PER_SECOND received. */
+  REQUEST_BODY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+  /** The slowest sustained upload rate accepted (after the base time above). */
+  UPLOAD_MIN_BYTES_PER_SECOND: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(128 * 1024),
+  /** A request body from which no byte arrives for this long is cut. */
+  UPLOAD_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+};
+
+export interface HttpTimeouts {
+  bodyBaseMs: number;
+  minBytesPerSecond: number;
+  idleMs: number;
+  /** The largest body the service accepts (its upload limit), for the server's absolute backstop. */
+  maxBodyBytes: number;
+}
+
+type TimeoutConfig = { [K in keyof typeof httpTimeoutSettings]: z.output<(typeof httpTimeoutSettings)[K]> };
+
+/** A service's timeout settings, with the largest body it accepts (its upload limit, else the JSON limit). */
+export function httpTimeouts(config: TimeoutConfig, maxBodyBytes = 1024 * 1024): HttpTimeouts {
+  return {
+    bodyBaseMs: config.REQUEST_BODY_TIMEOUT_SECONDS * 1000,
+    minBytesPerSecond: config.UPLOAD_MIN_BYTES_PER_SECOND,
+    idleMs: config.UPLOAD_IDLE_TIMEOUT_SECONDS * 1000,
+    maxBodyBytes,
+  };
+}
+
+export const defaultHttpTimeouts = (maxBodyBytes?: number): HttpTimeouts =>
+  httpTimeouts(z.object(httpTimeoutSettings).parse({}), maxBodyBytes);
+
+/**
+ * Node's whole-request limit, as an absolute backstop behind `requestBodyDeadline`: the time the largest
+ * accepted body takes at the minimum rate, plus the base twice over (multipart framing, headers). Node's
+ * headers timeout (60 s) stays as it is.
+ */
+export function applyServerTimeouts(server: Server, timeouts: HttpTimeouts): void {
+  const slowest = Math.ceil((timeouts.maxBodyBytes / timeouts.minBytesPerSecond) * 1000);
+  server.requestTimeout = Math.max(server.headersTimeout, slowest + 2 * timeouts.bodyBaseMs);
+}
+
+/** What `requestBodyDeadline` decided about a request body so far: keep reading, or why to cut it. */
+export function bodyVerdict(
+  state: { elapsedMs: number; sinceProgressMs: number; excusedMs: number; bytes: number },
+  timeouts: HttpTimeouts,
+): 'ok' | 'idle' | 'too-slow' {
+  if (state.sinceProgressMs >= timeouts.idleMs) return 'idle';
+  const allowedMs = timeouts.bodyBaseMs + (state.bytes / timeouts.minBytesPerSecond) * 1000 + state.excusedMs;
+  return state.elapsedMs > allowedMs ? 'too-slow' : 'ok';
+}
+
+/**
+ * Cuts a request whose body stalls (no byte for `idleMs`) or trickles (below the minimum rate once the base
+ * time is spent). Bytes are read off the socket's counter on a timer: listening to the body itself would
+ * change how it flows. Time the service itself holds the body back (the reader is paused: media is slower than
+ * the client) is not the client's, and is excused.
+ */
+export function requestBodyDeadline(timeouts: HttpTimeouts): RequestHandler {
+  const tickMs = Math.min(1_000, timeouts.idleMs, timeouts.bodyBaseMs);
+  return (req, res, next) => {
+    const length = req.headers['content-length'];
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+    if (!hasBody || req.complete) return next();
+    const socket = req.socket;
+    const startBytes = socket.bytesRead;
+    const started = Date.now();
+    let last = { at: started, bytes: startBytes };
+    let excusedMs = 0;
+    const timer = setInterval(() => {
+      if (req.complete || socket.destroyed) {
+        clearInterval(timer);
+        return;
+      }
+      const now = Date.now();
+      const bytes = socket.bytesRead;
+      const heldBack = req.readableFlowing !== true || req.readableLength > 0;
+      if (bytes > last.bytes || heldBack) {
+        if (heldBack) excusedMs += now - last.at;
+        last = { at: now, bytes };
+      }
+      const verdict = bodyVerdict(
+        { elapsedMs: now - started, sinceProgressMs: now - last.at, excusedMs, bytes: bytes - startBytes },
+        timeouts,
+      );
+      if (verdict === 'ok') return;
+      clearInterval(timer);
+      res.locals.log.warn(
+        { reason: verdict, receivedBytes: bytes - startBytes, ms: now - started },
+        verdict === 'idle' ? 'request body stalled; connection cut' : 'request body too slow; connection cut',
+      );
+      socket.destroy();
+    }, tickMs);
+    timer.unref();
+    // 'end' and 'close' listeners leave the body's flow alone ('data' would start it).
+    req.once('end', () => clearInterval(timer));
+    socket.once('close', () => clearInterval(timer));
+    next();
+  };
+}
+
+/**
+ * A request answered before its body was read — an upload refused for its token, its first bytes or its size
+ * — must not leave that body in the connection: on a kept-alive connection the next request (another user's
+ * upload, when the caller is the gateway) would queue behind the unread bytes and fail (issue #10, defect 8).
+ * Such an answer says `Connection: close`; what the client still sends is then read and discarded for at most
+ * `lingerMs` (closing at once, with unread bytes, would reset the connection and could lose the answer).
+ */
+export function closeAfterEarlyAnswer(lingerMs = 5_000): RequestHandler {
+  return (req, res, next) => {
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+    res.writeHead = function (...args: unknown[]) {
+      if (!req.complete && !res.headersSent) {
+        res.setHeader('connection', 'close');
+        // Node destroys a `Connection: close` socket as soon as the answer is written: with the client's bytes
+        // still arriving, that is a reset. Half-close instead; the linger below ends the connection.
+        const socket = req.socket;
+        socket.destroySoon = () => void socket.end();
+      }
+      return writeHead(...args);
+    } as typeof res.writeHead;
+    res.once('finish', () => {
+      if (req.readableEnded) return;
+      req.unpipe();
+      req.resume();
+      if (req.complete) return;
+      const timer = setTimeout(() => req.socket.destroy(), lingerMs);
+      timer.unref();
+      req.socket.once('close', () => clearTimeout(timer));
+    });
     next();
   };
 }

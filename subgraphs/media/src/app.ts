@@ -7,6 +7,7 @@ import {
   connectTo,
   createMetrics,
   createTokenVerifier,
+  httpTimeouts,
   jwksKeyResolver,
   multipartUploads,
   openDatabase,
@@ -80,6 +81,8 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
       shutdownGraceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
       readiness: { mysql: () => pingDatabase(pool), blobs: () => blobs.ping() },
       metrics,
+      // Uploads last as long as their bytes keep coming (Node's default cut them at 5 minutes).
+      timeouts: httpTimeouts(config, config.MAX_UPLOAD_BYTES + 1024 * 1024),
       context: (base) => ({ ...base, services: { media } }),
       routes: (app) => {
         fileRoutes(app, media, links);

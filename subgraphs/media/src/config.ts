@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEV_INTERNAL_API_TOKEN, env, loadConfig } from '@vidmp3/shared';
+import { DEV_INTERNAL_API_TOKEN, env, httpTimeoutSettings, loadConfig } from '@vidmp3/shared';
 
 export const ConfigSchema = z
   .object({
@@ -36,6 +36,8 @@ export const ConfigSchema = z
     SHUTDOWN_GRACE_SECONDS: env.shutdownGrace(),
     FFPROBE_PATH: z.string().default('ffprobe'),
     PROBE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+    /** How long an upload's bytes may take to arrive (base, minimum rate, idle): see the shared settings. */
+    ...httpTimeoutSettings,
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV !== 'production') return;
