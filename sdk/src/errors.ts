@@ -165,6 +165,7 @@ export function describeQuota(error: unknown): string | undefined {
       return `Too many live connections: at most ${limit} at once. Close other tabs or clients, then try again.`;
     case 'subscriptions':
       return `Too many live updates at once: ${used} of ${limit}. Stop watching some jobs, then try again.`;
+    case undefined:
     default:
       return error.message;
   }
