@@ -229,13 +229,52 @@ describe('convert', () => {
   });
 });
 
+describe('vidmp3 usage', () => {
+  it("shows a new account's use and limits as a table, and as JSON after an upload", async () => {
+    const other = join(work, 'usage-home', 'config.json');
+    const env = { VIDMP3_CONFIG: other };
+    const signedUp = await vidmp3(['signup', uniqueEmail('cli-usage'), '--password-stdin'], {
+      input: `${PASSWORD}\n`,
+      env,
+    });
+    expect(signedUp.code).toBe(0);
+
+    const table = await vidmp3(['usage'], { env });
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout.split('\n')).toEqual([
+      expect.stringMatching(/^\s+USED\s+LIMIT$/),
+      expect.stringMatching(/^storage\s+0 B\s+\d+(\.\d)? [KMGT]B$/),
+      expect.stringMatching(/^uploads at once\s+0\s+\d+$/),
+      expect.stringMatching(/^conversions at once\s+0\s+\d+$/),
+      expect.stringMatching(/^conversions, last hour\s+0\s+\d+$/),
+      '',
+    ]);
+
+    const queued = await vidmp3(['convert', await video('usage.mp4'), '--no-wait'], { env });
+    expect(queued.code, queued.stderr).toBe(0);
+    const json = await vidmp3(['--json', 'usage'], { env });
+    expect(json.code).toBe(0);
+    const { usage } = JSON.parse(json.stdout) as { usage: Record<string, number> };
+    expect(usage.storageBytes).toBeGreaterThan(0);
+    expect(usage.conversionsLastHour).toBe(1);
+    expect(usage.storageLimitBytes).toBeGreaterThan(usage.storageBytes!);
+  });
+
+  it('exits 3 and says how to log in when no one is logged in', async () => {
+    const res = await vidmp3(['usage'], { env: { VIDMP3_CONFIG: join(work, 'nobody', 'config.json') } });
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain('vidmp3 login');
+  });
+});
+
 describe('usage and failures', () => {
   const commands: Record<string, string[]> = {
-    '': ['--url', '--json', '--version', 'convert', 'Exit codes'],
+    '': ['--url', '--json', '--version', 'convert', 'usage', 'Exit codes', 'QUOTA_EXCEEDED'],
     signup: ['--password-stdin'],
     login: ['--password-stdin'],
     logout: ['--url'],
     whoami: ['--json'],
+    usage: ['--json'],
     convert: ['--output', '--force', '--bitrate', '--sample-rate', '--channels', '--start', '--end'],
     jobs: ['--status', '--limit'],
     cancel: ['<jobId>'],
