@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,7 +58,16 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
   const media = new MediaService(
     new MediaRepository(pool),
     blobs,
-    ffprobeProber({ ffprobePath: config.FFPROBE_PATH, timeoutMs: config.PROBE_TIMEOUT_MS }),
+    ffprobeProber({
+      ffprobePath: config.FFPROBE_PATH,
+      timeoutMs: config.PROBE_TIMEOUT_MS,
+      sandbox: {
+        // ffprobe's HOME and working directory: empty, its own, not the service's (nor the uploads').
+        scratchDir: await mkdtemp(join(tmpdir(), 'vidmp3-ffprobe-')),
+        limits: { addressSpaceBytes: config.PROBE_MAX_MEMORY_BYTES, cpuSeconds: config.PROBE_CPU_SECONDS },
+        prlimitPath: config.PRLIMIT_PATH,
+      },
+    }),
     links,
     { scratchDir, maxUploadBytes: config.MAX_UPLOAD_BYTES },
     uploadMeter(metrics),

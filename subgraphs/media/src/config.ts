@@ -36,6 +36,19 @@ export const ConfigSchema = z
     SHUTDOWN_GRACE_SECONDS: env.shutdownGrace(),
     FFPROBE_PATH: z.string().default('ffprobe'),
     PROBE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+    /**
+     * ffprobe's address-space limit (RLIMIT_AS): it parses untrusted files, so a decompression bomb or a
+     * demuxer bug stops here. Below ~512 MiB ffprobe does not start (it maps ~290 MB of libraries).
+     */
+    PROBE_MAX_MEMORY_BYTES: z.coerce
+      .number()
+      .int()
+      .min(512 * 1024 ** 2)
+      .default(1024 ** 3),
+    /** ffprobe's CPU-time limit (RLIMIT_CPU), seconds; the wall-clock limit is PROBE_TIMEOUT_MS. */
+    PROBE_CPU_SECONDS: z.coerce.number().int().positive().default(30),
+    /** util-linux prlimit, which sets the limits and then runs ffprobe in the same process. */
+    PRLIMIT_PATH: z.string().default('/usr/bin/prlimit'),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV !== 'production') return;
