@@ -21,6 +21,19 @@ export const ConfigSchema = z
       .int()
       .positive()
       .default(2 * 1024 ** 3),
+    /** Per-user storage quota, bytes: uploaded videos plus converted mp3s not deleted. */
+    STORAGE_QUOTA_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(2 * 1024 ** 3),
+    /** Uploads one user may have in progress at once, counted across every media replica. */
+    CONCURRENT_UPLOADS_PER_USER: z.coerce.number().int().positive().default(2),
+    /**
+     * How long an upload's reservation (bytes held, a slot among the concurrent uploads) survives without a
+     * sign of life from its replica: after a crash the user gets the slot back this much later.
+     */
+    UPLOAD_RESERVATION_TTL_SECONDS: z.coerce.number().int().min(3).max(3600).default(60),
     JWKS_URL: env.url('http://127.0.0.1:4001/.well-known/jwks.json'),
     JWT_ISSUER: z.string().min(1).default('vidmp3'),
     JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
