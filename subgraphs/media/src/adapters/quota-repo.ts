@@ -22,7 +22,7 @@ export interface ReserveRequest {
   kind: ReservationKind;
   /** Bytes the write has received so far (or announced): it is refused unless these fit. */
   neededBytes: number;
-  /** Bytes to hold beyond `neededBytes` when they fit, so that the next chunks need no round trip. */
+  /** Bytes to hold beyond `neededBytes` (at most half the room left), so the next chunks need no round trip. */
   aheadBytes: number;
   storageLimitBytes: number;
   /** For a new UPLOAD: how many may run at once. */
@@ -56,7 +56,11 @@ export class QuotaRepository {
       const available = request.storageLimitBytes - used;
       // A new write needs room for at least one byte: at or over the limit, it is refused before it is read.
       if (request.neededBytes > available || (isNew && available <= 0)) return { quota: 'storageBytes', used };
-      const reservedBytes = Math.min(available, request.neededBytes + request.aheadBytes);
+      // Ahead by at most half of what is left, so near the limit one write does not hold room another needs.
+      // A write that has not received anything yet holds nothing: it may never send a byte.
+      const ahead =
+        request.neededBytes === 0 ? 0 : Math.min(request.aheadBytes, Math.floor((available - request.neededBytes) / 2));
+      const reservedBytes = request.neededBytes + ahead;
       await conn.execute(
         `INSERT INTO storage_reservations (id, owner_id, kind, reserved_bytes, expires_at)
            VALUES (?, ?, ?, ?, NOW(3) + INTERVAL ? MICROSECOND)
@@ -69,10 +73,10 @@ export class QuotaRepository {
 
   /** Keeps a live write's reservation from expiring. */
   async keepAlive(id: string, ttlMs: number): Promise<void> {
-    await this.pool.execute('UPDATE storage_reservations SET expires_at = NOW(3) + INTERVAL ? MICROSECOND WHERE id = ?', [
-      ttlMs * 1000,
-      id,
-    ]);
+    await this.pool.execute(
+      'UPDATE storage_reservations SET expires_at = NOW(3) + INTERVAL ? MICROSECOND WHERE id = ?',
+      [ttlMs * 1000, id],
+    );
   }
 
   async release(id: string): Promise<void> {

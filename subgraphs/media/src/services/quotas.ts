@@ -85,9 +85,12 @@ export class StorageQuotas {
     let held = await reserve(announcedBytes);
     let released = false;
     // A slow upload may not ask for bytes for a while: keep its reservation alive meanwhile.
-    const timer = setInterval(() => {
-      repo.keepAlive(id, limits.reservationTtlMs).catch(() => undefined);
-    }, Math.max(1_000, limits.reservationTtlMs / 3));
+    const timer = setInterval(
+      () => {
+        repo.keepAlive(id, limits.reservationTtlMs).catch(() => undefined);
+      },
+      Math.max(1_000, limits.reservationTtlMs / 3),
+    );
     timer.unref();
 
     return {

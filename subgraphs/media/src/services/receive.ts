@@ -45,9 +45,9 @@ class Meter extends Transform {
       return;
     }
     // Holding the callback holds the stream: nothing more is read until the quota has answered.
-    this.allowance.ensure(this.bytes).then(pass, (err: unknown) =>
-      done(err instanceof Error ? err : new Error(String(err))),
-    );
+    this.allowance
+      .ensure(this.bytes)
+      .then(pass, (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
   }
 
   digest(): string {
