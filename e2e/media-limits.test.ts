@@ -4,6 +4,7 @@ import { readdir, readFile, stat, writeFile, chmod, mkdtemp, rm } from 'node:fs/
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { errorCode, graphql, signUpUser, uploadFile, UPLOAD_VIDEO, type SignedUp } from './client.js';
@@ -207,6 +208,51 @@ describe('the storage quota', () => {
     expect(errorCode(refused), JSON.stringify(refused)).toBe('QUOTA_EXCEEDED');
     const res = await uploadSample(hank);
     expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  });
+});
+
+describe('a job’s mp3 output', () => {
+  const putOutput = (jobId: string, owner: SignedUp, sourceId: string, body: BodyInit, headers = {}) =>
+    fetch(`${system.services.media!.url}/internal/jobs/${jobId}/output`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Bearer ${INTERNAL_TOKEN}`,
+        'x-owner-id': owner.id,
+        'x-source-media-id': sourceId,
+        ...headers,
+      },
+      body,
+      duplex: 'half', // Node's fetch needs it for a streamed body
+    } as RequestInit);
+
+  it('is refused with 403 QUOTA_EXCEEDED, the limit and the use, when it would pass the owner’s quota, and keeps nothing', async () => {
+    const lena = await signUpUser(system.gatewayUrl);
+    const video = await uploadSample(lena);
+    expect(video.errors).toBeUndefined();
+    const mp3 = await readFile(await sample('sample.mp3'));
+    expect(sampleBytes + mp3.length).toBeGreaterThan(storageQuota);
+    const before = await storedFiles();
+
+    // Announced by its length (refused unread) and streamed without one (refused at the first byte too many).
+    const announced = await putOutput('job-quota-1', lena, video.data!.uploadVideo.id, mp3);
+    const streamed = await putOutput(
+      'job-quota-2',
+      lena,
+      video.data!.uploadVideo.id,
+      Readable.toWeb(Readable.from([mp3.subarray(0, 20_000), mp3.subarray(20_000)])) as ReadableStream,
+    );
+    for (const res of [announced, streamed]) {
+      expect(res.status).toBe(403);
+      expect(await res.json()).toMatchObject({
+        error: 'QUOTA_EXCEEDED',
+        quota: 'storageBytes',
+        limit: storageQuota,
+        used: sampleBytes,
+      });
+    }
+    expect(await mediaRows(lena.id)).toBe(1);
+    await expect.poll(() => storedFiles(), { timeout: 5_000 }).toEqual(before);
+    await expect.poll(() => reservations(lena.id), { timeout: 5_000 }).toBe(0);
   });
 });
 
