@@ -80,7 +80,19 @@ const bareLong = await seconds(() => bare(long, join(work, 'long.mp3')));
 const bareSerial = await seconds(() => inBatches(clips, 1, (c) => bare(c, `${c}.mp3`)));
 const bareParallel = await seconds(() => inBatches(clips, 2, (c) => bare(c, `${c}.mp3`)));
 
-const system = await startSystem({}, { workers: 1 });
+// One account queues every clip at once, twice: lift the per-user limits that protect a public instance, and
+// let all of its requests into RabbitMQ at once (fair dispatch would hold back all but two), so this measures
+// the pipeline as before the limits existed.
+const system = await startSystem(
+  {
+    jobs: {
+      MAX_ACTIVE_JOBS_PER_USER: String(CLIPS + 1),
+      MAX_CONVERSIONS_PER_HOUR: String(2 * CLIPS + 1),
+      MAX_DISPATCHED_PER_USER: String(CLIPS + 1),
+    },
+  },
+  { workers: 1 },
+);
 let systemLong: number, oneWorker: number, twoWorkers: number;
 try {
   const user = await signUpUser(system.gatewayUrl);

@@ -13,3 +13,4 @@ export * from './files.js';
 export * from './messaging.js';
 export * from './broker.js';
 export * from './metrics.js';
+export * from './child-process.js';

@@ -50,17 +50,29 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
     {
       maxInputSeconds: config.MAX_INPUT_SECONDS,
       sweepAfterSeconds: config.SWEEP_AFTER_SECONDS,
+      limits: {
+        activeJobs: config.MAX_ACTIVE_JOBS_PER_USER,
+        conversionsPerHour: config.MAX_CONVERSIONS_PER_HOUR,
+        dispatchedPerUser: config.MAX_DISPATCHED_PER_USER,
+      },
+      logger,
     },
   );
   const consumer = startConsumers(broker, jobs, bus, logger, metrics);
   relay.start();
 
-  // The sweeper re-publishes requests nobody picked up; old published outbox rows are pruned.
+  // The sweeper re-publishes requests nobody picked up, gives waiting jobs the turns a stopped replica missed,
+  // and prunes old published outbox rows and conversion starts older than the hourly window.
   const sweeper = setInterval(() => {
     jobs.sweep().then(
       (n) => n > 0 && logger.warn({ jobs: n }, 're-published requests of jobs queued too long'),
       (err: unknown) => logger.warn({ err }, 'sweep failed'),
     );
+    jobs.dispatchMissedTurns().then(
+      (n) => n > 0 && logger.warn({ jobs: n }, 'dispatched waiting jobs whose turn was missed'),
+      (err: unknown) => logger.warn({ err }, 'dispatching waiting jobs failed'),
+    );
+    jobs.pruneStarts().catch(() => undefined);
     repo.pruneOutbox(new Date(Date.now() - 24 * 3600_000)).catch(() => undefined);
   }, 60_000);
 

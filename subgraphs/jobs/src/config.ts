@@ -26,6 +26,19 @@ export const ConfigSchema = z
       .number()
       .positive()
       .default(4 * 3600),
+    /**
+     * Per-user limits (OWASP API4): a free public instance must not let one account take every converter.
+     * Jobs QUEUED or RUNNING at once; convertMedia and retryJob over it answer QUOTA_EXCEEDED.
+     */
+    MAX_ACTIVE_JOBS_PER_USER: z.coerce.number().int().positive().default(5),
+    /** Conversions started (convertMedia and retryJob) in any sliding hour; over it, QUOTA_EXCEEDED. */
+    MAX_CONVERSIONS_PER_HOUR: z.coerce.number().int().positive().default(30),
+    /**
+     * Fair scheduling: at most this many of one user's active jobs have their request in RabbitMQ at once; the
+     * rest wait QUEUED in MariaDB and are sent, oldest first, as that user's jobs finish. Another user's job
+     * then waits behind at most this many of each other user's jobs, however many they queued.
+     */
+    MAX_DISPATCHED_PER_USER: z.coerce.number().int().positive().default(2),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.INTERNAL_API_TOKEN) {

@@ -40,4 +40,29 @@ export const migrations: Migration[] = [
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ],
   },
+  {
+    id: 2,
+    name: 'per-user quotas and fair dispatch',
+    statements: [
+      // One row per user, locked (SELECT … FOR UPDATE) by every transaction that checks or changes what the
+      // user runs: quota checks and dispatching are serialised per user, across all jobs replicas.
+      `CREATE TABLE IF NOT EXISTS job_quota_users (
+        user_id CHAR(36) NOT NULL PRIMARY KEY
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      // Every conversion started (convertMedia, retryJob), for the per-hour limit; a retry reuses its job's row,
+      // so the jobs table alone cannot count them. Rows older than the window are pruned.
+      `CREATE TABLE IF NOT EXISTS conversion_starts (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        owner_id CHAR(36) NOT NULL,
+        job_id CHAR(36) NOT NULL,
+        started_at DATETIME(3) NOT NULL,
+        KEY conversion_starts_owner (owner_id, started_at),
+        KEY conversion_starts_at (started_at)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      // When the job's current attempt was handed to RabbitMQ (its request written to the outbox); NULL while
+      // it waits its turn in MariaDB. Jobs queued before this migration had their request written at once.
+      'ALTER TABLE jobs ADD COLUMN IF NOT EXISTS dispatched_at DATETIME(3) NULL',
+      'UPDATE jobs SET dispatched_at = queued_at WHERE dispatched_at IS NULL',
+    ],
+  },
 ];

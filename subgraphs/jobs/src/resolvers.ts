@@ -27,6 +27,9 @@ export const resolvers: Resolvers = {
     __resolveReference: (ref) => ({ id: ref.id }),
     jobs: (user, args, ctx) => ctx.services.jobs.list(ctx.viewer, user.id, args),
   },
+  Usage: {
+    __resolveReference: (ref, ctx) => ctx.services.jobs.usage(ctx.viewer, ref.userId),
+  },
   Media: {
     __resolveReference: (ref) => ({ id: ref.id }),
     conversions: (media, _args, ctx) => ctx.services.jobs.conversions(ctx.viewer, media.id),

@@ -20,6 +20,7 @@ import { migrations } from '../src/migrations.js';
 import { ChangeBus } from '../src/services/change-bus.js';
 import { JobsService } from '../src/services/jobs.js';
 import type { OptionsInput } from '../src/services/options.js';
+import type { ConversionLimits } from '../src/services/quotas.js';
 
 const SERVER = 'mysql://root@127.0.0.1:3306';
 const DATABASE = `vidmp3_jobs_test_${randomBytes(6).toString('hex')}`;
@@ -64,10 +65,17 @@ let bus: ChangeBus;
 let jobs: JobsService;
 const media = new StubMedia();
 
-function serviceOn(repository: JobsRepository, options: Partial<{ sweepAfterSeconds: number }> = {}) {
+/** Limits high enough that the specifications of other behaviour never meet them. */
+const UNLIMITED: ConversionLimits = { activeJobs: 1000, conversionsPerHour: 1000, dispatchedPerUser: 1000 };
+
+function serviceOn(
+  repository: JobsRepository,
+  options: Partial<{ sweepAfterSeconds: number; limits: Partial<ConversionLimits> }> = {},
+) {
   return new JobsService(repository, media, { kick() {} }, bus, {
     maxInputSeconds: MAX_INPUT_SECONDS,
     sweepAfterSeconds: options.sweepAfterSeconds ?? SWEEP_AFTER_SECONDS,
+    limits: { ...UNLIMITED, ...options.limits },
   });
 }
 
@@ -812,5 +820,234 @@ describe('sweeping jobs queued too long', () => {
 
     expect(await jobs.sweep()).toBe(0);
     expect(await requestsOf(stale.job.id)).toHaveLength(2);
+  });
+});
+
+describe('per-user conversion limits', () => {
+  /** A service with these limits on the shared database, and a user with one video. */
+  function limited(limits: Partial<ConversionLimits>) {
+    const service = serviceOn(repo, { limits });
+    const viewer = signIn();
+    const video = upload(viewer);
+    return { service, viewer, video, convert: () => service.convert(viewer, video.id, null) };
+  }
+
+  it('refuses a conversion over the active-job limit with QUOTA_EXCEEDED, the limit and the use, and writes nothing', async () => {
+    const { service, viewer, video, convert } = limited({ activeJobs: 2 });
+    await convert();
+    await convert();
+    const before = await outboxCount();
+
+    const error = await failureOf(convert());
+
+    expect(error.extensions).toMatchObject({ code: 'QUOTA_EXCEEDED', quota: 'activeJobs', limit: 2, used: 2 });
+    expect(error.message).toMatch(/2 conversions queued or running/);
+    expect(await jobRowsFor(video.id)).toBe(2);
+    expect(await outboxCount()).toBe(before);
+    expect((await service.usage(viewer, viewer.userId)).conversionsLastHour).toBe(2);
+  });
+
+  it('lets one more start once an active job has finished or been cancelled', async () => {
+    const { service, viewer, convert } = limited({ activeJobs: 2 });
+    const first = await convert();
+    const second = await convert();
+    expect(await codeOf(convert())).toBe('QUOTA_EXCEEDED');
+
+    await service.applyEvent(event('succeeded', first, { outputMediaId: randomUUID() }));
+    await convert();
+    expect(await codeOf(convert())).toBe('QUOTA_EXCEEDED');
+    await service.cancel(viewer, second.id);
+
+    expect((await convert()).status).toBe('QUEUED');
+  });
+
+  it('lets exactly the limit through when one user sends 10 conversions at once to two replicas', async () => {
+    // Two services with pools of their own on one database: two jobs replicas racing for the same user.
+    const replicas: JobsService[] = [];
+    for (let i = 0; i < 2; i++) {
+      const own = await openDatabase({ url: `${SERVER}/${DATABASE}`, migrations, logger, connectionLimit: 6 });
+      pools.push(own);
+      replicas.push(serviceOn(new JobsRepository(own), { limits: { activeJobs: 5, dispatchedPerUser: 2 } }));
+    }
+    const viewer = signIn();
+    const video = upload(viewer);
+
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => replicas[i % 2]!.convert(viewer, video.id, null)),
+    );
+
+    const created = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as GraphQLError] : []));
+    expect(created).toHaveLength(5);
+    expect(refused.map((e) => [e.extensions.code, e.extensions.quota])).toEqual(
+      Array.from({ length: 5 }, () => ['QUOTA_EXCEEDED', 'activeJobs']),
+    );
+    expect(await jobRowsFor(video.id)).toBe(5);
+    // The dispatch limit held in the same race: two requests in the outbox, the other jobs waiting.
+    const requests = await Promise.all(created.map(async (j) => (await requestsOf(j.id)).length));
+    expect(requests.reduce((a, b) => a + b, 0)).toBe(2);
+  });
+
+  it('refuses the conversion over the hourly limit, retries included, with QUOTA_EXCEEDED conversionsPerHour', async () => {
+    const { service, viewer, convert } = limited({ conversionsPerHour: 3 });
+    const job = await convert();
+    await service.applyEvent(event('failed', job, { error: failure }));
+    await service.retry(viewer, job.id);
+    await convert();
+
+    const error = await failureOf(convert());
+    expect(error.extensions).toMatchObject({ code: 'QUOTA_EXCEEDED', quota: 'conversionsPerHour', limit: 3, used: 3 });
+    expect(error.message).toMatch(/try again in (60|59) minutes/);
+
+    await service.applyEvent(event('failed', job, { attempt: 2, error: failure }));
+    expect(await codeOf(service.retry(viewer, job.id))).toBe('QUOTA_EXCEEDED');
+    expect((await storedOrFail(job.id)).status).toBe('FAILED');
+  });
+
+  it('counts only the last hour: conversions started longer ago no longer count', async () => {
+    const { viewer, convert } = limited({ conversionsPerHour: 2 });
+    await convert();
+    await convert();
+    expect(await codeOf(convert())).toBe('QUOTA_EXCEEDED');
+
+    await pool.query('UPDATE conversion_starts SET started_at = ? WHERE owner_id = ?', [
+      new Date(Date.now() - 3600_000 - 1000),
+      viewer.userId,
+    ]);
+
+    expect((await convert()).status).toBe('QUEUED');
+  });
+
+  it('refuses a retry over the active-job limit and leaves the job as it was', async () => {
+    const { service, viewer, convert } = limited({ activeJobs: 1 });
+    const failed = await convert();
+    await service.applyEvent(event('failed', failed, { error: failure }));
+    await convert();
+    const before = await storedOrFail(failed.id);
+
+    const error = await failureOf(service.retry(viewer, failed.id));
+
+    expect(error.extensions).toMatchObject({ code: 'QUOTA_EXCEEDED', quota: 'activeJobs', limit: 1, used: 1 });
+    expect(await storedOrFail(failed.id)).toEqual(before);
+    expect(await requestsOf(failed.id)).toHaveLength(1);
+  });
+
+  it('shows the user their active jobs, conversions in the last hour and the limits, and nobody else', async () => {
+    const { service, viewer, convert } = limited({ activeJobs: 4, conversionsPerHour: 9 });
+    const done = await convert();
+    await convert();
+    await service.applyEvent(event('succeeded', done, { outputMediaId: randomUUID() }));
+
+    expect(await service.usage(viewer, viewer.userId)).toEqual({
+      userId: viewer.userId,
+      activeJobs: 1,
+      activeJobsLimit: 4,
+      conversionsLastHour: 2,
+      conversionsPerHourLimit: 9,
+    });
+    expect(await codeOf(service.usage(signIn(), viewer.userId))).toBe('NOT_FOUND');
+    expect(await codeOf(service.usage(null, viewer.userId))).toBe('NOT_FOUND');
+  });
+});
+
+describe('fair dispatching: a few requests per user in RabbitMQ at a time', () => {
+  /** A user with `count` jobs queued one after the other, on a service sending at most 2 of a user's at once. */
+  async function userWithJobs(count: number) {
+    const service = serviceOn(repo, { limits: { dispatchedPerUser: 2 } });
+    const viewer = signIn();
+    const video = upload(viewer);
+    const queued: JobRecord[] = [];
+    for (let i = 0; i < count; i++) queued.push(await service.convert(viewer, video.id, null, `req-${i}`));
+    return { service, viewer, queued };
+  }
+
+  /** The request a worker received for the job's first attempt, as RabbitMQ dead-letters it. */
+  const requestOf = (job: JobRecord): ConversionRequest => ({
+    jobId: job.id,
+    attempt: 1,
+    ownerId: job.ownerId,
+    inputMediaId: job.inputMediaId,
+    inputDurationSeconds: job.inputDurationSeconds,
+    options: job.options,
+  });
+
+  const requested = async (jobs: JobRecord[]) =>
+    Promise.all(jobs.map(async (j) => (await requestsOf(j.id)).map((r) => r.attempt)));
+
+  it("sends the requests of a user's two oldest jobs; the others wait QUEUED with none", async () => {
+    const { queued } = await userWithJobs(4);
+
+    expect(await requested(queued)).toEqual([[1], [1], [], []]);
+    expect(queued.map((j) => j.status)).toEqual(['QUEUED', 'QUEUED', 'QUEUED', 'QUEUED']);
+    expect((await storedOrFail(queued[2]!.id)).dispatchedAt).toBeNull();
+    expect((await requestsOf(queued[1]!.id))[0]?.requestId).toBe('req-1');
+  });
+
+  it.each([
+    [
+      'succeeds',
+      (s: JobsService, _v: Viewer, j: JobRecord) =>
+        s.applyEvent(event('succeeded', j, { outputMediaId: randomUUID() })),
+    ],
+    ['fails', (s: JobsService, _v: Viewer, j: JobRecord) => s.applyEvent(event('failed', j, { error: failure }))],
+    ['is cancelled', (s: JobsService, v: Viewer, j: JobRecord) => s.cancel(v, j.id).then(() => undefined)],
+    ['is dead-lettered', (s: JobsService, _v: Viewer, j: JobRecord) => s.failUndeliverable(requestOf(j), 'test')],
+  ])("sends the oldest waiting job's request when one of the user's jobs %s", async (_, finish) => {
+    const { service, viewer, queued } = await userWithJobs(4);
+    await service.claim(queued[0]!.id, 1, 'worker-a', false);
+
+    await finish(service, viewer, queued[0]!);
+
+    expect(await requested(queued)).toEqual([[1], [1], [1], []]);
+    expect((await storedOrFail(queued[2]!.id)).dispatchedAt).toBeInstanceOf(Date);
+  });
+
+  it("sends another user's job at once while the first user's jobs wait", async () => {
+    const { queued } = await userWithJobs(5);
+    const other = await userWithJobs(1);
+
+    expect(await requested(other.queued)).toEqual([[1]]);
+    expect(await requested(queued)).toEqual([[1], [1], [], [], []]);
+  });
+
+  it('never sends a waiting job that was cancelled, and a retried job waits its turn like a new one', async () => {
+    const { service, viewer, queued } = await userWithJobs(4);
+    await service.cancel(viewer, queued[3]!.id); // waiting: cancelled without ever being sent
+    await service.cancel(viewer, queued[0]!.id); // frees a turn, which goes to queued[2]
+
+    expect(await requested(queued)).toEqual([[1], [1], [1], []]);
+
+    const retried = await service.retry(viewer, queued[0]!.id);
+    expect(retried.dispatchedAt).toBeNull();
+    expect(await requested([retried])).toEqual([[1]]);
+    await service.applyEvent(event('succeeded', queued[1]!, { outputMediaId: randomUUID() }));
+    expect(await requested([retried])).toEqual([[1, 2]]);
+    expect(await requested([queued[3]!])).toEqual([[]]);
+  });
+
+  it('keeps a worker-side retry in its place: the job stays sent and no other is sent meanwhile', async () => {
+    const { service, queued } = await userWithJobs(3);
+    await service.claim(queued[0]!.id, 1, 'worker-a', false);
+
+    await service.applyEvent(event('retrying', queued[0]!, { nextAttempt: 2, error: failure }));
+
+    expect(await requested(queued)).toEqual([[1], [1], []]);
+  });
+
+  it('gives a missed turn through the sweeper, and never re-sends a job that is only waiting', async () => {
+    const { service, queued } = await userWithJobs(3);
+    // The replica stopped between the job's end and its owner's next dispatch.
+    await pool.query("UPDATE jobs SET status = 'SUCCEEDED' WHERE id = ?", [queued[0]!.id]);
+    await pool.query('UPDATE jobs SET queued_at = ? WHERE id = ?', [
+      new Date(Date.now() - SWEEP_AFTER_SECONDS * 10_000),
+      queued[2]!.id,
+    ]);
+    expect(await requested([queued[2]!])).toEqual([[]]);
+
+    await service.sweep();
+    expect(await requested([queued[2]!])).toEqual([[]]);
+
+    expect(await service.dispatchMissedTurns()).toBeGreaterThanOrEqual(1);
+    expect(await requested(queued)).toEqual([[1], [1], [1]]);
   });
 });

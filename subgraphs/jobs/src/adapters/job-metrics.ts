@@ -17,6 +17,12 @@ export function jobMetrics(metrics: Metrics, repo: JobsRepository, logger: Logge
       Object.entries(await repo.countByStatus()).map(([status, value]) => ({ labels: { status }, value })),
   });
   scrapedGauge(metrics, {
+    name: 'vidmp3_jobs_waiting_turn',
+    help: 'QUEUED jobs held back by fair dispatch (their owner already has MAX_DISPATCHED_PER_USER sent)',
+    onError,
+    read: async () => [{ labels: {}, value: await repo.countWaiting() }],
+  });
+  scrapedGauge(metrics, {
     name: 'vidmp3_outbox_pending_messages',
     help: 'Outbox messages committed but not yet published to RabbitMQ',
     onError,

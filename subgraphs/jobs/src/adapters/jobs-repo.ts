@@ -22,6 +22,8 @@ export interface JobRecord {
   queuedAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** When the current attempt's request was written to the outbox; null while the job waits its turn. */
+  dispatchedAt: Date | null;
 }
 
 export type JobPatch = Partial<
@@ -37,6 +39,7 @@ export type JobPatch = Partial<
     | 'queuedAt'
     | 'startedAt'
     | 'finishedAt'
+    | 'dispatchedAt'
   >
 >;
 
@@ -66,6 +69,7 @@ interface JobRow extends RowDataPacket {
   queued_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  dispatched_at: Date | null;
 }
 
 const toRecord = (r: JobRow): JobRecord => ({
@@ -86,6 +90,7 @@ const toRecord = (r: JobRow): JobRecord => ({
   queuedAt: r.queued_at,
   startedAt: r.started_at,
   finishedAt: r.finished_at,
+  dispatchedAt: r.dispatched_at,
 });
 
 const columns: Record<keyof JobPatch, string> = {
@@ -99,6 +104,7 @@ const columns: Record<keyof JobPatch, string> = {
   queuedAt: 'queued_at',
   startedAt: 'started_at',
   finishedAt: 'finished_at',
+  dispatchedAt: 'dispatched_at',
 };
 
 /** The jobs and outbox tables; SQL lives here and nowhere else. */
@@ -108,7 +114,7 @@ export class JobsRepository {
   async insert(db: Db, job: JobRecord): Promise<void> {
     await db.execute(
       `INSERT INTO jobs (id, owner_id, input_media_id, status, progress, attempts, options, input_duration_seconds,
-         created_at, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         created_at, queued_at, dispatched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         job.id,
         job.ownerId,
@@ -120,6 +126,7 @@ export class JobsRepository {
         job.inputDurationSeconds,
         job.createdAt,
         job.queuedAt,
+        job.dispatchedAt,
       ],
     );
   }
@@ -168,13 +175,93 @@ export class JobsRepository {
     return rows.map(toRecord);
   }
 
-  /** QUEUED jobs whose request has been waiting since before `before` (a lost or purged message). */
+  /**
+   * QUEUED jobs whose request has been waiting since before `before` (a lost or purged message). Jobs still
+   * waiting their turn (not dispatched) have no request to lose.
+   */
   async listStaleQueued(before: Date, limit: number): Promise<JobRecord[]> {
     const [rows] = await this.pool.execute<JobRow[]>(
-      `SELECT * FROM jobs WHERE status = 'QUEUED' AND queued_at < ? ORDER BY queued_at LIMIT ${Math.trunc(limit)}`,
+      `SELECT * FROM jobs WHERE status = 'QUEUED' AND dispatched_at IS NOT NULL AND queued_at < ?
+       ORDER BY queued_at LIMIT ${Math.trunc(limit)}`,
       [before],
     );
     return rows.map(toRecord);
+  }
+
+  // ---- per-user quotas and dispatching
+
+  /**
+   * Makes sure the user's lock row exists, in a statement of its own (autocommit): creating it inside the
+   * locking transaction would make concurrent first requests of one user wait on each other's shared
+   * duplicate-key locks and deadlock when they upgrade them.
+   */
+  async ensureQuotaUser(userId: string): Promise<void> {
+    await this.pool.execute('INSERT IGNORE INTO job_quota_users (user_id) VALUES (?)', [userId]);
+  }
+
+  /** Locks the user's row until the transaction ends: one quota check or dispatch per user at a time. */
+  async lockQuotaUser(conn: PoolConnection, userId: string): Promise<void> {
+    const [rows] = await conn.execute<RowDataPacket[]>(
+      'SELECT user_id FROM job_quota_users WHERE user_id = ? FOR UPDATE',
+      [userId],
+    );
+    if (rows.length === 0) throw new Error(`no quota row for user ${userId}`);
+  }
+
+  /** The user's QUEUED and RUNNING jobs, and how many of them have their request in RabbitMQ. */
+  async countActive(db: Db, userId: string): Promise<{ active: number; dispatched: number }> {
+    const [rows] = await db.execute<RowDataPacket[]>(
+      `SELECT COUNT(*) AS active, COALESCE(SUM(dispatched_at IS NOT NULL), 0) AS dispatched FROM jobs
+       WHERE owner_id = ? AND status IN ('QUEUED', 'RUNNING')`,
+      [userId],
+    );
+    return { active: Number(rows[0]?.active ?? 0), dispatched: Number(rows[0]?.dispatched ?? 0) };
+  }
+
+  /** The user's jobs waiting for their turn, in the order they were queued, locked for dispatching. */
+  async lockWaiting(conn: PoolConnection, userId: string, limit: number): Promise<JobRecord[]> {
+    const [rows] = await conn.execute<JobRow[]>(
+      `SELECT * FROM jobs WHERE owner_id = ? AND status = 'QUEUED' AND dispatched_at IS NULL
+       ORDER BY queued_at, id LIMIT ${Math.trunc(limit)} FOR UPDATE`,
+      [userId],
+    );
+    return rows.map(toRecord);
+  }
+
+  /** Users with jobs waiting for their turn: the sweeper dispatches them if a finished job's turn was missed. */
+  async ownersWithWaiting(limit: number): Promise<string[]> {
+    const [rows] = await this.pool.execute<RowDataPacket[]>(
+      `SELECT DISTINCT owner_id FROM jobs WHERE status = 'QUEUED' AND dispatched_at IS NULL
+       LIMIT ${Math.trunc(limit)}`,
+    );
+    return rows.map((r) => String(r.owner_id));
+  }
+
+  async recordStart(db: Db, userId: string, jobId: string, at: Date): Promise<void> {
+    await db.execute('INSERT INTO conversion_starts (owner_id, job_id, started_at) VALUES (?, ?, ?)', [
+      userId,
+      jobId,
+      at,
+    ]);
+  }
+
+  /** Conversions the user started since `since`, and when the oldest of them was. */
+  async countStartsSince(db: Db, userId: string, since: Date): Promise<{ count: number; oldest: Date | null }> {
+    const [rows] = await db.execute<RowDataPacket[]>(
+      'SELECT COUNT(*) AS n, MIN(started_at) AS oldest FROM conversion_starts WHERE owner_id = ? AND started_at > ?',
+      [userId, since],
+    );
+    const row = rows[0];
+    return { count: Number(row?.n ?? 0), oldest: row?.oldest instanceof Date ? row.oldest : null };
+  }
+
+  /** Starts older than `before` no longer count towards any limit: removed in batches. */
+  async pruneStarts(before: Date): Promise<number> {
+    const [result] = await this.pool.execute<ResultSetHeader>(
+      'DELETE FROM conversion_starts WHERE started_at < ? LIMIT 1000',
+      [before],
+    );
+    return result.affectedRows;
   }
 
   async addOutbox(db: Db, exchange: string, routingKey: string, payload: unknown): Promise<void> {
@@ -211,6 +298,14 @@ export class JobsRepository {
     const counts: Record<JobStatus, number> = { QUEUED: 0, RUNNING: 0, SUCCEEDED: 0, FAILED: 0, CANCELLED: 0 };
     for (const row of rows) counts[row.status as JobStatus] = Number(row.n);
     return counts;
+  }
+
+  /** QUEUED jobs waiting for their owner's turn (no request sent yet); for the metrics. */
+  async countWaiting(): Promise<number> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      "SELECT COUNT(*) AS n FROM jobs WHERE status = 'QUEUED' AND dispatched_at IS NULL",
+    );
+    return Number(rows[0]?.n ?? 0);
   }
 
   /** Messages not yet published, and when the oldest of them was written; for the metrics. */

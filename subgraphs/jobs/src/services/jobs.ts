@@ -11,6 +11,7 @@ import {
   type JobChanged,
   type JobControl,
   type JobEvent,
+  type Logger,
   type PoolConnection,
   type Viewer,
 } from '@vidmp3/shared';
@@ -18,6 +19,7 @@ import { isFinal, type JobPatch, type JobRecord, type JobsRepository, type JobSt
 import type { MediaClient } from '../adapters/media-client.js';
 import type { ChangeBus } from './change-bus.js';
 import { validateOptions, type OptionsInput } from './options.js';
+import { dispatchRoom, HOUR_MS, refuseConversion, type ConversionLimits } from './quotas.js';
 
 const notFound = () => userError(ErrorCode.NOT_FOUND, 'Job not found');
 
@@ -36,13 +38,29 @@ export interface Announcer {
   kick(): void;
 }
 
+/** The jobs service's part of `User.usage`. */
+export interface JobsUsage {
+  userId: string;
+  activeJobs: number;
+  activeJobsLimit: number;
+  conversionsLastHour: number;
+  conversionsPerHourLimit: number;
+}
+
+export interface JobsServiceOptions {
+  maxInputSeconds: number;
+  sweepAfterSeconds: number;
+  limits: ConversionLimits;
+  logger?: Logger;
+}
+
 export class JobsService {
   constructor(
     private readonly repo: JobsRepository,
     private readonly media: MediaClient,
     private readonly relay: Announcer,
     private readonly bus: ChangeBus,
-    private readonly options: { maxInputSeconds: number; sweepAfterSeconds: number },
+    private readonly options: JobsServiceOptions,
   ) {}
 
   // ---- queries
@@ -71,6 +89,23 @@ export class JobsService {
     const { size, after } = pageArgs(args.first, args.after);
     const rows = await this.repo.listByOwner(userId, { status: args.status ?? null, after, limit: size + 1 });
     return connection(rows, size);
+  }
+
+  /** `User.usage` (the jobs part): only the user themselves may read it. */
+  async usage(viewer: Viewer | null, userId: string): Promise<JobsUsage> {
+    if (!viewer || viewer.userId !== userId) throw userError(ErrorCode.NOT_FOUND, 'User not found');
+    const { limits } = this.options;
+    const [{ active }, { count }] = await Promise.all([
+      this.repo.countActive(this.repo.pool, userId),
+      this.repo.countStartsSince(this.repo.pool, userId, new Date(Date.now() - HOUR_MS)),
+    ]);
+    return {
+      userId,
+      activeJobs: active,
+      activeJobsLimit: limits.activeJobs,
+      conversionsLastHour: count,
+      conversionsPerHourLimit: limits.conversionsPerHour,
+    };
   }
 
   /** `Media.conversions`: the viewer's jobs of one video (none for anyone else's video). */
@@ -112,15 +147,20 @@ export class JobsService {
       queuedAt: now,
       startedAt: null,
       finishedAt: null,
+      dispatchedAt: null,
     };
-    // The job and its request are written together: neither exists without the other.
-    await withTransaction(this.repo.pool, async (conn) => {
+    // The quota check, the job and (when it is the user's turn) its request are written together, under the
+    // user's lock: concurrent requests of one user, on any replica, are counted one after the other.
+    const created = await this.asUser(userId, async (conn) => {
+      await this.checkQuotas(conn, userId, now);
       await this.repo.insert(conn, job);
-      await this.enqueue(conn, job, requestId);
+      await this.repo.recordStart(conn, userId, job.id, now);
       await this.announce(conn, job);
+      const dispatched = await this.dispatchWaiting(conn, userId, { jobId: job.id, requestId });
+      return dispatched.includes(job.id) ? { ...job, dispatchedAt: now, queuedAt: now } : job;
     });
     this.relay.kick();
-    return job;
+    return created;
   }
 
   async cancel(viewer: Viewer | null, id: string): Promise<JobRecord> {
@@ -136,35 +176,50 @@ export class JobsService {
       return { status: 'CANCELLED', finishedAt: new Date() };
     });
     if (!job) throw notFound();
+    // The cancel is done whatever happens next; a missed turn is given by the sweeper.
+    await this.dispatchNext(userId).catch((err: unknown) =>
+      this.options.logger?.warn({ err, userId }, 'could not dispatch the next waiting job; the sweeper will'),
+    );
     return job;
   }
 
   async retry(viewer: Viewer | null, id: string, requestId?: string): Promise<JobRecord> {
     const { userId } = requireViewer(viewer);
-    const job = await this.mutate(id, async (conn, current) => {
-      if (current.ownerId !== userId) throw notFound();
+    // The owner is known before the job is locked, so that the user's lock is always taken first.
+    const seen = await this.repo.find(this.repo.pool, id);
+    if (!seen || seen.ownerId !== userId) throw notFound();
+    const job = await this.asUser(userId, async (conn) => {
+      const current = await this.repo.find(conn, id, true);
+      if (!current || current.ownerId !== userId) throw notFound();
       if (current.status !== 'FAILED' && current.status !== 'CANCELLED') {
         throw userError(
           ErrorCode.CONFLICT,
           `Only failed or cancelled jobs can be retried (this one is ${current.status})`,
         );
       }
-      const next = { ...current, attempts: current.attempts + 1 };
-      await this.enqueue(conn, next, requestId);
-      return {
+      const now = new Date();
+      await this.checkQuotas(conn, userId, now);
+      const patch: JobPatch = {
         status: 'QUEUED',
-        attempts: next.attempts,
+        attempts: current.attempts + 1,
         progress: 0,
         outputMediaId: null,
         errorCode: null,
         errorMessage: null,
         claimedBy: null,
-        queuedAt: new Date(),
+        queuedAt: now,
         startedAt: null,
         finishedAt: null,
+        dispatchedAt: null,
       };
+      await this.repo.update(conn, id, patch);
+      await this.repo.recordStart(conn, userId, id, now);
+      const retried = { ...current, ...patch };
+      await this.announce(conn, retried);
+      const dispatched = await this.dispatchWaiting(conn, userId, { jobId: id, requestId });
+      return dispatched.includes(id) ? { ...retried, dispatchedAt: now, queuedAt: now } : retried;
     });
-    if (!job) throw notFound();
+    this.relay.kick();
     return job;
   }
 
@@ -205,7 +260,7 @@ export class JobsService {
 
   /** Applies a worker's event; stale (older attempt), duplicate and out-of-order events change nothing. */
   async applyEvent(event: JobEvent): Promise<void> {
-    await this.mutate(event.jobId, async (_conn, job) => {
+    const after = await this.mutate(event.jobId, async (_conn, job) => {
       if (isFinal(job.status) || event.attempt !== job.attempts) return null;
       const at = new Date(event.at);
       switch (event.type) {
@@ -234,6 +289,10 @@ export class JobsService {
           return { status: 'CANCELLED', finishedAt: at };
       }
     });
+    // A finished job frees one of its owner's turns. Also done for a duplicate of a final event: if this
+    // replica died between the job's commit and the dispatch, the redelivered event finishes the work.
+    const final = event.type === 'succeeded' || event.type === 'failed' || event.type === 'cancelled';
+    if (after && final && isFinal(after.status)) await this.dispatchNext(after.ownerId);
   }
 
   /** RabbitMQ dead-lettered a request (delivery limit reached, or a worker gave up): fail its job. */
@@ -261,6 +320,21 @@ export class JobsService {
       });
     }
     return stale.length;
+  }
+
+  /**
+   * Dispatches the waiting jobs of users who have a free turn: the backstop for a turn missed when a replica
+   * stopped between a job's end and its owner's next dispatch. Returns how many requests it wrote.
+   */
+  async dispatchMissedTurns(): Promise<number> {
+    let sent = 0;
+    for (const userId of await this.repo.ownersWithWaiting(100)) sent += await this.dispatchNext(userId);
+    return sent;
+  }
+
+  /** Starts older than the hour no longer count: forgotten. */
+  async pruneStarts(): Promise<number> {
+    return this.repo.pruneStarts(new Date(Date.now() - HOUR_MS));
   }
 
   // ---- subscriptions
@@ -310,6 +384,76 @@ export class JobsService {
   }
 
   // ---- internals
+
+  /**
+   * Runs `work` in one transaction holding the user's lock (their `job_quota_users` row, FOR UPDATE), so that
+   * quota checks and dispatching of one user never interleave, on one replica or several. READ COMMITTED: each
+   * count after the lock sees every job committed before it, and range reads lock no gaps that would block
+   * other users' inserts. Lock order everywhere: the user's row first, then job rows.
+   */
+  private async asUser<T>(userId: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    await this.repo.ensureQuotaUser(userId);
+    return withTransaction(
+      this.repo.pool,
+      async (conn) => {
+        await this.repo.lockQuotaUser(conn, userId);
+        return work(conn);
+      },
+      'READ COMMITTED',
+    );
+  }
+
+  /** Under the user's lock: QUOTA_EXCEEDED unless one more conversion may start. */
+  private async checkQuotas(conn: PoolConnection, userId: string, now: Date): Promise<void> {
+    const [{ active }, starts] = await Promise.all([
+      this.repo.countActive(conn, userId),
+      this.repo.countStartsSince(conn, userId, new Date(now.getTime() - HOUR_MS)),
+    ]);
+    const refusal = refuseConversion(
+      this.options.limits,
+      { activeJobs: active, conversionsLastHour: starts.count, oldestInWindow: starts.oldest },
+      now,
+    );
+    if (refusal) throw refusal;
+  }
+
+  /**
+   * Fair scheduling. Under the user's lock: writes the requests of the user's oldest waiting jobs while fewer
+   * than MAX_DISPATCHED_PER_USER of theirs are in RabbitMQ or running. RabbitMQ's queue is first-in first-out
+   * for everyone, so a user who queues many jobs holds at most that many places in it; the rest of their jobs
+   * wait in MariaDB and join the back of the queue one by one as theirs finish, behind what others queued
+   * meanwhile. (A per-user queue in RabbitMQ, or priorities, would need workers to know every user; this keeps
+   * the workers and the topology as they are.) Returns the ids dispatched; `request` names the id of the
+   * request that queued one of them.
+   */
+  private async dispatchWaiting(
+    conn: PoolConnection,
+    userId: string,
+    request?: { jobId: string; requestId: string | undefined },
+  ): Promise<string[]> {
+    const { dispatched } = await this.repo.countActive(conn, userId);
+    const room = dispatchRoom(this.options.limits, dispatched);
+    if (room === 0) return [];
+    // The rows come back locked and current; a job cancelled meanwhile is skipped rather than sent (its turn
+    // goes to the next event or the sweeper).
+    const waiting = (await this.repo.lockWaiting(conn, userId, room)).filter(
+      (j) => j.status === 'QUEUED' && j.dispatchedAt === null,
+    );
+    const now = new Date();
+    for (const job of waiting) {
+      await this.enqueue(conn, job, job.id === request?.jobId ? request.requestId : undefined);
+      // queued_at restarts: the sweeper gives a request the whole threshold from when it was sent.
+      await this.repo.update(conn, job.id, { dispatchedAt: now, queuedAt: now });
+    }
+    return waiting.map((j) => j.id);
+  }
+
+  /** Gives the user's free turns to their waiting jobs, in a transaction of its own; returns how many. */
+  private async dispatchNext(userId: string): Promise<number> {
+    const sent = await this.asUser(userId, (conn) => this.dispatchWaiting(conn, userId));
+    if (sent.length > 0) this.relay.kick();
+    return sent.length;
+  }
 
   /**
    * Locks the job's row, lets `decide` return a patch (or null for no change), writes it with a
