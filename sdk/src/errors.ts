@@ -149,9 +149,14 @@ export function formatBytes(bytes: number): string {
  * server's own message.
  */
 export function describeQuota(error: unknown): string | undefined {
-  if (!(error instanceof Vidmp3Error) || error.code !== 'QUOTA_EXCEEDED') return undefined;
-  const { quota, limit, used } = error;
-  if (limit === undefined || used === undefined) return error.message;
+  // By shape, not instanceof: an app may hold errors of a second copy of the SDK (or rebuilt from JSON).
+  if (typeof error !== 'object' || error === null || !('code' in error) || error.code !== 'QUOTA_EXCEEDED') {
+    return undefined;
+  }
+  const message = 'message' in error && typeof error.message === 'string' ? error.message : 'Over a limit';
+  const extensions = 'extensions' in error && typeof error.extensions === 'object' ? error.extensions : undefined;
+  const { quota, limit, used } = (extensions ?? {}) as Record<string, unknown>;
+  if (typeof limit !== 'number' || typeof used !== 'number') return message;
   switch (quota) {
     case 'storageBytes':
       return `Storage full: ${formatBytes(used)} of ${formatBytes(limit)} used. Delete videos or mp3s you no longer need to make room.`;
@@ -165,8 +170,7 @@ export function describeQuota(error: unknown): string | undefined {
       return `Too many live connections: at most ${limit} at once. Close other tabs or clients, then try again.`;
     case 'subscriptions':
       return `Too many live updates at once: ${used} of ${limit}. Stop watching some jobs, then try again.`;
-    case undefined:
     default:
-      return error.message;
+      return message;
   }
 }
