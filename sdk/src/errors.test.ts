@@ -32,6 +32,12 @@ describe('QUOTA_EXCEEDED', () => {
     expect(describeQuota(quotaError(quota, limit, used))).toMatch(expected);
   });
 
+  it('says when a file does not fit in the storage left, before the storage is full', () => {
+    expect(describeQuota(quotaError('storageBytes', 2 * GB, GB))).toMatch(
+      /^Not enough storage left for this file: 1\.0 GB of 2\.0 GB used, 1\.0 GB free\. Delete/,
+    );
+  });
+
   it("falls back to the server's message for a quota it does not know, and says nothing for other errors", () => {
     expect(describeQuota(quotaError('webhooks', 3, 3, 'At most 3 webhooks'))).toBe('At most 3 webhooks');
     expect(describeQuota(new Vidmp3Error('NOT_FOUND', 'No job'))).toBeUndefined();

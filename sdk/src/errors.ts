@@ -158,8 +158,13 @@ export function describeQuota(error: unknown): string | undefined {
   const { quota, limit, used } = (extensions ?? {}) as Record<string, unknown>;
   if (typeof limit !== 'number' || typeof used !== 'number') return message;
   switch (quota) {
-    case 'storageBytes':
-      return `Storage full: ${formatBytes(used)} of ${formatBytes(limit)} used. Delete videos or mp3s you no longer need to make room.`;
+    case 'storageBytes': {
+      const room = 'Delete videos or mp3s you no longer need to make room.';
+      // Refused before the storage is full too: when this file would not fit in what is left.
+      return used >= limit
+        ? `Storage full: ${formatBytes(used)} of ${formatBytes(limit)} used. ${room}`
+        : `Not enough storage left for this file: ${formatBytes(used)} of ${formatBytes(limit)} used, ${formatBytes(limit - used)} free. ${room}`;
+    }
     case 'concurrentUploads':
       return `Too many uploads at once: ${used} of ${limit} in progress. Wait for one to finish, then try again.`;
     case 'activeJobs':
