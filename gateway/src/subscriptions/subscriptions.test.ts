@@ -642,6 +642,17 @@ async function openConnected(url: string, options: { token?: string; forwardedFo
 }
 
 describe('WebSocket limits per user and per address', () => {
+  it("takes its limits from the gateway's settings: 10 sockets per user, 50 per address, 20 subscriptions per user", () => {
+    const defaults = ConfigSchema.parse({});
+    expect([
+      defaults.MAX_WS_CONNECTIONS_PER_USER,
+      defaults.MAX_WS_CONNECTIONS_PER_IP,
+      defaults.MAX_SUBSCRIPTIONS_PER_USER,
+    ]).toEqual([10, 50, 20]);
+    expect(ConfigSchema.parse({ MAX_SUBSCRIPTIONS_PER_USER: '3' }).MAX_SUBSCRIPTIONS_PER_USER).toBe(3);
+    expect(ConfigSchema.safeParse({ MAX_WS_CONNECTIONS_PER_IP: '0' }).success).toBe(false);
+  });
+
   it("refuses a user's connection over the limit with 4429 while another user still connects, and counts a closed one as free", async () => {
     const upstream = await startJobs();
     const gateway = await startGatewayWs(upstream, { limits: { connectionsPerUser: 2 } });
