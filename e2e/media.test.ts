@@ -1,12 +1,12 @@
 import { createHash, createHmac } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { errorCode, graphql, signUpUser, uploadFile, type SignedUp, type UploadedMedia } from './client.js';
-import { sample, sha256File, type SampleName } from './fixtures.js';
+import { generateVideo, sample, sha256File, type SampleName } from './fixtures.js';
 import { MYSQL_SERVER, startSystem, type System } from './harness.js';
 
 // Small enough that an over-limit file is cheap to make, large enough for every sample.
@@ -143,7 +143,7 @@ describe('refused uploads leave nothing behind', () => {
   const refused: [SampleName, RegExp][] = [
     ['empty.mp4', /empty/i],
     ['text.mp4', /not a video we can read/i],
-    ['truncated.mp4', /not a video we can read/i],
+    ['truncated.mp4', /^The file is incomplete/],
     ['playlist.m3u8', /not a video we can read/i],
     ['unknown.bin', /not a video we can read/i],
     ['no-audio.mp4', /no audio/i],
@@ -159,6 +159,26 @@ describe('refused uploads leave nothing behind', () => {
     expect(res.errors![0]!.message).not.toMatch(/\/tmp|\/data|ffprobe/);
     expect(await mediaRows(dave.id)).toBe(0);
     expect(await storedFiles()).toEqual(before);
+  });
+
+  it('refuses a 12 s mp4 cut after its first 30 kB (header intact) as incomplete, and keeps nothing', async () => {
+    const dave = await signUpUser(system.gatewayUrl);
+    const whole = join(tmpdir(), `vidmp3-whole-${process.pid}.mp4`);
+    const cut = join(tmpdir(), `vidmp3-cut-${process.pid}.mp4`);
+    await generateVideo(whole, 12, { faststart: true });
+    await copyFile(whole, cut);
+    await truncate(cut, 30_000);
+    const before = await storedFiles();
+    const res = await uploadFile(system.gatewayUrl, cut, { token: dave.token });
+    expect(errorCode(res), JSON.stringify(res)).toBe('UNSUPPORTED_MEDIA');
+    expect(res.errors![0]!.message).toMatch(/^The file is incomplete: its data ends at [\d.]+ s of the 12\.0 s/);
+    expect(await mediaRows(dave.id)).toBe(0);
+    expect(await storedFiles()).toEqual(before);
+    // The same file whole is accepted, with its length.
+    const accepted = await uploadFile(system.gatewayUrl, whole, { token: dave.token });
+    expect(accepted.errors, JSON.stringify(accepted.errors)).toBeUndefined();
+    expect(accepted.data!.uploadVideo.durationSeconds).toBeCloseTo(12, 0);
+    await Promise.all([rm(whole, { force: true }), rm(cut, { force: true })]);
   });
 
   it('refuses a file over the size limit with PAYLOAD_TOO_LARGE', async () => {

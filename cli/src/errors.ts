@@ -1,3 +1,5 @@
+import { describeQuota } from './sdk.js';
+
 /** Exit codes scripts can rely on (also listed in `--help` and the README). */
 export const ExitCode = {
   OK: 0,
@@ -8,6 +10,7 @@ export const ExitCode = {
   CONVERSION: 5,
   NETWORK: 6,
   RATE_LIMITED: 7,
+  QUOTA_EXCEEDED: 8,
   INTERRUPTED: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -23,6 +26,8 @@ Exit codes:
   5    conversion failed or cancelled
   6    cannot reach the server (NETWORK_ERROR)
   7    too many attempts, try again later (RATE_LIMITED)
+  8    a limit of your account is reached (QUOTA_EXCEEDED): storage, uploads or conversions
+       at once, conversions per hour; \`vidmp3 usage\` shows where you stand
   130  interrupted (Ctrl-C)
 With several files, the others are still converted and the worst code is returned.`;
 
@@ -63,6 +68,8 @@ export function exitCodeFor(code: string | undefined): ExitCode {
       return ExitCode.NETWORK;
     case 'RATE_LIMITED':
       return ExitCode.RATE_LIMITED;
+    case 'QUOTA_EXCEEDED':
+      return ExitCode.QUOTA_EXCEEDED;
     case 'ABORTED':
       return ExitCode.INTERRUPTED;
     default:
@@ -77,6 +84,8 @@ export interface Failure {
   message: string;
   code: string | undefined;
   exitCode: ExitCode;
+  /** QUOTA_EXCEEDED: which limit, the limit and the use, for --json output. */
+  quota?: { quota: unknown; limit: unknown; used: unknown };
 }
 
 const errnoMessages: Record<string, string> = {
@@ -105,6 +114,12 @@ export function describeError(err: unknown): Failure {
   }
   // Vidmp3Error from the SDK (matched by shape, so that a second copy of the SDK still counts).
   if (err instanceof Error && hasStringField(err, 'code') && /^[A-Z][A-Z_]+$/.test(err.code)) {
+    const quota = describeQuota(err);
+    if (quota !== undefined) {
+      const { quota: name, limit, used } = (err as { extensions?: Record<string, unknown> }).extensions ?? {};
+      // Our own words, with the figures: "Storage full: 2.0 GB of 2.0 GB used. Delete …" (kept as a sentence).
+      return { message: quota, code: err.code, exitCode: exitCodeFor(err.code), quota: { quota: name, limit, used } };
+    }
     return { message: sentence(err.message), code: err.code, exitCode: exitCodeFor(err.code) };
   }
   const message = err instanceof Error ? err.message : String(err);

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { cancel, jobs, parseStatus, type JobsFlags } from './commands/jobs.js';
 import { login, logout, signup, whoami, type PasswordFlags } from './commands/account.js';
+import { usage } from './commands/usage.js';
 import { convert, type ConvertFlags } from './commands/convert.js';
 import { download, type DownloadFlags } from './commands/download.js';
 import { DEFAULT_URL } from './config.js';
@@ -85,6 +86,11 @@ export async function run(argv: string[], io: Io): Promise<ExitCode> {
     .action(action((ctx) => whoami(ctx)));
 
   program
+    .command('usage')
+    .description('show what you use of the server and your limits (storage, uploads, conversions)')
+    .action(action((ctx) => usage(ctx)));
+
+  program
     .command('convert')
     .description('convert video files to mp3: upload, convert on the server, download the mp3')
     .argument('<file...>', 'video files (mp4, mov, mkv, webm, …)')
@@ -151,7 +157,9 @@ Examples:
     io.stderr.write(`${formatFailure(failure)}\n`);
     const debug = ctx?.debug ?? argv.includes('--debug');
     if (debug && err instanceof Error && err.stack) io.stderr.write(`${err.stack}\n`);
-    if (ctx?.json) ctx.print({ error: { code: failure.code ?? null, message: failure.message } }, []);
+    if (ctx?.json) {
+      ctx.print({ error: { code: failure.code ?? null, message: failure.message, ...failure.quota } }, []);
+    }
     return failure.exitCode;
   } finally {
     ctx?.close();

@@ -1,3 +1,3 @@
 // The one module that names the SDK, so the rest of the CLI reads as plain TypeScript types.
-export { createClient, isFinalStatus, Vidmp3Error } from '@vidmp3/sdk';
-export type { Client, ConversionOptions, Job, JobStatus, Media, AuthPayload, User } from '@vidmp3/sdk';
+export { createClient, describeQuota, formatBytes as formatBinaryBytes, isFinalStatus, Vidmp3Error } from '@vidmp3/sdk';
+export type { Client, ConversionOptions, Job, JobStatus, Media, AuthPayload, Usage, User } from '@vidmp3/sdk';

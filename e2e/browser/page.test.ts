@@ -17,7 +17,8 @@ let downloads: string;
 beforeAll(async () => {
   [system, browser, downloads] = await Promise.all([
     // The worker reads its input at real time, so the page has a 3-second conversion to show progress of.
-    startSystem({ worker: { READRATE: '1' } }, { workers: 1 }),
+    // One conversion per user and hour: each test's user converts once, and the usage test runs into the limit.
+    startSystem({ worker: { READRATE: '1' }, jobs: { MAX_CONVERSIONS_PER_HOUR: '1' } }, { workers: 1 }),
     launchBrowser(),
     mkdtemp(join(tmpdir(), 'vidmp3-downloads-')),
   ]);
@@ -176,6 +177,44 @@ describe('the conversion page', () => {
       expect(errors).toEqual([]);
     } catch (error) {
       await screenshot(page, 'page-failure-keyboard').catch(() => undefined); // what the page showed when it failed
+      throw error;
+    } finally {
+      await context.close();
+    }
+  }, 120_000);
+
+  it("shows the user's usage, updates it after an upload and a conversion, and says which limit stops the next", async () => {
+    const { page, context, errors } = await openPage(browser, system.gatewayUrl);
+    try {
+      await page.goto(`${system.gatewayUrl}/`);
+      await page.getByLabel('Email').fill(uniqueEmail('usage'));
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Create account' }).click();
+      const usage = page.locator('#usage');
+      await usage.waitFor();
+      expect(await usage.innerText()).toMatch(
+        /^Storage 0 B of \d+(\.\d)? [KMGT]B · 0 of \d+ conversions running · 0 of 1 this hour$/,
+      );
+
+      await page.getByLabel('Choose a video').setInputFiles(await sample('faststart.mp4'));
+      await page.getByRole('button', { name: 'Convert to mp3' }).click();
+      await page.locator('#result').getByRole('link', { name: 'Download faststart.mp3' }).waitFor({ timeout: 60_000 });
+      // The video and its mp3 are stored now, and the conversion is counted.
+      await page.waitForFunction(() =>
+        / · 1 of 1 this hour$/.test(document.getElementById('usage')!.textContent ?? ''),
+      );
+      expect(await usage.innerText()).toMatch(/^Storage [1-9][\d.]* [KMGT]?B of .* · 0 of \d+ conversions running/);
+      expect(await usage.getAttribute('class')).toContain('near-limit');
+
+      // The next conversion is over the hourly limit: the page says so with the figures.
+      await page.getByLabel('Choose a video').setInputFiles(await sample('moov-at-end.mp4'));
+      await page.getByRole('button', { name: 'Convert to mp3' }).click();
+      const status = page.locator('#status.problem');
+      await status.waitFor({ timeout: 30_000 });
+      expect(await status.innerText()).toMatch(/^Hourly conversion limit reached: 1 of 1 in the last hour/);
+      expect(errors).toEqual([]);
+    } catch (error) {
+      await screenshot(page, 'page-failure-usage').catch(() => undefined); // what the page showed when it failed
       throw error;
     } finally {
       await context.close();

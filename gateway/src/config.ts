@@ -48,6 +48,16 @@ export const ConfigSchema = z
     MAX_COST: z.coerce.number().int().positive().default(5_000),
     MAX_TOKENS: z.coerce.number().int().positive().default(2_000),
     MAX_DIRECTIVES: z.coerce.number().int().nonnegative().default(20),
+    /**
+     * WebSocket (subscription) limits, counted by each gateway process on its own (per replica: N replicas
+     * allow N times as much). Over a connection limit the socket is closed with 4429; over the subscription
+     * limit a subscribe is answered with QUOTA_EXCEEDED (quota `subscriptions`).
+     */
+    MAX_WS_CONNECTIONS_PER_USER: z.coerce.number().int().positive().default(10),
+    /** Every socket from one address (IPv6: one /64) counts, signed in or not, authenticated yet or not. */
+    MAX_WS_CONNECTIONS_PER_IP: z.coerce.number().int().positive().default(50),
+    /** Active subscriptions of one user across all their sockets (anonymous ones: per address). */
+    MAX_SUBSCRIPTIONS_PER_USER: z.coerce.number().int().positive().default(20),
     /** After SIGTERM: how long uploads, downloads and queries in flight may still take. */
     SHUTDOWN_GRACE_SECONDS: env.shutdownGrace(),
     /** Largest upload accepted; media enforces the same limit while it streams. */

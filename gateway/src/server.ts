@@ -161,6 +161,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     exposeInternals: config.NODE_ENV !== 'production',
     hideSchemaDetails: !config.INTROSPECTION,
     trustProxy: app.get('trust proxy fn') as (address: string, hop: number) => boolean,
+    limits: {
+      connectionsPerUser: config.MAX_WS_CONNECTIONS_PER_USER,
+      connectionsPerAddress: config.MAX_WS_CONNECTIONS_PER_IP,
+      subscriptionsPerUser: config.MAX_SUBSCRIPTIONS_PER_USER,
+    },
     metrics: graphqlMetrics,
   });
   logger.info({ url: `${url}/graphql` }, 'gateway ready');

@@ -14,6 +14,7 @@ import {
   type TypedDocumentString,
   UploadVideoDocument,
   type UploadVideoMutation,
+  UsageDocument,
 } from './generated/graphql.js';
 import { downloadBlob, fetchAnswer, graphqlData } from './http.js';
 import type { Platform } from './platform.js';
@@ -32,6 +33,7 @@ import type {
   Media,
   UploadInput,
   UploadOptions,
+  Usage,
   User,
   WatchOptions,
 } from './types.js';
@@ -136,6 +138,12 @@ class Vidmp3Client implements Client {
 
   async me(): Promise<User | null> {
     return (await this.request(MeDocument, {})).me;
+  }
+
+  async usage(): Promise<Usage> {
+    const { me } = await this.request(UsageDocument, {});
+    if (!me) throw new Vidmp3Error('UNAUTHENTICATED', 'Log in to see your usage');
+    return me.usage;
   }
 
   async uploadVideo(input: UploadInput, options: UploadOptions = {}): Promise<Media> {

@@ -10,6 +10,11 @@ export type KnownErrorCode =
   | 'UNSUPPORTED_MEDIA'
   | 'CONFLICT'
   | 'RATE_LIMITED'
+  /**
+   * A limit of your account is reached (storage, uploads or conversions at once, conversions per hour, live
+   * connections or subscriptions): `quota`, `limit` and `used` say which and how far; `describeQuota` words it.
+   */
+  | 'QUOTA_EXCEEDED'
   | 'INTERNAL'
   /** watchJob: the gateway refused the WebSocket (4403), in a browser because the page's Origin is not allowed. */
   | 'FORBIDDEN'
@@ -24,6 +29,11 @@ export type KnownErrorCode =
 
 // `string & {}` keeps editor completion for the known codes while accepting any other.
 export type ErrorCode = KnownErrorCode | (string & {});
+
+/** The limits QUOTA_EXCEEDED can name; the same names as the fields of `usage()`. Others pass through. */
+export type KnownQuota =
+  'storageBytes' | 'concurrentUploads' | 'activeJobs' | 'conversionsPerHour' | 'webSocketConnections' | 'subscriptions';
+export type Quota = KnownQuota | (string & {});
 
 export interface Vidmp3ErrorOptions {
   /** The gateway's `x-request-id` for the failed request: quote it when reporting a problem. */
@@ -41,6 +51,12 @@ export class Vidmp3Error extends Error {
   readonly requestId: string | undefined;
   readonly status: number | undefined;
   readonly extensions: Record<string, unknown> | undefined;
+  /** QUOTA_EXCEEDED: which limit (from `extensions.quota`). */
+  readonly quota: Quota | undefined;
+  /** QUOTA_EXCEEDED: the limit (bytes for storageBytes, else a count). */
+  readonly limit: number | undefined;
+  /** QUOTA_EXCEEDED: what you use now, in the same unit. */
+  readonly used: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: Vidmp3ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -48,6 +64,10 @@ export class Vidmp3Error extends Error {
     this.requestId = options.requestId;
     this.status = options.status;
     this.extensions = options.extensions;
+    const { quota, limit, used } = options.extensions ?? {};
+    this.quota = typeof quota === 'string' ? quota : undefined;
+    this.limit = typeof limit === 'number' ? limit : undefined;
+    this.used = typeof used === 'number' ? used : undefined;
   }
 }
 
@@ -108,4 +128,54 @@ export function networkError(err: unknown, url: string): Vidmp3Error {
     // keep the text as given
   }
   return new Vidmp3Error('NETWORK_ERROR', `Cannot reach ${where} (${detail})`, { cause: err });
+}
+
+/** 1.5 GB, 120 MB, 900 B: binary units, as file managers show sizes. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/**
+ * A QUOTA_EXCEEDED error in words a person can act on ("Storage full: 2.0 GB of 2.0 GB used. Delete …"), or
+ * undefined for any other error. The figures come from the error's `limit` and `used`; without them, the
+ * server's own message.
+ */
+export function describeQuota(error: unknown): string | undefined {
+  // By shape, not instanceof: an app may hold errors of a second copy of the SDK (or rebuilt from JSON).
+  if (typeof error !== 'object' || error === null || !('code' in error) || error.code !== 'QUOTA_EXCEEDED') {
+    return undefined;
+  }
+  const message = 'message' in error && typeof error.message === 'string' ? error.message : 'Over a limit';
+  const extensions = 'extensions' in error && typeof error.extensions === 'object' ? error.extensions : undefined;
+  const { quota, limit, used } = (extensions ?? {}) as Record<string, unknown>;
+  if (typeof limit !== 'number' || typeof used !== 'number') return message;
+  switch (quota) {
+    case 'storageBytes': {
+      const room = 'Delete videos or mp3s you no longer need to make room.';
+      // Refused before the storage is full too: when this file would not fit in what is left.
+      return used >= limit
+        ? `Storage full: ${formatBytes(used)} of ${formatBytes(limit)} used. ${room}`
+        : `Not enough storage left for this file: ${formatBytes(used)} of ${formatBytes(limit)} used, ${formatBytes(limit - used)} free. ${room}`;
+    }
+    case 'concurrentUploads':
+      return `Too many uploads at once: ${used} of ${limit} in progress. Wait for one to finish, then try again.`;
+    case 'activeJobs':
+      return `Too many conversions at once: ${used} of ${limit} queued or running. Wait for one to finish, then try again.`;
+    case 'conversionsPerHour':
+      return `Hourly conversion limit reached: ${used} of ${limit} in the last hour. Try again later.`;
+    case 'webSocketConnections':
+      return `Too many live connections: at most ${limit} at once. Close other tabs or clients, then try again.`;
+    case 'subscriptions':
+      return `Too many live updates at once: ${used} of ${limit}. Stop watching some jobs, then try again.`;
+    default:
+      return message;
+  }
 }

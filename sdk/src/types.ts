@@ -3,6 +3,7 @@ import type {
   JobFieldsFragment,
   JobStatus as GeneratedJobStatus,
   MediaFieldsFragment,
+  UsageFieldsFragment,
   UserFieldsFragment,
 } from './generated/graphql.js';
 
@@ -12,6 +13,12 @@ export type Media = MediaFieldsFragment;
 export type Job = JobFieldsFragment;
 export type JobStatus = GeneratedJobStatus;
 export type ConversionOptions = GeneratedConversionOptions;
+/**
+ * What you use of the instance and your limits: `storageBytes`/`storageLimitBytes` (uploads and mp3s),
+ * `uploadsInProgress`/`concurrentUploadsLimit`, `activeJobs`/`activeJobsLimit` (queued or running),
+ * `conversionsLastHour`/`conversionsPerHourLimit`.
+ */
+export type Usage = UsageFieldsFragment;
 
 export interface AuthPayload {
   accessToken: string;
@@ -130,6 +137,8 @@ export interface Client {
   logIn(email: string, password: string): Promise<AuthPayload>;
   /** The signed-in user, or null without a token. */
   me(): Promise<User | null>;
+  /** Your usage and limits; UNAUTHENTICATED without a token. */
+  usage(): Promise<Usage>;
   /** Uploads a video with the GraphQL multipart request spec, streaming it. */
   uploadVideo(input: UploadInput, options?: UploadOptions): Promise<Media>;
   /** Queues the conversion of an uploaded video to mp3. */

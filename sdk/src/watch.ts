@@ -74,8 +74,9 @@ const RESYNC_RETRIED: ReadonlySet<string> = new Set(['NETWORK_ERROR', 'INTERNAL'
  * Close codes (graphql-ws's CloseCode) with which the server refuses this connection: reconnecting would only be
  * refused again. 4401 Unauthorized: the gateway rejected the token. 4403 Forbidden: the gateway does not allow the
  * page's Origin (graphql-ws itself would retry this one). 4400 BadRequest, 4406 SubprotocolNotAcceptable,
- * 4409 SubscriberAlreadyExists, 4429 TooManyInitialisationRequests: the server and this client disagree on the
- * protocol. Not here, and so retried: 4408 (initialisation timeout), 4499 (terminated), 1013 (try again later).
+ * 4409 SubscriberAlreadyExists: the server and this client disagree on the protocol. 4429 TooManyInitialisationRequests:
+ * the same, or (reason "Too many connections …") the gateway's limit of sockets per user or per address, which a
+ * reconnection in a loop would only make worse. Not here, and so retried: 4408 (initialisation timeout), 4499 (terminated), 1013 (try again later).
  */
 export const REFUSAL_CLOSE_CODES: ReadonlySet<number> = new Set([4400, 4401, 4403, 4406, 4409, 4429]);
 
@@ -102,6 +103,17 @@ export function subscriptionError(err: unknown, wsUrl: string): Vidmp3Error {
     if (code === 4401) {
       return new Vidmp3Error('UNAUTHENTICATED', `The server refused the WebSocket: ${reason || 'not authenticated'}`, {
         extensions,
+      });
+    }
+    if (code === 4429 && /^too many connections/i.test(reason)) {
+      // "Too many connections: at most 10 per user": the limit is in the words, since a close carries no extensions.
+      const limit = /at most (\d+)/.exec(reason)?.[1];
+      return new Vidmp3Error('QUOTA_EXCEEDED', `The server refused the WebSocket: ${reason}`, {
+        extensions: {
+          ...extensions,
+          quota: 'webSocketConnections',
+          ...(limit ? { limit: Number(limit), used: Number(limit) } : {}),
+        },
       });
     }
     if (code === 4403) {

@@ -123,6 +123,31 @@ describe('accounts', () => {
   });
 });
 
+describe('usage', () => {
+  it("reads the signed-in user's usage and limits, and sees an upload and a conversion counted", async () => {
+    const c = await signedUp();
+    const before = await c.usage();
+    expect(before).toMatchObject({ storageBytes: 0, uploadsInProgress: 0, activeJobs: 0, conversionsLastHour: 0 });
+    for (const limit of [
+      before.storageLimitBytes,
+      before.concurrentUploadsLimit,
+      before.activeJobsLimit,
+      before.conversionsPerHourLimit,
+    ]) {
+      expect(limit).toBeGreaterThan(0);
+    }
+
+    const media = await c.uploadVideo(await sample('faststart.mp4'));
+    expect((await c.usage()).storageBytes).toBe(media.byteSize);
+    await c.convert(media.id);
+    expect((await c.usage()).conversionsLastHour).toBe(1);
+  });
+
+  it('answers usage() without a token with UNAUTHENTICATED', async () => {
+    expect((await rejection(client().usage())).code).toBe('UNAUTHENTICATED');
+  });
+});
+
 describe('conversions', () => {
   it('converts a file to an mp3 on disk, reporting upload, conversion and download progress in order', async () => {
     const c = await signedUp();

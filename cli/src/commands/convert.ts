@@ -39,7 +39,8 @@ export interface FileResult {
   jobId: string | null;
   status: JobStatus | null;
   job: Job | null;
-  error: { code: string | null; message: string } | null;
+  /** With QUOTA_EXCEEDED, also `quota`, `limit` and `used`. */
+  error: { code: string | null; message: string; quota?: unknown; limit?: unknown; used?: unknown } | null;
   exitCode: ExitCode;
 }
 
@@ -157,7 +158,7 @@ async function convertOne(run: Run, file: string): Promise<FileResult> {
       const cancelled = job?.status === 'CANCELLED' ? ` (job ${job.id} cancelled)` : '';
       failure = { message: `interrupted${cancelled}`, code: undefined, exitCode: ExitCode.INTERRUPTED };
     }
-    result.error = { code: failure.code ?? null, message: failure.message };
+    result.error = { code: failure.code ?? null, message: failure.message, ...failure.quota };
     result.exitCode = failure.exitCode;
     progress.end();
     ctx.io.stderr.write(`${formatFailure(failure, file)}\n`);

@@ -10,12 +10,16 @@ import type { Connection } from './upstream.js';
 // ---------------------------------------------------------------------------------------------------------------
 // Relaying: upstream events in, the client's selection out
 
-/** What `subscribe` receives as the context value: the plan, for whom, and how to run the per-event query. */
+/**
+ * What `subscribe` receives as the context value: the plan, for whom, how to run the per-event query, and the
+ * subscription's slot in the per-user limit, given back when the relay ends.
+ */
 export class RelayTarget {
   constructor(
     readonly plan: SubscriptionPlan,
     readonly connection: Connection,
     readonly execute: JobQueryExecutor,
+    readonly release: () => void = () => undefined,
   ) {}
 }
 
@@ -93,6 +97,8 @@ export class JobRelay implements AsyncIterableIterator<ExecutionResult> {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    // Every way a subscription ends (complete from the client, upstream done or failed, the socket gone) ends here.
+    this.target.release();
     this.unsubscribe(); // tells jobs "complete" unless it has finished already
     this.aborted.abort();
   }

@@ -1,5 +1,5 @@
 // The subscription server: graphql-ws on the gateway's HTTP server, its options, and the production executor.
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { ApolloServer } from '@apollo/server';
 import {
   getOperationAST,
@@ -11,10 +11,11 @@ import {
 } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import {
   ErrorCode,
   createFormatError,
+  quotaExceeded,
   userError,
   type GraphQLMetrics,
   type Logger,
@@ -24,7 +25,16 @@ import {
 import type { GatewayContext } from '../context.js';
 import { planSubscription } from './plan.js';
 import { JobRelay, RelayTarget } from './relay.js';
-import { authenticate, clientAddress, closeReason, incomingRequestId, originMatcher } from './support.js';
+import {
+  addressKey,
+  authenticate,
+  clientAddress,
+  closeReason,
+  incomingRequestId,
+  originMatcher,
+  SlotCounter,
+  TOO_MANY_CONNECTIONS,
+} from './support.js';
 import { Connection, type UpstreamOptions } from './upstream.js';
 
 /**
@@ -64,10 +74,22 @@ export interface SubscriptionServerOptions {
   trustProxy?: (address: string, hop: number) => boolean;
   /** Default 50. */
   maxSubscriptionsPerConnection?: number;
+  /**
+   * Per-user and per-address limits, counted in this process (per replica). Defaults: 10 sockets per user,
+   * 50 per address (IPv6: per /64; every socket counts, authenticated or not), 20 subscriptions per user.
+   */
+  limits?: WebSocketLimits;
   /** Reconnection to jobs after it went away (a replica restarting); then the subscription fails. */
   reconnect?: { attempts?: number; maxDelayMs?: number };
   /** Subscriptions started (and refused) are counted with HTTP's operations; their events by the Apollo plugin. */
   metrics?: GraphQLMetrics;
+}
+
+export interface WebSocketLimits {
+  connectionsPerUser?: number;
+  connectionsPerAddress?: number;
+  /** Across all the user's sockets; anonymous callers are counted per address. */
+  subscriptionsPerUser?: number;
 }
 
 export interface SubscriptionServer {
@@ -87,17 +109,39 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
     maxDelayMs: options.reconnect?.maxDelayMs ?? 5_000,
   };
 
+  const perUser = new SlotCounter(options.limits?.connectionsPerUser ?? 10);
+  const perAddress = new SlotCounter(options.limits?.connectionsPerAddress ?? 50);
+  const subscriptions = new SlotCounter(options.limits?.subscriptionsPerUser ?? 20);
+
   // Operations are small; without a cap, ws would buffer messages of up to 100 MiB.
   const wss = new WebSocketServer({
     server: options.httpServer,
     path: options.path ?? '/graphql',
     maxPayload: 1 << 20,
   });
+  // Registered before graphql-ws's own listener, so it runs first: every socket is counted against its address
+  // from the moment it opens, whether it ever authenticates or not. Refusing with a close code (rather than a
+  // 429 at the upgrade) lets graphql-ws clients see why, and 4429 stops them from reconnecting in a loop.
+  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    const address = addressKey(clientAddress(request, options.trustProxy));
+    const release = perAddress.acquire(address);
+    if (!release) {
+      log.info({ address }, 'WebSocket refused: too many connections from this address');
+      socket.close(
+        TOO_MANY_CONNECTIONS,
+        closeReason(`Too many connections: at most ${perAddress.limit} from one address`),
+      );
+      return;
+    }
+    socket.once('close', release);
+  });
   const server = useServer<Record<string, unknown>, { connection: Connection }>(
     {
       isProd: !options.exposeInternals,
       async onConnect(ctx) {
         const { request, socket } = ctx.extra;
+        // Refused for its address already (or gone): the client's connection_init may still have arrived.
+        if (socket.readyState !== WebSocket.OPEN) return false;
         const requestId = incomingRequestId(request);
         const connectionLog = log.child({ requestId });
         if (!originAllowed(request.headers.origin)) {
@@ -116,6 +160,17 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
             socket.close(1013, 'Try again later');
           }
           return false; // the socket is already closing: graphql-ws's own close is then a no-op
+        }
+        // The client may have left while its token was checked: then nothing is counted (no close event to come).
+        if (socket.readyState !== WebSocket.OPEN) return false;
+        if (viewer) {
+          const release = perUser.acquire(viewer.userId);
+          if (!release) {
+            connectionLog.info({ userId: viewer.userId }, 'WebSocket refused: too many connections of this user');
+            socket.close(TOO_MANY_CONNECTIONS, closeReason(`Too many connections: at most ${perUser.limit} per user`));
+            return false;
+          }
+          socket.once('close', release);
         }
         ctx.extra.connection = new Connection(
           { viewer, requestId, log: connectionLog, ip: clientAddress(request, options.trustProxy) },
@@ -153,6 +208,22 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
           hideSchemaDetails: options.hideSchemaDetails,
         });
         if (Array.isArray(planned)) return refused(planned);
+        // Counted last, once nothing else can refuse it; released when the relay ends (relay.ts) or, failing
+        // that, when the socket closes. Anonymous callers (refused by jobs anyway) are counted by address.
+        const { viewer, ip } = connection.identity;
+        const owner = viewer ? `user:${viewer.userId}` : `address:${addressKey(ip)}`;
+        const release = subscriptions.acquire(owner);
+        if (!release) {
+          const { limit } = subscriptions;
+          return refused([
+            quotaExceeded(
+              'subscriptions',
+              limit,
+              subscriptions.used(owner),
+              `Too many subscriptions: at most ${limit} active at once per user; end one first`,
+            ),
+          ]);
+        }
         if (options.metrics) {
           const operation = getOperationAST(planned.document, payload.operationName);
           options.metrics.record('subscription', options.metrics.fieldLabel(operation), []);
@@ -162,7 +233,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
           document: planned.document,
           operationName: payload.operationName,
           variableValues: payload.variables,
-          contextValue: new RelayTarget(planned, connection, options.execute),
+          contextValue: new RelayTarget(planned, connection, options.execute, connection.hold(release)),
         };
       },
 

@@ -578,3 +578,187 @@ describe('subscriptions through the gateway', () => {
     expect(upstream.feeds.size).toBe(0);
   });
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+// Limits per user and per address
+
+type Opened = { connected: true; client: Client } | { connected: false; code: number | undefined; reason: string };
+
+/** Opens a graphql-ws connection (connection_init sent at once) and says whether the gateway acknowledged it. */
+function open(url: string, options: { token?: string; forwardedFor?: string } = {}): Promise<Opened> {
+  const { forwardedFor } = options;
+  class ForwardedWebSocket extends WebSocket {
+    constructor(address: string | URL, protocols?: string | string[]) {
+      super(address, protocols, forwardedFor ? { headers: { 'x-forwarded-for': forwardedFor } } : {});
+    }
+  }
+  return new Promise((resolve) => {
+    const client = createClient({
+      url,
+      webSocketImpl: ForwardedWebSocket,
+      connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : {},
+      lazy: false,
+      retryAttempts: 0,
+      onNonLazyError: () => undefined,
+      on: {
+        connected: () => resolve({ connected: true, client }),
+        closed: (event) => {
+          const { code, reason } = event as { code?: number; reason?: string };
+          resolve({ connected: false, code, reason: reason ?? '' });
+        },
+      },
+    });
+    cleanups.push(() => client.dispose());
+  });
+}
+
+/** A socket that opens and never says connection_init: anonymous, never authenticated. */
+function openSilent(
+  url: string,
+  forwardedFor?: string,
+): Promise<{ socket: WebSocket; code?: number; reason?: string }> {
+  const socket = new WebSocket(
+    url,
+    'graphql-transport-ws',
+    forwardedFor ? { headers: { 'x-forwarded-for': forwardedFor } } : {},
+  );
+  cleanups.push(() => socket.terminate());
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    // A refusal comes as a close right after the open: wait for either the close or a quiet moment.
+    socket.once('close', (code, reason) => resolve({ socket, code, reason: reason.toString() }));
+    socket.once('open', () => {
+      // The server's close frame, when it refuses, is its first message: a ping round trip proves there is none.
+      socket.ping();
+      socket.once('pong', () => resolve({ socket }));
+    });
+  });
+}
+
+async function openConnected(url: string, options: { token?: string; forwardedFor?: string } = {}): Promise<Client> {
+  const opened = await open(url, options);
+  if (!opened.connected) throw new Error(`expected the connection to be accepted, got ${opened.code} ${opened.reason}`);
+  return opened.client;
+}
+
+describe('WebSocket limits per user and per address', () => {
+  it("takes its limits from the gateway's settings: 10 sockets per user, 50 per address, 20 subscriptions per user", () => {
+    const defaults = ConfigSchema.parse({});
+    expect([
+      defaults.MAX_WS_CONNECTIONS_PER_USER,
+      defaults.MAX_WS_CONNECTIONS_PER_IP,
+      defaults.MAX_SUBSCRIPTIONS_PER_USER,
+    ]).toEqual([10, 50, 20]);
+    expect(ConfigSchema.parse({ MAX_SUBSCRIPTIONS_PER_USER: '3' }).MAX_SUBSCRIPTIONS_PER_USER).toBe(3);
+    expect(ConfigSchema.safeParse({ MAX_WS_CONNECTIONS_PER_IP: '0' }).success).toBe(false);
+  });
+
+  it("refuses a user's connection over the limit with 4429 while another user still connects, and counts a closed one as free", async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream, { limits: { connectionsPerUser: 2 } });
+    const alice = tokenFor('alice');
+    const first = await openConnected(gateway.url, { token: alice });
+    await openConnected(gateway.url, { token: alice });
+
+    const third = await open(gateway.url, { token: alice });
+    expect(third).toEqual({
+      connected: false,
+      code: 4429,
+      reason: expect.stringMatching(/too many connections/i) as string,
+    });
+    await openConnected(gateway.url, { token: tokenFor('bob') });
+
+    await first.dispose();
+    // The gateway counts the socket as gone when its close arrives: poll with fresh attempts.
+    await vi.waitFor(async () => expect((await open(gateway.url, { token: alice })).connected).toBe(true));
+  });
+
+  it('counts every socket from one address, authenticated or not, and frees the slot when one closes', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream, { limits: { connectionsPerAddress: 3 } });
+    const silent = await openSilent(gateway.url); // never authenticates
+    expect(silent.code).toBeUndefined();
+    await openConnected(gateway.url); // anonymous: connection_init without a token
+    await openConnected(gateway.url, { token: tokenFor('alice') });
+
+    const anonymous = await openSilent(gateway.url);
+    const signedIn = await open(gateway.url, { token: tokenFor('bob') });
+    expect(anonymous.code).toBe(4429);
+    expect(anonymous.reason).toMatch(/too many connections/i);
+    expect(signedIn).toMatchObject({ connected: false, code: 4429 });
+
+    silent.socket.close();
+    await vi.waitFor(async () => expect((await open(gateway.url, { token: tokenFor('bob') })).connected).toBe(true));
+  });
+
+  it('counts IPv6 clients by their /64 behind a trusted proxy', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream, {
+      limits: { connectionsPerAddress: 2 },
+      trustProxy: () => true,
+    });
+    await openConnected(gateway.url, { forwardedFor: '2001:db8:1:2::1' });
+    await openConnected(gateway.url, { forwardedFor: '2001:db8:1:2:ffff:ffff:ffff:fffe' });
+
+    const sameNetwork = await open(gateway.url, { forwardedFor: '2001:db8:1:2::77' });
+    expect(sameNetwork).toMatchObject({ connected: false, code: 4429 });
+    await openConnected(gateway.url, { forwardedFor: '2001:db8:1:3::1' });
+  });
+
+  it("refuses a user's subscription over the limit, across sockets, with QUOTA_EXCEEDED and the limit and use", async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream, { limits: { subscriptionsPerUser: 3 } });
+    const alice = tokenFor('alice');
+    const one = connect(gateway.url, { token: alice });
+    const two = connect(gateway.url, { token: alice });
+    const first = watch(one, 'subscription { myJobUpdates { id } }');
+    watch(one, 'subscription { myJobUpdates { id } }'); // keeps the socket open when the first one ends
+    watch(two, 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(3));
+
+    const fourth = watch(two, 'subscription { myJobUpdates { id } }');
+    await fourth.ended;
+    expect(fourth.error).toEqual([
+      {
+        message: expect.stringMatching(/at most 3/) as string,
+        extensions: { code: 'QUOTA_EXCEEDED', quota: 'subscriptions', limit: 3, used: 3 },
+      },
+    ]);
+    // Someone else's subscriptions are counted apart.
+    watch(connect(gateway.url, { token: tokenFor('bob') }), 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(4));
+
+    // Ending one (the client completes it, its socket stays open) frees a slot.
+    first.unsubscribe();
+    await vi.waitFor(() => expect(upstream.returned).toBe(1));
+    const again = watch(two, 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(4));
+    expect(again.error).toBeUndefined();
+  });
+
+  it('gives back the subscriptions of a socket that closes, and of subscriptions that end upstream', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream, { limits: { subscriptionsPerUser: 2 } });
+    const alice = tokenFor('alice');
+    const job = addJob('job-1', 'alice');
+    const leaving = connect(gateway.url, { token: alice });
+    const finishing = watch(leaving, WATCH_ONE, { job: 'job-1', withProgress: false });
+    watch(leaving, 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(2));
+
+    // jobUpdated completes upstream when the job finishes: its slot is free again.
+    job.status = 'SUCCEEDED';
+    upstream.finish(job);
+    await finishing.ended;
+    const staying = connect(gateway.url, { token: alice });
+    watch(staying, 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(2));
+
+    // The socket with the other one goes away: its slot is free again.
+    await leaving.dispose();
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+    const last = watch(staying, 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(2));
+    expect(last.error).toBeUndefined();
+  });
+});

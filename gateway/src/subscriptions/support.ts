@@ -1,6 +1,7 @@
 // Small helpers shared by the subscription modules: authentication, origins, request id, client address, errors.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isIPv4, isIPv6 } from 'node:net';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { ErrorCode, REQUEST_ID_HEADER, userError, type TokenVerifier, type Viewer } from '@vidmp3/shared';
@@ -56,6 +57,61 @@ export function clientAddress(request: IncomingMessage, trust: SubscriptionServe
   for (let i = 0; i < hops.length - 1; i++) if (!trust(hops[i]!, i)) return hops[i]!;
   return hops[hops.length - 1]!;
 }
+
+/**
+ * The key an address is counted under: an IPv4 address as it is, an IPv6 address by its /64 — one subscriber
+ * line or host usually gets a whole /64, so counting single IPv6 addresses would let it open 2^64 times as much.
+ */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped?.[1] && isIPv4(mapped[1])) return mapped[1];
+  const bare = address.split('%')[0] ?? address; // a zone index (fe80::1%eth0) is not part of the address
+  if (!isIPv6(bare)) return address;
+  const [head = '', tail] = bare.toLowerCase().split('::');
+  const groups = (part: string | undefined) => (part ? part.split(':') : []);
+  // An embedded IPv4 tail (::1.2.3.4) takes two groups; only the first four groups matter here.
+  const count = (parts: string[]) => parts.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const zeros = tail === undefined ? [] : Array<string>(8 - count(left) - count(right)).fill('0');
+  const prefix = [...left, ...zeros, ...right].slice(0, 4).map((g) => g.replace(/^0+(?=.)/, ''));
+  return `${prefix.join(':')}::/64`;
+}
+
+/**
+ * Open sockets or active subscriptions per key (a user, an address), in this process only. `acquire` either
+ * takes a slot and returns its release (safe to call more than once) or refuses when the key is at the limit.
+ */
+export class SlotCounter {
+  private readonly counts = new Map<string, number>();
+
+  constructor(readonly limit: number) {}
+
+  used(key: string): number {
+    return this.counts.get(key) ?? 0;
+  }
+
+  acquire(key: string): (() => void) | undefined {
+    const used = this.used(key);
+    if (used >= this.limit) return undefined;
+    this.counts.set(key, used + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = this.used(key) - 1;
+      // Keys at zero are dropped: a map of every address ever seen would grow without bound.
+      if (left > 0) this.counts.set(key, left);
+      else this.counts.delete(key);
+    };
+  }
+}
+
+/**
+ * The close code for "too many connections". 4429 is graphql-ws's TooManyInitialisationRequests, which
+ * graphql-ws clients (and the SDK) treat as fatal: a refused client does not reconnect in a loop.
+ */
+export const TOO_MANY_CONNECTIONS = 4429;
 
 export function withCode(err: unknown, code: string): GraphQLError {
   if (!(err instanceof GraphQLError)) return internalError(err);

@@ -18,6 +18,8 @@ type ConnectionIdentity = Omit<GatewayContext, 'signal'>;
 
 export class Connection {
   private upstreamClient: UpstreamClient | undefined;
+  /** Slots this connection's subscriptions hold in the per-user limit: all given back when it closes. */
+  private readonly held = new Set<() => void>();
   private readonly expiry: NodeJS.Timeout | undefined;
 
   constructor(
@@ -40,8 +42,23 @@ export class Connection {
     return this.upstreamClient.client;
   }
 
+  /**
+   * Keeps a subscription's release to run when the connection closes, whatever happened to the subscription;
+   * returns the release to call when it ends first (which forgets it, so a long-lived socket holds nothing).
+   */
+  hold(release: () => void): () => void {
+    const once = () => {
+      this.held.delete(once);
+      release();
+    };
+    this.held.add(once);
+    return once;
+  }
+
   close(): void {
     clearTimeout(this.expiry);
+    for (const release of this.held) release();
+    this.held.clear();
     const upstream = this.upstreamClient;
     this.upstreamClient = undefined;
     if (!upstream) return;

@@ -120,6 +120,13 @@ export type MediaQueryVariables = Exact<{
 
 export type MediaQuery = { media: { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string } | null };
 
+export type UsageFieldsFragment = { storageBytes: number, storageLimitBytes: number, uploadsInProgress: number, concurrentUploadsLimit: number, activeJobs: number, activeJobsLimit: number, conversionsLastHour: number, conversionsPerHourLimit: number };
+
+export type UsageQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type UsageQuery = { me: { id: string, usage: { storageBytes: number, storageLimitBytes: number, uploadsInProgress: number, concurrentUploadsLimit: number, activeJobs: number, activeJobsLimit: number, conversionsLastHour: number, conversionsPerHourLimit: number } } | null };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -190,6 +197,18 @@ export const JobFieldsFragmentDoc = new TypedDocumentString(`
   createdAt
   downloadUrl
 }`, {"fragmentName":"JobFields"}) as unknown as TypedDocumentString<JobFieldsFragment, unknown>;
+export const UsageFieldsFragmentDoc = new TypedDocumentString(`
+    fragment UsageFields on Usage {
+  storageBytes
+  storageLimitBytes
+  uploadsInProgress
+  concurrentUploadsLimit
+  activeJobs
+  activeJobsLimit
+  conversionsLastHour
+  conversionsPerHourLimit
+}
+    `, {"fragmentName":"UsageFields"}) as unknown as TypedDocumentString<UsageFieldsFragment, unknown>;
 export const SignUpDocument = new TypedDocumentString(`
     mutation SignUp($email: String!, $password: String!) {
   signUp(email: $email, password: $password) {
@@ -497,3 +516,22 @@ export const MediaDocument = new TypedDocumentString(`
   createdAt
   downloadUrl
 }`) as unknown as TypedDocumentString<MediaQuery, MediaQueryVariables>;
+export const UsageDocument = new TypedDocumentString(`
+    query Usage {
+  me {
+    id
+    usage {
+      ...UsageFields
+    }
+  }
+}
+    fragment UsageFields on Usage {
+  storageBytes
+  storageLimitBytes
+  uploadsInProgress
+  concurrentUploadsLimit
+  activeJobs
+  activeJobsLimit
+  conversionsLastHour
+  conversionsPerHourLimit
+}`) as unknown as TypedDocumentString<UsageQuery, UsageQueryVariables>;

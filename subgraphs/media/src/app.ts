@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ import { DiskBlobStore } from './adapters/blob-disk.js';
 import { GridFsBlobStore } from './adapters/blob-gridfs.js';
 import { loadOrCreateDevKey } from './adapters/download-key.js';
 import { MediaRepository } from './adapters/media-repo.js';
+import { QuotaRepository } from './adapters/quota-repo.js';
 import { ffprobeProber } from './adapters/prober.js';
 import { uploadMeter } from './adapters/upload-meter.js';
 import { fileRoutes, internalRoutes } from './http/routes.js';
@@ -30,6 +31,7 @@ import { migrations } from './migrations.js';
 import { resolvers } from './resolvers.js';
 import { DownloadLinks } from './services/download-links.js';
 import { MediaService } from './services/media.js';
+import { StorageQuotas } from './services/quotas.js';
 
 const typeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
 
@@ -59,8 +61,22 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
   const media = new MediaService(
     new MediaRepository(pool),
     blobs,
-    ffprobeProber({ ffprobePath: config.FFPROBE_PATH, timeoutMs: config.PROBE_TIMEOUT_MS }),
+    ffprobeProber({
+      ffprobePath: config.FFPROBE_PATH,
+      timeoutMs: config.PROBE_TIMEOUT_MS,
+      sandbox: {
+        // ffprobe's HOME and working directory: empty, its own, not the service's (nor the uploads').
+        scratchDir: await mkdtemp(join(tmpdir(), 'vidmp3-ffprobe-')),
+        limits: { addressSpaceBytes: config.PROBE_MAX_MEMORY_BYTES, cpuSeconds: config.PROBE_CPU_SECONDS },
+        prlimitPath: config.PRLIMIT_PATH,
+      },
+    }),
     links,
+    new StorageQuotas(new QuotaRepository(pool), {
+      storageBytes: config.STORAGE_QUOTA_BYTES,
+      concurrentUploads: config.CONCURRENT_UPLOADS_PER_USER,
+      reservationTtlMs: config.UPLOAD_RESERVATION_TTL_SECONDS * 1000,
+    }),
     { scratchDir, maxUploadBytes: config.MAX_UPLOAD_BYTES },
     uploadMeter(metrics),
   );

@@ -21,6 +21,19 @@ export const ConfigSchema = z
       .int()
       .positive()
       .default(2 * 1024 ** 3),
+    /** Per-user storage quota, bytes: uploaded videos plus converted mp3s not deleted. */
+    STORAGE_QUOTA_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(2 * 1024 ** 3),
+    /** Uploads one user may have in progress at once, counted across every media replica. */
+    CONCURRENT_UPLOADS_PER_USER: z.coerce.number().int().positive().default(2),
+    /**
+     * How long an upload's reservation (bytes held, a slot among the concurrent uploads) survives without a
+     * sign of life from its replica: after a crash the user gets the slot back this much later.
+     */
+    UPLOAD_RESERVATION_TTL_SECONDS: z.coerce.number().int().min(3).max(3600).default(60),
     JWKS_URL: env.url('http://127.0.0.1:4001/.well-known/jwks.json'),
     JWT_ISSUER: z.string().min(1).default('vidmp3'),
     JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
@@ -36,6 +49,19 @@ export const ConfigSchema = z
     SHUTDOWN_GRACE_SECONDS: env.shutdownGrace(),
     FFPROBE_PATH: z.string().default('ffprobe'),
     PROBE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+    /**
+     * ffprobe's address-space limit (RLIMIT_AS): it parses untrusted files, so a decompression bomb or a
+     * demuxer bug stops here. Below ~512 MiB ffprobe does not start (it maps ~290 MB of libraries).
+     */
+    PROBE_MAX_MEMORY_BYTES: z.coerce
+      .number()
+      .int()
+      .min(512 * 1024 ** 2)
+      .default(1024 ** 3),
+    /** ffprobe's CPU-time limit (RLIMIT_CPU), seconds; the wall-clock limit is PROBE_TIMEOUT_MS. */
+    PROBE_CPU_SECONDS: z.coerce.number().int().positive().default(30),
+    /** util-linux prlimit, which sets the limits and then runs ffprobe in the same process. */
+    PRLIMIT_PATH: z.string().default('/usr/bin/prlimit'),
     /** How long an upload's bytes may take to arrive (base, minimum rate, idle): see the shared settings. */
     ...httpTimeoutSettings,
   })

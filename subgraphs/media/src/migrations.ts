@@ -34,4 +34,26 @@ export const migrations: Migration[] = [
       'ALTER TABLE media ADD COLUMN IF NOT EXISTS deleted_at DATETIME(3) NULL',
     ],
   },
+  {
+    id: 3,
+    name: 'storage quotas',
+    statements: [
+      // Bytes held for uploads and job outputs still streaming in, so that parallel writes of one owner (on any
+      // replica) cannot together pass the storage quota; UPLOAD rows are also the count of uploads in progress.
+      // A row a dead replica left behind stops counting at expires_at (the live writer keeps pushing it on).
+      `CREATE TABLE IF NOT EXISTS storage_reservations (
+        id CHAR(36) NOT NULL PRIMARY KEY,
+        owner_id CHAR(36) NOT NULL,
+        kind ENUM('UPLOAD', 'OUTPUT') NOT NULL,
+        reserved_bytes BIGINT UNSIGNED NOT NULL,
+        expires_at DATETIME(3) NOT NULL,
+        KEY storage_reservations_owner (owner_id, expires_at)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      // One row per owner, locked (FOR UPDATE) by every quota decision of that owner: check-then-reserve is
+      // then one step across replicas.
+      `CREATE TABLE IF NOT EXISTS quota_owners (
+        owner_id CHAR(36) NOT NULL PRIMARY KEY
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
 ];

@@ -17,6 +17,9 @@ export const resolvers: Resolvers = {
     owner: (media) => ({ id: media.ownerId }),
     downloadUrl: (media, _args, ctx) => ctx.services.media.downloadUrl(media),
   },
+  Usage: {
+    __resolveReference: (ref, ctx) => ctx.services.media.usage(ctx.viewer, ref.userId),
+  },
   User: {
     __resolveReference: (ref) => ({ id: ref.id }),
     media: (user, args, ctx) => ctx.services.media.list(ctx.viewer, user.id, args),

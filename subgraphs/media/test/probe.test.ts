@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,18 +7,26 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { GraphQLError } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sample, sampleDurationSeconds, type SampleName } from '../../../e2e/fixtures.js';
-import { acceptMp3, acceptVideo, probe, type ProbeOptions } from '../src/adapters/probe.js';
+import {
+  generateVideo,
+  sample,
+  sampleDurationSeconds,
+  type SampleName,
+  type VideoOptions,
+} from '../../../e2e/fixtures.js';
+import { acceptMp3, acceptVideo, checkComplete, probe, type ProbeOptions } from '../src/adapters/probe.js';
 
 const ffprobePath = process.env.FFPROBE_PATH ?? 'ffprobe';
 const options: ProbeOptions = { ffprobePath, timeoutMs: 20_000 };
+const INCOMPLETE = 'The file is incomplete: it ends before the length it declares (was the upload cut short?)';
 const NOT_A_VIDEO =
   'This file is not a video we can read (supported: MP4, MOV, MKV, WebM, AVI, MPEG-TS, FLV, WMV, Ogg)';
 
-/** What the media service does with an upload: probe it, then refuse what cannot be converted. */
-async function probeVideo(path: string) {
-  const result = await probe(path, options);
+/** What the media service does with an upload: probe it, then refuse what cannot be converted or is cut short. */
+async function probeVideo(path: string, opts: ProbeOptions = options) {
+  const result = await probe(path, opts);
   acceptVideo(result);
+  await checkComplete(path, result, opts);
   return result;
 }
 
@@ -72,7 +80,7 @@ describe('probing an uploaded video', () => {
   const refused: [SampleName, string][] = [
     ['empty.mp4', 'The file is empty'],
     ['text.mp4', NOT_A_VIDEO],
-    ['truncated.mp4', NOT_A_VIDEO],
+    ['truncated.mp4', INCOMPLETE],
     ['playlist.m3u8', NOT_A_VIDEO],
     ['unknown.bin', NOT_A_VIDEO],
     ['sample.mp3', NOT_A_VIDEO],
@@ -106,6 +114,94 @@ describe('probing an uploaded video', () => {
       await copyFile(await sample('faststart.mp4'), path);
       expect((await probeVideo(path)).contentType).toBe('video/mp4');
     }
+  });
+});
+
+describe('a video cut short', () => {
+  /** A 12 s video of the given kind, and the same file cut after its first `keep` bytes. */
+  async function cutVideo(name: string, opts: VideoOptions, keep = 30_000): Promise<{ whole: string; cut: string }> {
+    const whole = join(work, `whole-${name}`);
+    const cut = join(work, `cut-${name}`);
+    await generateVideo(whole, 12, opts);
+    expect((await stat(whole)).size).toBeGreaterThan(keep * 4);
+    await copyFile(whole, cut);
+    await truncate(cut, keep);
+    return { whole, cut };
+  }
+
+  // The header (moov first; matroska's segment info) survives the cut and still declares 12 s.
+  const headerFirst: [string, VideoOptions][] = [
+    ['faststart.mp4', { faststart: true }],
+    ['sample.mkv', { format: 'matroska' }],
+    ['sample.webm', { format: 'webm' }],
+  ];
+
+  it.each(headerFirst)(
+    'refuses %s cut after 30 kB as incomplete, although its header still declares 12 s',
+    async (name, opts) => {
+      const { whole, cut } = await cutVideo(name, opts);
+      expect((await probeVideo(whole)).durationSeconds).toBeCloseTo(12, 0);
+      // What made the defect: the header alone still reads as a whole 12 s video.
+      expect((await probe(cut, options)).durationSeconds).toBeCloseTo(12, 0);
+      const err = await failure(probeVideo(cut));
+      expect(err).toBeInstanceOf(GraphQLError);
+      expect((err as GraphQLError).extensions.code).toBe('UNSUPPORTED_MEDIA');
+      expect((err as GraphQLError).message).toMatch(
+        /^The file is incomplete: its data ends at \d+\.\d s of the 12\.0 s/,
+      );
+      expect((err as GraphQLError).message).not.toMatch(/\/|ffprobe/);
+    },
+  );
+
+  it('refuses an mp4 whose index was to come at the end, cut before it, as incomplete', async () => {
+    const { cut } = await cutVideo('moov-at-end.mp4', {});
+    expectUnsupported(await failure(probeVideo(cut)), INCOMPLETE);
+  });
+
+  it('accepts a 12 s video whose audio stops early but whose picture runs to the end', async () => {
+    // A video longer than its soundtrack is whole: only data stopping short of the declared length is a cut.
+    const path = join(work, 'short-audio.mp4');
+    // prettier-ignore
+    await promisify(execFile)('ffmpeg', [
+      '-nostdin', '-v', 'error', '-y',
+      '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=15:duration=12',
+      '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100:duration=4',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-f', 'matroska', path,
+    ]);
+    expect((await probeVideo(path)).durationSeconds).toBeCloseTo(12, 0);
+  });
+});
+
+describe('the ffprobe process', () => {
+  it('gets a minimal environment without the service’s secrets, and resource limits', async () => {
+    const record = join(work, 'ffprobe-env.txt');
+    const spy = join(work, 'ffprobe-spy');
+    await writeFile(spy, `#!/bin/sh\n{ env; echo ---; cat /proc/self/limits; } > '${record}'\nexec ffprobe "$@"\n`);
+    await chmod(spy, 0o755);
+    const secret = 'download-signing-key-that-must-stay-in-the-service';
+    process.env.VIDMP3_TEST_SECRET = secret;
+    try {
+      await probeVideo(await sample('faststart.mp4'), {
+        ...options,
+        ffprobePath: spy,
+        sandbox: { scratchDir: work, limits: { addressSpaceBytes: 900 * 1024 ** 2, cpuSeconds: 7 } },
+      });
+    } finally {
+      delete process.env.VIDMP3_TEST_SECRET;
+    }
+    const [env, limits] = (await readFile(record, 'utf8')).split('---\n') as [string, string];
+    expect(env).not.toContain(secret);
+    const names = env
+      .trim()
+      .split('\n')
+      .map((line) => line.slice(0, line.indexOf('=')));
+    // `PWD` and `SHLVL` come from the spy's own shell, not from us.
+    expect(names.filter((n) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(n)).sort()).toEqual(
+      ['HOME', 'LANG', 'LC_ALL', 'PATH', 'TMPDIR'].sort(),
+    );
+    expect(limits).toMatch(/Max cpu time\s+7\s+7\s+seconds/);
+    expect(limits).toMatch(new RegExp(`Max address space\\s+${900 * 1024 ** 2}\\s+${900 * 1024 ** 2}\\s+bytes`));
+    expect(limits).toMatch(/Max core file size\s+0\s+0\s+bytes/);
   });
 });
 

@@ -2,7 +2,7 @@
 // Plain DOM over the SDK; the markup (index.html) works with a keyboard and a screen reader as it is.
 import './page.css';
 import { createClient, isFinalStatus, type Job, type JobStatus } from '@vidmp3/sdk';
-import { describeError, formatBytes, isSessionOver, percent, type Where } from './messages.js';
+import { describeError, formatBytes, isSessionOver, nearLimit, percent, usageText, type Where } from './messages.js';
 import { clearSession, loadSession, saveSession, type Session } from './session.js';
 
 const $ = <T extends HTMLElement>(id: string, type: new () => T): T => {
@@ -39,6 +39,7 @@ const ui = {
   refresh: $('refresh', HTMLButtonElement),
   jobs: $('jobs', HTMLUListElement),
   jobsEmpty: $('jobs-empty', HTMLParagraphElement),
+  usage: $('usage', HTMLParagraphElement),
 };
 
 const client = createClient({ url: new URL('/graphql', location.href).href });
@@ -61,6 +62,7 @@ function showSignedIn(current: Session): void {
   ui.convert.hidden = false;
   ui.history.hidden = false;
   void refreshJobs();
+  void refreshUsage();
 }
 
 function showSignedOut(message?: string): void {
@@ -74,6 +76,8 @@ function showSignedOut(message?: string): void {
   ui.history.hidden = true;
   ui.auth.hidden = false;
   ui.jobs.replaceChildren();
+  ui.usage.hidden = true;
+  ui.usage.textContent = '';
   resetConversion();
   notify(message);
   ui.email.focus();
@@ -181,6 +185,7 @@ async function convert(file: File): Promise<void> {
       },
     });
     ui.uploadProgress.value = 1;
+    void refreshUsage();
     where = 'app';
     const queued = await client.convert(media.id, { bitrateKbps: Number(ui.bitrate.value) });
     run.jobId = queued.id;
@@ -190,6 +195,7 @@ async function convert(file: File): Promise<void> {
       return;
     }
     void refreshJobs();
+    void refreshUsage();
     let last: Job = queued;
     for await (const job of client.watchJob(queued.id, { signal: abort.signal })) {
       last = job;
@@ -206,6 +212,7 @@ async function convert(file: File): Promise<void> {
     ui.file.disabled = false;
     ui.start.disabled = !ui.file.files?.length;
     void refreshJobs();
+    void refreshUsage();
   }
 }
 
@@ -254,7 +261,25 @@ function statusText(job: Job): string {
 
 // ---- previous conversions ----
 
-ui.refresh.addEventListener('click', () => void refreshJobs());
+ui.refresh.addEventListener('click', () => {
+  void refreshJobs();
+  void refreshUsage();
+});
+
+/** The usage line: what the account stores and runs against its limits; refreshed after uploads and conversions. */
+async function refreshUsage(): Promise<void> {
+  if (!session) return;
+  try {
+    const usage = await client.usage();
+    if (!session) return; // logged out meanwhile
+    ui.usage.textContent = usageText(usage);
+    ui.usage.classList.toggle('near-limit', nearLimit(usage));
+    ui.usage.hidden = false;
+  } catch {
+    // Only informative: the conversion flow reports its own errors, and an older server has no usage.
+    ui.usage.hidden = true;
+  }
+}
 
 async function refreshJobs(): Promise<void> {
   if (!session) return;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Vidmp3Error } from '@vidmp3/sdk';
-import { describeError, formatBytes, isSessionOver, percent } from './messages.js';
+import { describeError, formatBytes, isSessionOver, nearLimit, percent, usageText } from './messages.js';
 
 describe('error messages on the page', () => {
   it('explains a refused file in plain words, not with the API code', () => {
@@ -36,5 +36,36 @@ describe('error messages on the page', () => {
     expect(formatBytes(1.5 * 1024 ** 3)).toBe('1.5 GB');
     expect(percent(0.456)).toBe('46%');
     expect(percent(1.2)).toBe('100%');
+  });
+});
+
+describe('usage and limits on the page', () => {
+  const usage = {
+    storageBytes: 120 * 1024 ** 2,
+    storageLimitBytes: 2 * 1024 ** 3,
+    uploadsInProgress: 0,
+    concurrentUploadsLimit: 2,
+    activeJobs: 1,
+    activeJobsLimit: 5,
+    conversionsLastHour: 3,
+    conversionsPerHourLimit: 30,
+  };
+
+  it('sums up the use in one line', () => {
+    expect(usageText(usage)).toBe('Storage 120 MB of 2.0 GB · 1 of 5 conversions running · 3 of 30 this hour');
+    expect(nearLimit(usage)).toBe(false);
+    expect(nearLimit({ ...usage, storageBytes: 1.9 * 1024 ** 3 })).toBe(true);
+    expect(nearLimit({ ...usage, activeJobs: 5 })).toBe(true);
+  });
+
+  it('says which limit was reached, with the figures', () => {
+    const error = new Vidmp3Error('QUOTA_EXCEEDED', 'Storage limit reached', {
+      extensions: { code: 'QUOTA_EXCEEDED', quota: 'storageBytes', limit: 2 * 1024 ** 3, used: 2 * 1024 ** 3 },
+    });
+    expect(describeError(error, 'upload')).toMatch(/^Storage full: 2\.0 GB of 2\.0 GB used\./);
+    const jobs = new Vidmp3Error('QUOTA_EXCEEDED', 'x', {
+      extensions: { code: 'QUOTA_EXCEEDED', quota: 'activeJobs', limit: 5, used: 5 },
+    });
+    expect(describeError(jobs, 'app')).toMatch(/^Too many conversions at once: 5 of 5/);
   });
 });

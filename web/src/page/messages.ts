@@ -1,5 +1,7 @@
 // What a person reads when something goes wrong: the API's error codes in plain words.
-import type { Vidmp3Error } from '@vidmp3/sdk';
+import { describeQuota, formatBytes, type Usage, type Vidmp3Error } from '@vidmp3/sdk';
+
+export { formatBytes };
 
 export type Where = 'auth' | 'upload' | 'app';
 
@@ -27,6 +29,9 @@ export function describeError(error: unknown, where: Where): string {
       return where === 'auth' ? 'Wrong email or password.' : 'Your session has ended. Please log in again.';
     case 'FORBIDDEN':
       return "The server doesn't accept live updates for this page's address. Ask its administrator to allow it.";
+    case 'QUOTA_EXCEEDED':
+      // "Storage full: 2.0 GB of 2.0 GB used. Delete …": which limit, and how far, in the SDK's words.
+      return describeQuota(error) ?? error.message;
     case 'RATE_LIMITED':
       return 'Too many attempts in a short time. Please wait a few minutes and try again.';
     case 'NETWORK_ERROR':
@@ -48,16 +53,22 @@ export function describeError(error: unknown, where: Where): string {
   }
 }
 
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+export const percent = (fraction: number): string => `${Math.round(Math.min(1, Math.max(0, fraction)) * 100)}%`;
+
+/** "Storage 120 MB of 2.0 GB · 1 of 5 conversions running · 3 of 30 this hour": the account's use at a glance. */
+export function usageText(usage: Usage): string {
+  return [
+    `Storage ${formatBytes(usage.storageBytes)} of ${formatBytes(usage.storageLimitBytes)}`,
+    `${usage.activeJobs} of ${usage.activeJobsLimit} conversions running`,
+    `${usage.conversionsLastHour} of ${usage.conversionsPerHourLimit} this hour`,
+  ].join(' · ');
 }
 
-export const percent = (fraction: number): string => `${Math.round(Math.min(1, Math.max(0, fraction)) * 100)}%`;
+/** Whether any limit is reached or nearly so (90%), to draw the eye to the usage line. */
+export function nearLimit(usage: Usage): boolean {
+  return (
+    usage.storageBytes >= 0.9 * usage.storageLimitBytes ||
+    usage.activeJobs >= usage.activeJobsLimit ||
+    usage.conversionsLastHour >= usage.conversionsPerHourLimit
+  );
+}

@@ -17,8 +17,15 @@ const route =
     handler(req, res).catch((err: unknown) => {
       if (res.headersSent) return next(err);
       if (err instanceof GraphQLError && isPublicError(err)) {
-        const status = { NOT_FOUND: 404, UNSUPPORTED_MEDIA: 415, PAYLOAD_TOO_LARGE: 413 }[String(err.extensions.code)];
-        res.status(status ?? 400).json({ error: err.extensions.code, message: err.message });
+        const code = String(err.extensions.code);
+        // QUOTA_EXCEEDED: 403 with the quota, limit and use, so a worker can fail the job for good with that code.
+        const status = { NOT_FOUND: 404, UNSUPPORTED_MEDIA: 415, PAYLOAD_TOO_LARGE: 413, QUOTA_EXCEEDED: 403 }[code];
+        const { quota, limit, used } = err.extensions;
+        res.status(status ?? 400).json({
+          error: code,
+          message: err.message,
+          ...(code === 'QUOTA_EXCEEDED' ? { quota, limit, used } : {}),
+        });
         return;
       }
       res.locals.log.error({ err }, 'request failed');
@@ -49,6 +56,12 @@ export function fileRoutes(app: Express, media: MediaService, links: DownloadLin
   });
   app.get('/files/:id', handler);
   app.head('/files/:id', handler);
+}
+
+/** The body's declared length, when it is a plain number (a chunked body has none). */
+function announcedLength(req: Request): number | undefined {
+  const value = Number(req.headers['content-length']);
+  return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
 }
 
 const DerivedHeaders = z.object({
@@ -114,6 +127,7 @@ export function internalRoutes(app: Express, media: MediaService, token: string)
             sourceMediaId: headers.data['x-source-media-id'],
           },
           body,
+          announcedLength(req),
         )
         .catch(async (err: unknown) => {
           req.unpipe(body);

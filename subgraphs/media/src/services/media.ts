@@ -14,6 +14,7 @@ import {
 } from '../adapters/media-repo.js';
 import type { DownloadLinks } from './download-links.js';
 import { cleanFilename, mp3NameFor } from './filenames.js';
+import type { Allowance, StorageQuotas } from './quotas.js';
 import { receiveToFile } from './receive.js';
 
 /** What probing tells us about a stored file; throws UNSUPPORTED_MEDIA for files we refuse. */
@@ -50,33 +51,42 @@ export class MediaService {
     private readonly blobs: BlobStore,
     private readonly prober: Prober,
     private readonly links: DownloadLinks,
+    private readonly quotas: StorageQuotas,
     private readonly options: { scratchDir: string; maxUploadBytes: number },
     private readonly meter: UploadMeter = noMeter,
   ) {}
 
   /**
    * Stores an uploaded video: bytes are counted and hashed while they stream to scratch space, probed, then
-   * moved into the blob store and recorded. A refused or failed upload leaves no row and no blob.
+   * moved into the blob store and recorded. A refused or failed upload leaves no row and no blob. The owner's
+   * quotas are checked before the first byte is read (uploads in progress, storage already full) and the bytes
+   * are reserved against the storage quota as they arrive, so the upload stops at the first byte too many.
    */
   async uploadVideo(viewer: Viewer | null, upload: Promise<FileUpload>): Promise<MediaRecord> {
     const { userId } = requireViewer(viewer);
+    let allowance: Allowance | undefined;
     try {
-      const media = await this.receiveVideo(userId, upload);
+      allowance = await this.quotas.startUpload(userId);
+      const media = await this.receiveVideo(userId, upload, allowance);
       this.meter.accepted(media.byteSize);
       return media;
     } catch (err) {
       const code = err instanceof GraphQLError ? err.extensions.code : undefined;
       this.meter.rejected(typeof code === 'string' ? code : ErrorCode.INTERNAL);
       throw err;
+    } finally {
+      // Recorded (its bytes now count as stored) or failed: either way the reservation goes. Should the
+      // database fail here, the reservation expires on its own.
+      await allowance?.release().catch(() => undefined);
     }
   }
 
-  private async receiveVideo(userId: string, upload: Promise<FileUpload>): Promise<MediaRecord> {
+  private async receiveVideo(userId: string, upload: Promise<FileUpload>, allowance: Allowance): Promise<MediaRecord> {
     const file = await upload.catch((err: unknown) => {
       throw uploadFailure(err, this.options.maxUploadBytes);
     });
     const id = randomUUID();
-    return this.store(id, file.createReadStream(), async (path, received) => ({
+    return this.store(id, file.createReadStream(), allowance, async (path, received) => ({
       id,
       ownerId: userId,
       kind: 'VIDEO',
@@ -119,6 +129,13 @@ export class MediaService {
     return connection(rows, size);
   }
 
+  /** The viewer's storage and uploads (media's part of `User.usage`); NOT_FOUND for anyone else's. */
+  async usage(viewer: Viewer | null, userId: string) {
+    if (requireViewer(viewer).userId !== userId) throw userError(ErrorCode.NOT_FOUND, 'User not found');
+    return { userId, ...(await this.quotas.usage(userId)) };
+  }
+
+  /** Deleting a media frees its bytes from the owner's storage quota (only media not deleted count). */
   async delete(viewer: Viewer | null, id: string): Promise<true> {
     const media = await this.get(viewer, id);
     // Marked first: a crash in between leaves bytes nobody can reach (harmless), never a live row without bytes.
@@ -149,7 +166,11 @@ export class MediaService {
    * Stores a job's mp3. Idempotent per job: when the job already has an output (a redelivered or duplicated
    * job), the upload is discarded and the existing media returned, so a job never has two outputs.
    */
-  async storeDerivedAudio(target: DerivedAudio, source: Readable): Promise<{ media: MediaRecord; created: boolean }> {
+  async storeDerivedAudio(
+    target: DerivedAudio,
+    source: Readable,
+    announcedBytes?: number,
+  ): Promise<{ media: MediaRecord; created: boolean }> {
     const existing = await this.repo.findByJob(target.jobId);
     if (existing) {
       source.resume(); // drain: the bytes are not needed
@@ -158,8 +179,10 @@ export class MediaService {
     const input = await this.repo.findById(target.sourceMediaId);
     if (!input || input.ownerId !== target.ownerId) throw notFound();
     const id = randomUUID();
+    // The mp3 counts against its owner's storage quota like an upload (QUOTA_EXCEEDED fails the job for good).
+    const allowance = await this.quotas.startOutput(target.ownerId, announcedBytes);
     try {
-      const media = await this.store(id, source, async (path, received) => ({
+      const media = await this.store(id, source, allowance, async (path, received) => ({
         id,
         ownerId: target.ownerId,
         kind: 'AUDIO',
@@ -177,6 +200,8 @@ export class MediaService {
       const winner = await this.repo.findByJob(target.jobId);
       if (!winner) throw err;
       return { media: winner, created: false };
+    } finally {
+      await allowance.release().catch(() => undefined);
     }
   }
 
@@ -184,12 +209,13 @@ export class MediaService {
   private async store(
     id: string,
     source: Readable,
+    allowance: Allowance,
     describe: (path: string, received: { byteSize: number; sha256: string }) => Promise<MediaRecord>,
   ): Promise<MediaRecord> {
     const scratch = join(this.options.scratchDir, `${id}.upload`);
     let adopted = false;
     try {
-      const received = await receiveToFile(source, scratch, this.options.maxUploadBytes);
+      const received = await receiveToFile(source, scratch, this.options.maxUploadBytes, allowance);
       const media = await describe(scratch, received);
       await this.blobs.adopt(id, scratch);
       adopted = true;

@@ -9,12 +9,24 @@ export interface Received {
   sha256: string;
 }
 
-/** Counts and hashes bytes on their way through, and fails as soon as they pass the limit. */
+/** Where the received bytes must also fit: the owner's storage quota (see StorageQuotas). */
+export interface ByteAllowance {
+  covers(totalBytes: number): boolean;
+  ensure(totalBytes: number): Promise<void>;
+}
+
+/**
+ * Counts and hashes bytes on their way through, and fails as soon as they pass the size limit or the
+ * allowance refuses them (the chunk that would go over is never written).
+ */
 class Meter extends Transform {
   bytes = 0;
   private readonly hash = createHash('sha256');
 
-  constructor(private readonly limit: number) {
+  constructor(
+    private readonly limit: number,
+    private readonly allowance?: ByteAllowance,
+  ) {
     super();
   }
 
@@ -24,8 +36,18 @@ class Meter extends Transform {
       done(tooLarge(this.limit));
       return;
     }
-    this.hash.update(chunk);
-    done(null, chunk);
+    const pass = () => {
+      this.hash.update(chunk);
+      done(null, chunk);
+    };
+    if (!this.allowance || this.allowance.covers(this.bytes)) {
+      pass();
+      return;
+    }
+    // Holding the callback holds the stream: nothing more is read until the quota has answered.
+    this.allowance
+      .ensure(this.bytes)
+      .then(pass, (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
   }
 
   digest(): string {
@@ -47,10 +69,16 @@ function formatBytes(n: number): string {
 /**
  * Streams `source` into a new file at `path`, counting and hashing as it goes; memory stays flat whatever
  * the size. The caller removes `path` on failure. Errors a client caused become user errors: over the limit
- * → PAYLOAD_TOO_LARGE; a cut-off or malformed upload → BAD_USER_INPUT.
+ * → PAYLOAD_TOO_LARGE; over the owner's storage quota → QUOTA_EXCEEDED; a cut-off or malformed upload →
+ * BAD_USER_INPUT.
  */
-export async function receiveToFile(source: Readable, path: string, limit: number): Promise<Received> {
-  const meter = new Meter(limit);
+export async function receiveToFile(
+  source: Readable,
+  path: string,
+  limit: number,
+  allowance?: ByteAllowance,
+): Promise<Received> {
+  const meter = new Meter(limit, allowance);
   // The multipart parser stops a file at its limit by emitting 'limit' and unpiping its consumers, which
   // would leave this pipeline waiting forever: turn it into the error it is.
   source.once('limit', () => source.destroy(tooLarge(limit)));

@@ -1,0 +1,145 @@
+import { withTransaction, type Pool, type PoolConnection } from '@vidmp3/shared';
+import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+
+export type ReservationKind = 'UPLOAD' | 'OUTPUT';
+
+/** What counts against an owner's storage quota right now. */
+export interface StorageUse {
+  /** Bytes of media stored (deleted media no longer count). */
+  storedBytes: number;
+  /** Bytes held by writes in progress (other than the one asking), which are not stored yet. */
+  reservedBytes: number;
+  /** Uploads in progress (live UPLOAD reservations, the one asking excluded). */
+  uploads: number;
+}
+
+/** A refusal: which quota, and the use it was measured against. */
+export type Refusal = { quota: 'storageBytes' | 'concurrentUploads'; used: number };
+
+export interface ReserveRequest {
+  id: string;
+  ownerId: string;
+  kind: ReservationKind;
+  /** Bytes the write has received so far (or announced): it is refused unless these fit. */
+  neededBytes: number;
+  /** Bytes to hold beyond `neededBytes` (at most half the room left), so the next chunks need no round trip. */
+  aheadBytes: number;
+  storageLimitBytes: number;
+  /** For a new UPLOAD: how many may run at once. */
+  concurrentUploadsLimit: number | null;
+  ttlMs: number;
+}
+
+interface SumRow extends RowDataPacket {
+  bytes: string | number | null;
+  uploads?: string | number | null;
+}
+
+const LOCK_RETRIES = 3;
+
+/** Storage reservations and usage; SQL lives here and nowhere else. */
+export class QuotaRepository {
+  constructor(private readonly pool: Pool) {}
+
+  /**
+   * Reserves, under the owner's lock, `neededBytes` (plus up to `aheadBytes` more when free) for the write
+   * `id`, creating its reservation or growing it; answers the bytes now held, or why it was refused.
+   */
+  async reserve(request: ReserveRequest): Promise<{ reservedBytes: number } | Refusal> {
+    return this.underOwnerLock(request.ownerId, async (conn) => {
+      const use = await this.measure(conn, request.ownerId, request.id);
+      const isNew = !(await this.exists(conn, request.id));
+      if (isNew && request.kind === 'UPLOAD' && request.concurrentUploadsLimit !== null) {
+        if (use.uploads >= request.concurrentUploadsLimit) return { quota: 'concurrentUploads', used: use.uploads };
+      }
+      const used = use.storedBytes + use.reservedBytes;
+      const available = request.storageLimitBytes - used;
+      // A new write needs room for at least one byte: at or over the limit, it is refused before it is read.
+      if (request.neededBytes > available || (isNew && available <= 0)) return { quota: 'storageBytes', used };
+      // Ahead by at most half of what is left, so near the limit one write does not hold room another needs.
+      // A write that has not received anything yet holds nothing: it may never send a byte.
+      const ahead =
+        request.neededBytes === 0 ? 0 : Math.min(request.aheadBytes, Math.floor((available - request.neededBytes) / 2));
+      const reservedBytes = request.neededBytes + ahead;
+      await conn.execute(
+        `INSERT INTO storage_reservations (id, owner_id, kind, reserved_bytes, expires_at)
+           VALUES (?, ?, ?, ?, NOW(3) + INTERVAL ? MICROSECOND)
+         ON DUPLICATE KEY UPDATE reserved_bytes = VALUES(reserved_bytes), expires_at = VALUES(expires_at)`,
+        [request.id, request.ownerId, request.kind, reservedBytes, request.ttlMs * 1000],
+      );
+      return { reservedBytes };
+    });
+  }
+
+  /** Keeps a live write's reservation from expiring. */
+  async keepAlive(id: string, ttlMs: number): Promise<void> {
+    await this.pool.execute(
+      'UPDATE storage_reservations SET expires_at = NOW(3) + INTERVAL ? MICROSECOND WHERE id = ?',
+      [ttlMs * 1000, id],
+    );
+  }
+
+  async release(id: string): Promise<void> {
+    await this.pool.execute('DELETE FROM storage_reservations WHERE id = ?', [id]);
+  }
+
+  /** The owner's stored bytes and uploads in progress, for `Usage`. */
+  async usage(ownerId: string): Promise<{ storedBytes: number; uploadsInProgress: number }> {
+    const use = await this.measure(this.pool, ownerId, null);
+    return { storedBytes: use.storedBytes, uploadsInProgress: use.uploads };
+  }
+
+  private async measure(db: Pool | PoolConnection, ownerId: string, excludeId: string | null): Promise<StorageUse> {
+    const [stored] = await db.execute<SumRow[]>(
+      'SELECT COALESCE(SUM(byte_size), 0) AS bytes FROM media WHERE owner_id = ? AND deleted_at IS NULL',
+      [ownerId],
+    );
+    const [held] = await db.execute<SumRow[]>(
+      `SELECT COALESCE(SUM(reserved_bytes), 0) AS bytes, COALESCE(SUM(kind = 'UPLOAD'), 0) AS uploads
+         FROM storage_reservations WHERE owner_id = ? AND expires_at > NOW(3) AND id <> ?`,
+      [ownerId, excludeId ?? ''],
+    );
+    return {
+      storedBytes: Number(stored[0]?.bytes ?? 0),
+      reservedBytes: Number(held[0]?.bytes ?? 0),
+      uploads: Number(held[0]?.uploads ?? 0),
+    };
+  }
+
+  private async exists(conn: PoolConnection, id: string): Promise<boolean> {
+    const [rows] = await conn.execute<RowDataPacket[]>(
+      'SELECT 1 FROM storage_reservations WHERE id = ? AND expires_at > NOW(3)',
+      [id],
+    );
+    return rows.length > 0;
+  }
+
+  /**
+   * Runs `fn` holding the owner's row lock. The upsert takes the row's exclusive lock at once (an INSERT IGNORE
+   * followed by SELECT … FOR UPDATE would take a shared lock first, and two such writers deadlock).
+   */
+  private async underOwnerLock<T>(ownerId: string, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await withTransaction(
+          this.pool,
+          async (conn) => {
+            await conn.execute<ResultSetHeader>(
+              'INSERT INTO quota_owners (owner_id) VALUES (?) ON DUPLICATE KEY UPDATE owner_id = owner_id',
+              [ownerId],
+            );
+            // Expired reservations (their writer's replica died) are swept while the lock is held anyway.
+            await conn.execute('DELETE FROM storage_reservations WHERE owner_id = ? AND expires_at <= NOW(3)', [
+              ownerId,
+            ]);
+            return fn(conn);
+          },
+          'READ COMMITTED',
+        );
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (attempt >= LOCK_RETRIES || (code !== 'ER_LOCK_DEADLOCK' && code !== 'ER_LOCK_WAIT_TIMEOUT')) throw err;
+      }
+    }
+  }
+}

@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import { quotaExceeded } from '@vidmp3/shared';
+import type { QuotaRepository, Refusal, ReservationKind } from '../adapters/quota-repo.js';
+
+export interface QuotaLimits {
+  /** Bytes one owner may store: uploaded videos and converted mp3s not deleted. */
+  storageBytes: number;
+  /** Uploads one owner may have streaming in at once, across every media replica. */
+  concurrentUploads: number;
+  /** How long a write's reservation outlives its last sign of life (a replica that died stops counting). */
+  reservationTtlMs: number;
+  /** Bytes reserved ahead of what has arrived, so a big upload asks the database once per this many (8 MiB). */
+  reserveAheadBytes?: number;
+}
+
+/**
+ * Room for one write (an upload or a job's output) within its owner's storage quota. Bytes are reserved as
+ * they arrive (`ensure`), so parallel writes of one owner — on any replica — cannot together pass the quota;
+ * `release` once the media row is recorded (or the write failed).
+ */
+export interface Allowance {
+  /** Resolves once `totalBytes` fit the owner's quota; QUOTA_EXCEEDED ('storageBytes') when they do not. */
+  ensure(totalBytes: number): Promise<void>;
+  /** Synchronous fast path: whether `totalBytes` are already held (no database round trip needed). */
+  covers(totalBytes: number): boolean;
+  release(): Promise<void>;
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const DEFAULT_RESERVE_AHEAD_BYTES = 8 * MiB;
+
+function formatBytes(n: number): string {
+  if (n >= GiB) return `${(n / GiB).toFixed(1)} GiB`;
+  if (n >= MiB) return `${(n / MiB).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
+}
+
+/** The per-owner storage and upload limits; the decisions are made under a database lock (QuotaRepository). */
+export class StorageQuotas {
+  constructor(
+    private readonly repo: QuotaRepository,
+    readonly limits: QuotaLimits,
+  ) {}
+
+  /** Before an upload's first byte is read: refused when the owner is at the storage quota or uploading enough. */
+  startUpload(ownerId: string): Promise<Allowance> {
+    return this.start(ownerId, 'UPLOAD', 0);
+  }
+
+  /** Before a job's output is stored; `announcedBytes` (its Content-Length) lets an output that cannot fit be refused unread. */
+  startOutput(ownerId: string, announcedBytes = 0): Promise<Allowance> {
+    return this.start(ownerId, 'OUTPUT', announcedBytes);
+  }
+
+  async usage(ownerId: string) {
+    const { storedBytes, uploadsInProgress } = await this.repo.usage(ownerId);
+    return {
+      storageBytes: storedBytes,
+      storageLimitBytes: this.limits.storageBytes,
+      uploadsInProgress,
+      concurrentUploadsLimit: this.limits.concurrentUploads,
+    };
+  }
+
+  private async start(ownerId: string, kind: ReservationKind, announcedBytes: number): Promise<Allowance> {
+    const id = randomUUID();
+    const { limits, repo } = this;
+    const reserve = async (neededBytes: number) => {
+      const result = await repo.reserve({
+        id,
+        ownerId,
+        kind,
+        neededBytes,
+        aheadBytes: limits.reserveAheadBytes ?? DEFAULT_RESERVE_AHEAD_BYTES,
+        storageLimitBytes: limits.storageBytes,
+        concurrentUploadsLimit: kind === 'UPLOAD' ? limits.concurrentUploads : null,
+        ttlMs: limits.reservationTtlMs,
+      });
+      if ('quota' in result) throw this.refusal(result, kind);
+      return result.reservedBytes;
+    };
+
+    let held = await reserve(announcedBytes);
+    let released = false;
+    // A slow upload may not ask for bytes for a while: keep its reservation alive meanwhile.
+    const timer = setInterval(
+      () => {
+        repo.keepAlive(id, limits.reservationTtlMs).catch(() => undefined);
+      },
+      Math.max(1_000, limits.reservationTtlMs / 3),
+    );
+    timer.unref();
+
+    return {
+      covers: (totalBytes) => totalBytes <= held,
+      async ensure(totalBytes) {
+        if (totalBytes <= held) return;
+        held = await reserve(totalBytes);
+      },
+      async release() {
+        if (released) return;
+        released = true;
+        clearInterval(timer);
+        await repo.release(id);
+      },
+    };
+  }
+
+  private refusal(refusal: Refusal, kind: ReservationKind) {
+    const { limits } = this;
+    if (refusal.quota === 'concurrentUploads') {
+      return quotaExceeded(
+        'concurrentUploads',
+        limits.concurrentUploads,
+        refusal.used,
+        `You already have ${refusal.used} uploads in progress, the most at once (${limits.concurrentUploads}); try again when one has finished`,
+      );
+    }
+    const what = kind === 'UPLOAD' ? 'This upload' : 'The converted audio';
+    return quotaExceeded(
+      'storageBytes',
+      limits.storageBytes,
+      refusal.used,
+      `${what} would take you over your storage quota of ${formatBytes(limits.storageBytes)} (${formatBytes(refusal.used)} in use); delete some media to make room`,
+    );
+  }
+}
