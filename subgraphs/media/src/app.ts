@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +58,8 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
 
   const links = new DownloadLinks(signingKey, config.PUBLIC_URL, config.DOWNLOAD_URL_TTL_SECONDS);
   const metrics = createMetrics('media', { enabled: config.METRICS_ENABLED });
+  // ffprobe's HOME and working directory: empty, its own, not the service's (nor the uploads').
+  const probeDir = await mkdtemp(join(tmpdir(), 'vidmp3-ffprobe-'));
   const media = new MediaService(
     new MediaRepository(pool),
     blobs,
@@ -65,8 +67,7 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
       ffprobePath: config.FFPROBE_PATH,
       timeoutMs: config.PROBE_TIMEOUT_MS,
       sandbox: {
-        // ffprobe's HOME and working directory: empty, its own, not the service's (nor the uploads').
-        scratchDir: await mkdtemp(join(tmpdir(), 'vidmp3-ffprobe-')),
+        scratchDir: probeDir,
         limits: { addressSpaceBytes: config.PROBE_MAX_MEMORY_BYTES, cpuSeconds: config.PROBE_CPU_SECONDS },
         prlimitPath: config.PRLIMIT_PATH,
       },
@@ -114,7 +115,7 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
     ...server,
     async close() {
       await server.close();
-      await Promise.all([pool.end(), blobs.close()]);
+      await Promise.all([pool.end(), blobs.close(), rm(probeDir, { recursive: true, force: true })]);
     },
   };
 }
