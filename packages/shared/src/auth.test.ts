@@ -481,4 +481,20 @@ describe('jwksKeyResolver', () => {
     expect(sameKey(await resolve(KID), signingKey.publicKey)).toBe(true);
     expect(resolve.hasKeys()).toBe(true);
   });
+
+  it('is ready once it holds keys, and stays ready through a JWKS outage', async () => {
+    const { resolve, clock, served } = await verifierOverJwks();
+    served.answer = 'outage';
+    await rejectionOf(resolve.ready());
+    served.answer = 'keys';
+    clock.advance(1_000);
+
+    await resolve.ready(); // loads the keys itself: no token has to come first
+    expect(served.requests).toBe(2);
+    served.answer = 'outage';
+    clock.advance(REFRESH_MS * 10);
+
+    await resolve.ready();
+    expect(sameKey(await resolve(KID), signingKey.publicKey)).toBe(true);
+  });
 });

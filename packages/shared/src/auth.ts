@@ -93,12 +93,16 @@ export interface JwksResolverOptions {
 
 /** A KeyResolver backed by a JWKS endpoint, which can say whether it holds any keys at all. */
 export type JwksKeyResolver = KeyResolver & {
-  /**
-   * True once a key set has been loaded. This, not "the JWKS endpoint answers right now", is what a
-   * service's /readyz should report about token verification: with cached keys every valid token verifies,
-   * so an outage of the users service must not take every gateway and subgraph replica out of rotation.
-   */
+  /** True once a key set has been loaded (it is then kept whatever happens to the endpoint). */
   hasKeys(): boolean;
+  /**
+   * The readiness check for token verification: resolves at once when keys are held, otherwise loads them
+   * (sharing a fetch in flight, at most one try per retryIntervalMs) and rejects if that fails. This, not
+   * "the JWKS endpoint answers right now", is what a service's /readyz should report: with cached keys every
+   * valid token verifies, so an outage of the users service must not take every gateway and subgraph
+   * replica out of rotation, while a replica that never got a key set cannot verify anyone.
+   */
+  ready(): Promise<void>;
 };
 
 interface CachedKey {
@@ -162,12 +166,16 @@ export function jwksKeyResolver(jwksUri: string, options: JwksResolverOptions = 
       inFlight = undefined;
     }));
 
+  // Nothing to serve yet: wait for the first key set. Failures are retried at most every retryIntervalMs,
+  // and until then reported as they are (our fault, not the client's).
+  const firstLoad = async (): Promise<void> => {
+    if (!inFlight && now() < refreshDueAt) throw lastError;
+    await fetchKeys();
+  };
+
   const resolve = async (kid: string): Promise<KeyObject | undefined> => {
     if (!loaded) {
-      // Nothing to serve yet: wait for the first key set. Failures are retried at most every
-      // retryIntervalMs, and until then reported as they are (our fault, not the client's).
-      if (!inFlight && now() < refreshDueAt) throw lastError;
-      await fetchKeys();
+      await firstLoad();
       return keys.get(kid)?.key; // just fetched: an unknown kid stays unknown without a second fetch
     }
     if (!inFlight && now() >= refreshDueAt) {
@@ -188,7 +196,12 @@ export function jwksKeyResolver(jwksUri: string, options: JwksResolverOptions = 
     }
     return keys.get(kid)?.key;
   };
-  return Object.assign(resolve, { hasKeys: () => loaded });
+  return Object.assign(resolve, {
+    hasKeys: () => loaded,
+    ready: async () => {
+      if (!loaded) await firstLoad();
+    },
+  });
 }
 
 /**
