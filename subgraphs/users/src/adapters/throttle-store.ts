@@ -74,7 +74,8 @@ export class MySqlCounterStore implements CounterStore {
       try {
         const result = await this.transaction(sorted, decide);
         this.updates += 1;
-        if (this.updates % this.sweepEvery === 0) await this.sweep(now);
+        // Housekeeping: a failed sweep is retried by the next one, and must not fail the attempt.
+        if (this.updates % this.sweepEvery === 0) await this.sweep(now).catch(() => undefined);
         return result;
       } catch (err) {
         // InnoDB may still pick a victim when new rows are inserted side by side; the attempt is safe to redo.
