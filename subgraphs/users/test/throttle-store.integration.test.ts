@@ -82,7 +82,10 @@ describe('MySqlCounterStore', () => {
     const key = fresh('old');
     await increment(store, [key]); // expires at NOW + 60 s
 
-    const seen = await store.update([key], NOW + 60_000, (counters) => [counters.get(key), new Map()]);
+    const seen = await store.update([key], NOW + 60_000, (counters) => [
+      counters.get(key),
+      new Map<string, Counter | null>(),
+    ]);
     await store.sweep(NOW + 60_001);
 
     expect(seen).toMatchObject({ count: 1 }); // the store does not judge expiry: the policy does
