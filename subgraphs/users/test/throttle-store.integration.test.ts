@@ -32,14 +32,18 @@ const fresh = (label: string) => `${label}:${randomBytes(4).toString('hex')}`;
 
 /** Adds one to each of `keys`, reading and writing inside the store's transaction. */
 const increment = (store: MySqlCounterStore, keys: string[]) =>
-  store.update(keys, NOW, (counters) => {
-    const writes = new Map<string, Counter | null>();
-    for (const key of keys) {
-      const count = (counters.get(key)?.count ?? 0) + 1;
-      writes.set(key, { count, blockedUntil: 0, expiresAt: NOW + 60_000 });
-    }
-    return [undefined, writes];
-  });
+  store.update(
+    keys,
+    () => NOW,
+    (counters) => {
+      const writes = new Map<string, Counter | null>();
+      for (const key of keys) {
+        const count = (counters.get(key)?.count ?? 0) + 1;
+        writes.set(key, { count, blockedUntil: 0, expiresAt: NOW + 60_000 });
+      }
+      return [undefined, writes];
+    },
+  );
 
 async function countOf(key: string): Promise<number | undefined> {
   const [rows] = await pool.query<RowDataPacket[]>('SELECT count FROM auth_throttle WHERE k = ?', [key]);
@@ -72,7 +76,11 @@ describe('MySqlCounterStore', () => {
     const key = fresh('gone');
     await increment(store, [key]);
 
-    await store.update([key], NOW, () => [undefined, new Map([[key, null]])]);
+    await store.update(
+      [key],
+      () => NOW,
+      () => [undefined, new Map([[key, null]])],
+    );
 
     expect(await countOf(key)).toBeUndefined();
   });
@@ -82,10 +90,11 @@ describe('MySqlCounterStore', () => {
     const key = fresh('old');
     await increment(store, [key]); // expires at NOW + 60 s
 
-    const seen = await store.update([key], NOW + 60_000, (counters) => [
-      counters.get(key),
-      new Map<string, Counter | null>(),
-    ]);
+    const seen = await store.update(
+      [key],
+      () => NOW + 60_000,
+      (counters) => [counters.get(key), new Map<string, Counter | null>()],
+    );
     await store.sweep(NOW + 60_001);
 
     expect(seen).toMatchObject({ count: 1 }); // the store does not judge expiry: the policy does

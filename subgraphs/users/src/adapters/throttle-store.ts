@@ -4,35 +4,32 @@ import type { Counter } from '../services/throttle-policy.js';
 /** What a decision wants written back: a counter, or null to forget the key. Keys left out stay as they are. */
 export type CounterWrites = Map<string, Counter | null>;
 
+/** Decides from the current counters and the time, read once the counters are locked. */
+export type Decide<T> = (counters: ReadonlyMap<string, Counter>, now: number) => [T, CounterWrites];
+
 /**
  * The throttle's counters, read and written atomically: `update` hands `decide` the current counters of
  * `keys` while no one else can change them, then writes what it returns. This is what makes twelve
- * concurrent guesses take their turns instead of all reading "0 failures so far".
+ * concurrent guesses take their turns instead of all reading "0 failures so far". The clock is read after
+ * the locks are taken: a time read before waiting for them would be older than what the attempt ahead wrote.
  */
 export interface CounterStore {
   /** `now` is the caller's clock (epoch ms), the one the counters' times are in. */
-  update<T>(
-    keys: string[],
-    now: number,
-    decide: (counters: ReadonlyMap<string, Counter>) => [T, CounterWrites],
-  ): Promise<T>;
+  /** `clock` is the caller's (epoch ms), the one the counters' times are in. */
+  update<T>(keys: string[], clock: () => number, decide: Decide<T>): Promise<T>;
 }
 
 /** One process's counters (unit tests, tools); `update` runs synchronously, so it is atomic. */
 export class MemoryCounterStore implements CounterStore {
   private readonly counters = new Map<string, Counter>();
 
-  update<T>(
-    keys: string[],
-    _now: number,
-    decide: (counters: ReadonlyMap<string, Counter>) => [T, CounterWrites],
-  ): Promise<T> {
+  update<T>(keys: string[], clock: () => number, decide: Decide<T>): Promise<T> {
     const current = new Map<string, Counter>();
     for (const key of keys) {
       const counter = this.counters.get(key);
       if (counter) current.set(key, counter);
     }
-    const [result, writes] = decide(current);
+    const [result, writes] = decide(current, clock());
     for (const [key, counter] of writes) {
       if (counter) this.counters.set(key, counter);
       else this.counters.delete(key);
@@ -63,19 +60,15 @@ export class MySqlCounterStore implements CounterStore {
     private readonly sweepEvery = 200,
   ) {}
 
-  async update<T>(
-    keys: string[],
-    now: number,
-    decide: (counters: ReadonlyMap<string, Counter>) => [T, CounterWrites],
-  ): Promise<T> {
+  async update<T>(keys: string[], clock: () => number, decide: Decide<T>): Promise<T> {
     // Locked in one order everywhere, so two attempts sharing keys queue instead of deadlocking.
     const sorted = [...new Set(keys)].sort();
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const result = await this.transaction(sorted, decide);
+        const result = await this.transaction(sorted, clock, decide);
         this.updates += 1;
         // Housekeeping: a failed sweep is retried by the next one, and must not fail the attempt.
-        if (this.updates % this.sweepEvery === 0) await this.sweep(now).catch(() => undefined);
+        if (this.updates % this.sweepEvery === 0) await this.sweep(clock()).catch(() => undefined);
         return result;
       } catch (err) {
         // InnoDB may still pick a victim when new rows are inserted side by side; the attempt is safe to redo.
@@ -84,10 +77,7 @@ export class MySqlCounterStore implements CounterStore {
     }
   }
 
-  private async transaction<T>(
-    keys: string[],
-    decide: (counters: ReadonlyMap<string, Counter>) => [T, CounterWrites],
-  ): Promise<T> {
+  private async transaction<T>(keys: string[], clock: () => number, decide: Decide<T>): Promise<T> {
     const conn = await this.pool.getConnection();
     try {
       // READ COMMITTED: no gap locks, so attempts on different keys never wait for each other.
@@ -113,7 +103,7 @@ export class MySqlCounterStore implements CounterStore {
         };
         if (counter.expiresAt > 0) current.set(row.k, counter);
       }
-      const [result, writes] = decide(current);
+      const [result, writes] = decide(current, clock());
       await this.write(conn, writes);
       await conn.commit();
       return result;

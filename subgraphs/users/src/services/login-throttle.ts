@@ -94,8 +94,7 @@ export class LoginThrottle {
       email: `email:${email}`,
       known: `known:${address}|${email}`,
     };
-    const now = this.now();
-    const outcome = await this.store.update(Object.values(keys), now, (counters) => {
+    const outcome = await this.store.update(Object.values(keys), this.now, (counters, now) => {
       const known = (counters.get(keys.known)?.expiresAt ?? 0) > now;
       const verdicts: Array<[string, Verdict]> = [
         [keys.address, takeFromWindow(counters.get(keys.address), now, this.policy.attemptsPerAddress)],
@@ -107,8 +106,7 @@ export class LoginThrottle {
     if ('retryAfterMs' in outcome) throw rateLimited('Too many attempts', outcome.retryAfterMs);
     return {
       succeeded: async () => {
-        const at = this.now();
-        await this.store.update(Object.values(keys), at, (counters) => {
+        await this.store.update(Object.values(keys), this.now, (counters, at) => {
           const writes: CounterWrites = new Map();
           // Whoever knows the password from this address needs no delay here...
           writes.set(keys.pair, null);
@@ -125,8 +123,7 @@ export class LoginThrottle {
   /** Counts one account creation from this client address; RATE_LIMITED over the budget. */
   async reserveSignUp(ip: string): Promise<void> {
     const key = `sign-up:${addressKey(ip)}`;
-    const now = this.now();
-    const outcome = await this.store.update([key], now, (counters) =>
+    const outcome = await this.store.update([key], this.now, (counters, now) =>
       decideAll([[key, takeFromWindow(counters.get(key), now, this.policy.signUpsPerAddress)]], false),
     );
     if ('retryAfterMs' in outcome) throw rateLimited('Too many sign-ups from this address', outcome.retryAfterMs);

@@ -35,7 +35,7 @@ describe('takeWithBackoff', () => {
   it('remembers the failures for a window after the last delay ends', () => {
     const first = takeWithBackoff(undefined, T, backoff);
 
-    expect(first).toEqual({ allowed: true, next: { count: 1, blockedUntil: T, expiresAt: T + 900_000 } });
+    expect(first).toEqual({ allowed: true, next: { count: 1, blockedUntil: 0, expiresAt: T + 900_000 } });
     const fourth = takeWithBackoff({ count: 3, blockedUntil: T, expiresAt: T + 900_000 }, T, backoff);
     expect(fourth).toEqual({ allowed: true, next: { count: 4, blockedUntil: T + 60_000, expiresAt: T + 960_000 } });
   });
@@ -45,6 +45,12 @@ describe('takeWithBackoff', () => {
 
     expect(takeWithBackoff(counter, T + 899_999, backoff).allowed).toBe(true); // blocked until T + 300 s only
     expect(takeWithBackoff(counter, T + 900_000, backoff)).toMatchObject({ allowed: true, next: { count: 1 } });
+  });
+
+  it('sets no time for a free failure, so a replica whose clock is a little behind still lets the next one in', () => {
+    const ahead = takeWithBackoff(undefined, T + 500, backoff);
+
+    expect(ahead.allowed && takeWithBackoff(ahead.next, T, backoff).allowed).toBe(true);
   });
 });
 

@@ -57,9 +57,12 @@ export function takeWithBackoff(counter: Counter | undefined, now: number, rule:
   const current = live(counter, now) ?? { count: 0, blockedUntil: 0, expiresAt: now };
   if (now < current.blockedUntil) return { allowed: false, retryAfterMs: current.blockedUntil - now };
   const count = current.count + 1;
-  const blockedUntil = now + backoffDelayMs(count, rule);
+  const delay = backoffDelayMs(count, rule);
+  // A free failure sets no time: replicas' clocks differ a little, and "blocked until a moment ago" from a
+  // clock slightly ahead would refuse an attempt that is still free.
+  const blockedUntil = delay > 0 ? now + delay : current.blockedUntil;
   // Remembered for a window after the delay ends, so that waiting out the delay does not also wipe the slate.
-  return { allowed: true, next: { count, blockedUntil, expiresAt: blockedUntil + rule.windowMs } };
+  return { allowed: true, next: { count, blockedUntil, expiresAt: now + delay + rule.windowMs } };
 }
 
 /** Takes back one reserved failure (the attempt succeeded); the delay it set is lifted with it. */
@@ -67,6 +70,7 @@ export function forgiveOne(counter: Counter | undefined, now: number, rule: Back
   const current = live(counter, now);
   if (!current || current.count <= 1) return null;
   const count = current.count - 1;
-  // The delay the remaining failures earned, counted from now: a success does not open the door wider.
-  return { ...current, count, blockedUntil: Math.min(current.blockedUntil, now + backoffDelayMs(count, rule)) };
+  // No longer than the delay the remaining failures earned, counted from now.
+  const delay = backoffDelayMs(count, rule);
+  return { ...current, count, blockedUntil: delay > 0 ? Math.min(current.blockedUntil, now + delay) : 0 };
 }
