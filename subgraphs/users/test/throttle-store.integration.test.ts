@@ -100,4 +100,43 @@ describe('MySqlCounterStore', () => {
     expect(seen).toMatchObject({ count: 1 }); // the store does not judge expiry: the policy does
     expect(await countOf(key)).toBeUndefined();
   });
+
+  it('reads the clock only once it holds the locks, so an attempt that waited does not decide with an old time', async () => {
+    const store = new MySqlCounterStore(pool);
+    const key = fresh('waited');
+    await increment(store, [key]);
+    const holder = await pool.getConnection();
+    const events: string[] = [];
+    try {
+      await holder.beginTransaction();
+      await holder.query('SELECT * FROM auth_throttle WHERE k = ? FOR UPDATE', [key]);
+      const waiting = store.update(
+        [key],
+        () => {
+          events.push('clock read');
+          return NOW;
+        },
+        () => [undefined, new Map<string, Counter | null>()],
+      );
+      // Until the update is queued behind the lock (the holder's own transaction is not waiting).
+      await expect
+        .poll(
+          async () => {
+            const [rows] = await pool.query<RowDataPacket[]>(
+              "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%auth_throttle%'",
+            );
+            return Number(rows[0]?.n);
+          },
+          { timeout: 10_000 },
+        )
+        .toBeGreaterThan(0);
+      events.push('lock released');
+      await holder.commit();
+      await waiting;
+    } finally {
+      holder.release();
+    }
+
+    expect(events).toEqual(['lock released', 'clock read']);
+  });
 });
