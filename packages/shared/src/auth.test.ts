@@ -1,4 +1,4 @@
-import { createHmac, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHmac, createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError } from 'graphql';
@@ -241,16 +241,26 @@ describe('jwksKeyResolver', () => {
     await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
   });
 
-  /** A JWKS endpoint on 127.0.0.1 serving whatever `keys` holds at the time of the request. */
+  /**
+   * A JWKS endpoint on 127.0.0.1 serving whatever `keys` holds at the time of the request; `state.answer`
+   * switches it to an outage (503) or to a useless document.
+   */
   async function jwksServer(keys: Map<string, KeyObject>) {
-    const served = { requests: 0 };
+    const served = { requests: 0, answer: 'keys' as 'keys' | 'outage' | 'no keys' };
     const server = createServer((req, res) => {
       served.requests += 1;
       if (req.url !== '/.well-known/jwks.json') {
         res.writeHead(404).end();
         return;
       }
-      const jwks = [...keys].map(([kid, key]) => ({ ...key.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' }));
+      if (served.answer === 'outage') {
+        res.writeHead(503).end('users service is down');
+        return;
+      }
+      const jwks =
+        served.answer === 'no keys'
+          ? []
+          : [...keys].map(([kid, key]) => ({ ...key.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' }));
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: jwks }));
     });
     servers.push(server);
@@ -259,8 +269,43 @@ describe('jwksKeyResolver', () => {
     return { url: `http://127.0.0.1:${port}/.well-known/jwks.json`, served };
   }
 
+  /** A clock the test moves by hand, so the key set can age by an hour without anyone sleeping. */
+  const manualClock = () => {
+    const clock = { ms: Date.UTC(2026, 0, 1), now: () => clock.ms, advance: (ms: number) => (clock.ms += ms) };
+    return clock;
+  };
+
+  const REFRESH_MS = 60_000;
+  const COOLDOWN_MS = 10_000;
+
+  /** A resolver and a verifier on it, with short ages and the test's clock. */
+  async function verifierOverJwks(keys = new Map([[KID, signingKey.publicKey]])) {
+    const { url, served } = await jwksServer(keys);
+    const clock = manualClock();
+    /** The key sets loaded so far (each a list of kids), in order. */
+    const loads: string[][] = [];
+    const failures: unknown[] = [];
+    const resolve = jwksKeyResolver(url, {
+      onKeysLoaded: (kids) => loads.push(kids),
+      onFetchError: (error) => failures.push(error),
+      refreshIntervalMs: REFRESH_MS,
+      retryIntervalMs: 1_000,
+      unknownKidCooldownMs: COOLDOWN_MS,
+      now: clock.now,
+    });
+    const verifier = createTokenVerifier({ keys: resolve, issuer: ISSUER, audience: AUDIENCE });
+    /** Waits (polling, bounded) until the resolver has loaded `count` key sets. */
+    const loaded = (count: number) => expect.poll(() => loads.length, { timeout: 5_000 }).toBe(count);
+    /** Waits (polling, bounded) until `count` fetches have failed. */
+    const failed = (count: number) => expect.poll(() => failures.length, { timeout: 5_000 }).toBe(count);
+    return { url, served, clock, resolve, verifier, keys, loaded, failed };
+  }
+
+  /** What an attacker sends: a well-formed token under a random kid, with a signature nobody checks. */
+  const randomKidToken = () => craftToken({ alg: 'ES256', typ: 'JWT', kid: randomUUID() }, validClaims(), 'AAAA');
+
   const sameKey = (resolved: KeyObject | string | undefined, expected: KeyObject) =>
-    resolved !== undefined && createPublicKey(resolved).equals(expected);
+    resolved !== undefined && (typeof resolved === 'string' ? createPublicKey(resolved) : resolved).equals(expected);
 
   it('resolves a key id the JWKS lists to that public key', async () => {
     const { url } = await jwksServer(new Map([[KID, signingKey.publicKey]]));
@@ -314,5 +359,142 @@ describe('jwksKeyResolver', () => {
 
     expect(error).toBeInstanceOf(Error);
     expect(error).not.toBeInstanceOf(GraphQLError);
+  });
+
+  it('keeps verifying valid tokens through a flood of random-kid tokens while the key set ages past its refresh', async () => {
+    const { verifier, clock, served } = await verifierOverJwks();
+    expect((await verifier.verify(signToken({ sub: 'alice' }))).userId).toBe('alice');
+
+    for (let round = 0; round < 6; round += 1) {
+      clock.advance(REFRESH_MS / 2); // the set ages out every other round
+      const flood = Array.from({ length: 100 }, () => unauthenticated(verifier.verify(randomKidToken())));
+      const users = Array.from({ length: 10 }, (_, i) => verifier.verify(signToken({ sub: `user-${i}` })));
+
+      expect(await Promise.all(flood)).toEqual(Array(100).fill('Invalid access token: unknown signing key'));
+      expect((await Promise.all(users)).map((viewer) => viewer.userId)).toEqual(
+        Array.from({ length: 10 }, (_, i) => `user-${i}`),
+      );
+    }
+    // The first load, then per round at most one refetch for unknown kids and one refresh by age.
+    expect(served.requests).toBeLessThanOrEqual(1 + 6 * 2);
+  });
+
+  it('refetches at most once per cooldown for unknown kids, concurrent lookups sharing one fetch', async () => {
+    const { resolve, clock, served } = await verifierOverJwks();
+    const lookUpRandomKids = async () => {
+      const found = await Promise.all(Array.from({ length: 200 }, () => resolve(randomUUID())));
+      expect(found.every((key) => key === undefined)).toBe(true);
+    };
+
+    await lookUpRandomKids(); // all 200 wait for the first load
+    expect(served.requests).toBe(1);
+    await lookUpRandomKids(); // one refetch, shared
+    expect(served.requests).toBe(2);
+    clock.advance(COOLDOWN_MS - 1);
+    await lookUpRandomKids(); // still cooling down: no fetch at all
+    expect(served.requests).toBe(2);
+    clock.advance(1);
+    await lookUpRandomKids();
+    expect(served.requests).toBe(3);
+  });
+
+  it('keeps serving the keys it has while the JWKS endpoint is down, however old they get', async () => {
+    const { verifier, resolve, clock, served } = await verifierOverJwks();
+    await verifier.verify(signToken());
+
+    served.answer = 'outage';
+    for (let minutes = 0; minutes < 60; minutes += 5) {
+      clock.advance(5 * 60_000);
+      expect((await verifier.verify(signToken({ sub: 'alice' }))).userId).toBe('alice');
+      // An unknown kid is still the client's problem (401), not a server error, during the outage.
+      expect(await unauthenticated(verifier.verify(randomKidToken()))).toMatch(/unknown signing key/);
+    }
+    expect(served.requests).toBeGreaterThan(1); // it did try to refresh
+    expect(resolve.hasKeys()).toBe(true);
+  });
+
+  it('keeps the last good keys when a refresh answers with no usable key', async () => {
+    const { verifier, clock, served, failed } = await verifierOverJwks();
+    await verifier.verify(signToken());
+
+    served.answer = 'no keys';
+    clock.advance(REFRESH_MS);
+    await verifier.verify(signToken()); // starts the refresh in the background
+    await failed(1);
+
+    expect((await verifier.verify(signToken({ sub: 'alice' }))).userId).toBe('alice');
+  });
+
+  it('picks up a rotated-in key once the unknown-kid cooldown has passed, even during a flood', async () => {
+    const { verifier, clock, keys } = await verifierOverJwks();
+    await verifier.verify(signToken());
+    await Promise.all(Array.from({ length: 50 }, () => unauthenticated(verifier.verify(randomKidToken()))));
+    const next = newKeyPair();
+    keys.set('signing-key-2', next.publicKey);
+    const rotated = signToken({ sub: 'alice' }, { key: next.privateKey, kid: 'signing-key-2' });
+
+    await unauthenticated(verifier.verify(rotated)); // the flood spent this cooldown's refetch
+    clock.advance(COOLDOWN_MS);
+
+    expect((await verifier.verify(rotated)).userId).toBe('alice');
+    expect((await verifier.verify(signToken({ sub: 'bob' }))).userId).toBe('bob');
+  });
+
+  it('picks up a rotated-in key with the scheduled refresh, and drops a key the JWKS no longer lists', async () => {
+    const { resolve, clock, served, keys, loaded } = await verifierOverJwks();
+    await resolve(KID);
+    const next = newKeyPair();
+    keys.set('signing-key-2', next.publicKey);
+    keys.delete(KID);
+
+    clock.advance(REFRESH_MS);
+    expect(sameKey(await resolve(KID), signingKey.publicKey)).toBe(true); // answered from the cache meanwhile
+    await loaded(2);
+
+    expect(sameKey(await resolve('signing-key-2'), next.publicKey)).toBe(true);
+    expect(served.requests).toBe(2); // found in the refreshed set, no fetch of its own
+    expect(await resolve(KID)).toBeUndefined();
+  });
+
+  it('parses each key once, not once per verification or per refresh', async () => {
+    const { resolve, clock, loaded } = await verifierOverJwks();
+    const first = await resolve(KID);
+
+    clock.advance(REFRESH_MS);
+    await resolve(KID);
+    await loaded(2);
+
+    expect(await resolve(KID)).toBe(first);
+  });
+
+  it('retries a failed first load after the retry interval, not on every request', async () => {
+    const { resolve, clock, served } = await verifierOverJwks();
+    served.answer = 'outage';
+
+    await rejectionOf(resolve(KID));
+    await rejectionOf(resolve(KID));
+    expect(served.requests).toBe(1);
+    expect(resolve.hasKeys()).toBe(false);
+
+    served.answer = 'keys';
+    clock.advance(1_000);
+    expect(sameKey(await resolve(KID), signingKey.publicKey)).toBe(true);
+    expect(resolve.hasKeys()).toBe(true);
+  });
+
+  it('is ready once it holds keys, and stays ready through a JWKS outage', async () => {
+    const { resolve, clock, served } = await verifierOverJwks();
+    served.answer = 'outage';
+    await rejectionOf(resolve.ready());
+    served.answer = 'keys';
+    clock.advance(1_000);
+
+    await resolve.ready(); // loads the keys itself: no token has to come first
+    expect(served.requests).toBe(2);
+    served.answer = 'outage';
+    clock.advance(REFRESH_MS * 10);
+
+    await resolve.ready();
+    expect(sameKey(await resolve(KID), signingKey.publicKey)).toBe(true);
   });
 });

@@ -1,6 +1,5 @@
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import jwksRsa from 'jwks-rsa';
 import { ErrorCode, userError } from './errors.js';
 
 /** Access tokens are ES256 only: the algorithm is pinned on verify, so `alg: none`/HS256 tricks fail. */
@@ -73,25 +72,164 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   };
 }
 
-/** Public keys from the users service's JWKS endpoint, cached, refetched (rate-limited) for unknown kids. */
-export function jwksKeyResolver(jwksUri: string): KeyResolver {
-  const client = new jwksRsa.JwksClient({
-    jwksUri,
-    cache: true,
-    cacheMaxAge: 10 * 60_000,
-    rateLimit: true,
-    jwksRequestsPerMinute: 10,
-    timeout: 5_000,
-  });
-  return async (kid) => {
+export interface JwksResolverOptions {
+  /** How long a fetched key set is used before it is refreshed (in the background: callers never wait). */
+  refreshIntervalMs?: number;
+  /** After a failed fetch, how long until the next try; meanwhile the last good keys keep serving. */
+  retryIntervalMs?: number;
+  /**
+   * At most one refetch per this many ms may be caused by a `kid` we do not know. Such a `kid` comes from a
+   * token nobody has verified yet, so anyone can send them by the thousand: they get this small budget, no more.
+   */
+  unknownKidCooldownMs?: number;
+  timeoutMs?: number;
+  /** The clock, in ms; injectable so tests can age the key set without sleeping. */
+  now?: () => number;
+  /** Told about every key set loaded (the kids it lists), e.g. for a log line. */
+  onKeysLoaded?: (kids: string[]) => void;
+  /** Told about every failed fetch (the resolver itself keeps serving the keys it has). */
+  onFetchError?: (error: unknown) => void;
+}
+
+/** A KeyResolver backed by a JWKS endpoint, which can say whether it holds any keys at all. */
+export type JwksKeyResolver = KeyResolver & {
+  /** True once a key set has been loaded (it is then kept whatever happens to the endpoint). */
+  hasKeys(): boolean;
+  /**
+   * The readiness check for token verification: resolves at once when keys are held, otherwise loads them
+   * (sharing a fetch in flight, at most one try per retryIntervalMs) and rejects if that fails. This, not
+   * "the JWKS endpoint answers right now", is what a service's /readyz should report: with cached keys every
+   * valid token verifies, so an outage of the users service must not take every gateway and subgraph
+   * replica out of rotation, while a replica that never got a key set cannot verify anyone.
+   */
+  ready(): Promise<void>;
+};
+
+interface CachedKey {
+  /** The JWK as served, to tell whether a refetch changed it (and only then parse it again). */
+  jwk: string;
+  key: KeyObject;
+}
+
+/**
+ * Public keys from the users service's JWKS endpoint.
+ *
+ * Built so that nobody can knock sign-in out (issue #10, defect 1; jwks-rsa's cache dropped a key by age and
+ * its refetch shared a rate limit with unknown kids, so a flood of random kids turned every valid token into
+ * "unknown signing key" once the real key aged out):
+ * - the last good key set is kept until a fetch succeeds: keys are never dropped because of age, and a
+ *   failed or empty fetch changes nothing (a successful fetch replaces the set, so retired keys do go);
+ * - the set is refreshed in the background once it is older than `refreshIntervalMs`; callers are answered
+ *   from the cache meanwhile;
+ * - an unknown `kid` may cause at most one fetch per `unknownKidCooldownMs`, and concurrent lookups share
+ *   one in-flight fetch, so a flood costs the users service a request every few seconds at most;
+ * - keys are parsed once per fetch (`createPublicKey` per verification is a large part of a request's CPU).
+ */
+export function jwksKeyResolver(jwksUri: string, options: JwksResolverOptions = {}): JwksKeyResolver {
+  const refreshIntervalMs = options.refreshIntervalMs ?? 5 * 60_000;
+  const retryIntervalMs = options.retryIntervalMs ?? 5_000;
+  const unknownKidCooldownMs = options.unknownKidCooldownMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const now = options.now ?? (() => Date.now());
+
+  let keys = new Map<string, CachedKey>();
+  let loaded = false;
+  let lastError: unknown;
+  /** When the key set is due for a refresh (or the next try after a failure). */
+  let refreshDueAt = 0;
+  /** Before this time an unknown kid does not cause a fetch. */
+  let unknownKidFetchAllowedAt = 0;
+  let inFlight: Promise<void> | undefined;
+
+  const load = async (): Promise<void> => {
     try {
-      return (await client.getSigningKey(kid)).getPublicKey();
+      const res = await fetch(jwksUri, {
+        headers: { accept: 'application/json' },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      if (!res.ok) throw new Error(`JWKS ${jwksUri} answered HTTP ${res.status}`);
+      keys = parseJwks(await res.json(), keys);
+      loaded = true;
+      lastError = undefined;
+      refreshDueAt = now() + refreshIntervalMs;
+      options.onKeysLoaded?.([...keys.keys()]);
     } catch (err) {
-      // Unknown kid, or too many unknown kids lately (someone sending random ones): not a key we know.
-      if (err instanceof jwksRsa.SigningKeyNotFoundError || err instanceof jwksRsa.JwksRateLimitError) {
-        return undefined;
-      }
-      throw err; // the JWKS endpoint is unreachable: our fault, not the client's
+      lastError = err;
+      refreshDueAt = now() + retryIntervalMs;
+      options.onFetchError?.(err);
+      throw err;
     }
   };
+  // Every caller that wants a fetch while one is running shares it.
+  const fetchKeys = (): Promise<void> =>
+    (inFlight ??= load().finally(() => {
+      inFlight = undefined;
+    }));
+
+  // Nothing to serve yet: wait for the first key set. Failures are retried at most every retryIntervalMs,
+  // and until then reported as they are (our fault, not the client's).
+  const firstLoad = async (): Promise<void> => {
+    if (!inFlight && now() < refreshDueAt) throw lastError;
+    await fetchKeys();
+  };
+
+  const resolve = async (kid: string): Promise<KeyObject | undefined> => {
+    if (!loaded) {
+      await firstLoad();
+      return keys.get(kid)?.key; // just fetched: an unknown kid stays unknown without a second fetch
+    }
+    if (!inFlight && now() >= refreshDueAt) {
+      // Stale-while-revalidate: this caller is answered from the cache; a failure keeps the cached keys.
+      fetchKeys().catch(() => undefined);
+    }
+    const cached = keys.get(kid);
+    if (cached) return cached.key;
+    if (!inFlight) {
+      if (now() < unknownKidFetchAllowedAt) return undefined;
+      unknownKidFetchAllowedAt = now() + unknownKidCooldownMs;
+    }
+    try {
+      await fetchKeys();
+    } catch {
+      // The endpoint is down: the keys we hold still stand, and this kid is not among them.
+      return undefined;
+    }
+    return keys.get(kid)?.key;
+  };
+  return Object.assign(resolve, {
+    hasKeys: () => loaded,
+    ready: async () => {
+      if (!loaded) await firstLoad();
+    },
+  });
+}
+
+/**
+ * The signing keys of a JWKS document, reusing the parsed key of a kid whose JWK did not change. Entries that
+ * cannot be used are skipped; a document with no usable key at all is an error, so that it never replaces
+ * a good key set.
+ */
+function parseJwks(document: unknown, previous: ReadonlyMap<string, CachedKey>): Map<string, CachedKey> {
+  const entries = (document as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(entries)) throw new Error('JWKS document has no "keys" array');
+  const keys = new Map<string, CachedKey>();
+  for (const entry of entries as unknown[]) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    const jwk = entry as JsonWebKey;
+    if (typeof jwk.kid !== 'string' || (jwk.use !== undefined && jwk.use !== 'sig')) continue;
+    const text = JSON.stringify(jwk);
+    const known = previous.get(jwk.kid);
+    if (known?.jwk === text) {
+      keys.set(jwk.kid, known);
+      continue;
+    }
+    try {
+      const key = createPublicKey({ key: jwk, format: 'jwk' });
+      if (key.type === 'public') keys.set(jwk.kid, { jwk: text, key });
+    } catch {
+      // A key this runtime cannot read verifies nothing; the others still do.
+    }
+  }
+  if (keys.size === 0) throw new Error('JWKS document lists no usable signing key');
+  return keys;
 }

@@ -4,7 +4,6 @@ import { parse } from 'graphql';
 import {
   createMetrics,
   createTokenVerifier,
-  databaseName,
   openDatabase,
   pingDatabase,
   startSubgraphServer,
@@ -14,11 +13,12 @@ import {
 import type { Config } from './config.js';
 import type { Context } from './context.js';
 import { buildSigningKeys, loadOrCreateDevKey, parsePublicKeys } from './adapters/signing-keys.js';
+import { MySqlCounterStore } from './adapters/throttle-store.js';
 import { UserRepository } from './adapters/user-repo.js';
 import { migrations } from './migrations.js';
 import { resolvers } from './resolvers.js';
 import { AccountService } from './services/accounts.js';
-import { LoginThrottle } from './services/login-throttle.js';
+import { LoginThrottle, throttlePolicy } from './services/login-throttle.js';
 import { TokenIssuer } from './services/tokens.js';
 
 const typeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
@@ -38,15 +38,8 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
       audience: config.JWT_AUDIENCE,
       ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
     }),
-    new LoginThrottle(
-      {
-        maxFailuresPerEmail: config.LOGIN_MAX_FAILURES_PER_EMAIL,
-        maxAttemptsPerIp: config.AUTH_MAX_ATTEMPTS_PER_IP,
-        windowSeconds: config.LOGIN_THROTTLE_WINDOW_SECONDS,
-      },
-      // Shared by every replica of this service.
-      { pool, database: databaseName(config.MYSQL_URL) },
-    ),
+    // Counters in MySQL: shared by every replica of this service.
+    new LoginThrottle(new MySqlCounterStore(pool), throttlePolicy(config)),
   );
   // This service verifies with its own public keys directly; everyone else fetches them from the JWKS route.
   const verifier = createTokenVerifier({

@@ -20,15 +20,35 @@ export const ConfigSchema = z
     /** PEMs of retired public keys still served in the JWKS so that tokens they signed stay valid. */
     JWT_PREVIOUS_PUBLIC_KEYS: z.string().optional(),
     KEYS_DIR: z.string().default('./data/keys'),
-    /** Failed logins per email before it is throttled, within LOGIN_THROTTLE_WINDOW_SECONDS. */
-    LOGIN_MAX_FAILURES_PER_EMAIL: z.coerce.number().int().positive().default(5),
-    /** signUp and logIn attempts per client address within the window. */
+    // Sign-in throttle (services/login-throttle.ts; policy in docs/SECURITY.md). IPv6 clients count per /64.
+    /** logIn attempts per client address, whatever the email, per LOGIN_THROTTLE_WINDOW_SECONDS. */
     AUTH_MAX_ATTEMPTS_PER_IP: z.coerce.number().int().positive().default(100),
+    /** Failed logins per (client address, email) that cost nothing; each further one doubles a delay. */
+    LOGIN_FREE_FAILURES: z.coerce.number().int().positive().default(5),
+    /** The first delay after the free failures, and the most it grows to. */
+    LOGIN_BACKOFF_BASE_SECONDS: z.coerce.number().int().positive().default(30),
+    LOGIN_BACKOFF_MAX_SECONDS: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(15 * 60),
+    /**
+     * Failed logins per email from all addresses together before attempts on it are slowed (many-address
+     * guessing); addresses that logged in to the account before are exempt.
+     */
+    LOGIN_EMAIL_FREE_FAILURES: z.coerce.number().int().positive().default(100),
+    /** The most an attempt on an email under many-address guessing waits. */
+    LOGIN_EMAIL_BACKOFF_MAX_SECONDS: z.coerce.number().int().positive().default(60),
+    /** How long failures are remembered after the last one, and the window of AUTH_MAX_ATTEMPTS_PER_IP. */
     LOGIN_THROTTLE_WINDOW_SECONDS: z.coerce
       .number()
       .int()
       .positive()
       .default(15 * 60),
+    /** How long an address that logged in to an account stays exempt from that email's many-address limit. */
+    LOGIN_KNOWN_ADDRESS_DAYS: z.coerce.number().int().positive().default(30),
+    /** Accounts created per client address per hour (free public instance: bulk sign-ups are abuse). */
+    SIGNUP_MAX_PER_IP_PER_HOUR: z.coerce.number().int().positive().default(10),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.JWT_PRIVATE_KEY) {

@@ -26,4 +26,20 @@ export const migrations: Migration[] = [
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ],
   },
+  {
+    id: 3,
+    name: 'create auth_throttle',
+    // The sign-in throttle's counters (adapters/throttle-store.ts), times in epoch ms. They replace
+    // rate-limiter-flexible's table, whose counts are throwaway state.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS auth_throttle (
+        k VARCHAR(400) NOT NULL PRIMARY KEY,
+        count INT NOT NULL,
+        blocked_until BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        KEY auth_throttle_expires (expires_at)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      'DROP TABLE IF EXISTS login_throttle',
+    ],
+  },
 ];

@@ -8,7 +8,8 @@ import { buildSigningKeys } from '../src/adapters/signing-keys.js';
 import { UserRepository } from '../src/adapters/user-repo.js';
 import { migrations } from '../src/migrations.js';
 import { AccountService } from '../src/services/accounts.js';
-import { LoginThrottle, type ThrottleLimits } from '../src/services/login-throttle.js';
+import { MySqlCounterStore } from '../src/adapters/throttle-store.js';
+import { LoginThrottle, type ThrottlePolicy } from '../src/services/login-throttle.js';
 import { TokenIssuer } from '../src/services/tokens.js';
 
 const SERVER = 'mysql://root@127.0.0.1:3306';
@@ -41,25 +42,59 @@ afterAll(async () => {
   await conn.end();
 });
 
+const MINUTE = 60_000;
+const policy: ThrottlePolicy = {
+  attemptsPerAddress: { limit: 100, windowMs: 15 * MINUTE },
+  perAddressAndEmail: {
+    freeFailures: MAX_FAILURES,
+    baseDelayMs: 30_000,
+    maxDelayMs: 15 * MINUTE,
+    windowMs: 15 * MINUTE,
+  },
+  perEmail: { freeFailures: 10, baseDelayMs: 1_000, maxDelayMs: MINUTE, windowMs: 15 * MINUTE },
+  knownAddressMs: 30 * 24 * 60 * MINUTE,
+  signUpsPerAddress: { limit: 100, windowMs: 60 * MINUTE },
+};
+
+/** The throttle's clock, moved by hand so that no test sleeps through a delay. */
+const clock = { ms: Date.now(), advance: (ms: number) => (clock.ms += ms) };
+
 /**
  * An AccountService wired as app.ts wires it: a replica of the users service, its throttle counting in the
  * database (tests keep apart by using fresh emails and client addresses).
  */
-function accounts(limits: Partial<ThrottleLimits> = {}): Promise<AccountService> {
+function accounts(
+  overrides: Partial<ThrottlePolicy> = {},
+  options: { verifications?: { count: number }; tickingClock?: boolean } = {},
+) {
+  const users = new UserRepository(pool);
+  if (options.verifications) {
+    // Counts the password checks that got past the throttle (each one an argon2 verification).
+    const counter = options.verifications;
+    const findByEmail = users.findByEmail.bind(users);
+    users.findByEmail = (email) => {
+      counter.count += 1;
+      return findByEmail(email);
+    };
+  }
   return AccountService.create(
-    new UserRepository(pool),
+    users,
     new TokenIssuer(keys, { issuer: ISSUER, audience: AUDIENCE, ttlSeconds: TTL_SECONDS }),
     new LoginThrottle(
-      { maxFailuresPerEmail: MAX_FAILURES, maxAttemptsPerIp: 100, windowSeconds: 60, ...limits },
-      { pool, database: DATABASE },
+      new MySqlCounterStore(pool),
+      { ...policy, ...overrides },
+      // A ticking clock moves on at every reading, as real time does while attempts wait for each other.
+      options.tickingClock ? () => clock.advance(1) : () => clock.ms,
     ),
   );
 }
 
 /** An address nobody else in this run uses. */
 const freshEmail = (name = 'user') => `${name}-${randomBytes(4).toString('hex')}@example.com`;
-/** A client address nobody else in this run uses, from the IPv6 documentation range. */
-const freshIp = () => `2001:db8::${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}`;
+/** A client address nobody else in this run uses: a /64 of its own in the IPv6 documentation range. */
+const freshIp = () => `2001:db8:${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}::1`;
+/** Another address in the same /64 as `ip`. */
+const sameNetwork = (ip: string) => ip.replace(/::1$/, `:${randomBytes(2).toString('hex')}::7`);
 
 async function signUpUser(service?: AccountService, email = freshEmail(), password = PASSWORD) {
   const result = await (service ?? (await accounts())).signUp(email, password, freshIp());
@@ -204,65 +239,146 @@ describe('logIn', () => {
     expect(wrongPassword.message).toBe('Email or password is incorrect');
   });
 
-  it(`throttles an email after ${MAX_FAILURES} failures, even for the right password`, async () => {
+  it(`slows the guesser down after ${MAX_FAILURES} failures from one address, even for the right password`, async () => {
     const service = await accounts();
     const { email } = await signUpUser(service);
+    const ip = freshIp();
     for (let i = 0; i < MAX_FAILURES; i += 1) {
-      expect((await failureOf(service.logIn(email, `wrong guess ${i}`, freshIp()))).extensions.code).toBe(
-        'UNAUTHENTICATED',
-      );
+      expect((await failureOf(service.logIn(email, `wrong guess ${i}`, ip))).extensions.code).toBe('UNAUTHENTICATED');
     }
 
-    const error = await failureOf(service.logIn(email, PASSWORD, freshIp()));
+    const error = await failureOf(service.logIn(email, PASSWORD, ip));
 
     expect(error.extensions.code).toBe('RATE_LIMITED');
-    expect(error.extensions.retryAfterSeconds).toBeGreaterThanOrEqual(1);
-    expect(error.extensions.retryAfterSeconds).toBeLessThanOrEqual(60);
-    expect(error.message).toContain(`${error.extensions.retryAfterSeconds as number} s`);
+    expect(error.extensions.retryAfterSeconds).toBe(30);
+    expect(error.message).toBe('Too many attempts; try again in 30 s');
+  });
+
+  it('lets the guesser try again once the delay has passed, and doubles the next one', async () => {
+    const service = await accounts();
+    const { email, user } = await signUpUser(service);
+    const ip = freshIp();
+    for (let i = 0; i <= MAX_FAILURES; i += 1) await failureOf(service.logIn(email, `wrong guess ${i}`, ip));
+
+    clock.advance(30_000);
+    await failureOf(service.logIn(email, 'still wrong', ip));
+    expect((await failureOf(service.logIn(email, PASSWORD, ip))).extensions.retryAfterSeconds).toBe(60);
+    clock.advance(60_000);
+
+    expect((await service.logIn(email, PASSWORD, ip)).user.id).toBe(user.id);
+  });
+
+  it(`checks exactly ${MAX_FAILURES} of 12 concurrent wrong guesses for one email, while the clock moves on`, async () => {
+    const verifications = { count: 0 };
+    const service = await accounts({}, { verifications, tickingClock: true });
+    const { email } = await signUpUser(service);
+    const ip = freshIp();
+    verifications.count = 0;
+
+    const results = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) => service.logIn(email, `parallel guess ${i}`, ip)),
+    );
+
+    const codes = results.map((r) => ((r as PromiseRejectedResult).reason as GraphQLError).extensions.code);
+    expect(codes.filter((code) => code === 'UNAUTHENTICATED')).toHaveLength(MAX_FAILURES);
+    expect(codes.filter((code) => code === 'RATE_LIMITED')).toHaveLength(12 - MAX_FAILURES);
+    expect(verifications.count).toBe(MAX_FAILURES);
+  });
+
+  it('counts concurrent guesses on several replicas together', async () => {
+    const replicas = await Promise.all([accounts(), accounts(), accounts()]);
+    const { email } = await signUpUser(replicas[0]);
+    const ip = freshIp();
+
+    const results = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) => replicas[i % replicas.length]!.logIn(email, `guess ${i}`, ip)),
+    );
+
+    const codes = results.map((r) => ((r as PromiseRejectedResult).reason as GraphQLError).extensions.code);
+    expect(codes.filter((code) => code === 'UNAUTHENTICATED')).toHaveLength(MAX_FAILURES);
+  });
+
+  it("does not stop the owner logging in from their address because of a stranger's failures from another", async () => {
+    const service = await accounts();
+    const { email, user } = await signUpUser(service);
+    const stranger = freshIp();
+    for (let i = 0; i < MAX_FAILURES; i += 1) await failureOf(service.logIn(email, `guess ${i}`, stranger));
+    expect((await failureOf(service.logIn(email, PASSWORD, stranger))).extensions.code).toBe('RATE_LIMITED');
+
+    expect((await service.logIn(email, PASSWORD, freshIp())).user.id).toBe(user.id);
+  });
+
+  it('counts every address of one IPv6 /64 as one address', async () => {
+    const service = await accounts();
+    const { email } = await signUpUser(service);
+    const ip = freshIp();
+    for (let i = 0; i < MAX_FAILURES; i += 1) await failureOf(service.logIn(email, `guess ${i}`, sameNetwork(ip)));
+
+    expect((await failureOf(service.logIn(email, PASSWORD, sameNetwork(ip)))).extensions.code).toBe('RATE_LIMITED');
+  });
+
+  it('slows guessing from many addresses at one email briefly, but not an address the owner used before', async () => {
+    const service = await accounts();
+    const { email, user } = await signUpUser(service);
+    const owner = freshIp();
+    await service.logIn(email, PASSWORD, owner);
+    for (let i = 0; i < policy.perEmail.freeFailures; i += 1) {
+      await failureOf(service.logIn(email, `guess ${i}`, freshIp()));
+    }
+
+    const slowed = await failureOf(service.logIn(email, PASSWORD, freshIp()));
+
+    expect(slowed.extensions.code).toBe('RATE_LIMITED');
+    expect(slowed.extensions.retryAfterSeconds).toBeLessThanOrEqual(60);
+    expect((await service.logIn(email, PASSWORD, owner)).user.id).toBe(user.id);
   });
 
   it('throttles guesses against an unknown email the same way, so throttling does not reveal accounts', async () => {
     const service = await accounts();
     const email = freshEmail('nobody');
-    for (let i = 0; i < MAX_FAILURES; i += 1) await failureOf(service.logIn(email, `guess ${i}`, freshIp()));
+    const ip = freshIp();
+    for (let i = 0; i < MAX_FAILURES; i += 1) await failureOf(service.logIn(email, `guess ${i}`, ip));
 
-    expect((await failureOf(service.logIn(email, PASSWORD, freshIp()))).extensions.code).toBe('RATE_LIMITED');
+    expect((await failureOf(service.logIn(email, PASSWORD, ip))).extensions.code).toBe('RATE_LIMITED');
   });
 
   it('throttles the email, not the spelling: case and spaces do not buy more guesses', async () => {
     const service = await accounts();
     const { email } = await signUpUser(service);
+    const ip = freshIp();
     for (let i = 0; i < MAX_FAILURES; i += 1) {
-      await failureOf(service.logIn(i % 2 ? email.toUpperCase() : ` ${email} `, `guess ${i}`, freshIp()));
+      await failureOf(service.logIn(i % 2 ? email.toUpperCase() : ` ${email} `, `guess ${i}`, ip));
     }
 
-    expect((await failureOf(service.logIn(email, PASSWORD, freshIp()))).extensions.code).toBe('RATE_LIMITED');
+    expect((await failureOf(service.logIn(email, PASSWORD, ip))).extensions.code).toBe('RATE_LIMITED');
   });
 
   it('counts failures on every replica together, so more replicas do not mean more guesses', async () => {
     const replicas = await Promise.all([accounts(), accounts(), accounts()]);
     const { email } = await signUpUser(replicas[0]);
+    const ip = freshIp();
     for (let i = 0; i < MAX_FAILURES; i += 1) {
-      await failureOf(replicas[i % replicas.length]!.logIn(email, `guess ${i}`, freshIp()));
+      await failureOf(replicas[i % replicas.length]!.logIn(email, `guess ${i}`, ip));
     }
 
     for (const replica of replicas) {
-      expect((await failureOf(replica.logIn(email, PASSWORD, freshIp()))).extensions.code).toBe('RATE_LIMITED');
+      expect((await failureOf(replica.logIn(email, PASSWORD, ip))).extensions.code).toBe('RATE_LIMITED');
     }
   });
 
-  it('forgets earlier failures after a successful login', async () => {
+  it('forgets earlier failures from an address after a successful login from it', async () => {
     const service = await accounts();
     const { email, user } = await signUpUser(service);
-    for (let i = 0; i < MAX_FAILURES - 1; i += 1) await failureOf(service.logIn(email, `guess ${i}`, freshIp()));
-    await service.logIn(email, PASSWORD, freshIp());
-    for (let i = 0; i < MAX_FAILURES - 1; i += 1) await failureOf(service.logIn(email, `guess ${i}`, freshIp()));
+    const ip = freshIp();
+    for (let i = 0; i < MAX_FAILURES - 1; i += 1) await failureOf(service.logIn(email, `guess ${i}`, ip));
+    await service.logIn(email, PASSWORD, ip);
+    for (let i = 0; i < MAX_FAILURES - 1; i += 1) await failureOf(service.logIn(email, `guess ${i}`, ip));
 
-    expect((await service.logIn(email, PASSWORD, freshIp())).user.id).toBe(user.id);
+    expect((await service.logIn(email, PASSWORD, ip)).user.id).toBe(user.id);
   });
 
   it('limits attempts per client address across different emails, and leaves other addresses alone', async () => {
-    const service = await accounts({ maxAttemptsPerIp: 3 });
+    const service = await accounts({ attemptsPerAddress: { limit: 3, windowMs: 15 * MINUTE } });
     const { email } = await signUpUser(await accounts());
     const attacker = freshIp();
     for (let i = 0; i < 3; i += 1) await failureOf(service.logIn(freshEmail('victim'), `guess ${i}`, attacker));
@@ -273,16 +389,54 @@ describe('logIn', () => {
     expect(blocked.extensions.retryAfterSeconds).toBeGreaterThanOrEqual(1);
     expect((await service.logIn(email, PASSWORD, freshIp())).user.email).toBe(email);
   });
+});
 
-  it('counts sign-ups against the same per-address budget', async () => {
-    const service = await accounts({ maxAttemptsPerIp: 2 });
+describe('sign-ups per client address', () => {
+  it('creates at most the hourly number of accounts from one address (IPv6 /64), then RATE_LIMITED', async () => {
+    const service = await accounts({ signUpsPerAddress: { limit: 2, windowMs: 60 * MINUTE } });
     const ip = freshIp();
     await service.signUp(freshEmail(), PASSWORD, ip);
-    await service.signUp(freshEmail(), PASSWORD, ip);
+    await service.signUp(freshEmail(), PASSWORD, sameNetwork(ip));
     const email = freshEmail();
 
-    expect((await failureOf(service.signUp(email, PASSWORD, ip))).extensions.code).toBe('RATE_LIMITED');
+    const error = await failureOf(service.signUp(email, PASSWORD, sameNetwork(ip)));
+
+    expect(error.extensions).toEqual({ code: 'RATE_LIMITED', retryAfterSeconds: 3_600 });
+    expect(error.message).toBe('Too many sign-ups from this address; try again in 3600 s');
     expect(await rowsFor(email)).toEqual([]);
+    expect((await service.signUp(email, PASSWORD, freshIp())).user.email).toBe(email);
+  });
+
+  it('counts concurrent sign-ups from one address exactly, on several replicas', async () => {
+    const replicas = await Promise.all(
+      [1, 2].map(() => accounts({ signUpsPerAddress: { limit: 3, windowMs: 60 * MINUTE } })),
+    );
+    const ip = freshIp();
+
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) => replicas[i % 2]!.signUp(freshEmail('bulk'), PASSWORD, ip)),
+    );
+
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+  });
+
+  it('lets the address sign up again an hour later', async () => {
+    const service = await accounts({ signUpsPerAddress: { limit: 1, windowMs: 60 * MINUTE } });
+    const ip = freshIp();
+    await service.signUp(freshEmail(), PASSWORD, ip);
+    await failureOf(service.signUp(freshEmail(), PASSWORD, ip));
+
+    clock.advance(60 * MINUTE);
+
+    await expect(service.signUp(freshEmail(), PASSWORD, ip)).resolves.toBeDefined();
+  });
+
+  it('does not count a sign-up refused for a bad password', async () => {
+    const service = await accounts({ signUpsPerAddress: { limit: 1, windowMs: 60 * MINUTE } });
+    const ip = freshIp();
+    await failureOf(service.signUp(freshEmail(), 'short', ip));
+
+    await expect(service.signUp(freshEmail(), PASSWORD, ip)).resolves.toBeDefined();
   });
 });
 

@@ -28,9 +28,11 @@ export class AccountService {
   }
 
   async signUp(emailInput: string, password: string, ip: string): Promise<AuthResult> {
-    await this.throttle.attempt(ip);
     const email = normaliseEmail(emailInput);
     checkPasswordRules(password, email);
+    // Counted after the cheap checks (a typo costs no budget) and before the hash and the insert (which do
+    // cost, and tell whether an email has an account).
+    await this.throttle.reserveSignUp(ip);
     const user = { id: randomUUID(), email, createdAt: new Date(), passwordHash: await hashPassword(password) };
     try {
       await this.users.insert(user);
@@ -44,16 +46,14 @@ export class AccountService {
   }
 
   async logIn(emailInput: string, password: string, ip: string): Promise<AuthResult> {
-    await this.throttle.attempt(ip);
     const email = normaliseEmail(emailInput);
-    await this.throttle.check(email);
+    // Reserved before the password is checked: concurrent guesses wait their turn (a failure is already
+    // counted, so there is nothing to record when it fails).
+    const attempt = await this.throttle.reserveLogIn(ip, email);
     const user = await this.users.findByEmail(email);
     const ok = await verifyPassword(user?.passwordHash ?? this.decoyHash, password);
-    if (!user || !ok) {
-      await this.throttle.failed(email);
-      throw wrongCredentials();
-    }
-    await this.throttle.succeeded(email);
+    if (!user || !ok) throw wrongCredentials();
+    await attempt.succeeded();
     return this.authenticated({ id: user.id, email: user.email, createdAt: user.createdAt });
   }
 
