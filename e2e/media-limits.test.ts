@@ -44,6 +44,9 @@ beforeAll(async () => {
       DOWNLOAD_SIGNING_KEY: SIGNING_KEY,
       INTERNAL_API_TOKEN: INTERNAL_TOKEN,
     },
+    // The services that call media's internal API hold the same token.
+    jobs: { INTERNAL_API_TOKEN: INTERNAL_TOKEN },
+    worker: { INTERNAL_API_TOKEN: INTERNAL_TOKEN },
   });
 });
 afterAll(async () => {
@@ -261,6 +264,30 @@ describe('a job’s mp3 output', () => {
     await expect.poll(() => storedFiles(), { timeout: 5_000 }).toEqual(before);
     await expect.poll(() => reservations(lena.id), { timeout: 5_000 }).toBe(0);
   });
+});
+
+describe('a conversion whose mp3 does not fit', () => {
+  it('fails for good with QUOTA_EXCEEDED after one attempt, and stores no output', async () => {
+    await system.startWorker();
+    const maya = await signUpUser(system.gatewayUrl);
+    const video = await uploadSample(maya);
+    expect(video.errors).toBeUndefined();
+    const converted = await graphql<{ convertMedia: { id: string } }>(
+      system.gatewayUrl,
+      'mutation ($m: ID!) { convertMedia(mediaId: $m, options: { bitrateKbps: 320 }) { id } }',
+      { token: maya.token, variables: { m: video.data!.uploadVideo.id } },
+    );
+    expect(converted.errors).toBeUndefined();
+    const job = () =>
+      graphql<{ job: { status: string; attempts: number; error: { code: string } | null; output: unknown } }>(
+        system.gatewayUrl,
+        'query ($id: ID!) { job(id: $id) { status attempts error { code message } output { id } } }',
+        { token: maya.token, variables: { id: converted.data!.convertMedia.id } },
+      );
+    await expect.poll(async () => (await job()).data?.job.status, { timeout: 60_000, interval: 250 }).toBe('FAILED');
+    expect((await job()).data?.job).toMatchObject({ attempts: 1, error: { code: 'QUOTA_EXCEEDED' }, output: null });
+    expect(await mediaRows(maya.id)).toBe(1);
+  }, 90_000);
 });
 
 describe('concurrent uploads', () => {

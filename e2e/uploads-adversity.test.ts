@@ -6,14 +6,26 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
-import { errorCode, signUpUser, uploadFile, UPLOAD_VIDEO, type GraphQLResponse, type SignedUp } from './client.js';
-import { sample } from './fixtures.js';
+import {
+  errorCode,
+  graphql,
+  signUpUser,
+  uploadFile,
+  UPLOAD_VIDEO,
+  type GraphQLResponse,
+  type SignedUp,
+} from './client.js';
+import { generateVideo, sample } from './fixtures.js';
 import { startSystem, type System } from './harness.js';
 
 // Media's limit is below the gateway's, so that media refuses an oversized file mid-stream, the gateway still
 // sending: the early refusal that left bytes in a kept-alive connection.
 const MEDIA_MAX_UPLOAD_BYTES = 1024 * 1024;
 const GATEWAY_MAX_UPLOAD_BYTES = 4 * 1024 * 1024;
+// Above media's size limit, so that the other refusals come first; Carol keeps a 45 s video (~0.8 MB) stored,
+// so that her next upload is refused for the quota mid-stream with most of it unsent. Everyone else's accepted
+// uploads are deleted again, so they never run into it.
+const STORAGE_QUOTA_BYTES = 1.5 * 1024 * 1024;
 // Short enough to run past in a test; both hops (client → gateway, gateway → media) use the same rule.
 const TIMEOUTS = {
   REQUEST_BODY_TIMEOUT_SECONDS: '2',
@@ -23,16 +35,26 @@ const TIMEOUTS = {
 
 let system: System;
 let alice: SignedUp;
+let carol: SignedUp;
 let bob: SignedUp;
 let files: string;
 
 beforeAll(async () => {
   system = await startSystem({
-    media: { MAX_UPLOAD_BYTES: String(MEDIA_MAX_UPLOAD_BYTES), ...TIMEOUTS },
+    media: {
+      MAX_UPLOAD_BYTES: String(MEDIA_MAX_UPLOAD_BYTES),
+      STORAGE_QUOTA_BYTES: String(STORAGE_QUOTA_BYTES),
+      ...TIMEOUTS,
+    },
     gateway: { MAX_UPLOAD_BYTES: String(GATEWAY_MAX_UPLOAD_BYTES), ...TIMEOUTS },
   });
   [alice, bob] = await Promise.all([signUpUser(system.gatewayUrl), signUpUser(system.gatewayUrl)]);
   files = await mkdtemp(join(tmpdir(), 'vidmp3-adversity-'));
+  carol = await signUpUser(system.gatewayUrl);
+  const kept = join(files, 'kept.mp4');
+  await generateVideo(kept, 45, { faststart: true });
+  const stored = await uploadFile(system.gatewayUrl, kept, { token: carol.token });
+  expect(stored.errors, JSON.stringify(stored.errors)).toBeUndefined();
 }, 120_000);
 afterAll(async () => {
   await system?.stop();
@@ -58,8 +80,7 @@ const mediaGraphqlRequests = () =>
 
 /**
  * A refusal the system gives before it has read the whole file, and then a valid upload by someone else,
- * which must succeed. Add a case here for every new early refusal (an over-quota one: a user at their storage
- * limit uploads a video, `QUOTA_EXCEEDED`).
+ * which must succeed. Add a case here for every new early refusal.
  */
 interface EarlyRefusal {
   name: string;
@@ -97,6 +118,12 @@ const earlyRefusals: EarlyRefusal[] = [
       uploadFile(system.gatewayUrl, await fileOf(`big-${size}.mp4`, randomBytes(size)), { token: alice.token }),
   })),
   {
+    name: 'an upload over the storage quota',
+    code: 'QUOTA_EXCEEDED',
+    refuse: async () =>
+      uploadFile(system.gatewayUrl, await fileOf('over-quota.mp4', randomBytes(900_000)), { token: carol.token }),
+  },
+  {
     name: 'a file over the gateway’s size limit',
     code: 'PAYLOAD_TOO_LARGE',
     refuse: async () =>
@@ -110,6 +137,12 @@ async function expectAcceptedUpload(user: SignedUp): Promise<void> {
   const res = await uploadFile(system.gatewayUrl, await sample('faststart.mp4'), { token: user.token });
   expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
   expect(res.data?.uploadVideo.owner.id).toBe(user.id);
+  // Deleted again, to keep the user's storage quota free for the next one.
+  const deleted = await graphql(system.gatewayUrl, 'mutation ($id: ID!) { deleteMedia(id: $id) }', {
+    token: user.token,
+    variables: { id: res.data!.uploadVideo.id },
+  });
+  expect(deleted.errors).toBeUndefined();
 }
 
 describe('a refused upload never harms the next one', () => {

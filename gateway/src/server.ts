@@ -59,8 +59,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   gateway.onSchemaLoadOrUpdate((loaded) => {
     apiSchema = loaded.apiSchema;
   });
+  const keys = jwksKeyResolver(config.JWKS_URL, {
+    onFetchError: (err) => logger.warn({ err }, 'JWKS refresh failed; tokens are verified with the keys held'),
+  });
   const verifier = createTokenVerifier({
-    keys: jwksKeyResolver(config.JWKS_URL),
+    keys,
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
   });
@@ -106,8 +109,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   app.use(httpMetrics(metrics));
   if (config.METRICS_PORT === undefined) metricsRoute(app, metrics);
   healthRoutes(app, {
-    // Without the users service's public keys no token can be checked, so no request can be served.
-    jwks: async () => (await fetch(config.JWKS_URL, { signal: AbortSignal.timeout(1_500) })).ok,
+    // Without the users service's public keys no token can be checked, so no request can be served. Once a key
+    // set is held the gateway stays ready through a users outage: it keeps verifying with those keys.
+    jwks: async () => {
+      await keys.ready();
+      return true;
+    },
   });
   const downloads = filesProxy(new URL(subgraphUrl('media')).origin);
   app.get('/files/:id', downloads);

@@ -96,6 +96,8 @@ export const JobErrorCode = {
   UNSUPPORTED_MEDIA: 'UNSUPPORTED_MEDIA',
   /** The input no longer exists. */
   INPUT_GONE: 'INPUT_GONE',
+  /** The mp3 would take its owner over their storage quota (media refused it): deleting media makes room. */
+  QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
   /** The conversion ran past the wall-clock limit. */
   TIMEOUT: 'TIMEOUT',
   /** Transient failures kept happening until the attempts ran out. */

@@ -77,7 +77,9 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
   }, 60_000);
 
   const verifier = createTokenVerifier({
-    keys: jwksKeyResolver(config.JWKS_URL),
+    keys: jwksKeyResolver(config.JWKS_URL, {
+      onFetchError: (err) => logger.warn({ err }, 'JWKS refresh failed; tokens are verified with the keys held'),
+    }),
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
   });

@@ -89,7 +89,9 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
       resolvers,
       logger,
       verifier: createTokenVerifier({
-        keys: jwksKeyResolver(config.JWKS_URL),
+        keys: jwksKeyResolver(config.JWKS_URL, {
+          onFetchError: (err) => logger.warn({ err }, 'JWKS refresh failed; tokens are verified with the keys held'),
+        }),
         issuer: config.JWT_ISSUER,
         audience: config.JWT_AUDIENCE,
       }),

@@ -116,11 +116,29 @@ export class MediaClient {
         },
       );
     }
+    // Media's 403 for an output that does not fit the owner's storage: another attempt would be refused too.
+    if (status === 403 && errorCode(body) === 'QUOTA_EXCEEDED') {
+      throw new PermanentError(
+        JobErrorCode.QUOTA_EXCEEDED,
+        'The mp3 would take you over your storage quota. Delete some media, then retry the conversion.',
+        { cause: new Error(`media answered 403: ${body}`) },
+      );
+    }
     // 5xx, and 4xx that mean a fault of ours (a bad token, a bad request): another attempt, maybe on a worker
     // configured right, may succeed; the attempt count bounds the retries.
     throw new TransientError('The converted audio could not be stored; the conversion will be retried.', {
       cause: new Error(`media answered ${status}: ${body}`),
     });
+  }
+}
+
+/** The `error` code of one of media's JSON error answers (`{ error, message, … }`), if it is one. */
+function errorCode(body: string): string | undefined {
+  try {
+    const parsed = JSON.parse(body) as { error?: unknown };
+    return typeof parsed.error === 'string' ? parsed.error : undefined;
+  } catch {
+    return undefined;
   }
 }
 
