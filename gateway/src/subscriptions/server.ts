@@ -17,6 +17,7 @@ import {
   createFormatError,
   quotaExceeded,
   userError,
+  addressKey,
   type GraphQLMetrics,
   type Logger,
   type TokenVerifier,
@@ -26,7 +27,6 @@ import type { GatewayContext } from '../context.js';
 import { planSubscription } from './plan.js';
 import { JobRelay, RelayTarget } from './relay.js';
 import {
-  addressKey,
   authenticate,
   clientAddress,
   closeReason,

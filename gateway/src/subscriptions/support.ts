@@ -1,7 +1,6 @@
 // Small helpers shared by the subscription modules: authentication, origins, request id, client address, errors.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { isIPv4, isIPv6 } from 'node:net';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { ErrorCode, REQUEST_ID_HEADER, userError, type TokenVerifier, type Viewer } from '@vidmp3/shared';
@@ -56,26 +55,6 @@ export function clientAddress(request: IncomingMessage, trust: SubscriptionServe
   ];
   for (let i = 0; i < hops.length - 1; i++) if (!trust(hops[i]!, i)) return hops[i]!;
   return hops[hops.length - 1]!;
-}
-
-/**
- * The key an address is counted under: an IPv4 address as it is, an IPv6 address by its /64 — one subscriber
- * line or host usually gets a whole /64, so counting single IPv6 addresses would let it open 2^64 times as much.
- */
-export function addressKey(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped?.[1] && isIPv4(mapped[1])) return mapped[1];
-  const bare = address.split('%')[0] ?? address; // a zone index (fe80::1%eth0) is not part of the address
-  if (!isIPv6(bare)) return address;
-  const [head = '', tail] = bare.toLowerCase().split('::');
-  const groups = (part: string | undefined) => (part ? part.split(':') : []);
-  // An embedded IPv4 tail (::1.2.3.4) takes two groups; only the first four groups matter here.
-  const count = (parts: string[]) => parts.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
-  const left = groups(head);
-  const right = tail === undefined ? [] : groups(tail);
-  const zeros = tail === undefined ? [] : Array<string>(8 - count(left) - count(right)).fill('0');
-  const prefix = [...left, ...zeros, ...right].slice(0, 4).map((g) => g.replace(/^0+(?=.)/, ''));
-  return `${prefix.join(':')}::/64`;
 }
 
 /**

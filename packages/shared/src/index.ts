@@ -14,3 +14,4 @@ export * from './messaging.js';
 export * from './broker.js';
 export * from './metrics.js';
 export * from './child-process.js';
+export * from './client-address.js';
