@@ -118,12 +118,15 @@ describe('MySqlCounterStore', () => {
         },
         () => [undefined, new Map<string, Counter | null>()],
       );
-      // Until the update is queued behind the lock (the holder's own transaction is not waiting).
+      // Until the update's statement on this key is running on the server: with the row locked by the holder,
+      // it can only be waiting for that lock. (INNODB_TRX's 'LOCK WAIT' state proved unreliable for this.)
       await expect
         .poll(
           async () => {
             const [rows] = await pool.query<RowDataPacket[]>(
-              "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%auth_throttle%'",
+              `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
+               WHERE ID <> CONNECTION_ID() AND COMMAND = 'Query' AND INFO LIKE '%auth_throttle%' AND INFO LIKE ?`,
+              [`%${key}%`],
             );
             return Number(rows[0]?.n);
           },

@@ -1,7 +1,6 @@
-import { ErrorCode, userError } from '@vidmp3/shared';
+import { addressKey, ErrorCode, userError } from '@vidmp3/shared';
 import type { Config } from '../config.js';
 import type { CounterStore, CounterWrites } from '../adapters/throttle-store.js';
-import { addressKey } from '@vidmp3/shared';
 import {
   forgiveOne,
   takeFromWindow,
