@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { quotaExceeded } from '@vidmp3/shared';
 import type { QuotaRepository, Refusal, ReservationKind } from '../adapters/quota-repo.js';
+import { formatBytes } from './receive.js';
 
 export interface QuotaLimits {
   /** Bytes one owner may store: uploaded videos and converted mp3s not deleted. */
@@ -26,16 +27,7 @@ export interface Allowance {
   release(): Promise<void>;
 }
 
-const GiB = 1024 ** 3;
-const MiB = 1024 ** 2;
-const DEFAULT_RESERVE_AHEAD_BYTES = 8 * MiB;
-
-function formatBytes(n: number): string {
-  if (n >= GiB) return `${(n / GiB).toFixed(1)} GiB`;
-  if (n >= MiB) return `${(n / MiB).toFixed(1)} MiB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${n} bytes`;
-}
+const DEFAULT_RESERVE_AHEAD_BYTES = 8 * 1024 ** 2;
 
 /** The per-owner storage and upload limits; the decisions are made under a database lock (QuotaRepository). */
 export class StorageQuotas {

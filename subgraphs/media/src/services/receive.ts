@@ -60,9 +60,15 @@ const tooLarge = (limit: number) =>
     maxBytes: limit,
   });
 
-function formatBytes(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(n % 1024 ** 3 ? 1 : 0)} GiB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(n % 1024 ** 2 ? 1 : 0)} MiB`;
+/** A size for messages: `2 GiB`, `1.5 MiB`, `293.0 KiB`, `512 bytes`. */
+export function formatBytes(n: number): string {
+  for (const [unit, size] of [
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
+    if (n >= size) return `${(n / size).toFixed(n % size ? 1 : 0)} ${unit}`;
+  }
   return `${n} bytes`;
 }
 
