@@ -58,6 +58,8 @@ export const ConfigSchema = z
     MAX_WS_CONNECTIONS_PER_IP: z.coerce.number().int().positive().default(50),
     /** Active subscriptions of one user across all their sockets (anonymous ones: per address). */
     MAX_SUBSCRIPTIONS_PER_USER: z.coerce.number().int().positive().default(20),
+    /** Active subscriptions of every user at one address (IPv6: one /64) together. */
+    MAX_SUBSCRIPTIONS_PER_IP: z.coerce.number().int().positive().default(100),
     /** After SIGTERM: how long uploads, downloads and queries in flight may still take. */
     SHUTDOWN_GRACE_SECONDS: env.shutdownGrace(),
     /** Largest upload accepted; media enforces the same limit while it streams. */

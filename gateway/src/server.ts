@@ -172,6 +172,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       connectionsPerUser: config.MAX_WS_CONNECTIONS_PER_USER,
       connectionsPerAddress: config.MAX_WS_CONNECTIONS_PER_IP,
       subscriptionsPerUser: config.MAX_SUBSCRIPTIONS_PER_USER,
+      subscriptionsPerAddress: config.MAX_SUBSCRIPTIONS_PER_IP,
     },
     metrics: graphqlMetrics,
   });

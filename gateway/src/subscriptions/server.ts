@@ -76,7 +76,8 @@ export interface SubscriptionServerOptions {
   maxSubscriptionsPerConnection?: number;
   /**
    * Per-user and per-address limits, counted in this process (per replica). Defaults: 10 sockets per user,
-   * 50 per address (IPv6: per /64; every socket counts, authenticated or not), 20 subscriptions per user.
+   * 50 per address (IPv6: per /64; every socket counts, authenticated or not), 20 subscriptions per user and
+   * 100 per address.
    */
   limits?: WebSocketLimits;
   /** Reconnection to jobs after it went away (a replica restarting); then the subscription fails. */
@@ -90,6 +91,8 @@ export interface WebSocketLimits {
   connectionsPerAddress?: number;
   /** Across all the user's sockets; anonymous callers are counted per address. */
   subscriptionsPerUser?: number;
+  /** Across every user at one address (the accounts one address can sign up are limited, not unbounded). */
+  subscriptionsPerAddress?: number;
 }
 
 export interface SubscriptionServer {
@@ -112,6 +115,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
   const perUser = new SlotCounter(options.limits?.connectionsPerUser ?? 10);
   const perAddress = new SlotCounter(options.limits?.connectionsPerAddress ?? 50);
   const subscriptions = new SlotCounter(options.limits?.subscriptionsPerUser ?? 20);
+  const subscriptionsPerAddress = new SlotCounter(options.limits?.subscriptionsPerAddress ?? 100);
 
   // Operations are small; without a cap, ws would buffer messages of up to 100 MiB.
   const wss = new WebSocketServer({
@@ -211,19 +215,29 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
         // Counted last, once nothing else can refuse it; released when the relay ends (relay.ts) or, failing
         // that, when the socket closes. Anonymous callers (refused by jobs anyway) are counted by address.
         const { viewer, ip } = connection.identity;
-        const owner = viewer ? `user:${viewer.userId}` : `address:${addressKey(ip)}`;
-        const release = subscriptions.acquire(owner);
-        if (!release) {
-          const { limit } = subscriptions;
-          return refused([
+        const address = `address:${addressKey(ip)}`;
+        const owner = viewer ? `user:${viewer.userId}` : address;
+        const tooMany = (counter: SlotCounter, key: string, per: string) =>
+          refused([
             quotaExceeded(
               'subscriptions',
-              limit,
-              subscriptions.used(owner),
-              `Too many subscriptions: at most ${limit} active at once per user; end one first`,
+              counter.limit,
+              counter.used(key),
+              `Too many subscriptions: at most ${counter.limit} active at once per ${per}; end one first`,
             ),
           ]);
+        const releaseOwner = subscriptions.acquire(owner);
+        if (!releaseOwner) return tooMany(subscriptions, owner, viewer ? 'user' : 'address');
+        // A signed-in user's subscription also counts against their address (anonymous ones already do).
+        const releaseAddress = viewer ? subscriptionsPerAddress.acquire(address) : () => undefined;
+        if (!releaseAddress) {
+          releaseOwner();
+          return tooMany(subscriptionsPerAddress, address, 'address');
         }
+        const release = () => {
+          releaseOwner();
+          releaseAddress();
+        };
         if (options.metrics) {
           const operation = getOperationAST(planned.document, payload.operationName);
           options.metrics.record('subscription', options.metrics.fieldLabel(operation), []);

@@ -268,11 +268,17 @@ async function startGatewayWs(
   return { url: webSocketUrl(`${url}/graphql`), executed, close };
 }
 
-function connect(url: string, options: { token?: string; origin?: string; params?: Record<string, unknown> } = {}) {
-  const { origin } = options;
+function connect(
+  url: string,
+  options: { token?: string; origin?: string; params?: Record<string, unknown>; forwardedFor?: string } = {},
+) {
+  const { origin, forwardedFor } = options;
   class BrowserLikeWebSocket extends WebSocket {
     constructor(address: string | URL, protocols?: string | string[]) {
-      super(address, protocols, origin ? { origin } : {});
+      super(address, protocols, {
+        ...(origin ? { origin } : {}),
+        ...(forwardedFor ? { headers: { 'x-forwarded-for': forwardedFor } } : {}),
+      });
     }
   }
   const client = createClient({
@@ -733,6 +739,46 @@ describe('WebSocket limits per user and per address', () => {
     await vi.waitFor(() => expect(upstream.returned).toBe(1));
     const again = watch(two, 'subscription { myJobUpdates { id } }');
     await vi.waitFor(() => expect(upstream.feeds.size).toBe(4));
+    expect(again.error).toBeUndefined();
+  });
+
+  it('refuses a subscription over the limit for one address, whoever is signed in there, and gives it back', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream, {
+      limits: { subscriptionsPerUser: 5, subscriptionsPerAddress: 2 },
+      trustProxy: () => true,
+    });
+    const here = '203.0.113.9';
+    const first = watch(
+      connect(gateway.url, { token: tokenFor('alice'), forwardedFor: here }),
+      'subscription { myJobUpdates { id } }',
+    );
+    const bob = connect(gateway.url, { token: tokenFor('bob'), forwardedFor: here });
+    watch(bob, 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(2));
+
+    const third = watch(
+      connect(gateway.url, { token: tokenFor('carol'), forwardedFor: here }),
+      'subscription { myJobUpdates { id } }',
+    );
+    await third.ended;
+    expect(third.error).toEqual([
+      {
+        message: expect.stringMatching(/at most 2 active at once per address/) as string,
+        extensions: { code: 'QUOTA_EXCEEDED', quota: 'subscriptions', limit: 2, used: 2 },
+      },
+    ]);
+    // Another address is counted apart; Carol's refused subscription took none of her own slots.
+    watch(
+      connect(gateway.url, { token: tokenFor('carol'), forwardedFor: '198.51.100.1' }),
+      'subscription { myJobUpdates { id } }',
+    );
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(3));
+
+    first.unsubscribe();
+    await vi.waitFor(() => expect(upstream.returned).toBe(1));
+    const again = watch(bob, 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(3));
     expect(again.error).toBeUndefined();
   });
 
