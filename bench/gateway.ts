@@ -60,6 +60,8 @@ interface CaseResult {
   firstFailure?: string;
   p99Ms: number;
   cpuMsPerRequest: number;
+  /** users + media + jobs together (for the users subgraph called directly: users alone, it is the target). */
+  subgraphCpuMsPerRequest: number;
   peakRssMb: number | undefined;
 }
 
@@ -161,7 +163,8 @@ try {
     if (service.name.startsWith('worker')) await stopService(service);
 
   const users = system.services.users!;
-  const subgraphUrl = (name: 'users' | 'media' | 'jobs') => `${system.services[name]!.url}/graphql`;
+  const subgraphNames = ['users', 'media', 'jobs'] as const;
+  const subgraphUrl = (name: (typeof subgraphNames)[number]) => `${system.services[name]!.url}/graphql`;
   const startHive = (dedupe: boolean) =>
     startService(`hive-dedupe-${dedupe ? 'on' : 'off'}`, 'bench/lib/hive-gateway.ts', {
       // The fixture is TypeScript: node runs it through tsx's loader (a cost at start only).
@@ -206,9 +209,13 @@ try {
       const pid = target.process.child.pid!;
       await load(target, QUERIES[query], user.token, expected, WARMUP_SECONDS);
       const rssReset = await resetPeakRss(pid);
+      const subgraphPids = target === targets.users ? [] : subgraphNames.map((n) => system.services[n]!.child.pid!);
+      const subgraphCpu = async () => (await Promise.all(subgraphPids.map(cpuMs))).reduce((a, b) => a + b, 0);
       const cpuBefore = await cpuMs(pid);
+      const subgraphCpuBefore = await subgraphCpu();
       const { result, firstFailure } = await load(target, QUERIES[query], user.token, expected, SECONDS);
       const cpu = (await cpuMs(pid)) - cpuBefore;
+      const subgraphCpuUsed = (await subgraphCpu()) - subgraphCpuBefore;
       const ok = result.requests.total - result.mismatches;
       results.push({
         query,
@@ -219,6 +226,7 @@ try {
         ...(firstFailure === undefined ? {} : { firstFailure }),
         p99Ms: result.latency.p99,
         cpuMsPerRequest: ok > 0 ? cpu / ok : Number.NaN,
+        subgraphCpuMsPerRequest: target === targets.users ? Number.NaN : ok > 0 ? subgraphCpuUsed / ok : Number.NaN,
         peakRssMb: rssReset ? await peakRssMb(pid) : undefined,
       });
       const last = results.at(-1)!;
@@ -237,12 +245,12 @@ try {
   const rpsOf = (query: QueryName, target: Target) =>
     results.find((r) => r.query === query && r.target === target)!.rps;
   const lines = [
-    `| query | target | RPS | errors | p99 latency | CPU per request | peak RSS | ours ÷ this |`,
-    `| --- | --- | --: | --: | --: | --: | --: | --: |`,
+    `| query | target | RPS | errors | p99 latency | target CPU / request | subgraphs CPU / request | target peak RSS | ours ÷ this (RPS) |`,
+    `| --- | --- | --: | --: | --: | --: | --: | --: | --: |`,
     ...results.map((r) => {
       const ratio = r.target === ours ? '' : `${(rpsOf(r.query, ours) / r.rps).toFixed(2)}×`;
       const rss = r.peakRssMb === undefined ? 'n/a' : `${r.peakRssMb} MB`;
-      return `| ${QUERY_LABELS[r.query]} | ${r.target.label} | ${Math.round(r.rps)} | ${r.errors} | ${r.p99Ms} ms | ${r.cpuMsPerRequest.toFixed(2)} ms | ${rss} | ${ratio} |`;
+      return `| ${QUERY_LABELS[r.query]} | ${r.target.label} | ${Math.round(r.rps)} | ${r.errors} | ${r.p99Ms} ms | ${r.cpuMsPerRequest.toFixed(2)} ms | ${Number.isNaN(r.subgraphCpuMsPerRequest) ? '' : `${r.subgraphCpuMsPerRequest.toFixed(2)} ms`} | ${rss} | ${ratio} |`;
     }),
   ];
   const load1 = (l: number[]) => l.map((n) => n.toFixed(1)).join(' / ');
