@@ -60,6 +60,17 @@ export const ConfigSchema = z
     MAX_SUBSCRIPTIONS_PER_USER: z.coerce.number().int().positive().default(20),
     /** Active subscriptions of every user at one address (IPv6: one /64) together. */
     MAX_SUBSCRIPTIONS_PER_IP: z.coerce.number().int().positive().default(100),
+    /**
+     * The subgraph client (subgraph-client.ts): keep-alive sockets per subgraph, at most this many; an idle one
+     * is closed after SUBGRAPH_IDLE_TIMEOUT_SECONDS, which must stay below the servers' keep-alive timeout
+     * (65 s, shared http.ts) so that a server never closes a socket the gateway is about to reuse.
+     */
+    SUBGRAPH_MAX_SOCKETS: z.coerce.number().int().positive().default(64),
+    SUBGRAPH_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(60).default(30),
+    /** A subgraph request whose whole answer has not arrived after this long fails. */
+    SUBGRAPH_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(30),
+    /** Identical concurrent queries of one viewer to one subgraph share one request (never mutations). */
+    SUBGRAPH_DEDUPE: env.bool(true),
     /** After SIGTERM: how long uploads, downloads and queries in flight may still take. */
     SHUTDOWN_GRACE_SECONDS: env.shutdownGrace(),
     /** Largest upload accepted; media enforces the same limit while it streams. */

@@ -37,6 +37,7 @@ import type { GatewayContext } from './context.js';
 import { cors } from './cors.js';
 import { SubgraphDataSource, UploadingDataSource } from './datasource.js';
 import { filesProxy } from './files-proxy.js';
+import { createSubgraphFetcher } from './subgraph-client.js';
 import { operationLimits } from './limits.js';
 import { webDoors } from './web.js';
 import { apolloExecutor, startSubscriptionServer } from './subscriptions/index.js';
@@ -46,12 +47,19 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   // The committed, composed supergraph: what runs is what was reviewed (no composition at run time).
   const supergraphSdl = readFileSync(config.SUPERGRAPH_PATH, 'utf8');
   const subgraphUrl = (name: string) => config.subgraphUrls.get(name) ?? routingUrl(supergraphSdl, name);
+  // One client for every subgraph (a keep-alive pool per origin), instead of Apollo's make-fetch-happen.
+  const fetcher = createSubgraphFetcher({
+    maxSockets: config.SUBGRAPH_MAX_SOCKETS,
+    idleTimeoutMs: config.SUBGRAPH_IDLE_TIMEOUT_SECONDS * 1000,
+    timeoutMs: config.SUBGRAPH_TIMEOUT_SECONDS * 1000,
+    dedupe: config.SUBGRAPH_DEDUPE,
+  });
   const gateway = new ApolloGateway({
     supergraphSdl,
     buildService: ({ name }) =>
       name === 'media'
-        ? new UploadingDataSource({ url: subgraphUrl(name) }, config.MAX_UPLOAD_BYTES)
-        : new SubgraphDataSource({ url: subgraphUrl(name) }),
+        ? new UploadingDataSource({ url: subgraphUrl(name), fetcher }, config.MAX_UPLOAD_BYTES)
+        : new SubgraphDataSource({ url: subgraphUrl(name), fetcher }),
     logger: logger.child({ component: 'apollo-gateway' }),
   });
   // The API schema, for the WebSocket path's validation (Apollo Server keeps its copy to itself).
@@ -184,6 +192,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       await subscriptions.close();
       await apollo.stop();
       await metricsServer?.close();
+      fetcher.close();
     },
   };
 }

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError } from 'graphql';
 import jwt from 'jsonwebtoken';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { createTokenVerifier, jwksKeyResolver, type KeyResolver } from './auth.js';
 
 const ISSUER = 'vidmp3';
@@ -232,6 +232,110 @@ describe('createTokenVerifier', () => {
 
       await unauthenticated(verifierWith().authenticate(`Bearer ${token}`));
     });
+  });
+});
+
+describe('the verified-token cache', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  /** A verifier with a clock the test moves, over a key set the test changes; counts signature checks. */
+  function cachingVerifier(cacheSize?: number) {
+    const clock = { ms: Date.now() };
+    const keys = new Map<string, KeyObject>([[KID, signingKey.publicKey]]);
+    const verifier = createTokenVerifier({
+      keys: async (kid) => keys.get(kid),
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      now: () => clock.ms,
+      ...(cacheSize === undefined ? {} : { cacheSize }),
+    });
+    const signatureChecks = vi.spyOn(jwt, 'verify');
+    return { verifier, clock, keys, signatureChecks };
+  }
+
+  it('checks a token’s signature once and answers the same token again from the cache', async () => {
+    const { verifier, signatureChecks } = cachingVerifier();
+    const token = signToken({ sub: 'user-9' });
+
+    const first = await verifier.verify(token);
+    const again = await verifier.authenticate(`Bearer ${token}`);
+
+    expect(again).toEqual(first);
+    expect(again).toMatchObject({ userId: 'user-9', token });
+    expect(signatureChecks).toHaveBeenCalledTimes(1);
+  });
+
+  it('stops answering a token from the cache at its expiry, and refuses it as expired', async () => {
+    const { verifier, clock, signatureChecks } = cachingVerifier();
+    const exp = Math.floor(clock.ms / 1000) + 60;
+    const token = signToken({ exp });
+    await verifier.verify(token);
+
+    clock.ms = exp * 1000 - 1;
+    await verifier.verify(token);
+    expect(signatureChecks).toHaveBeenCalledTimes(1);
+
+    clock.ms = exp * 1000 + 60_000;
+    expect(await unauthenticated(verifier.verify(token))).toBe('Access token expired');
+    expect(signatureChecks).toHaveBeenCalledTimes(2);
+  });
+
+  it('remembers at most cacheSize tokens, forgetting the least recently used first', async () => {
+    const { verifier, signatureChecks } = cachingVerifier(2);
+    const [a, b, c] = ['user-a', 'user-b', 'user-c'].map((sub) => signToken({ sub })) as [string, string, string];
+    await verifier.verify(a);
+    await verifier.verify(b);
+    await verifier.verify(a); // a is now the most recently used: b goes first
+    await verifier.verify(c);
+    expect(signatureChecks).toHaveBeenCalledTimes(3);
+
+    await verifier.verify(a);
+    await verifier.verify(c);
+    expect(signatureChecks).toHaveBeenCalledTimes(3);
+    await verifier.verify(b);
+    expect(signatureChecks).toHaveBeenCalledTimes(4);
+  });
+
+  it('stops accepting a cached token once its key is no longer in the key set', async () => {
+    const { verifier, keys } = cachingVerifier();
+    const token = signToken();
+    await verifier.verify(token);
+
+    keys.delete(KID);
+
+    expect(await unauthenticated(verifier.verify(token))).toMatch(/unknown signing key/);
+  });
+
+  it('stops accepting a cached token once another key is published under its key id', async () => {
+    const { verifier, keys } = cachingVerifier();
+    const token = signToken();
+    await verifier.verify(token);
+
+    keys.set(KID, newKeyPair().publicKey);
+
+    expect(await unauthenticated(verifier.verify(token))).toMatch(/invalid signature/);
+  });
+
+  it('never remembers a token that failed: it is checked, and refused, every time', async () => {
+    const { verifier, signatureChecks } = cachingVerifier();
+    const forged = signToken({}, { key: newKeyPair().privateKey });
+
+    await unauthenticated(verifier.verify(forged));
+    await unauthenticated(verifier.verify(forged));
+
+    expect(signatureChecks).toHaveBeenCalledTimes(2);
+  });
+
+  it('checks every time when the cache is turned off (cacheSize 0)', async () => {
+    const { verifier, signatureChecks } = cachingVerifier(0);
+    const token = signToken();
+
+    await verifier.verify(token);
+    await verifier.verify(token);
+
+    expect(signatureChecks).toHaveBeenCalledTimes(2);
   });
 });
 

@@ -21,7 +21,17 @@ export interface VerifierOptions {
   issuer: string;
   audience: string;
   clockToleranceSeconds?: number;
+  /**
+   * How many verified tokens are remembered (LRU), each until its `exp`; 0 turns the cache off. A hit costs a
+   * map lookup instead of a signature check (ECDSA verification was most of a small request's CPU).
+   */
+  cacheSize?: number;
+  /** The clock, in ms; injectable so tests can expire tokens without sleeping. */
+  now?: () => number;
 }
+
+/** How many verified tokens a verifier remembers by default: a few MB of strings at most. */
+export const DEFAULT_TOKEN_CACHE_SIZE = 10_000;
 
 export interface TokenVerifier {
   verify(token: string): Promise<Viewer>;
@@ -33,8 +43,48 @@ export interface TokenVerifier {
 const unauthenticated = (message: string) => userError(ErrorCode.UNAUTHENTICATED, message, { http: { status: 401 } });
 const invalid = (why: string) => unauthenticated(`Invalid access token: ${why}`);
 
+/** A token that verified: who it names, until when, and the key that checked it. */
+interface VerifiedToken {
+  viewer: Viewer;
+  kid: string;
+  key: KeyObject | string;
+  expiresAtMs: number;
+}
+
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
+  const now = options.now ?? (() => Date.now());
+  const cacheSize = options.cacheSize ?? DEFAULT_TOKEN_CACHE_SIZE;
+  // Insertion-ordered, so the first entry is the least recently used one (a hit moves its entry to the end).
+  const verified = new Map<string, VerifiedToken>();
+
+  const fromCache = async (token: string): Promise<Viewer | undefined> => {
+    const entry = verified.get(token);
+    if (!entry) return undefined;
+    if (now() >= entry.expiresAtMs) {
+      verified.delete(token); // the full check below says why it is refused (or allows the clock skew)
+      return undefined;
+    }
+    // The key is asked for again on every hit: a verification must not outlive its key (a refreshed key set
+    // without this kid, or with another key under it, makes the token go through the full check, and fail),
+    // and asking is what keeps the resolver refreshing its key set in the background. It is a map lookup.
+    if ((await options.keys(entry.kid)) !== entry.key) {
+      verified.delete(token);
+      return undefined;
+    }
+    verified.delete(token);
+    verified.set(token, entry);
+    return entry.viewer;
+  };
+
+  const remember = (token: string, entry: VerifiedToken): void => {
+    if (cacheSize <= 0) return;
+    verified.set(token, entry);
+    if (verified.size > cacheSize) verified.delete(verified.keys().next().value as string);
+  };
+
   const verify = async (token: string): Promise<Viewer> => {
+    const cached = cacheSize > 0 ? await fromCache(token) : undefined;
+    if (cached) return cached;
     const decoded = jwt.decode(token, { complete: true });
     if (!decoded || typeof decoded.payload === 'string') throw invalid('malformed');
     const kid = decoded.header.kid;
@@ -49,6 +99,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
         issuer: options.issuer,
         audience: options.audience,
         clockTolerance: options.clockToleranceSeconds ?? 5,
+        clockTimestamp: Math.floor(now() / 1000),
       });
     } catch (err) {
       if (err instanceof jwt.TokenExpiredError) throw unauthenticated('Access token expired');
@@ -58,7 +109,10 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       throw invalid('bad signature');
     }
     if (typeof claims === 'string' || !claims.sub || typeof claims.exp !== 'number') throw invalid('missing claims');
-    return { userId: claims.sub, token, expiresAt: new Date(claims.exp * 1000) };
+    const viewer = { userId: claims.sub, token, expiresAt: new Date(claims.exp * 1000) };
+    // Only a token that passed every check is remembered; one that failed is checked again each time.
+    remember(token, { viewer, kid, key, expiresAtMs: claims.exp * 1000 });
+    return viewer;
   };
   return {
     verify,

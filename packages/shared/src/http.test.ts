@@ -41,6 +41,14 @@ describe('applyServerTimeouts', () => {
     expect(server.requestTimeout).toBe(16_384_000 + 120_000);
   });
 
+  it('keeps idle connections longer than the gateway’s subgraph client does (30 s), headers a little longer', () => {
+    const server = createServer();
+    applyServerTimeouts(server, timeouts);
+    expect(server.keepAliveTimeout).toBe(65_000);
+    expect(server.headersTimeout).toBeGreaterThan(server.keepAliveTimeout);
+    expect(server.requestTimeout).toBeGreaterThanOrEqual(server.headersTimeout);
+  });
+
   it('keeps the whole-request limit above the headers timeout for small bodies', () => {
     const server = createServer();
     applyServerTimeouts(server, { ...timeouts, maxBodyBytes: 1 });

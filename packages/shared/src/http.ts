@@ -173,12 +173,20 @@ export function httpTimeouts(config: TimeoutConfig, maxBodyBytes = 1024 * 1024):
 export const defaultHttpTimeouts = (maxBodyBytes?: number): HttpTimeouts =>
   httpTimeouts(z.object(httpTimeoutSettings).parse({}), maxBodyBytes);
 
+/** How long every server keeps an idle keep-alive connection: above every client's idle timeout. */
+export const SERVER_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
 /**
  * Node's whole-request limit, as an absolute backstop behind `requestBodyDeadline`: the time the largest
- * accepted body takes at the minimum rate, plus the base twice over (multipart framing, headers). Node's
- * headers timeout (60 s) stays as it is.
+ * accepted body takes at the minimum rate, plus the base twice over (multipart framing, headers).
  */
 export function applyServerTimeouts(server: Server, timeouts: HttpTimeouts): void {
+  // An idle keep-alive connection is kept longer than any of our clients keeps one (the gateway's subgraph
+  // client: SUBGRAPH_IDLE_TIMEOUT_SECONDS, 30 s), so the server never closes a socket just as a client reuses
+  // it: Node's 5 s default lost that race under load ("socket hang up", ECONNRESET). Headers get a little
+  // more than the keep-alive time, as Node advises (nodejs/node#27363).
+  server.keepAliveTimeout = SERVER_KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = SERVER_KEEP_ALIVE_TIMEOUT_MS + 1_000;
   const slowest = Math.ceil((timeouts.maxBodyBytes / timeouts.minBytesPerSecond) * 1000);
   server.requestTimeout = Math.max(server.headersTimeout, slowest + 2 * timeouts.bodyBaseMs);
 }
