@@ -57,7 +57,10 @@ async function vmRSS(pid: number | undefined): Promise<number> {
   return match ? Number(match[1]) / 1024 : NaN;
 }
 
-function watcher(wsUrl: string, user: SignedUp, jobId: string): Watcher {
+// The same watch on the jobs subgraph itself (its own fields only): how much of the latency is jobs' own.
+const WATCH_JOBS = `subscription ($id: ID!) { jobUpdated(id: $id) { id status progress updatedAt output { id } } }`;
+
+function watcher(wsUrl: string, user: SignedUp, jobId: string, query = WATCH): Watcher {
   const seen = new Map<string, Received[]>();
   const errors: string[] = [];
   const client = createClient({
@@ -67,7 +70,7 @@ function watcher(wsUrl: string, user: SignedUp, jobId: string): Watcher {
     retryAttempts: 0,
   });
   client.subscribe<{ jobUpdated: { id: string } & Omit<State, 'complete'> & { output: unknown } }>(
-    { query: WATCH, variables: { id: jobId } },
+    { query, variables: { id: jobId } },
     {
       next: (result) => {
         const at = Date.now();
@@ -135,9 +138,10 @@ async function runOnce(clients: number, clip: string): Promise<string> {
     // No worker yet: the job waits QUEUED while every client subscribes. jobUpdated starts with the job's
     // current state, so a client that has seen QUEUED is subscribed; then the worker starts the conversion.
     const jobId = await convert(system, user, upload.data.uploadVideo.id);
+    const direct = watcher(`${system.services.jobs!.url.replace(/^http/, 'ws')}/graphql`, user, jobId, WATCH_JOBS);
     for (let i = 0; i < clients; i++) watchers.push(watcher(wsUrl, user, jobId));
     const subscribedAll = (w: Watcher) => w.errors.length > 0 || (w.seen.get(jobId) ?? []).length > 0;
-    await until('every client to see the job QUEUED', () => watchers.every(subscribedAll), 180_000);
+    await until('every client to see the job QUEUED', () => [...watchers, direct].every(subscribedAll), 180_000);
     const subscribed = { gateway: await vmRSS(gatewayPid), jobs: await vmRSS(jobsPid) };
     const workerStarted = Date.now();
     await system.startWorker({ READRATE: '1' });
@@ -177,14 +181,31 @@ async function runOnce(clients: number, clip: string): Promise<string> {
       for (let i = 1; i < got.length; i++) if (stateKey(got[i]!.state) === stateKey(got[i - 1]!.state)) duplicates++;
       incomplete += got.filter((r) => !r.state.complete).length;
     }
+    // Per state: when the first and the last client got it, after its updatedAt (where a tail comes from).
+    const perState = history
+      .filter((state) => Date.parse(state.updatedAt) >= workerStarted)
+      .map((state) => {
+        const at = mine.flatMap((w) =>
+          (w.seen.get(jobId) ?? []).filter((r) => stateKey(r.state) === stateKey(state)).map((r) => r.at),
+        );
+        const t = Date.parse(state.updatedAt);
+        return `${state.status} ${state.progress.toFixed(2)}: ${Math.min(...at) - t}–${Math.max(...at) - t} ms`;
+      });
+    console.log(`  first–last client per state: ${perState.join(', ')}`);
     const errors = mine.flatMap((w) => w.errors);
     latencies.sort((a, b) => a - b);
+    const jobsOwn = (direct.seen.get(jobId) ?? [])
+      .filter((r) => Date.parse(r.state.updatedAt) >= workerStarted)
+      .map((r) => r.at - Date.parse(r.state.updatedAt))
+      .sort((a, b) => a - b);
+    void direct.client.dispose();
     const ms = (v: number) => `${Math.round(v)} ms`;
     return [
       `| ${clients} | ${history.length} | ${ms(percentile(latencies, 50))} | ${ms(percentile(latencies, 99))} | ${ms(latencies.at(-1) ?? NaN)} |`,
       ` ${missedStates} (${clientsMissing} clients) | ${missedFinal} | ${missedQueued} | ${duplicates} | ${errors.length}${errors[0] ? ` (${errors[0].slice(0, 60)})` : ''} |`,
       ` ${idle.gateway.toFixed(0)} → ${subscribed.gateway.toFixed(0)} / ${peak.gateway.toFixed(0)} MiB |`,
       ` ${idle.jobs.toFixed(0)} → ${subscribed.jobs.toFixed(0)} / ${peak.jobs.toFixed(0)} MiB |`,
+      ` ${ms(percentile(jobsOwn, 50))} / ${ms(percentile(jobsOwn, 99))} |`,
       incomplete > 0 ? ` (${incomplete} SUCCEEDED without output)` : '',
     ].join('');
   } finally {
@@ -207,7 +228,7 @@ try {
   await rm(work, { recursive: true, force: true });
 }
 console.log(
-  `\n| clients | states | p50 | p99 | max | states missed | final missed | QUEUED missed | duplicates | errors | gateway RSS idle → subscribed / peak | jobs RSS idle → subscribed / peak |`,
+  `\n| clients | states | p50 | p99 | max | states missed | final missed | QUEUED missed | duplicates | errors | gateway RSS idle → subscribed / peak | jobs RSS idle → subscribed / peak | jobs subgraph directly, 1 client: p50 / p99 |`,
 );
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const row of rows) console.log(row);

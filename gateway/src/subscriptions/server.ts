@@ -24,7 +24,7 @@ import {
   type Viewer,
 } from '@vidmp3/shared';
 import type { GatewayContext } from '../context.js';
-import { planSubscription } from './plan.js';
+import { PlanCache } from './plan.js';
 import { JobRelay, RelayTarget } from './relay.js';
 import {
   authenticate,
@@ -108,6 +108,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
   const maxSubscriptions = options.maxSubscriptionsPerConnection ?? 50;
   // One upstream socket per user and one upstream subscription per distinct subscription of that user, shared by
   // all their client subscriptions (upstream.ts): jobs' cost no longer grows with the number of clients.
+  const plans = new PlanCache();
   const hub = new UpstreamHub({
     url: webSocketUrl(options.jobsUrl),
     attempts: options.reconnect?.attempts ?? 30,
@@ -207,7 +208,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
         }
         const schema = options.schema();
         if (!schema) return refused([userError(ErrorCode.INTERNAL, 'The schema is not loaded yet')]);
-        const planned = planSubscription(schema, payload, {
+        const planned = plans.plan(schema, payload, {
           rules: [...specifiedRules, ...options.validationRules],
           maxTokens: options.maxTokens,
           hideSchemaDetails: options.hideSchemaDetails,
