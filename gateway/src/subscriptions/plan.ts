@@ -210,3 +210,42 @@ function variablesIn(nodes: readonly (SelectionNode | FragmentDefinitionNode)[])
   }
   return names;
 }
+
+/** Subscriptions longer than this (query and variables, as JSON) are planned every time rather than kept. */
+const MAX_CACHED_KEY_LENGTH = 16 * 1024;
+
+/**
+ * Plans of the subscriptions seen lately, by their text and variables: a thousand tabs of one page send the same
+ * subscription, and each would otherwise parse, validate and keep its own copy of the same document. Plans are
+ * read-only and carry no viewer, so every client may share one; they are forgotten when the schema changes.
+ */
+export class PlanCache {
+  private schema: GraphQLSchema | undefined;
+  private readonly plans = new Map<string, SubscriptionPlan>();
+
+  constructor(private readonly size = 500) {}
+
+  plan(schema: GraphQLSchema, payload: SubscribePayload, options: PlanOptions): SubscriptionPlan | GraphQLError[] {
+    if (schema !== this.schema) {
+      this.plans.clear();
+      this.schema = schema;
+    }
+    const key = JSON.stringify([payload.query, payload.operationName ?? null, payload.variables ?? null]);
+    const cached = this.plans.get(key);
+    if (cached) {
+      // Most recently used last: the oldest is the first to go.
+      this.plans.delete(key);
+      this.plans.set(key, cached);
+      return cached;
+    }
+    const planned = planSubscription(schema, payload, options);
+    if (!Array.isArray(planned) && key.length <= MAX_CACHED_KEY_LENGTH) {
+      this.plans.set(key, planned);
+      if (this.plans.size > this.size) {
+        const oldest = this.plans.keys().next().value;
+        if (oldest !== undefined) this.plans.delete(oldest);
+      }
+    }
+    return planned;
+  }
+}

@@ -1,67 +1,102 @@
-// Relaying: the per-subscription iterator that turns upstream job events into results of the client's selection.
+// Relaying: the per-subscription iterator that turns shared upstream job events into results of the client's selection.
 import { GraphQLError, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { ErrorCode, userError } from '@vidmp3/shared';
-import type { GatewayContext } from '../context.js';
 import type { SubscriptionPlan } from './plan.js';
 import type { JobQueryExecutor } from './server.js';
-import { internalError, isCloseEvent, isFormattedError, isRecord, refusals } from './support.js';
-import type { Connection } from './upstream.js';
+import { internalError, isCloseEvent, isFormattedError, refusals } from './support.js';
+import type { Connection, FeedListener, FeedQuery, SharedResult, UpstreamHub } from './upstream.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Relaying: upstream events in, the client's selection out
 
 /**
- * What `subscribe` receives as the context value: the plan, for whom, how to run the per-event query, and the
- * subscription's slot in the per-user limit, given back when the relay ends.
+ * What `subscribe` receives as the context value: the plan, for whom, how to run the per-event query, the hub
+ * of shared upstream subscriptions, and the subscription's slot in the per-user limit, given back when the
+ * relay ends.
  */
 export class RelayTarget {
   constructor(
     readonly plan: SubscriptionPlan,
     readonly connection: Connection,
     readonly execute: JobQueryExecutor,
+    readonly hub: UpstreamHub,
     readonly release: () => void = () => undefined,
   ) {}
 }
 
-type Pending = { kind: 'job'; id: string } | { kind: 'errors'; errors: GraphQLError[] };
+type Pending = { kind: 'job'; id: string; seq: number } | { kind: 'errors'; errors: GraphQLError[] };
 const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
 /**
- * One client subscription. Upstream events queue job ids; each `next()` takes one and runs the client's
- * selection on it. An id already waiting in the queue is not queued twice: the query reads the job's
- * current state, so a slow client gets the latest state rather than a backlog. Written as an explicit
- * iterator, not an async generator, so that `return()` (the client unsubscribing or leaving) takes effect at
- * once — a generator's return waits until its pending `await` settles, here possibly the next job event.
+ * One client subscription, listening to a feed shared with every subscription of the same user that sends
+ * jobs the same upstream subscription (upstream.ts). Events queue job ids; each `next()` takes one and gets
+ * the result of the client's selection on it, shared with every listener of the feed asking the same query
+ * about the same event. The buffer is bounded, latest state wins: an id already waiting is not queued again
+ * (its event count is raised instead), so a slow client — whose `next()` graphql-ws calls only once the
+ * previous message is written to its socket — skips progress it could not take, never the final state (the
+ * queue is drained before the relay completes). A result equal to the previous one sent is not sent again.
+ * Written as an explicit iterator, not an async generator, so that `return()` (the client unsubscribing or
+ * leaving) takes effect at once — a generator's return waits until its pending `await` settles.
  */
-export class JobRelay implements AsyncIterableIterator<ExecutionResult> {
+export class JobRelay implements AsyncIterableIterator<ExecutionResult>, FeedListener {
   private readonly queue: Pending[] = [];
   private upstreamDone = false;
   private closed = false;
   private wake: (() => void) | undefined;
   private readonly aborted = new AbortController();
   private readonly closing: Promise<void>;
-  private readonly unsubscribe: () => void;
+  private readonly feed: ReturnType<UpstreamHub['join']>;
+  private readonly query: FeedQuery;
+  /** The last result sent, serialised: the same state twice in a row is sent once. */
+  private lastSent: string | undefined;
 
   constructor(private readonly target: RelayTarget) {
     this.closing = new Promise((resolve) => this.aborted.signal.addEventListener('abort', () => resolve()));
-    const { plan, connection } = target;
-    this.unsubscribe = connection.upstream().subscribe<Record<string, unknown>, unknown>(plan.upstream, {
-      next: (result) => {
-        const event = result.data?.[plan.field];
-        if (isRecord(event) && typeof event.id === 'string') this.enqueueJob(event.id);
-        if (result.errors?.length)
-          this.enqueue({ kind: 'errors', errors: result.errors.map((e) => this.upstreamError(e)) });
-      },
-      error: (err) => {
-        this.enqueue({ kind: 'errors', errors: this.upstreamFailure(err) });
-        this.upstreamDone = true;
-      },
-      complete: () => {
-        this.upstreamDone = true;
-        this.signal();
-      },
+    const { plan, execute } = target;
+    this.query = {
+      key: `${plan.query}\n${JSON.stringify(plan.variables)}`,
+      run: (jobId, context) => execute(plan.query, { ...plan.variables, [plan.idVariable]: jobId }, context),
+    };
+    this.feed = target.hub.join(this, {
+      payload: plan.upstream,
+      field: plan.field,
+      replaysCurrent: plan.field === 'jobUpdated',
     });
   }
+
+  get connection(): Connection {
+    return this.target.connection;
+  }
+
+  // ---- FeedListener: called by the shared feed
+
+  changed(jobId: string, seq: number): void {
+    if (this.closed) return;
+    const waiting = this.queue.find((p): p is Extract<Pending, { kind: 'job' }> => p.kind === 'job' && p.id === jobId);
+    if (waiting) {
+      waiting.seq = Math.max(waiting.seq, seq);
+      return;
+    }
+    this.enqueue({ kind: 'job', id: jobId, seq });
+  }
+
+  errors(errors: readonly GraphQLFormattedError[]): void {
+    if (this.closed) return;
+    this.enqueue({ kind: 'errors', errors: errors.map((e) => this.upstreamError(e)) });
+  }
+
+  failed(err: unknown): void {
+    if (this.closed) return;
+    this.enqueue({ kind: 'errors', errors: this.upstreamFailure(err) });
+    this.upstreamDone = true;
+  }
+
+  completed(): void {
+    this.upstreamDone = true;
+    this.signal();
+  }
+
+  // ---- AsyncIterator: pulled by graphql-ws
 
   [Symbol.asyncIterator](): this {
     return this;
@@ -73,8 +108,14 @@ export class JobRelay implements AsyncIterableIterator<ExecutionResult> {
       const pending = this.queue.shift();
       if (pending?.kind === 'errors') return { done: false, value: { errors: pending.errors } };
       if (pending?.kind === 'job') {
-        const result = await Promise.race([this.query(pending.id), this.closing]);
-        return result && !this.closed ? { done: false, value: result } : finished;
+        const shared = await Promise.race([
+          this.feed.result(pending.id, pending.seq, this.query, this.target.connection.identity),
+          this.closing,
+        ]);
+        if (!shared || this.closed) return finished;
+        if (shared.json !== '' && shared.json === this.lastSent) continue; // nothing new for this client
+        this.lastSent = shared.json;
+        return { done: false, value: this.toClient(shared) };
       }
       if (this.upstreamDone) {
         this.close();
@@ -99,13 +140,8 @@ export class JobRelay implements AsyncIterableIterator<ExecutionResult> {
     this.closed = true;
     // Every way a subscription ends (complete from the client, upstream done or failed, the socket gone) ends here.
     this.target.release();
-    this.unsubscribe(); // tells jobs "complete" unless it has finished already
+    this.feed.leave(); // the last listener leaving ends the upstream subscription
     this.aborted.abort();
-  }
-
-  private enqueueJob(id: string): void {
-    if (this.queue.some((p) => p.kind === 'job' && p.id === id)) return;
-    this.enqueue({ kind: 'job', id });
   }
 
   private enqueue(pending: Pending): void {
@@ -119,22 +155,18 @@ export class JobRelay implements AsyncIterableIterator<ExecutionResult> {
     wake?.();
   }
 
-  /** Never rejects: whatever goes wrong becomes an error in this event's result. */
-  private async query(id: string): Promise<ExecutionResult> {
-    const { plan, connection, execute } = this.target;
-    const context: GatewayContext = { ...connection.identity, signal: this.aborted.signal };
-    try {
-      const result = await execute(plan.query, { ...plan.variables, [plan.idVariable]: id }, context);
-      const errors = (result.errors ?? []).map((e) => this.rebased(e, 'job'));
-      const job = result.data?.job;
-      if (job === null || job === undefined) {
-        return { data: null, errors: errors.length > 0 ? errors : [userError(ErrorCode.NOT_FOUND, 'Job not found')] };
-      }
-      return { data: { [plan.responseKey]: job }, ...(errors.length > 0 ? { errors } : {}) };
-    } catch (err) {
-      connection.identity.log.error({ err }, 'a subscription event could not be queried');
-      return { data: null, errors: [internalError(err)] };
+  /** The shared result as this client must see it: under its own response key, errors located there. */
+  private toClient(shared: SharedResult): ExecutionResult {
+    const { result, error } = shared;
+    if (!result) {
+      return { data: null, errors: [internalError(error)] };
     }
+    const errors = (result.errors ?? []).map((e) => this.rebased(e, 'job'));
+    const job = result.data?.job;
+    if (job === null || job === undefined) {
+      return { data: null, errors: errors.length > 0 ? errors : [userError(ErrorCode.NOT_FOUND, 'Job not found')] };
+    }
+    return { data: { [this.target.plan.responseKey]: job }, ...(errors.length > 0 ? { errors } : {}) };
   }
 
   /** An error as the client must see it: located under its own response key, with its code. */

@@ -24,7 +24,7 @@ import {
   type Viewer,
 } from '@vidmp3/shared';
 import type { GatewayContext } from '../context.js';
-import { planSubscription } from './plan.js';
+import { PlanCache } from './plan.js';
 import { JobRelay, RelayTarget } from './relay.js';
 import {
   authenticate,
@@ -35,7 +35,7 @@ import {
   SlotCounter,
   TOO_MANY_CONNECTIONS,
 } from './support.js';
-import { Connection, type UpstreamOptions } from './upstream.js';
+import { Connection, UpstreamHub } from './upstream.js';
 
 /**
  * Runs the client's selection on one job as a query, through the same executor that serves HTTP (in
@@ -106,11 +106,14 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
   const format = createFormatError({ exposeInternals: options.exposeInternals });
   const originAllowed = originMatcher(options.allowedOrigins);
   const maxSubscriptions = options.maxSubscriptionsPerConnection ?? 50;
-  const upstream: UpstreamOptions = {
+  // One upstream socket per user and one upstream subscription per distinct subscription of that user, shared by
+  // all their client subscriptions (upstream.ts): jobs' cost no longer grows with the number of clients.
+  const plans = new PlanCache();
+  const hub = new UpstreamHub({
     url: webSocketUrl(options.jobsUrl),
     attempts: options.reconnect?.attempts ?? 30,
     maxDelayMs: options.reconnect?.maxDelayMs ?? 5_000,
-  };
+  });
 
   const perUser = new SlotCounter(options.limits?.connectionsPerUser ?? 10);
   const perAddress = new SlotCounter(options.limits?.connectionsPerAddress ?? 50);
@@ -179,7 +182,6 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
         ctx.extra.connection = new Connection(
           { viewer, requestId, log: connectionLog, ip: clientAddress(request, options.trustProxy) },
           socket,
-          upstream,
         );
         return true;
       },
@@ -206,7 +208,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
         }
         const schema = options.schema();
         if (!schema) return refused([userError(ErrorCode.INTERNAL, 'The schema is not loaded yet')]);
-        const planned = planSubscription(schema, payload, {
+        const planned = plans.plan(schema, payload, {
           rules: [...specifiedRules, ...options.validationRules],
           maxTokens: options.maxTokens,
           hideSchemaDetails: options.hideSchemaDetails,
@@ -247,7 +249,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
           document: planned.document,
           operationName: payload.operationName,
           variableValues: payload.variables,
-          contextValue: new RelayTarget(planned, connection, options.execute, connection.hold(release)),
+          contextValue: new RelayTarget(planned, connection, options.execute, hub, connection.hold(release)),
         };
       },
 
@@ -263,7 +265,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => format(e.toJSON())),
 
       onClose(ctx) {
-        // Runs after graphql-ws has ended the connection's subscriptions (each disposes its upstream one).
+        // Runs after graphql-ws has ended the connection's subscriptions (each leaves its shared upstream one).
         ctx.extra.connection?.close();
       },
     },
@@ -280,6 +282,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
         await server.dispose();
       } finally {
         clearTimeout(force);
+        hub.close();
       }
     },
   };

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
-import { buildSchema, graphql, GraphQLError } from 'graphql';
+import { buildSchema, graphql, GraphQLError, specifiedRules } from 'graphql';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import jwt from 'jsonwebtoken';
@@ -11,7 +11,15 @@ import { createLogger, createTokenVerifier, listen, type Viewer } from '@vidmp3/
 import { ConfigSchema } from '../config.js';
 import type { GatewayContext } from '../context.js';
 import { operationLimits } from '../limits.js';
-import { startSubscriptionServer, webSocketUrl, type SubscriptionServerOptions } from './index.js';
+import {
+  startSubscriptionServer,
+  webSocketUrl,
+  type JobQueryExecutor,
+  type SubscriptionServerOptions,
+} from './index.js';
+import { planSubscription } from './plan.js';
+import { JobRelay, RelayTarget } from './relay.js';
+import { Connection, UpstreamHub } from './upstream.js';
 
 // Node loads graphql-ws's `graphql` as CommonJS, while Vite would hand this file and the module under test
 // graphql's ESM build (its "module" field): two instances, and graphql refuses schemas and errors made by the
@@ -220,6 +228,25 @@ interface Executed {
   context: GatewayContext;
 }
 
+/** Stands in for Apollo: answers the per-event query from the same rows the events are about, as the viewer. */
+function fakeExecutor(executed: Executed[]): JobQueryExecutor {
+  return async (query, variables, context) => {
+    executed.push({ query, variables, context });
+    const result = await graphql({
+      schema,
+      source: query,
+      variableValues: variables,
+      rootValue: {
+        job: ({ id }: { id: string }) => {
+          const job = jobs.get(id);
+          return job && job.owner === context.viewer?.userId ? { ...job } : null;
+        },
+      },
+    });
+    return { ...(result.data ? { data: result.data } : {}), errors: result.errors?.map((e) => e.toJSON()) };
+  };
+}
+
 async function startGatewayWs(
   upstream: FakeJobs,
   { env = {}, ...overrides }: Partial<SubscriptionServerOptions> & { env?: Record<string, string> } = {},
@@ -235,22 +262,7 @@ async function startGatewayWs(
     verifier,
     allowedOrigins: ['https://app.example'],
     jobsUrl: upstream.url,
-    // Stands in for Apollo: answers the per-event query from the same rows the events are about.
-    execute: async (query, variables, context) => {
-      executed.push({ query, variables, context });
-      const result = await graphql({
-        schema,
-        source: query,
-        variableValues: variables,
-        rootValue: {
-          job: ({ id }: { id: string }) => {
-            const job = jobs.get(id);
-            return job && job.owner === context.viewer?.userId ? { ...job } : null;
-          },
-        },
-      });
-      return { ...(result.data ? { data: result.data } : {}), errors: result.errors?.map((e) => e.toJSON()) };
-    },
+    execute: fakeExecutor(executed),
     logger: createLogger('test', 'silent'),
     exposeInternals: false,
     hideSchemaDetails: true,
@@ -319,6 +331,7 @@ function watch(client: Client, query: string, variables?: Record<string, unknown
   return seen;
 }
 
+const watchJob = (client: Client, id: string) => watch(client, `subscription { jobUpdated(id: "${id}") { id } }`);
 const closeCode = (err: unknown) => (err as { code?: number } | undefined)?.code;
 const errorCodes = (errors: unknown) => (errors as { extensions?: { code?: string } }[]).map((e) => e.extensions?.code);
 
@@ -586,6 +599,173 @@ describe('subscriptions through the gateway', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
+// Fan-out: upstream subscriptions and per-event queries shared between client subscriptions
+
+/** A client subscription driven by hand (the way graphql-ws pulls it), on a hub of its own. */
+async function relayFor(upstream: FakeJobs, executed: Executed[], userId: string, query: string) {
+  const hub = new UpstreamHub({ url: webSocketUrl(upstream.url), attempts: 0, maxDelayMs: 100 });
+  cleanups.push(() => hub.close());
+  const plan = planSubscription(
+    schema,
+    { query },
+    { rules: specifiedRules, maxTokens: 2_000, hideSchemaDetails: true },
+  );
+  if (Array.isArray(plan)) throw new Error(`not planned: ${plan.map((e) => e.message).join('; ')}`);
+  const viewer = await verifier.verify(tokenFor(userId));
+  const identity = { viewer, requestId: 'test', log: createLogger('test', 'silent'), ip: '127.0.0.1' };
+  const connection = new Connection(identity, { close: () => undefined });
+  const relay = new JobRelay(new RelayTarget(plan, connection, fakeExecutor(executed), hub));
+  cleanups.push(() => relay.return());
+  return relay;
+}
+
+describe('fan-out of job events to many clients', () => {
+  it("shares one upstream subscription and one query per event among one user's clients watching one job", async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    const job = addJob('job-1', 'alice');
+    const variables = { job: 'job-1', withProgress: true };
+    const first = watch(connect(gateway.url, { token: tokenFor('alice') }), WATCH_ONE, variables);
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+    Object.assign(job, { status: 'RUNNING', progress: 0.5 });
+    upstream.publish(job);
+    await vi.waitFor(() => expect(first.events).toHaveLength(1));
+
+    // A second tab joins the running subscription: it starts from the job's current state, jobs is not asked again.
+    const second = watch(connect(gateway.url, { token: tokenFor('alice') }), WATCH_ONE, variables);
+    await vi.waitFor(() => expect(second.events).toHaveLength(1));
+    expect(upstream.feeds.size).toBe(1);
+    expect(upstream.openSockets).toBe(1);
+    expect(upstream.connectionParams).toHaveLength(1);
+    expect(gateway.executed).toHaveLength(1);
+
+    Object.assign(job, { status: 'SUCCEEDED', progress: 1 });
+    upstream.finish(job);
+    await Promise.all([first.ended, second.ended]);
+
+    const states = [
+      { data: { watched: { id: 'job-1', status: 'RUNNING', done: 0.5 } } },
+      { data: { watched: { id: 'job-1', status: 'SUCCEEDED', done: 1 } } },
+    ];
+    expect(first.events).toEqual(states);
+    expect(second.events).toEqual(states);
+    expect(first.completed && second.completed).toBe(true);
+    expect(gateway.executed).toHaveLength(2); // one per event, not one per client
+    await vi.waitFor(() => expect(upstream.openSockets).toBe(0));
+  });
+
+  it('runs one query per distinct selection of the same job, and ends the upstream one with its last client', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    const job = addJob('job-1', 'alice');
+    const client = connect(gateway.url, { token: tokenFor('alice') });
+    const full = watch(client, WATCH_ONE, { job: 'job-1', withProgress: true });
+    const brief = watch(client, WATCH_ONE, { job: 'job-1', withProgress: false });
+    const alsoBrief = watch(client, WATCH_ONE, { job: 'job-1', withProgress: false });
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+    // Every subscription has joined once each has seen a state (a later joiner starts from the current one).
+    upstream.publish(job);
+    await vi.waitFor(() => expect([full, brief, alsoBrief].every((w) => w.events.length === 1)).toBe(true));
+    const before = gateway.executed.length;
+
+    job.progress = 0.5;
+    upstream.publish(job);
+    await vi.waitFor(() => expect(full.events).toHaveLength(2));
+
+    expect(gateway.executed.length - before).toBe(2);
+    expect(brief.events).toHaveLength(1); // its selection did not change: nothing new to send
+    full.unsubscribe();
+    brief.unsubscribe();
+    expect(upstream.returned).toBe(0);
+    alsoBrief.unsubscribe();
+    await vi.waitFor(() => expect(upstream.returned).toBe(1));
+  });
+
+  it('keeps users apart: their own upstream socket, their own query per event, only their own jobs', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    const alicesJob = addJob('job-1', 'alice');
+    const bobsJob = addJob('job-2', 'bob');
+    const alice = watch(connect(gateway.url, { token: tokenFor('alice') }), 'subscription { myJobUpdates { id } }');
+    const bobClient = connect(gateway.url, { token: tokenFor('bob') });
+    const bob = watch(bobClient, 'subscription { myJobUpdates { id } }');
+    const prying = watch(bobClient, 'subscription { jobUpdated(id: "job-1") { id } }');
+    await prying.ended;
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(2));
+
+    upstream.publish(alicesJob);
+    await vi.waitFor(() => expect(alice.events).toHaveLength(1));
+    upstream.publish(bobsJob);
+    await vi.waitFor(() => expect(bob.events).toHaveLength(1));
+
+    expect(prying.events.map((e) => errorCodes(e.errors))).toEqual([['NOT_FOUND']]);
+    expect(alice.events).toEqual([{ data: { myJobUpdates: { id: 'job-1' } } }]);
+    expect(bob.events).toEqual([{ data: { myJobUpdates: { id: 'job-2' } } }]);
+    expect(gateway.executed.map((e) => e.context.viewer?.userId)).toEqual(['alice', 'bob']);
+    expect(upstream.openSockets).toBe(2);
+  });
+
+  it('never sends the same state twice in a row', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    const job = addJob('job-1', 'alice');
+    const seen = watch(connect(gateway.url, { token: tokenFor('alice') }), WATCH_ONE, {
+      job: 'job-1',
+      withProgress: true,
+    });
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+
+    job.progress = 0.5;
+    upstream.publish(job);
+    await vi.waitFor(() => expect(seen.events).toHaveLength(1));
+    upstream.publish(job); // jobs heard of a change that changed nothing this selection shows
+    await vi.waitFor(() => expect(gateway.executed).toHaveLength(2));
+    job.progress = 0.6;
+    upstream.publish(job);
+    await vi.waitFor(() => expect(gateway.executed).toHaveLength(3));
+    await vi.waitFor(() => expect(seen.events.length).toBeGreaterThanOrEqual(2));
+
+    expect(seen.events.map((e) => (e.data?.watched as { done?: number } | undefined)?.done)).toEqual([0.5, 0.6]);
+  });
+
+  it('gives a client that stops reading the latest state instead of a backlog, and always the final state', async () => {
+    const upstream = await startJobs();
+    const job = addJob('job-1', 'alice');
+    const executed: Executed[] = [];
+    const relay = await relayFor(
+      upstream,
+      executed,
+      'alice',
+      'subscription { jobUpdated(id: "job-1") { status progress } }',
+    );
+    const heardTheEnd = vi.spyOn(relay, 'completed');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+    Object.assign(job, { status: 'RUNNING', progress: 0.1 });
+    upstream.publish(job);
+    expect(await relay.next()).toEqual({
+      done: false,
+      value: { data: { jobUpdated: { status: 'RUNNING', progress: 0.1 } } },
+    });
+
+    // The client does not read while the job moves on and finishes.
+    for (const progress of [0.2, 0.4, 0.6, 0.8]) {
+      job.progress = progress;
+      upstream.publish(job);
+    }
+    Object.assign(job, { status: 'SUCCEEDED', progress: 1 });
+    upstream.finish(job);
+    await vi.waitFor(() => expect(heardTheEnd).toHaveBeenCalled());
+
+    expect(await relay.next()).toEqual({
+      done: false,
+      value: { data: { jobUpdated: { status: 'SUCCEEDED', progress: 1 } } },
+    });
+    expect(await relay.next()).toEqual({ done: true, value: undefined });
+    expect(executed).toHaveLength(2); // the skipped progress was never queried
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
 // Limits per user and per address
 
 type Opened = { connected: true; client: Client } | { connected: false; code: number | undefined; reason: string };
@@ -715,14 +895,17 @@ describe('WebSocket limits per user and per address', () => {
     const upstream = await startJobs();
     const gateway = await startGatewayWs(upstream, { limits: { subscriptionsPerUser: 3 } });
     const alice = tokenFor('alice');
+    // One job each: subscriptions to different jobs are different upstream subscriptions (the same one is shared).
+    for (const id of ['a1', 'a2', 'a3', 'a4', 'a5']) addJob(id, 'alice');
+    addJob('b1', 'bob');
     const one = connect(gateway.url, { token: alice });
     const two = connect(gateway.url, { token: alice });
-    const first = watch(one, 'subscription { myJobUpdates { id } }');
-    watch(one, 'subscription { myJobUpdates { id } }'); // keeps the socket open when the first one ends
-    watch(two, 'subscription { myJobUpdates { id } }');
+    const first = watchJob(one, 'a1');
+    watchJob(one, 'a2'); // keeps the socket open when the first one ends
+    watchJob(two, 'a3');
     await vi.waitFor(() => expect(upstream.feeds.size).toBe(3));
 
-    const fourth = watch(two, 'subscription { myJobUpdates { id } }');
+    const fourth = watchJob(two, 'a4');
     await fourth.ended;
     expect(fourth.error).toEqual([
       {
@@ -731,13 +914,13 @@ describe('WebSocket limits per user and per address', () => {
       },
     ]);
     // Someone else's subscriptions are counted apart.
-    watch(connect(gateway.url, { token: tokenFor('bob') }), 'subscription { myJobUpdates { id } }');
+    watchJob(connect(gateway.url, { token: tokenFor('bob') }), 'b1');
     await vi.waitFor(() => expect(upstream.feeds.size).toBe(4));
 
     // Ending one (the client completes it, its socket stays open) frees a slot.
     first.unsubscribe();
     await vi.waitFor(() => expect(upstream.returned).toBe(1));
-    const again = watch(two, 'subscription { myJobUpdates { id } }');
+    const again = watchJob(two, 'a5');
     await vi.waitFor(() => expect(upstream.feeds.size).toBe(4));
     expect(again.error).toBeUndefined();
   });
@@ -777,7 +960,8 @@ describe('WebSocket limits per user and per address', () => {
 
     first.unsubscribe();
     await vi.waitFor(() => expect(upstream.returned).toBe(1));
-    const again = watch(bob, 'subscription { myJobUpdates { id } }');
+    addJob('b1', 'bob');
+    const again = watchJob(bob, 'b1'); // Bob's myJobUpdates is running already: this one needs a feed of its own
     await vi.waitFor(() => expect(upstream.feeds.size).toBe(3));
     expect(again.error).toBeUndefined();
   });
@@ -797,7 +981,8 @@ describe('WebSocket limits per user and per address', () => {
     upstream.finish(job);
     await finishing.ended;
     const staying = connect(gateway.url, { token: alice });
-    watch(staying, 'subscription { myJobUpdates { id } }');
+    addJob('job-2', 'alice');
+    watchJob(staying, 'job-2'); // (a second myJobUpdates of Alice would share the running one upstream)
     await vi.waitFor(() => expect(upstream.feeds.size).toBe(2));
 
     // The socket with the other one goes away: its slot is free again.

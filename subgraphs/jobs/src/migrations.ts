@@ -65,4 +65,15 @@ export const migrations: Migration[] = [
       'UPDATE jobs SET dispatched_at = queued_at WHERE dispatched_at IS NULL',
     ],
   },
+  {
+    id: 3,
+    name: 'jobs.updated_at',
+    statements: [
+      // Job.updatedAt: the last change, in ms, set by the repository on every update. Existing rows take their
+      // latest known timestamp.
+      'ALTER TABLE jobs ADD COLUMN IF NOT EXISTS updated_at DATETIME(3) NULL',
+      'UPDATE jobs SET updated_at = COALESCE(finished_at, started_at, queued_at, created_at) WHERE updated_at IS NULL',
+      'ALTER TABLE jobs MODIFY COLUMN updated_at DATETIME(3) NOT NULL',
+    ],
+  },
 ];

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { GraphQLError } from 'graphql';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ConversionRequest,
   createLogger,
@@ -439,6 +439,22 @@ describe('applying workers’ events', () => {
     const added = (await outboxOf(job.id)).slice(messages);
     expect(added).toHaveLength(1);
     expect(added[0]?.exchange).toBe(Topology.changesExchange);
+  });
+
+  it('stamps updatedAt with every applied change, to the millisecond', async () => {
+    const { job } = await queuedJob();
+    const queued = await storedOrFail(job.id);
+    expect(queued.updatedAt.getTime()).toBeGreaterThanOrEqual(queued.createdAt.getTime());
+    // A clock a millisecond on from the last stamp, so the next one must differ from it.
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(queued.updatedAt.getTime()));
+    const before = Date.now();
+
+    await jobs.applyEvent(event('progress', job, { progress: 0.1 }));
+
+    const after = Date.now();
+    const updatedAt = (await storedOrFail(job.id)).updatedAt.getTime();
+    expect(updatedAt).toBeGreaterThanOrEqual(before);
+    expect(updatedAt).toBeLessThanOrEqual(after);
   });
 
   it('ignores a progress value lower than the current one (an older message)', async () => {

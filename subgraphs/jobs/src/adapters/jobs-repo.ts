@@ -24,6 +24,8 @@ export interface JobRecord {
   finishedAt: Date | null;
   /** When the current attempt's request was written to the outbox; null while the job waits its turn. */
   dispatchedAt: Date | null;
+  /** The last change of any kind (ms precision): `Job.updatedAt`, which clients measure delivery latency with. */
+  updatedAt: Date;
 }
 
 export type JobPatch = Partial<
@@ -70,6 +72,7 @@ interface JobRow extends RowDataPacket {
   started_at: Date | null;
   finished_at: Date | null;
   dispatched_at: Date | null;
+  updated_at: Date;
 }
 
 const toRecord = (r: JobRow): JobRecord => ({
@@ -91,6 +94,7 @@ const toRecord = (r: JobRow): JobRecord => ({
   startedAt: r.started_at,
   finishedAt: r.finished_at,
   dispatchedAt: r.dispatched_at,
+  updatedAt: r.updated_at,
 });
 
 const columns: Record<keyof JobPatch, string> = {
@@ -114,7 +118,7 @@ export class JobsRepository {
   async insert(db: Db, job: JobRecord): Promise<void> {
     await db.execute(
       `INSERT INTO jobs (id, owner_id, input_media_id, status, progress, attempts, options, input_duration_seconds,
-         created_at, queued_at, dispatched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         created_at, queued_at, dispatched_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         job.id,
         job.ownerId,
@@ -127,6 +131,7 @@ export class JobsRepository {
         job.createdAt,
         job.queuedAt,
         job.dispatchedAt,
+        job.updatedAt,
       ],
     );
   }
@@ -137,13 +142,14 @@ export class JobsRepository {
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
-  async update(db: Db, id: string, patch: JobPatch): Promise<void> {
+  /** Every change stamps `updated_at` with the application's clock, like every other timestamp of the row. */
+  async update(db: Db, id: string, patch: JobPatch, now = new Date()): Promise<void> {
     const entries = Object.entries(patch) as [keyof JobPatch, JobPatch[keyof JobPatch]][];
     if (entries.length === 0) return;
-    await db.execute(`UPDATE jobs SET ${entries.map(([k]) => `${columns[k]} = ?`).join(', ')} WHERE id = ?`, [
-      ...entries.map(([, v]) => v ?? null),
-      id,
-    ]);
+    await db.execute(
+      `UPDATE jobs SET ${entries.map(([k]) => `${columns[k]} = ?`).join(', ')}, updated_at = ? WHERE id = ?`,
+      [...entries.map(([, v]) => v ?? null), now, id],
+    );
   }
 
   /** One page of an owner's jobs, newest first, optionally only one status or the conversions of one video. */

@@ -154,6 +154,7 @@ export class JobsService {
       startedAt: null,
       finishedAt: null,
       dispatchedAt: null,
+      updatedAt: now,
     };
     // The quota check, the job and (when it is the user's turn) its request are written together, under the
     // user's lock: concurrent requests of one user, on any replica, are counted one after the other.
