@@ -43,6 +43,15 @@ async function storedFiles(): Promise<string[]> {
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
 }
 
+/** Uploads media has refused so far, from its /metrics: counted only once the refused upload's scratch is gone. */
+async function mediaRejections(): Promise<number> {
+  const text = await (await fetch(`${system.services.media!.url}/metrics`)).text();
+  return [...text.matchAll(/^vidmp3_uploads_total\{[^}]*outcome="rejected"[^}]*\} (\d+)/gm)].reduce(
+    (sum, [, n]) => sum + Number(n),
+    0,
+  );
+}
+
 async function mediaRows(ownerId: string): Promise<number> {
   const conn = await mysql.createConnection(`${MYSQL_SERVER}/${system.databases.media}`);
   try {
@@ -186,11 +195,13 @@ describe('refused uploads leave nothing behind', () => {
     const big = join(tmpdir(), `vidmp3-big-${process.pid}.mp4`);
     await writeFile(big, Buffer.alloc(MAX_UPLOAD_BYTES + 4096, 1));
     const before = await storedFiles();
+    const refusedBefore = await mediaRejections();
     const res = await uploadFile(system.gatewayUrl, big, { token: dave.token });
     expect(errorCode(res)).toBe('PAYLOAD_TOO_LARGE');
     // The gateway answers as soon as the file passes the limit; media then sees its request cut off and
-    // removes its scratch file, a moment later.
-    await expect.poll(() => storedFiles(), { timeout: 5_000 }).toEqual(before);
+    // removes its scratch file, a moment later: once it has counted the refusal, the scratch file is gone.
+    await expect.poll(() => mediaRejections(), { timeout: 10_000 }).toBeGreaterThan(refusedBefore);
+    expect(await storedFiles()).toEqual(before);
     expect(await mediaRows(dave.id)).toBe(0);
   });
 
