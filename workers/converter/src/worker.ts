@@ -69,6 +69,8 @@ interface Delivery {
   msg: ConsumeMessage;
   channel: ConfirmChannel | undefined;
   settled: boolean;
+  /** Epoch ms when it arrived: the start of the job's timeline in the log. */
+  receivedAt: number;
 }
 
 /** A delivery being worked on. */
@@ -204,7 +206,7 @@ export class ConverterWorker {
   }
 
   private onDelivery(msg: ConsumeMessage): void {
-    const delivery: Delivery = { msg, channel: this.current, settled: false };
+    const delivery: Delivery = { msg, channel: this.current, settled: false, receivedAt: Date.now() };
     if (this.stopping) {
       // Sent before the consumer's cancellation reached the broker: give it straight back.
       this.settle(delivery, 'requeue', this.deps.logger);
@@ -276,9 +278,18 @@ export class ConverterWorker {
       this.settle(delivery, 'ack', log);
       return 'not_claimed';
     }
+    // Epoch ms of each step, logged with the outcome: the benchmark lines them up with jobs' own timestamps
+    // (bench/convert.ts) to show where a job's time goes besides ffmpeg.
+    const steps = {
+      received: delivery.receivedAt,
+      claimed: Date.now(),
+      ffmpegStarted: 0,
+      ffmpegEnded: 0,
+      uploaded: 0,
+      succeededPublished: 0,
+    };
     await this.publish(request, { type: 'started', ...stamp(request) });
     log.info({ redelivered }, 'conversion started');
-    const began = performance.now();
 
     const throttle = new ProgressThrottle();
     await this.deps.transcode({
@@ -288,6 +299,7 @@ export class ConverterWorker {
       options: request.options,
       durationSeconds: request.inputDurationSeconds,
       signal,
+      onStart: () => (steps.ffmpegStarted = Date.now()),
       onProgress: (progress) => {
         if (!throttle.offer(progress)) return;
         this.publish(request, { type: 'progress', ...stamp(request), progress }).catch((err: unknown) =>
@@ -300,15 +312,18 @@ export class ConverterWorker {
       maxSeconds: settings.MAX_INPUT_SECONDS,
       limits: ffmpegLimits(settings),
     });
-    const converted = performance.now();
+    steps.ffmpegEnded = Date.now();
 
     const { id } = await media.uploadOutput(request.jobId, request.ownerId, request.inputMediaId, output, context);
+    steps.uploaded = Date.now();
     await this.publish(request, { type: 'succeeded', ...stamp(request), outputMediaId: id });
+    steps.succeededPublished = Date.now();
     log.info(
       {
         outputMediaId: id,
-        convertMs: Math.round(converted - began),
-        uploadMs: Math.round(performance.now() - converted),
+        convertMs: steps.ffmpegEnded - steps.claimed,
+        uploadMs: steps.uploaded - steps.ffmpegEnded,
+        steps,
       },
       'conversion succeeded',
     );
