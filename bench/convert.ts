@@ -22,6 +22,8 @@ const work = await mkdtemp(join(tmpdir(), 'vidmp3-bench-convert-'));
 const LONG_SECONDS = Number(process.env.BENCH_LONG_SECONDS ?? 600);
 const CLIPS = Number(process.env.BENCH_CLIPS ?? 20);
 const CLIP_SECONDS = 12;
+/** Extra settings of the workers, as JSON (e.g. '{"PREFETCH":"1"}' to compare a setting's effect). */
+const WORKER_ENV = JSON.parse(process.env.BENCH_WORKER_ENV ?? '{}') as Record<string, string>;
 
 async function seconds(fn: () => Promise<unknown>): Promise<number> {
   const started = process.hrtime.bigint();
@@ -111,10 +113,13 @@ interface Steps {
   uploaded: number;
   succeededPublished: number;
   applied: number;
+  worker: string;
 }
 
 interface Round {
   wallSeconds: number;
+  /** Per worker, from one ffmpeg's end to the start of its next: what the pipeline costs between jobs. */
+  gapsMs: number[];
   jobs: Steps[];
   /** Share of the round's wall time × workers that ffmpeg was running. */
   ffmpegBusy: number;
@@ -146,6 +151,7 @@ async function timeline(system: System, db: Connection, sent: Sent[]): Promise<R
     const request = rows.find((r) => r.routingKey === Topology.conversionsQueue);
     const changes = rows.filter((r) => r.routingKey !== Topology.conversionsQueue);
     const worker = workerSteps.get(id)?.steps;
+    const name = workerSteps.get(id)?.worker;
     if (!request || changes.length === 0 || !worker) throw new Error(`job ${id}: steps missing`);
     return {
       sent: sentAt,
@@ -158,16 +164,27 @@ async function timeline(system: System, db: Connection, sent: Sent[]): Promise<R
       uploaded: worker.uploaded!,
       succeededPublished: worker.succeededPublished!,
       applied: Math.max(...changes.map((r) => (r.createdAt as Date).getTime())),
+      worker: name!,
     };
   });
+  const gapsMs: number[] = [];
+  for (const name of new Set(jobs.map((j) => j.worker))) {
+    const mine = jobs.filter((j) => j.worker === name).sort((a, b) => a.ffmpegStarted - b.ffmpegStarted);
+    for (let i = 1; i < mine.length; i++) gapsMs.push(mine[i]!.ffmpegStarted - mine[i - 1]!.ffmpegEnded);
+  }
   const first = Math.min(...jobs.map((j) => j.sent));
   const last = Math.max(...jobs.map((j) => j.applied));
   const busyWorkers = new Set(sent.map(({ id }) => workerSteps.get(id)?.worker));
   const ffmpegMs = jobs.reduce((sum, j) => sum + (j.ffmpegEnded - j.ffmpegStarted), 0);
-  return { wallSeconds: (last - first) / 1000, jobs, ffmpegBusy: ffmpegMs / ((last - first) * busyWorkers.size) };
+  return {
+    wallSeconds: (last - first) / 1000,
+    gapsMs,
+    jobs,
+    ffmpegBusy: ffmpegMs / ((last - first) * busyWorkers.size),
+  };
 }
 
-const STEPS: [string, keyof Steps, keyof Steps][] = [
+const STEPS: [string, Exclude<keyof Steps, 'worker'>, Exclude<keyof Steps, 'worker'>][] = [
   ['convertMedia → request in the outbox', 'sent', 'queued'],
   ['outbox → published to RabbitMQ', 'queued', 'published'],
   ['published → worker receives (queue wait)', 'published', 'received'],
@@ -194,6 +211,9 @@ function printSteps(rounds: [string, Round][]): void {
     );
   }
   console.log(
+    `| a worker's ffmpeg idle between two jobs | ${rounds.map(([, r]) => (r.gapsMs.length ? median(r.gapsMs).toFixed(0) : '–')).join(' | ')} |`,
+  );
+  console.log(
     `| ffmpeg busy (share of wall time × workers) | ${rounds.map(([, r]) => `${(r.ffmpegBusy * 100).toFixed(0)} %`).join(' | ')} |`,
   );
 }
@@ -218,6 +238,7 @@ const system = await startSystem(
       MAX_CONVERSIONS_PER_HOUR: String(2 * CLIPS + 1),
       MAX_DISPATCHED_PER_USER: String(CLIPS + 1),
     },
+    worker: WORKER_ENV,
   },
   { workers: 1 },
 );

@@ -34,11 +34,13 @@ import {
   type ConversionOutcome,
 } from './metrics.js';
 import { ProgressThrottle } from './progress.js';
+import { Slots } from './slots.js';
 import type { FfmpegLimits, transcode } from './transcoder.js';
 
 export type WorkerSettings = Pick<
   Config,
   | 'CONCURRENCY'
+  | 'PREFETCH'
   | 'MAX_ATTEMPTS'
   | 'SCRATCH_DIR'
   | 'SHUTDOWN_GRACE_SECONDS'
@@ -76,6 +78,8 @@ interface Delivery {
 /** A delivery being worked on. */
 interface Task {
   jobId?: string;
+  /** Held, but waiting for an ffmpeg slot: nothing started yet, so a shutdown hands it back at once. */
+  waiting: boolean;
   controller: AbortController;
   done: Promise<void>;
 }
@@ -92,11 +96,14 @@ export class ConverterWorker {
   private consumerTag: string | undefined;
   private stopping = false;
   private readonly tasks = new Set<Task>();
+  /** ffmpeg processes running at once: CONCURRENCY, however many requests are held. */
+  private readonly slots: Slots;
   private readonly meter: ConversionMeter = noConversionMeter;
   /** For the queue-depth gauges only: a failed check must not close the channel deliveries arrive on. */
   private readonly metricsChannel: ChannelWrapper | undefined;
 
   constructor(private readonly deps: WorkerDeps) {
+    this.slots = new Slots(deps.settings.CONCURRENCY);
     this.channel = deps.connection.createChannel({
       name: 'converter',
       confirm: true,
@@ -143,8 +150,9 @@ export class ConverterWorker {
     await this.channel.waitForConnect();
     const { consumerTag } = await this.channel.consume(Topology.conversionsQueue, (msg) => this.onDelivery(msg), {
       noAck: false,
-      // RabbitMQ hands over no more requests than run at once: the rest stay queued for other workers.
-      prefetch: this.deps.settings.CONCURRENCY,
+      // RabbitMQ hands over a few more requests than run at once (the next job is here when an ffmpeg ends,
+      // while the last one's output is still being stored); the rest stay queued for other workers.
+      prefetch: Math.max(this.deps.settings.PREFETCH, this.deps.settings.CONCURRENCY),
     });
     this.consumerTag = consumerTag;
   }
@@ -167,6 +175,8 @@ export class ConverterWorker {
         .cancel(this.consumerTag)
         .catch((err: unknown) => logger.warn({ err }, 'could not cancel the RabbitMQ consumer'));
     }
+    // Requests waiting for an ffmpeg slot have not started: another worker can take them now.
+    for (const task of this.tasks) if (task.waiting) task.controller.abort('shutdown' satisfies StopReason);
     if (this.tasks.size > 0) {
       logger.info(
         { running: this.tasks.size, graceSeconds: settings.SHUTDOWN_GRACE_SECONDS },
@@ -212,7 +222,7 @@ export class ConverterWorker {
       this.settle(delivery, 'requeue', this.deps.logger);
       return;
     }
-    const task: Task = { controller: new AbortController(), done: Promise.resolve() };
+    const task: Task = { controller: new AbortController(), done: Promise.resolve(), waiting: false };
     this.tasks.add(task);
     task.done = this.handle(delivery, task)
       .catch((err: unknown) => {
@@ -250,7 +260,7 @@ export class ConverterWorker {
     // A name of our own: the job id comes from a message, and must not choose a path.
     const output = join(this.deps.settings.SCRATCH_DIR, `${randomUUID()}.mp3`);
     try {
-      finished(await this.convert(request, delivery, task.controller.signal, output, log));
+      finished(await this.convert(request, delivery, task, output, log));
     } catch (err) {
       finished(await this.onFailure(err, request, delivery, task.controller.signal, log));
     } finally {
@@ -261,9 +271,30 @@ export class ConverterWorker {
   private async convert(
     request: ConversionRequest,
     delivery: Delivery,
+    task: Task,
+    output: string,
+    log: Logger,
+  ): Promise<'succeeded' | 'not_claimed'> {
+    const signal = task.controller.signal;
+    // Claimed only once a slot is free: a job waiting here is still QUEUED for its owner, and cancellable
+    // without a process to kill.
+    task.waiting = true;
+    const release = await this.slots.acquire(signal).finally(() => (task.waiting = false));
+    try {
+      return await this.claimAndConvert(request, delivery, signal, output, log, release);
+    } finally {
+      release();
+    }
+  }
+
+  /** With an ffmpeg slot held; gives it back (`release`) as soon as ffmpeg has ended, before the upload. */
+  private async claimAndConvert(
+    request: ConversionRequest,
+    delivery: Delivery,
     signal: AbortSignal,
     output: string,
     log: Logger,
+    release: () => void,
   ): Promise<'succeeded' | 'not_claimed'> {
     const { media, jobs, settings } = this.deps;
     const context = { requestId: request.requestId, signal };
@@ -313,6 +344,8 @@ export class ConverterWorker {
       limits: ffmpegLimits(settings),
     });
     steps.ffmpegEnded = Date.now();
+    // The next request held here can run its ffmpeg while this output is stored.
+    release();
 
     const { id } = await media.uploadOutput(request.jobId, request.ownerId, request.inputMediaId, output, context);
     steps.uploaded = Date.now();
