@@ -107,6 +107,7 @@ interface Steps {
   queued: number;
   published: number;
   received: number;
+  slotted: number;
   claimed: number;
   ffmpegStarted: number;
   ffmpegEnded: number;
@@ -158,6 +159,8 @@ async function timeline(system: System, db: Connection, sent: Sent[]): Promise<R
       queued: (request.createdAt as Date).getTime(),
       published: (request.publishedAt as Date).getTime(),
       received: worker.received!,
+      // Workers before PREFETCH had no slots: the claim followed the delivery at once.
+      slotted: worker.slotted ?? worker.received!,
       claimed: worker.claimed!,
       ffmpegStarted: worker.ffmpegStarted!,
       ffmpegEnded: worker.ffmpegEnded!,
@@ -188,7 +191,8 @@ const STEPS: [string, Exclude<keyof Steps, 'worker'>, Exclude<keyof Steps, 'work
   ['convertMedia → request in the outbox', 'sent', 'queued'],
   ['outbox → published to RabbitMQ', 'queued', 'published'],
   ['published → worker receives (queue wait)', 'published', 'received'],
-  ['receive → claim answered', 'received', 'claimed'],
+  ['receive → an ffmpeg slot is free (held in the worker)', 'received', 'slotted'],
+  ['slot → claim answered', 'slotted', 'claimed'],
   ['claim → ffmpeg spawned', 'claimed', 'ffmpegStarted'],
   ['ffmpeg running', 'ffmpegStarted', 'ffmpegEnded'],
   ['ffmpeg end → output stored in media', 'ffmpegEnded', 'uploaded'],

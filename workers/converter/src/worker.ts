@@ -281,7 +281,7 @@ export class ConverterWorker {
     task.waiting = true;
     const release = await this.slots.acquire(signal).finally(() => (task.waiting = false));
     try {
-      return await this.claimAndConvert(request, delivery, signal, output, log, release);
+      return await this.claimAndConvert(request, delivery, signal, output, log, release, Date.now());
     } finally {
       release();
     }
@@ -295,6 +295,8 @@ export class ConverterWorker {
     output: string,
     log: Logger,
     release: () => void,
+    /** Epoch ms when the slot was granted. */
+    slotted: number,
   ): Promise<'succeeded' | 'not_claimed'> {
     const { media, jobs, settings } = this.deps;
     const context = { requestId: request.requestId, signal };
@@ -313,6 +315,7 @@ export class ConverterWorker {
     // (bench/convert.ts) to show where a job's time goes besides ffmpeg.
     const steps = {
       received: delivery.receivedAt,
+      slotted,
       claimed: Date.now(),
       ffmpegStarted: 0,
       ffmpegEnded: 0,
