@@ -220,6 +220,9 @@ function printSteps(rounds: [string, Round][]): void {
     );
   }
   console.log(
+    `| a worker's ffmpeg idle between two jobs, mean (a few long stalls hide under a median) | ${rounds.map(([, r]) => (r.gapsMs.length ? (r.gapsMs.reduce((a, b) => a + b, 0) / r.gapsMs.length).toFixed(0) : '–')).join(' | ')} |`,
+  );
+  console.log(
     `| a worker's ffmpeg idle between two jobs | ${rounds.map(([, r]) => (r.gapsMs.length ? median(r.gapsMs).toFixed(0) : '–')).join(' | ')} |`,
   );
   console.log(
