@@ -16,6 +16,12 @@ export const ConfigSchema = z
     INTERNAL_API_TOKEN: z.string().min(16).optional(),
     /** Conversions run at once; also the RabbitMQ prefetch, so the broker never hands over more than that. */
     CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+    /**
+     * Conversion requests held at once (the RabbitMQ prefetch); at least CONCURRENCY, 2 × CONCURRENCY when
+     * unset. Only CONCURRENCY of them run ffmpeg: the others store their output or wait their turn, so that
+     * a job's upload and the next one's claim overlap a running ffmpeg instead of leaving the cores idle.
+     */
+    PREFETCH: z.coerce.number().int().min(1).max(128).optional(),
     /** The ffmpeg binary: a path, or a name looked up on PATH. */
     FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
     /**
@@ -59,11 +65,18 @@ export const ConfigSchema = z
     METRICS_ENABLED: env.bool(true),
   })
   .superRefine((c, ctx) => {
+    if (c.PREFETCH !== undefined && c.PREFETCH < c.CONCURRENCY) {
+      ctx.addIssue({ code: 'custom', path: ['PREFETCH'], message: 'must be at least CONCURRENCY' });
+    }
     if (c.NODE_ENV === 'production' && !c.INTERNAL_API_TOKEN) {
       ctx.addIssue({ code: 'custom', path: ['INTERNAL_API_TOKEN'], message: 'required in production' });
     }
   })
-  .transform((c) => ({ ...c, INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_API_TOKEN }));
+  .transform((c) => ({
+    ...c,
+    INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_API_TOKEN,
+    PREFETCH: c.PREFETCH ?? 2 * c.CONCURRENCY,
+  }));
 
 export type Config = z.output<typeof ConfigSchema>;
 

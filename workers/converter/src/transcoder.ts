@@ -91,6 +91,8 @@ export interface TranscodeRequest {
   durationSeconds: number;
   /** Aborting kills ffmpeg at once (SIGKILL) and rejects with an AbortError. */
   signal: AbortSignal;
+  /** Called once ffmpeg has been spawned (for the job's timeline). */
+  onStart?: () => void;
   /** 0..1, as ffmpeg reports its position (several times a second: throttle before publishing). */
   onProgress: (progress: number) => void;
   /** Testing aid: read the input at this multiple of realtime (`-readrate`). */
@@ -312,6 +314,7 @@ function runFfmpeg(req: Omit<TranscodeRequest, 'headers'>): Promise<void> {
       .on('start', () => {
         started = true;
         if (stopped) command.kill('SIGKILL');
+        else req.onStart?.();
       })
       .on('stderr', (line: string) => {
         if (isStatsLine(line) || isExpectedNoise(line) || !line.trim()) return;

@@ -34,11 +34,13 @@ import {
   type ConversionOutcome,
 } from './metrics.js';
 import { ProgressThrottle } from './progress.js';
+import { Slots } from './slots.js';
 import type { FfmpegLimits, transcode } from './transcoder.js';
 
 export type WorkerSettings = Pick<
   Config,
   | 'CONCURRENCY'
+  | 'PREFETCH'
   | 'MAX_ATTEMPTS'
   | 'SCRATCH_DIR'
   | 'SHUTDOWN_GRACE_SECONDS'
@@ -69,11 +71,15 @@ interface Delivery {
   msg: ConsumeMessage;
   channel: ConfirmChannel | undefined;
   settled: boolean;
+  /** Epoch ms when it arrived: the start of the job's timeline in the log. */
+  receivedAt: number;
 }
 
 /** A delivery being worked on. */
 interface Task {
   jobId?: string;
+  /** Held, but waiting for an ffmpeg slot: nothing started yet, so a shutdown hands it back at once. */
+  waiting: boolean;
   controller: AbortController;
   done: Promise<void>;
 }
@@ -90,11 +96,14 @@ export class ConverterWorker {
   private consumerTag: string | undefined;
   private stopping = false;
   private readonly tasks = new Set<Task>();
+  /** ffmpeg processes running at once: CONCURRENCY, however many requests are held. */
+  private readonly slots: Slots;
   private readonly meter: ConversionMeter = noConversionMeter;
   /** For the queue-depth gauges only: a failed check must not close the channel deliveries arrive on. */
   private readonly metricsChannel: ChannelWrapper | undefined;
 
   constructor(private readonly deps: WorkerDeps) {
+    this.slots = new Slots(deps.settings.CONCURRENCY);
     this.channel = deps.connection.createChannel({
       name: 'converter',
       confirm: true,
@@ -141,8 +150,9 @@ export class ConverterWorker {
     await this.channel.waitForConnect();
     const { consumerTag } = await this.channel.consume(Topology.conversionsQueue, (msg) => this.onDelivery(msg), {
       noAck: false,
-      // RabbitMQ hands over no more requests than run at once: the rest stay queued for other workers.
-      prefetch: this.deps.settings.CONCURRENCY,
+      // RabbitMQ hands over a few more requests than run at once (the next job is here when an ffmpeg ends,
+      // while the last one's output is still being stored); the rest stay queued for other workers.
+      prefetch: Math.max(this.deps.settings.PREFETCH, this.deps.settings.CONCURRENCY),
     });
     this.consumerTag = consumerTag;
   }
@@ -165,6 +175,8 @@ export class ConverterWorker {
         .cancel(this.consumerTag)
         .catch((err: unknown) => logger.warn({ err }, 'could not cancel the RabbitMQ consumer'));
     }
+    // Requests waiting for an ffmpeg slot have not started: another worker can take them now.
+    for (const task of this.tasks) if (task.waiting) task.controller.abort('shutdown' satisfies StopReason);
     if (this.tasks.size > 0) {
       logger.info(
         { running: this.tasks.size, graceSeconds: settings.SHUTDOWN_GRACE_SECONDS },
@@ -204,13 +216,13 @@ export class ConverterWorker {
   }
 
   private onDelivery(msg: ConsumeMessage): void {
-    const delivery: Delivery = { msg, channel: this.current, settled: false };
+    const delivery: Delivery = { msg, channel: this.current, settled: false, receivedAt: Date.now() };
     if (this.stopping) {
       // Sent before the consumer's cancellation reached the broker: give it straight back.
       this.settle(delivery, 'requeue', this.deps.logger);
       return;
     }
-    const task: Task = { controller: new AbortController(), done: Promise.resolve() };
+    const task: Task = { controller: new AbortController(), done: Promise.resolve(), waiting: false };
     this.tasks.add(task);
     task.done = this.handle(delivery, task)
       .catch((err: unknown) => {
@@ -248,7 +260,7 @@ export class ConverterWorker {
     // A name of our own: the job id comes from a message, and must not choose a path.
     const output = join(this.deps.settings.SCRATCH_DIR, `${randomUUID()}.mp3`);
     try {
-      finished(await this.convert(request, delivery, task.controller.signal, output, log));
+      finished(await this.convert(request, delivery, task, output, log));
     } catch (err) {
       finished(await this.onFailure(err, request, delivery, task.controller.signal, log));
     } finally {
@@ -259,9 +271,32 @@ export class ConverterWorker {
   private async convert(
     request: ConversionRequest,
     delivery: Delivery,
+    task: Task,
+    output: string,
+    log: Logger,
+  ): Promise<'succeeded' | 'not_claimed'> {
+    const signal = task.controller.signal;
+    // Claimed only once a slot is free: a job waiting here is still QUEUED for its owner, and cancellable
+    // without a process to kill.
+    task.waiting = true;
+    const release = await this.slots.acquire(signal).finally(() => (task.waiting = false));
+    try {
+      return await this.claimAndConvert(request, delivery, signal, output, log, release, Date.now());
+    } finally {
+      release();
+    }
+  }
+
+  /** With an ffmpeg slot held; gives it back (`release`) as soon as ffmpeg has ended, before the upload. */
+  private async claimAndConvert(
+    request: ConversionRequest,
+    delivery: Delivery,
     signal: AbortSignal,
     output: string,
     log: Logger,
+    release: () => void,
+    /** Epoch ms when the slot was granted. */
+    slotted: number,
   ): Promise<'succeeded' | 'not_claimed'> {
     const { media, jobs, settings } = this.deps;
     const context = { requestId: request.requestId, signal };
@@ -276,9 +311,19 @@ export class ConverterWorker {
       this.settle(delivery, 'ack', log);
       return 'not_claimed';
     }
+    // Epoch ms of each step, logged with the outcome: the benchmark lines them up with jobs' own timestamps
+    // (bench/convert.ts) to show where a job's time goes besides ffmpeg.
+    const steps = {
+      received: delivery.receivedAt,
+      slotted,
+      claimed: Date.now(),
+      ffmpegStarted: 0,
+      ffmpegEnded: 0,
+      uploaded: 0,
+      succeededPublished: 0,
+    };
     await this.publish(request, { type: 'started', ...stamp(request) });
     log.info({ redelivered }, 'conversion started');
-    const began = performance.now();
 
     const throttle = new ProgressThrottle();
     await this.deps.transcode({
@@ -288,6 +333,7 @@ export class ConverterWorker {
       options: request.options,
       durationSeconds: request.inputDurationSeconds,
       signal,
+      onStart: () => (steps.ffmpegStarted = Date.now()),
       onProgress: (progress) => {
         if (!throttle.offer(progress)) return;
         this.publish(request, { type: 'progress', ...stamp(request), progress }).catch((err: unknown) =>
@@ -300,15 +346,20 @@ export class ConverterWorker {
       maxSeconds: settings.MAX_INPUT_SECONDS,
       limits: ffmpegLimits(settings),
     });
-    const converted = performance.now();
+    steps.ffmpegEnded = Date.now();
+    // The next request held here can run its ffmpeg while this output is stored.
+    release();
 
     const { id } = await media.uploadOutput(request.jobId, request.ownerId, request.inputMediaId, output, context);
+    steps.uploaded = Date.now();
     await this.publish(request, { type: 'succeeded', ...stamp(request), outputMediaId: id });
+    steps.succeededPublished = Date.now();
     log.info(
       {
         outputMediaId: id,
-        convertMs: Math.round(converted - began),
-        uploadMs: Math.round(performance.now() - converted),
+        convertMs: steps.ffmpegEnded - steps.claimed,
+        uploadMs: steps.uploaded - steps.ffmpegEnded,
+        steps,
       },
       'conversion succeeded',
     );

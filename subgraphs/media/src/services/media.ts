@@ -14,6 +14,7 @@ import {
 } from '../adapters/media-repo.js';
 import type { DownloadLinks } from './download-links.js';
 import { cleanFilename, mp3NameFor } from './filenames.js';
+import { readMp3Info } from './mp3-info.js';
 import type { Allowance, StorageQuotas } from './quotas.js';
 import { receiveToFile } from './receive.js';
 
@@ -187,7 +188,8 @@ export class MediaService {
         ownerId: target.ownerId,
         kind: 'AUDIO',
         filename: mp3NameFor(input.filename),
-        ...(await this.prober.mp3(path)),
+        // Read from the Info header when it adds up (see mp3-info.ts); ffprobe for anything else.
+        ...((await readMp3Info(path)) ?? (await this.prober.mp3(path))),
         ...received,
         sourceMediaId: input.id,
         jobId: target.jobId,

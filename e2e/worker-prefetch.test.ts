@@ -1,0 +1,152 @@
+// A worker holds PREFETCH requests but runs only CONCURRENCY ffmpeg processes: the next job is at hand when an
+// ffmpeg ends, while the last output is still being stored. The requests it holds have not started: they stay
+// QUEUED for their owner, can be cancelled without ever running, and go back to RabbitMQ at once when the
+// worker stops.
+import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, beforeEach, expect, it, onTestFailed } from 'vitest';
+import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
+import { generateVideo } from './fixtures.js';
+import { MYSQL_SERVER, startSystem, type ServiceProcess, type System } from './harness.js';
+
+// Read at 8× real time, 48 s of video keep ffmpeg busy for about 6 s: long enough to look at what is held.
+const READRATE = '8';
+const SECONDS = 48;
+
+let system: System;
+let alice: SignedUp;
+let videoId: string;
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'vidmp3-prefetch-'));
+  const video = join(dir, 'video.mp4');
+  await generateVideo(video, SECONDS);
+  system = await startSystem(
+    {
+      jobs: { MAX_DISPATCHED_PER_USER: '10', MAX_ACTIVE_JOBS_PER_USER: '10' },
+      // A grace period long enough for the running conversion to finish when its worker is stopped.
+      worker: { READRATE, CONCURRENCY: '1', PREFETCH: '2', SHUTDOWN_GRACE_SECONDS: '60' },
+    },
+    { workers: 1 },
+  );
+  alice = await signUpUser(system.gatewayUrl);
+  const res = await uploadFile(system.gatewayUrl, video, { token: alice.token });
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  videoId = res.data!.uploadVideo.id;
+}, 120_000);
+afterAll(async () => {
+  await system?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+beforeEach(() => onTestFailed(() => console.error(system.logs())));
+
+interface JobView {
+  id: string;
+  status: string;
+  progress: number;
+  attempts: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  output: { id: string } | null;
+}
+const FIELDS = 'id status progress attempts startedAt finishedAt output { id }';
+
+async function convert(): Promise<string> {
+  const res = await graphql<{ convertMedia: JobView }>(
+    system.gatewayUrl,
+    `mutation ($m: ID!) { convertMedia(mediaId: $m) { ${FIELDS} } }`,
+    { token: alice.token, variables: { m: videoId } },
+  );
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  return res.data!.convertMedia.id;
+}
+
+async function job(id: string): Promise<JobView> {
+  const res = await graphql<{ job: JobView }>(system.gatewayUrl, `query ($id: ID!) { job(id: $id) { ${FIELDS} } }`, {
+    token: alice.token,
+    variables: { id },
+  });
+  return res.data!.job;
+}
+
+const waitFor = (id: string, done: (j: JobView) => boolean, timeout = 60_000) =>
+  expect.poll(async () => done(await job(id)), { timeout, interval: 100 }).toBe(true);
+
+/** Conversion requests the worker holds now (its own gauge). */
+async function held(worker: ServiceProcess): Promise<number> {
+  const text = await (await fetch(`${worker.url}/metrics`)).text();
+  return Number(/^vidmp3_conversions_in_progress(?:\{[^}]*\})? (\d+)$/m.exec(text)?.[1] ?? NaN);
+}
+
+/** ffmpeg processes the worker runs now (its children; prlimit execs ffmpeg in place). */
+async function ffmpegOf(worker: ServiceProcess): Promise<number> {
+  let count = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // "pid (comm) state ppid …"
+    const match = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat);
+    if (match?.[1] === 'ffmpeg' && Number(match[2]) === worker.child.pid) count++;
+  }
+  return count;
+}
+
+async function claimedBy(jobId: string): Promise<string | null> {
+  const conn = await mysql.createConnection(`${MYSQL_SERVER}/${system.databases.jobs}`);
+  try {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT claimed_by FROM jobs WHERE id = ?', [jobId]);
+    return (rows[0]?.claimed_by as string | null) ?? null;
+  } finally {
+    await conn.end();
+  }
+}
+
+it('holds the next request while one ffmpeg runs, leaves that job QUEUED, and cancels it without running it', async () => {
+  const worker = system.services.worker1!;
+  const running = await convert();
+  const next = await convert();
+  await waitFor(running, (j) => j.status === 'RUNNING' && j.progress > 0);
+  await expect.poll(() => held(worker), { timeout: 15_000, interval: 100 }).toBe(2);
+  expect(await ffmpegOf(worker)).toBe(1);
+  expect(await job(next)).toMatchObject({ status: 'QUEUED', startedAt: null });
+
+  const cancelled = await graphql<{ cancelJob: JobView }>(
+    system.gatewayUrl,
+    'mutation ($id: ID!) { cancelJob(id: $id) { status } }',
+    { token: alice.token, variables: { id: next } },
+  );
+  expect(cancelled.data?.cancelJob.status).toBe('CANCELLED');
+  await waitFor(running, (j) => j.status === 'SUCCEEDED');
+  // The worker let go of the cancelled request; it never ran.
+  await expect.poll(() => held(worker), { timeout: 15_000, interval: 100 }).toBe(0);
+  expect(await job(next)).toMatchObject({ status: 'CANCELLED', startedAt: null, output: null, attempts: 1 });
+  expect(await claimedBy(next)).toBeNull();
+}, 120_000);
+
+it('hands a held request back at once when its worker stops, to be converted elsewhere while the running one finishes', async () => {
+  const holder = system.services.worker1!;
+  const running = await convert();
+  const next = await convert();
+  await waitFor(running, (j) => j.status === 'RUNNING' && j.progress > 0);
+  await expect.poll(() => held(holder), { timeout: 15_000, interval: 100 }).toBe(2);
+  expect(await job(next)).toMatchObject({ status: 'QUEUED', startedAt: null });
+  // Another worker, idle: the queue is empty, both requests are with the first one.
+  const other = await system.startWorker();
+  expect(await held(other)).toBe(0);
+
+  const exited = new Promise<number | null>((resolve) => holder.child.once('exit', (code) => resolve(code)));
+  holder.child.kill('SIGTERM');
+  // The held request runs on the other worker while the stopped one is still finishing its conversion.
+  await waitFor(next, (j) => j.status === 'RUNNING');
+  expect((await job(running)).status).toBe('RUNNING');
+  await waitFor(running, (j) => j.status === 'SUCCEEDED');
+  await waitFor(next, (j) => j.status === 'SUCCEEDED');
+  expect(await exited).toBe(0);
+  const [runningJob, nextJob] = [await job(running), await job(next)];
+  expect(Date.parse(nextJob.startedAt!)).toBeLessThan(Date.parse(runningJob.finishedAt!));
+  expect(await claimedBy(running)).toBe('e2e-worker-1');
+  expect(await claimedBy(next)).toBe('e2e-worker-2');
+}, 180_000);
