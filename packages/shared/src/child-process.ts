@@ -30,7 +30,10 @@ export interface ConfinedCommandOptions {
   limits: ResourceLimits;
   /** HOME, TMPDIR and the working directory of the tool: a scratch directory, never the service's own. */
   scratchDir: string;
-  /** PATH given to the tool (not a secret); defaults to this process's, so a bare `ffmpeg` resolves the same. */
+  /**
+   * PATH given to the tool (not a secret), where a bare `ffmpeg` is looked up: the service's own PATH, read by
+   * its config module; unset → the Debian default.
+   */
   path?: string;
   /** util-linux prlimit (Debian: package util-linux, essential, so present in every bookworm image). */
   prlimitPath?: string;
@@ -45,14 +48,15 @@ export interface ConfinedCommand {
 }
 
 export const DEFAULT_PRLIMIT_PATH = '/usr/bin/prlimit';
-const FALLBACK_PATH = '/usr/local/bin:/usr/bin:/bin';
+/** Where tools are looked up when the caller names no PATH. */
+export const DEFAULT_TOOL_PATH = '/usr/local/bin:/usr/bin:/bin';
 
 /**
  * The environment a media tool gets: PATH to find itself, the C locale (its messages are parsed, and no locale
  * files need be read), HOME/TMPDIR in scratch. Built from nothing rather than filtered from `process.env`, so
  * a secret added to a service's configuration tomorrow is not passed on by default.
  */
-export function minimalEnv(scratchDir: string, path = process.env.PATH || FALLBACK_PATH): Record<string, string> {
+export function minimalEnv(scratchDir: string, path = DEFAULT_TOOL_PATH): Record<string, string> {
   return { PATH: path, LANG: 'C', LC_ALL: 'C', HOME: scratchDir, TMPDIR: scratchDir };
 }
 

@@ -70,6 +70,7 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
         scratchDir: probeDir,
         limits: { addressSpaceBytes: config.PROBE_MAX_MEMORY_BYTES, cpuSeconds: config.PROBE_CPU_SECONDS },
         prlimitPath: config.PRLIMIT_PATH,
+        searchPath: config.PATH,
       },
     }),
     links,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEV_INTERNAL_API_TOKEN, env, httpTimeoutSettings, loadConfig } from '@vidmp3/shared';
+import { DEFAULT_TOOL_PATH, DEV_INTERNAL_API_TOKEN, env, httpTimeoutSettings, loadConfig } from '@vidmp3/shared';
 
 export const ConfigSchema = z
   .object({
@@ -48,6 +48,8 @@ export const ConfigSchema = z
     /** After SIGTERM: how long uploads and downloads in flight may still take. */
     SHUTDOWN_GRACE_SECONDS: env.shutdownGrace(),
     FFPROBE_PATH: z.string().default('ffprobe'),
+    /** Where a bare FFPROBE_PATH is looked up; the only variable of ours that ffprobe's environment carries. */
+    PATH: z.string().min(1).default(DEFAULT_TOOL_PATH),
     PROBE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
     /**
      * ffprobe's address-space limit (RLIMIT_AS): it parses untrusted files, so a decompression bomb or a

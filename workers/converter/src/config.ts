@@ -1,7 +1,7 @@
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { DEV_INTERNAL_API_TOKEN, env, loadConfig } from '@vidmp3/shared';
+import { DEFAULT_TOOL_PATH, DEV_INTERNAL_API_TOKEN, env, loadConfig } from '@vidmp3/shared';
 
 const seconds = (fallback: number) => z.coerce.number().positive().default(fallback);
 
@@ -27,6 +27,8 @@ export const ConfigSchema = z
     PREFETCH: z.coerce.number().int().min(1).max(128).optional(),
     /** The ffmpeg binary: a path, or a name looked up on PATH. */
     FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
+    /** Where a bare FFMPEG_PATH is looked up; the only variable of ours that ffmpeg's environment carries. */
+    PATH: z.string().min(1).default(DEFAULT_TOOL_PATH),
     /**
      * Address-space limit of each ffmpeg (RLIMIT_AS), MiB: a hostile or pathological input cannot take the
      * machine's memory. ffmpeg 5.1 maps ~290 MB of libraries before reading a byte, so it needs at least ~512.

@@ -113,7 +113,15 @@ export interface FfmpegLimits {
   cpuSeconds: number;
   /** util-linux prlimit, which sets the limits and execs ffmpeg; defaults to /usr/bin/prlimit. */
   prlimitPath?: string;
+  /** PATH of ffmpeg's environment (where a bare `ffmpeg` is found); defaults to the Debian one. */
+  searchPath?: string;
 }
+
+/** How the confined tool is found: prlimit's path and the PATH it looks `ffmpeg` up on. */
+const toolLocation = (limits: Pick<FfmpegLimits, 'prlimitPath' | 'searchPath'>) => ({
+  ...(limits.prlimitPath ? { prlimitPath: limits.prlimitPath } : {}),
+  ...(limits.searchPath ? { path: limits.searchPath } : {}),
+});
 
 /** The largest mp3 a conversion may write: maxSeconds at the requested bitrate, plus slack. */
 export function outputSizeLimit(req: Pick<TranscodeRequest, 'maxSeconds' | 'options'>): number {
@@ -138,7 +146,7 @@ function confine(
   ffmpegPath: string,
   limits: ResourceLimits,
   scratchDir: string,
-  prlimitPath?: string,
+  location: Pick<FfmpegLimits, 'prlimitPath' | 'searchPath'>,
 ): FfmpegCommand {
   const fluent = command as unknown as FluentSpawning;
   const spawnFfmpeg = fluent._spawnFfmpeg;
@@ -151,7 +159,7 @@ function confine(
       args,
       limits,
       scratchDir,
-      ...(prlimitPath ? { prlimitPath } : {}),
+      ...toolLocation(location),
     });
     // Called without options, fluent-ffmpeg shifts the callbacks: keep its calling convention.
     const spawnOptions = typeof options === 'function' ? {} : options;
@@ -205,7 +213,7 @@ export async function warmUp(ffmpegPath: string, limits: FfmpegLimits, scratchDi
     args: ['-hide_banner', '-version'],
     limits: resourceLimits,
     scratchDir,
-    ...(limits.prlimitPath ? { prlimitPath: limits.prlimitPath } : {}),
+    ...toolLocation(limits),
     timeoutMs: 30_000,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -221,7 +229,7 @@ export async function warmUp(ffmpegPath: string, limits: FfmpegLimits, scratchDi
     throw new Error(`ffmpeg at "${ffmpegPath}" cannot be run through "${prlimit}" with its limits (${why})`);
   }
 
-  const command = confine(ffmpeg(), ffmpegPath, resourceLimits, scratchDir, limits.prlimitPath);
+  const command = confine(ffmpeg(), ffmpegPath, resourceLimits, scratchDir, limits);
   await new Promise<void>((resolve, reject) => {
     command.availableFormats((formatsErr, formats) => {
       if (formatsErr) return reject(new Error(`ffmpeg at "${ffmpegPath}" cannot be run: ${formatsErr.message}`));
@@ -266,7 +274,7 @@ function runFfmpeg(req: Omit<TranscodeRequest, 'headers'>): Promise<void> {
       fileSizeBytes: outputSizeLimit(req),
       openFiles: FFMPEG_OPEN_FILES,
     };
-    const command = confine(ffmpeg(), req.ffmpegPath, limits, dirname(req.output), req.limits.prlimitPath)
+    const command = confine(ffmpeg(), req.ffmpegPath, limits, dirname(req.output), req.limits)
       .input(req.inputUrl)
       .inputOptions(...input)
       .output(req.output)

@@ -50,6 +50,7 @@ export type WorkerSettings = Pick<
   | 'FFMPEG_MAX_MEMORY_MB'
   | 'FFMPEG_MAX_CPU_SECONDS'
   | 'PRLIMIT_PATH'
+  | 'PATH'
   | 'READRATE'
 >;
 
@@ -494,11 +495,12 @@ const stamp = (request: ConversionRequest) => ({
 
 /** ffmpeg's per-process limits, from the settings. */
 export const ffmpegLimits = (
-  settings: Pick<Config, 'FFMPEG_MAX_MEMORY_MB' | 'FFMPEG_MAX_CPU_SECONDS' | 'PRLIMIT_PATH'>,
+  settings: Pick<Config, 'FFMPEG_MAX_MEMORY_MB' | 'FFMPEG_MAX_CPU_SECONDS' | 'PRLIMIT_PATH' | 'PATH'>,
 ): FfmpegLimits => ({
   addressSpaceBytes: settings.FFMPEG_MAX_MEMORY_MB * 1024 * 1024,
   cpuSeconds: settings.FFMPEG_MAX_CPU_SECONDS,
   prlimitPath: settings.PRLIMIT_PATH,
+  searchPath: settings.PATH,
 });
 
 const headersFor = (request: ConversionRequest): Record<string, string> =>

@@ -41,6 +41,8 @@ export interface ProbeSandbox {
   scratchDir: string;
   limits: ResourceLimits;
   prlimitPath?: string;
+  /** PATH of ffprobe's environment (where a bare `ffprobe` is found); defaults to the Debian one. */
+  searchPath?: string;
 }
 
 export interface ProbeOptions {
@@ -404,6 +406,7 @@ function runFfprobe(options: ProbeOptions, args: string[], sink: OutputSink): Pr
       limits: sandbox.limits,
       scratchDir: sandbox.scratchDir,
       ...(sandbox.prlimitPath ? { prlimitPath: sandbox.prlimitPath } : {}),
+      ...(sandbox.searchPath ? { path: sandbox.searchPath } : {}),
       timeoutMs,
     });
     const stdout = child.stdout!;
