@@ -1,4 +1,5 @@
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import { withTransaction } from '@vidmp3/shared';
 import type { Counter } from '../services/throttle-policy.js';
 
 /** What a decision wants written back: a counter, or null to forget the key. Keys left out stay as they are. */
@@ -78,41 +79,36 @@ export class MySqlCounterStore implements CounterStore {
   }
 
   private async transaction<T>(keys: string[], clock: () => number, decide: Decide<T>): Promise<T> {
-    const conn = await this.pool.getConnection();
-    try {
-      // READ COMMITTED: no gap locks, so attempts on different keys never wait for each other.
-      await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
-      await conn.beginTransaction();
-      // Creates the missing rows and locks all of them (exclusively: INSERT IGNORE would take shared locks,
-      // and two shared holders both upgrading is a deadlock).
-      await conn.query(
-        `INSERT INTO auth_throttle (k, count, blocked_until, expires_at) VALUES ${keys.map(() => '(?, 0, 0, 0)').join(', ')}
+    // READ COMMITTED: no gap locks, so attempts on different keys never wait for each other.
+    return withTransaction(
+      this.pool,
+      async (conn) => {
+        // Creates the missing rows and locks all of them (exclusively: INSERT IGNORE would take shared locks,
+        // and two shared holders both upgrading is a deadlock).
+        await conn.query(
+          `INSERT INTO auth_throttle (k, count, blocked_until, expires_at) VALUES ${keys.map(() => '(?, 0, 0, 0)').join(', ')}
          ON DUPLICATE KEY UPDATE k = k`,
-        keys,
-      );
-      const [rows] = await conn.query<CounterRow[]>(
-        'SELECT k, count, blocked_until, expires_at FROM auth_throttle WHERE k IN (?) FOR UPDATE',
-        [keys],
-      );
-      const current = new Map<string, Counter>();
-      for (const row of rows) {
-        const counter = {
-          count: row.count,
-          blockedUntil: Number(row.blocked_until),
-          expiresAt: Number(row.expires_at),
-        };
-        if (counter.expiresAt > 0) current.set(row.k, counter);
-      }
-      const [result, writes] = decide(current, clock());
-      await this.write(conn, writes);
-      await conn.commit();
-      return result;
-    } catch (err) {
-      await conn.rollback().catch(() => undefined);
-      throw err;
-    } finally {
-      conn.release();
-    }
+          keys,
+        );
+        const [rows] = await conn.query<CounterRow[]>(
+          'SELECT k, count, blocked_until, expires_at FROM auth_throttle WHERE k IN (?) FOR UPDATE',
+          [keys],
+        );
+        const current = new Map<string, Counter>();
+        for (const row of rows) {
+          const counter = {
+            count: row.count,
+            blockedUntil: Number(row.blocked_until),
+            expiresAt: Number(row.expires_at),
+          };
+          if (counter.expiresAt > 0) current.set(row.k, counter);
+        }
+        const [result, writes] = decide(current, clock());
+        await this.write(conn, writes);
+        return result;
+      },
+      'READ COMMITTED',
+    );
   }
 
   private async write(conn: PoolConnection, writes: CounterWrites): Promise<void> {
