@@ -61,6 +61,11 @@ export const ConfigSchema = z
     /** Active subscriptions of every user at one address (IPv6: one /64) together. */
     MAX_SUBSCRIPTIONS_PER_IP: z.coerce.number().int().positive().default(100),
     /**
+     * WebSocket connections from this gateway to jobs, shared by every client's subscriptions (each upstream
+     * subscription carries its caller's token); more than one spreads a gateway's load over jobs replicas.
+     */
+    SUBSCRIPTION_UPSTREAM_SOCKETS: z.coerce.number().int().min(1).max(64).default(1),
+    /**
      * The subgraph client (subgraph-client.ts): keep-alive sockets per subgraph, at most this many; an idle one
      * is closed after SUBGRAPH_IDLE_TIMEOUT_SECONDS, which must stay below the servers' keep-alive timeout
      * (65 s, shared http.ts) so that a server never closes a socket the gateway is about to reuse.

@@ -20,6 +20,19 @@ function forwardedHeaders(context: GatewayContext): Record<string, string> {
  * subgraph verifies it again), with the request id and the client's address.
  */
 export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> {
+  override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<GatewayGraphQLResponse> {
+    // A subscription event carries what this fetch would return, read by jobs for this viewer (carry.ts).
+    const carried = 'incomingRequestContext' in options ? options.context.carried : undefined;
+    if (
+      carried &&
+      options.request.query === carried.fetch &&
+      options.request.variables?.[carried.idVariable] === carried.jobId
+    ) {
+      return { data: { job: carried.data } };
+    }
+    return super.process(options);
+  }
+
   override willSendRequest(options: GraphQLDataSourceProcessOptions<GatewayContext>): void {
     // Health checks and schema loading are the gateway's own requests, made for no client.
     if (!('incomingRequestContext' in options)) return;

@@ -40,7 +40,7 @@ import { filesProxy } from './files-proxy.js';
 import { createSubgraphFetcher } from './subgraph-client.js';
 import { operationLimits } from './limits.js';
 import { webDoors } from './web.js';
-import { apolloExecutor, startSubscriptionServer } from './subscriptions/index.js';
+import { apolloExecutor, startSubscriptionServer, UpstreamPlanner } from './subscriptions/index.js';
 
 /** The public entry point: Apollo Gateway over the committed supergraph, behind auth and operation limits. */
 export async function startGateway(config: Config, logger: Logger): Promise<RunningServer> {
@@ -172,6 +172,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     allowedOrigins: config.ALLOWED_ORIGINS,
     jobsUrl: subgraphUrl('jobs'),
     execute: apolloExecutor(apollo),
+    upstreamSockets: config.SUBSCRIPTION_UPSTREAM_SOCKETS,
+    carry: new UpstreamPlanner(supergraphSdl),
     logger,
     exposeInternals: config.NODE_ENV !== 'production',
     hideSchemaDetails: !config.INTROSPECTION,

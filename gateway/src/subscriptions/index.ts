@@ -7,3 +7,4 @@ export {
   type SubscriptionServer,
   type SubscriptionServerOptions,
 } from './server.js';
+export { UpstreamPlanner } from './carry.js';

@@ -1,4 +1,4 @@
-// Planning: turns a client's subscription into an id-only upstream subscription and a per-event job query.
+// Planning: turns a client's subscription into an upstream subscription and a per-event job query.
 import {
   Kind,
   OperationTypeNode,
@@ -19,10 +19,12 @@ import {
 } from 'graphql';
 import type { SubscribePayload } from 'graphql-ws';
 import { ErrorCode } from '@vidmp3/shared';
+import type { UpstreamPlanner } from './carry.js';
 import { badRequest, withCode } from './support.js';
 
 // ---------------------------------------------------------------------------------------------------------------
-// Planning: from the client's subscription to an upstream subscription (ids only) and a per-event query
+// Planning: from the client's subscription to an upstream subscription (carrying the jobs fields, or ids only) and a
+// per-event query
 
 /** Root subscription fields this gateway knows how to relay, with what to subscribe to upstream. */
 const upstreamSubscriptions = {
@@ -40,6 +42,8 @@ export interface SubscriptionPlan {
   field: RelayedField;
   responseKey: string;
   upstream: SubscribePayload;
+  /** Set when the upstream subscription carries the jobs fields the per-event query would fetch (carry.ts). */
+  carried?: { fetch: string; idVariable: string };
   /** `query ($<idVariable>: ID!, <client variables it uses>) { job(id: $<idVariable>) { <selection> } } …` */
   query: string;
   idVariable: string;
@@ -51,6 +55,8 @@ interface PlanOptions {
   rules: readonly ValidationRule[];
   maxTokens: number;
   hideSchemaDetails: boolean;
+  /** Plans upstream subscriptions that carry the jobs fields; without it, they ask for ids only. */
+  carry?: UpstreamPlanner;
 }
 
 export function planSubscription(
@@ -132,11 +138,13 @@ export function planSubscription(
       .map((name) => [name, payload.variables?.[name]]),
   );
 
+  const carried = options.carry?.plan({ field, query, idVariable, variables, jobId: args.id });
   return {
     document,
     field,
     responseKey: first.alias?.value ?? field,
-    upstream: upstreamSubscriptions[field](args),
+    upstream: carried?.upstream ?? upstreamSubscriptions[field](args),
+    ...(carried ? { carried: { fetch: carried.fetch, idVariable } } : {}),
     query,
     idVariable,
     variables,

@@ -61,6 +61,7 @@ export class JobRelay implements AsyncIterableIterator<ExecutionResult>, FeedLis
       payload: plan.upstream,
       field: plan.field,
       replaysCurrent: plan.field === 'jobUpdated',
+      ...(plan.carried ? { carried: plan.carried } : {}),
     });
   }
 

@@ -24,6 +24,7 @@ import {
   type Viewer,
 } from '@vidmp3/shared';
 import type { GatewayContext } from '../context.js';
+import type { UpstreamPlanner } from './carry.js';
 import { PlanCache } from './plan.js';
 import { JobRelay, RelayTarget } from './relay.js';
 import {
@@ -82,6 +83,13 @@ export interface SubscriptionServerOptions {
   limits?: WebSocketLimits;
   /** Reconnection to jobs after it went away (a replica restarting); then the subscription fails. */
   reconnect?: { attempts?: number; maxDelayMs?: number };
+  /** Sockets to jobs that every user's subscriptions share (default 1). */
+  upstreamSockets?: number;
+  /**
+   * Plans upstream subscriptions that carry the jobs fields of the client's selection, so that an event costs
+   * only the other subgraphs' fetches (production: over the supergraph). Without it they carry ids only.
+   */
+  carry?: UpstreamPlanner;
   /** Subscriptions started (and refused) are counted with HTTP's operations; their events by the Apollo plugin. */
   metrics?: GraphQLMetrics;
 }
@@ -106,13 +114,15 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
   const format = createFormatError({ exposeInternals: options.exposeInternals });
   const originAllowed = originMatcher(options.allowedOrigins);
   const maxSubscriptions = options.maxSubscriptionsPerConnection ?? 50;
-  // One upstream socket per user and one upstream subscription per distinct subscription of that user, shared by
-  // all their client subscriptions (upstream.ts): jobs' cost no longer grows with the number of clients.
+  // A few upstream sockets for everyone and one upstream subscription per distinct subscription of a user, shared
+  // by all their client subscriptions (upstream.ts): jobs' cost no longer grows with the number of clients.
   const plans = new PlanCache();
   const hub = new UpstreamHub({
     url: webSocketUrl(options.jobsUrl),
     attempts: options.reconnect?.attempts ?? 30,
     maxDelayMs: options.reconnect?.maxDelayMs ?? 5_000,
+    sockets: options.upstreamSockets ?? 1,
+    log,
   });
 
   const perUser = new SlotCounter(options.limits?.connectionsPerUser ?? 10);
@@ -212,6 +222,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
           rules: [...specifiedRules, ...options.validationRules],
           maxTokens: options.maxTokens,
           hideSchemaDetails: options.hideSchemaDetails,
+          ...(options.carry ? { carry: options.carry } : {}),
         });
         if (Array.isArray(planned)) return refused(planned);
         // Counted last, once nothing else can refuse it; released when the relay ends (relay.ts) or, failing

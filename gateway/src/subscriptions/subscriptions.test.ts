@@ -136,6 +136,8 @@ class Feed implements AsyncIterableIterator<unknown> {
 class FakeJobs {
   readonly feeds = new Set<Feed>();
   readonly connectionParams: unknown[] = [];
+  /** Each subscription's own credentials (`extensions`), in the order they came. */
+  readonly subscriptionCredentials: unknown[] = [];
   returned = 0;
   port = 0;
   private http: Server | undefined;
@@ -169,7 +171,13 @@ class FakeJobs {
     useServer(
       {
         schema,
-        context: (ctx) => ({ params: ctx.connectionParams }),
+        // As jobs does: a subscription's own credentials (the gateway's shared sockets), else the socket's.
+        context: (ctx, _id, payload) => {
+          this.subscriptionCredentials.push(payload.extensions);
+          return {
+            params: payload.extensions?.authorization !== undefined ? payload.extensions : ctx.connectionParams,
+          };
+        },
         onConnect: (ctx) => {
           this.connectionParams.push(ctx.connectionParams);
         },
@@ -371,8 +379,10 @@ describe('subscriptions through the gateway', () => {
       { data: { watched: { id: 'job-1', status: 'SUCCEEDED', done: 1 } } },
     ]);
     expect(seen.completed).toBe(true);
-    // Upstream: the caller's token; per event: the caller as the viewer, only the variables the selection uses.
-    expect(upstream.connectionParams).toEqual([
+    // Upstream: the gateway's own socket, the caller's token on the subscription; per event: the caller as the
+    // viewer, only the variables the selection uses.
+    expect(upstream.connectionParams).toEqual([undefined]);
+    expect(upstream.subscriptionCredentials).toEqual([
       { authorization: `Bearer ${token}`, requestId: expect.any(String) as string },
     ]);
     expect(gateway.executed[0]?.context.viewer?.userId).toBe('alice');
@@ -583,6 +593,25 @@ describe('subscriptions through the gateway', () => {
     expect(seen.completed).toBe(false);
   });
 
+  it('resubscribes after a jobs restart with the freshest token of the clients still listening', async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    addJob('job-1', 'alice');
+    const older = tokenFor('alice', { expiresIn: 300 });
+    const fresher = tokenFor('alice', { expiresIn: 600 });
+    watchJob(connect(gateway.url, { token: older }), 'job-1');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+    watchJob(connect(gateway.url, { token: fresher }), 'job-1'); // joins the same upstream subscription
+    await vi.waitFor(() => expect(gateway.executed).toHaveLength(0));
+
+    await upstream.crash();
+    await upstream.start();
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1), { timeout: 5_000 });
+
+    const sent = upstream.subscriptionCredentials as { authorization?: string }[];
+    expect(sent.map((c) => c.authorization)).toEqual([`Bearer ${older}`, `Bearer ${fresher}`]);
+  });
+
   it('says "going away" to every client on shutdown and leaves no upstream socket open', async () => {
     const upstream = await startJobs();
     const gateway = await startGatewayWs(upstream);
@@ -681,7 +710,7 @@ describe('fan-out of job events to many clients', () => {
     await vi.waitFor(() => expect(upstream.returned).toBe(1));
   });
 
-  it('keeps users apart: their own upstream socket, their own query per event, only their own jobs', async () => {
+  it('keeps users apart on one shared upstream socket: their own subscription and query, only their own jobs', async () => {
     const upstream = await startJobs();
     const gateway = await startGatewayWs(upstream);
     const alicesJob = addJob('job-1', 'alice');
@@ -702,7 +731,54 @@ describe('fan-out of job events to many clients', () => {
     expect(alice.events).toEqual([{ data: { myJobUpdates: { id: 'job-1' } } }]);
     expect(bob.events).toEqual([{ data: { myJobUpdates: { id: 'job-2' } } }]);
     expect(gateway.executed.map((e) => e.context.viewer?.userId)).toEqual(['alice', 'bob']);
-    expect(upstream.openSockets).toBe(2);
+    expect(upstream.openSockets).toBe(1);
+    expect(upstream.connectionParams).toEqual([undefined]);
+  });
+
+  it("refuses one user's subscription with a bad token without touching the others on the shared socket", async () => {
+    const upstream = await startJobs();
+    const gateway = await startGatewayWs(upstream);
+    const job = addJob('job-1', 'alice');
+    const alice = watch(connect(gateway.url, { token: tokenFor('alice') }), 'subscription { myJobUpdates { id } }');
+    await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
+    // A token the gateway accepted that jobs refuses (here: it expired between the two checks).
+    const hub = new UpstreamHub({
+      url: webSocketUrl(upstream.url),
+      attempts: 0,
+      maxDelayMs: 100,
+      sockets: 1,
+      log: createLogger('test', 'silent'),
+    });
+    cleanups.push(() => hub.close());
+    const mallory = new Connection(
+      {
+        viewer: {
+          userId: 'alice',
+          token: tokenFor('alice', { expiresIn: -60 }),
+          expiresAt: new Date(Date.now() + 60_000),
+        },
+        requestId: 'r1',
+        log: createLogger('test', 'silent'),
+        ip: '127.0.0.1',
+      },
+      { close: () => undefined },
+    );
+    const refused = new Promise<unknown>((resolve) => {
+      hub.join(
+        {
+          connection: mallory,
+          changed: () => undefined,
+          errors: resolve, // the fake refuses in its resolver; jobs refuses in onSubscribe (an error message)
+          failed: resolve,
+          completed: () => undefined,
+        },
+        { payload: { query: 'subscription { myJobUpdates { id } }' }, field: 'myJobUpdates', replaysCurrent: false },
+      );
+    });
+    expect(errorCodes(await refused)).toEqual(['UNAUTHENTICATED']);
+
+    upstream.publish(job);
+    await vi.waitFor(() => expect(alice.events).toEqual([{ data: { myJobUpdates: { id: 'job-1' } } }]));
   });
 
   it('never sends the same state twice in a row', async () => {

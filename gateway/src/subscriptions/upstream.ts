@@ -1,9 +1,11 @@
 // The upstream side: a client connection's identity, and the process-wide hub of shared upstream subscriptions.
+import { randomUUID } from 'node:crypto';
 import { CloseCode, createClient, type Client, type ExecutionResult, type SubscribePayload } from 'graphql-ws';
 import type { FormattedExecutionResult, GraphQLFormattedError } from 'graphql';
 import WebSocket from 'ws';
-import { REQUEST_ID_HEADER } from '@vidmp3/shared';
+import { REQUEST_ID_HEADER, type Logger } from '@vidmp3/shared';
 import type { GatewayContext } from '../context.js';
+import { carriedJob, type CarriedJob } from './carry.js';
 import { isRecord, isCloseEvent, refusals, sleep } from './support.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -13,6 +15,9 @@ export interface UpstreamOptions {
   url: string;
   attempts: number;
   maxDelayMs: number;
+  /** Sockets to jobs per gateway process; users are spread over them (a few sockets spread over jobs replicas). */
+  sockets: number;
+  log: Logger;
 }
 
 export type ConnectionIdentity = Omit<GatewayContext, 'signal'>;
@@ -25,7 +30,8 @@ export class Connection {
   private readonly expiry: NodeJS.Timeout | undefined;
   /**
    * Whose upstream subscriptions this connection may share: the user's (jobs checks ownership per user, so
-   * every connection of one user sees the same events); an anonymous connection shares with no one.
+   * every connection of one user sees the same events); an anonymous connection shares with no one. (Sockets
+   * to jobs are shared by everyone: each upstream subscription carries its own caller's token.)
    */
   readonly shareKey: string;
 
@@ -64,7 +70,7 @@ export class Connection {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The hub: one upstream socket per user, one upstream subscription per (user, subscription), shared
+// The hub: a few upstream sockets per gateway, one upstream subscription per (user, subscription), shared
 
 /** What a client subscription hears from the feed it joined. */
 export interface FeedListener {
@@ -93,13 +99,27 @@ export interface SharedResult {
   json: string;
 }
 
-/** Per-event results kept per feed for listeners still catching up; the newest per (job, query) is enough. */
+/** What a client subscription asks of the hub: the upstream subscription, and what its events carry. */
+export interface UpstreamSubscription {
+  payload: SubscribePayload;
+  field: string;
+  /** jobUpdated starts with the job's current state; myJobUpdates does not. */
+  replaysCurrent: boolean;
+  /** Set when events carry the jobs fields of the per-event query's jobs fetch (carry.ts). */
+  carried?: { fetch: string; idVariable: string };
+}
+
+/** Per-event results (and carried jobs) kept per feed for listeners still catching up; the newest is enough. */
 const MAX_RESULTS_PER_FEED = 256;
 
 class Feed {
   readonly listeners = new Set<FeedListener>();
+  /** Sent to jobs: the subscription with its caller's credentials, read at every (re)subscription. */
+  readonly payload: SubscribePayload;
   private readonly seqs = new Map<string, number>();
   private readonly results = new Map<string, { seq: number; shared: Promise<SharedResult> }>();
+  /** The latest event's jobs fields per job, when events carry them. */
+  private readonly carried = new Map<string, Record<string, unknown>>();
   private readonly aborted = new AbortController();
   /** jobUpdated's job once its first event came: a listener joining later starts from its current state. */
   private currentJob: string | undefined;
@@ -108,21 +128,54 @@ class Feed {
 
   constructor(
     private readonly upstream: SharedClient,
-    readonly payload: SubscribePayload,
-    private readonly field: string,
-    private readonly replaysCurrent: boolean,
+    private readonly subscription: UpstreamSubscription,
+    private readonly first: ConnectionIdentity,
     private readonly onEnd: () => void,
-  ) {}
+  ) {
+    const caller = () => this.caller();
+    this.payload = {
+      ...subscription.payload,
+      // Getters: graphql-ws serialises the payload again when it resubscribes after a reconnection, by which
+      // time the first listener's token may have expired; the freshest token of those still listening goes.
+      extensions: {
+        get authorization() {
+          const { viewer } = caller();
+          return viewer ? `Bearer ${viewer.token}` : undefined;
+        },
+        get requestId() {
+          return caller().requestId;
+        },
+      },
+    };
+  }
+
+  /** Of the connections listening, the one whose token expires last (the first one's when none is left). */
+  private caller(): ConnectionIdentity {
+    let best: ConnectionIdentity | undefined;
+    for (const { connection } of this.listeners) {
+      const expires = connection.identity.viewer?.expiresAt.getTime() ?? 0;
+      if (!best || expires > (best.viewer?.expiresAt.getTime() ?? 0)) best = connection.identity;
+    }
+    return best ?? this.first;
+  }
 
   start(): void {
+    const { field, carried, replaysCurrent } = this.subscription;
     this.unsubscribe = this.upstream.client.subscribe<Record<string, unknown>, unknown>(this.payload, {
       next: (result: ExecutionResult<Record<string, unknown>, unknown>) => {
-        const event = result.data?.[this.field];
-        if (isRecord(event) && typeof event.id === 'string') {
-          const seq = (this.seqs.get(event.id) ?? 0) + 1;
-          this.seqs.set(event.id, seq);
-          if (this.replaysCurrent) this.currentJob = event.id;
-          for (const listener of this.listeners) listener.changed(event.id, seq);
+        const event = result.data?.[field];
+        const job = isRecord(event) ? (carried ? carriedJob(event) : jobId(event)) : undefined;
+        if (job) {
+          const seq = (this.seqs.get(job.id) ?? 0) + 1;
+          this.seqs.set(job.id, seq);
+          // A partial event is not carried: its query fetches the jobs fields again and reports the errors.
+          this.carried.delete(job.id);
+          if (job.data && !result.errors?.length) {
+            this.carried.set(job.id, job.data);
+            this.trim(this.carried);
+          }
+          if (replaysCurrent) this.currentJob = job.id;
+          for (const listener of this.listeners) listener.changed(job.id, seq);
         }
         if (result.errors?.length) {
           const errors = result.errors as readonly GraphQLFormattedError[];
@@ -144,7 +197,6 @@ class Feed {
 
   join(listener: FeedListener): void {
     this.listeners.add(listener);
-    this.upstream.holders.set(listener.connection, (this.upstream.holders.get(listener.connection) ?? 0) + 1);
     // jobs sends jobUpdated's current state once, when the upstream subscription starts: a client joining a
     // feed that has had it already gets the job's current state from its own first query.
     if (this.currentJob) listener.changed(this.currentJob, this.seqs.get(this.currentJob) ?? 0);
@@ -152,14 +204,7 @@ class Feed {
 
   leave(listener: FeedListener): void {
     if (!this.listeners.delete(listener)) return;
-    this.unhold(listener.connection);
     if (this.listeners.size === 0) this.end(true);
-  }
-
-  private unhold(connection: Connection): void {
-    const left = (this.upstream.holders.get(connection) ?? 0) - 1;
-    if (left > 0) this.upstream.holders.set(connection, left);
-    else this.upstream.holders.delete(connection);
   }
 
   /**
@@ -170,7 +215,13 @@ class Feed {
     const key = `${jobId}\n${query.key}`;
     const existing = this.results.get(key);
     if (existing && existing.seq >= seq) return existing.shared;
-    const context: GatewayContext = { ...identity, signal: this.aborted.signal };
+    const data = this.carried.get(jobId);
+    const { carried } = this.subscription;
+    const context: GatewayContext = {
+      ...identity,
+      signal: this.aborted.signal,
+      ...(carried && data ? { carried: { ...carried, jobId, data } satisfies CarriedJob } : {}),
+    };
     const shared = query.run(jobId, context).then(
       (result) => ({ result, error: undefined, json: JSON.stringify(result) }),
       (error: unknown) => {
@@ -178,55 +229,69 @@ class Feed {
         return { result: undefined, error, json: '' };
       },
     );
-    // Taken at the start: the execution reads the job after every event counted so far.
+    // Taken at the start: the execution reads the job after every event counted so far (or carries the latest).
     this.results.delete(key);
     this.results.set(key, { seq: this.seqs.get(jobId) ?? seq, shared });
-    if (this.results.size > MAX_RESULTS_PER_FEED) {
-      const oldest = this.results.keys().next().value;
-      if (oldest !== undefined) this.results.delete(oldest);
-    }
+    this.trim(this.results);
     return shared;
+  }
+
+  private trim(map: Map<string, unknown>): void {
+    if (map.size <= MAX_RESULTS_PER_FEED) return;
+    const oldest = map.keys().next().value;
+    if (oldest !== undefined) map.delete(oldest);
   }
 
   end(unsubscribe: boolean): void {
     if (this.ended) return;
     this.ended = true;
-    for (const listener of this.listeners) this.unhold(listener.connection);
     this.listeners.clear();
     this.results.clear();
+    this.carried.clear();
     this.aborted.abort();
     if (unsubscribe) this.unsubscribe?.(); // tells jobs "complete" unless it has finished already
     this.onEnd();
   }
 }
 
+function jobId(event: Record<string, unknown>): { id: string; data?: undefined } | undefined {
+  return typeof event.id === 'string' ? { id: event.id } : undefined;
+}
+
 /**
  * Every upstream subscription of this gateway process. Client subscriptions that would send jobs the same
- * subscription as the same user share one upstream subscription (a feed), and every user's feeds share one
- * upstream socket: 1,000 browser tabs of one user watching one job cost jobs one socket and one subscription,
- * and each event one query per distinct selection. Feeds and sockets are reference-counted: the last client
- * leaving ends the upstream subscription, and the socket closes when it has none left.
+ * subscription as the same user share one upstream subscription (a feed), and every feed of every user goes
+ * over one of a few sockets (`sockets`, by default one) — each upstream subscription carries its own caller's
+ * token, which jobs verifies: 1,000 users watching their jobs cost jobs one socket and 1,000 subscriptions,
+ * 1,000 browser tabs of one user watching one job one subscription, and each event one query per distinct
+ * selection. Feeds and sockets are reference-counted: the last client leaving ends the upstream subscription,
+ * and a socket closes when it has none left.
  */
 export class UpstreamHub {
-  private readonly clients = new Map<string, SharedClient>();
+  private readonly clients = new Map<number, SharedClient>();
   private readonly feeds = new Map<string, Feed>();
 
   constructor(private readonly options: UpstreamOptions) {}
 
+  /** Upstream sockets open or opening (for tests and metrics). */
+  get sockets(): number {
+    let open = 0;
+    for (const client of this.clients.values()) open += client.sockets.size;
+    return open;
+  }
+
   /** Joins (or starts) the feed for this subscription; returns how to leave it. */
-  join(
-    listener: FeedListener,
-    upstream: { payload: SubscribePayload; field: string; replaysCurrent: boolean },
-  ): { leave(): void; result: Feed['result'] } {
+  join(listener: FeedListener, upstream: UpstreamSubscription): { leave(): void; result: Feed['result'] } {
     const shareKey = listener.connection.shareKey;
     const key = `${shareKey}\n${JSON.stringify([upstream.payload.query, upstream.payload.variables ?? null])}`;
     let feed = this.feeds.get(key);
     if (!feed) {
-      const client = this.clientFor(shareKey, listener.connection);
+      const slot = this.slotOf(shareKey);
+      const client = this.clientFor(slot);
       client.feeds++;
-      const created: Feed = new Feed(client, upstream.payload, upstream.field, upstream.replaysCurrent, () => {
+      const created: Feed = new Feed(client, upstream, listener.connection.identity, () => {
         if (this.feeds.get(key) === created) this.feeds.delete(key);
-        if (--client.feeds === 0) this.closeClient(shareKey, client);
+        if (--client.feeds === 0) this.closeClient(slot, client);
       });
       feed = created;
       this.feeds.set(key, feed);
@@ -242,20 +307,28 @@ export class UpstreamHub {
   /** Ends every feed (their clients have gone) and closes every upstream socket. */
   close(): void {
     for (const feed of [...this.feeds.values()]) feed.end(true);
-    for (const [key, client] of [...this.clients]) this.closeClient(key, client);
+    for (const [slot, client] of [...this.clients]) this.closeClient(slot, client);
   }
 
-  private clientFor(shareKey: string, first: Connection): SharedClient {
-    let client = this.clients.get(shareKey);
+  /** A user's feeds all go over one socket (in order, on one jobs replica); users are spread over the sockets. */
+  private slotOf(shareKey: string): number {
+    if (this.options.sockets <= 1) return 0;
+    let hash = 0;
+    for (let i = 0; i < shareKey.length; i++) hash = (hash * 31 + shareKey.charCodeAt(i)) | 0;
+    return Math.abs(hash) % this.options.sockets;
+  }
+
+  private clientFor(slot: number): SharedClient {
+    let client = this.clients.get(slot);
     if (!client) {
-      client = createSharedClient(first, this.options);
-      this.clients.set(shareKey, client);
+      client = createSharedClient(this.options);
+      this.clients.set(slot, client);
     }
     return client;
   }
 
-  private closeClient(shareKey: string, upstream: SharedClient): void {
-    if (this.clients.get(shareKey) === upstream) this.clients.delete(shareKey);
+  private closeClient(slot: number, upstream: SharedClient): void {
+    if (this.clients.get(slot) === upstream) this.clients.delete(slot);
     // dispose() waits for a connection attempt in progress, and rejects when it fails: nothing is left then.
     void Promise.resolve(upstream.client.dispose()).catch(() => undefined);
     // An attempt still in its handshake would otherwise stay open until jobs answers, if it ever does.
@@ -269,33 +342,16 @@ interface SharedClient {
   sockets: ReadonlySet<WebSocket>;
   /** Feeds using it: the socket is closed when none is left. */
   feeds: number;
-  /** Connections using it, with their subscriptions on it: a (re)connection presents the freshest token. */
-  holders: Map<Connection, number>;
 }
 
-function createSharedClient(first: Connection, options: UpstreamOptions): SharedClient {
-  const holders = new Map<Connection, number>();
-  const { log } = first.identity;
-  // Whose credentials open the next socket: of the connections still using it, the token that expires last
-  // (a reconnection after the first client's token expired must not be refused by jobs).
-  const current = (): ConnectionIdentity => {
-    let best: ConnectionIdentity | undefined;
-    for (const { identity } of holders.keys()) {
-      const expires = identity.viewer?.expiresAt.getTime() ?? 0;
-      if (!best || expires > (best.viewer?.expiresAt.getTime() ?? 0)) best = identity;
-    }
-    return best ?? first.identity;
-  };
+function createSharedClient(options: UpstreamOptions): SharedClient {
+  const { log } = options;
   const sockets = new Set<WebSocket>();
   class UpstreamWebSocket extends WebSocket {
     constructor(address: string | URL, protocols?: string | string[]) {
-      const { viewer, requestId, ip } = current();
-      // The upgrade request carries the same headers a subgraph sees on HTTP (datasource.ts forwardedHeaders).
-      const headers = {
-        ...(viewer ? { authorization: `Bearer ${viewer.token}` } : {}),
-        [REQUEST_ID_HEADER]: requestId,
-        'x-forwarded-for': ip,
-      };
+      // The gateway's own socket: no caller's token (each subscription carries its caller's), a request id of
+      // its own for jobs' logs.
+      const headers = { [REQUEST_ID_HEADER]: randomUUID() };
       // Without a handshake timeout, a replica that accepts the TCP connection and never answers stalls us.
       super(address, protocols, { headers, maxPayload: 1 << 20, handshakeTimeout: 10_000 });
       sockets.add(this);
@@ -306,11 +362,6 @@ function createSharedClient(first: Connection, options: UpstreamOptions): Shared
   const client: Client = createClient({
     url: options.url,
     webSocketImpl: UpstreamWebSocket,
-    // Browsers cannot set headers on a WebSocket, so graphql-ws servers read credentials from here.
-    connectionParams: () => {
-      const { viewer, requestId } = current();
-      return { ...(viewer ? { authorization: `Bearer ${viewer.token}` } : {}), requestId };
-    },
     lazy: true,
     connectionAckWaitTimeout: 10_000,
     // A jobs replica that restarts or is replaced must not end the client's subscription: reconnect (the
@@ -342,5 +393,5 @@ function createSharedClient(first: Connection, options: UpstreamOptions): Shared
       },
     },
   });
-  return { client, sockets, feeds: 0, holders };
+  return { client, sockets, feeds: 0 };
 }
