@@ -79,6 +79,17 @@ const waitFor = (id: string, done: (j: JobView) => boolean, timeout = 60_000) =>
     .poll(async () => (await job(id)).data?.job, { timeout, interval: 200 })
     .toSatisfy((j: JobView | undefined) => j !== undefined && done(j));
 
+/** `job` queries the jobs subgraph has answered so far (its /metrics). */
+async function jobQueries(): Promise<number> {
+  const text = await (await fetch(`${system.services.jobs!.url}/metrics`)).text();
+  const series = text
+    .split('\n')
+    .filter((l) => l.startsWith('vidmp3_graphql_operations_total{'))
+    .filter((l) => l.includes('type="query"') && l.includes('field="job"'));
+  if (series.length !== 1) throw new Error(`expected one series of job queries in jobs' metrics, got ${series.length}`);
+  return Number(series[0]!.split(' ').at(-1));
+}
+
 function subscriber(user: SignedUp): Client {
   return createClient({
     url: `${system.gatewayUrl.replace('http', 'ws')}/graphql`,
@@ -172,6 +183,8 @@ describe('converting a video, watched live through the gateway', () => {
     const created = await convert(media.id, { bitrateKbps: 128 });
     expect(created).toMatchObject({ status: 'QUEUED', progress: 0, attempts: 1, owner: { email: alice.email } });
 
+    expect((await job(created.id)).data?.job.id).toBe(created.id); // counted: the series exists
+    const jobQueriesBefore = await jobQueries();
     const client = subscriber(alice);
     const events = await collect<{ jobUpdated: JobView }>(
       client,
@@ -182,6 +195,9 @@ describe('converting a video, watched live through the gateway', () => {
     await client.dispose();
 
     expect(events.every((e) => !e.errors)).toBe(true);
+    // Each event carried the job's own fields: the gateway fetched only users' and media's, never jobs' again.
+    expect(events.length).toBeGreaterThanOrEqual(4);
+    expect(await jobQueries()).toBe(jobQueriesBefore);
     const updates = events.map((e) => e.data!.jobUpdated);
     const order = ['QUEUED', 'RUNNING', 'SUCCEEDED'];
     const ranks = updates.map((u) => order.indexOf(u.status));
@@ -431,6 +447,46 @@ describe('only the owner reaches a job', () => {
       },
     );
     expect(errorCode(convertForeign)).toBe('NOT_FOUND');
+  });
+
+  it("checks each subscription's own token on a socket shared by several users (as the gateway's is)", async () => {
+    const media = await upload(await sample('faststart.mp4'));
+    const created = await convert(media.id);
+    // One socket to jobs itself, signed in as no one: every subscription names its caller in `extensions`.
+    const shared = createClient({
+      url: `${system.services.jobs!.url.replace('http', 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+    });
+    const subscribeAs = async (authorization?: string) => {
+      const iterator = shared.iterate<{ jobUpdated: { status: string } }>({
+        query: 'subscription ($id: ID!) { jobUpdated(id: $id) { status } }',
+        variables: { id: created.id },
+        ...(authorization ? { extensions: { authorization } } : {}),
+      });
+      try {
+        const first = await iterator.next();
+        return first.value as {
+          data?: { jobUpdated: { status: string } };
+          errors?: { extensions?: { code?: string } }[];
+        };
+      } catch (errors) {
+        return { errors: errors as { extensions?: { code?: string } }[] };
+      } finally {
+        await iterator.return?.();
+      }
+    };
+    const [owner, other, forged, anonymous] = await Promise.all([
+      subscribeAs(`Bearer ${alice.token}`),
+      subscribeAs(`Bearer ${bob.token}`),
+      subscribeAs(`Bearer ${alice.token.slice(0, -4)}AAAA`),
+      subscribeAs(undefined),
+    ]);
+    await shared.dispose();
+    expect(owner.data?.jobUpdated.status).toMatch(/QUEUED|RUNNING|SUCCEEDED/);
+    expect(other.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    expect(forged.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect(anonymous.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
   });
 
   it('tells each user about their own jobs only (myJobUpdates)', async () => {

@@ -242,14 +242,22 @@ class Feed {
     if (oldest !== undefined) map.delete(oldest);
   }
 
+  /**
+   * Ends the feed: `unsubscribe` when its last listener left (or the gateway closes), which drops everything;
+   * otherwise jobs ended it, and its listeners may still be draining their last events — the final state
+   * among them — with the results and carried jobs kept here (the feed is gone from the hub, and from memory
+   * once they are done).
+   */
   end(unsubscribe: boolean): void {
     if (this.ended) return;
     this.ended = true;
     this.listeners.clear();
-    this.results.clear();
-    this.carried.clear();
-    this.aborted.abort();
-    if (unsubscribe) this.unsubscribe?.(); // tells jobs "complete" unless it has finished already
+    if (unsubscribe) {
+      this.results.clear();
+      this.carried.clear();
+      this.aborted.abort();
+      this.unsubscribe?.(); // tells jobs "complete" unless it has finished already
+    }
     this.onEnd();
   }
 }
