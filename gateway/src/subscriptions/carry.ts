@@ -120,7 +120,7 @@ export class UpstreamPlanner {
 /** The plan's first fetch when it is a query of the jobs subgraph that everything else depends on. */
 function rootJobsFetch(node: PlanNode | SubscriptionNode | undefined): FetchNode | undefined {
   const first = node?.kind === 'Sequence' ? node.nodes[0] : node;
-  if (first?.kind !== 'Fetch' || first.serviceName !== 'jobs' || first.operationKind !== 'query') return undefined;
+  if (first?.kind !== 'Fetch' || first.serviceName !== 'jobs' || first.operationKind !== OperationTypeNode.QUERY) return undefined;
   const rewrites = [first.requires, first.inputRewrites, first.outputRewrites, first.contextRewrites];
   if (rewrites.some((list) => list && list.length > 0)) return undefined;
   return first;

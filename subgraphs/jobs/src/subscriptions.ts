@@ -71,9 +71,12 @@ export function serveSubscriptions(options: {
         const own = payload.extensions as SubscriptionCredentials | undefined;
         if (own?.authorization === undefined) return;
         // Refusals concern this subscription only: the socket carries other callers' subscriptions.
+        if (typeof own.authorization !== 'string') {
+          return [userError(ErrorCode.UNAUTHENTICATED, 'extensions.authorization must be "Bearer <token>"')];
+        }
         let viewer: Viewer | null;
         try {
-          viewer = await options.verifier.authenticate(String(own.authorization));
+          viewer = await options.verifier.authenticate(own.authorization);
         } catch (err) {
           if (err instanceof GraphQLError && err.extensions.code === ErrorCode.UNAUTHENTICATED) return [err];
           options.logger.error({ err }, 'could not verify a subscription token');
