@@ -42,16 +42,16 @@ export class JobRelay implements AsyncIterableIterator<ExecutionResult>, FeedLis
   private readonly queue: Pending[] = [];
   private upstreamDone = false;
   private closed = false;
+  /** Resolves `next()`'s wait for an event (an event came, or the relay closed). */
   private wake: (() => void) | undefined;
-  private readonly aborted = new AbortController();
-  private readonly closing: Promise<void>;
+  /** Resolves `next()`'s wait for a result with nothing (the relay closed). */
+  private abandon: (() => void) | undefined;
   private readonly feed: ReturnType<UpstreamHub['join']>;
   private readonly query: FeedQuery;
   /** The last result sent, serialised: the same state twice in a row is sent once. */
   private lastSent: string | undefined;
 
   constructor(private readonly target: RelayTarget) {
-    this.closing = new Promise((resolve) => this.aborted.signal.addEventListener('abort', () => resolve()));
     const { plan, execute } = target;
     this.query = {
       key: `${plan.query}\n${JSON.stringify(plan.variables)}`,
@@ -109,10 +109,9 @@ export class JobRelay implements AsyncIterableIterator<ExecutionResult>, FeedLis
       const pending = this.queue.shift();
       if (pending?.kind === 'errors') return { done: false, value: { errors: pending.errors } };
       if (pending?.kind === 'job') {
-        const shared = await Promise.race([
+        const shared = await this.until(
           this.feed.result(pending.id, pending.seq, this.query, this.target.connection.identity),
-          this.closing,
-        ]);
+        );
         if (!shared || this.closed) return finished;
         if (shared.json !== '' && shared.json === this.lastSent) continue; // nothing new for this client
         this.lastSent = shared.json;
@@ -122,7 +121,7 @@ export class JobRelay implements AsyncIterableIterator<ExecutionResult>, FeedLis
         this.close();
         return finished;
       }
-      await Promise.race([new Promise<void>((resolve) => (this.wake = resolve)), this.closing]);
+      await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }
 
@@ -142,7 +141,20 @@ export class JobRelay implements AsyncIterableIterator<ExecutionResult>, FeedLis
     // Every way a subscription ends (complete from the client, upstream done or failed, the socket gone) ends here.
     this.target.release();
     this.feed.leave(); // the last listener leaving ends the upstream subscription
-    this.aborted.abort();
+    // A `next()` waiting returns at once.
+    this.signal();
+    this.abandon?.();
+  }
+
+  /**
+   * The promise's value, or undefined as soon as the relay closes. (Not `Promise.race` with a promise of the
+   * closing: each race would leave a reaction on that long-lived promise, one per event, until the client leaves.)
+   */
+  private until<T>(promise: Promise<T>): Promise<T | undefined> {
+    return new Promise<T | undefined>((resolve) => {
+      this.abandon = () => resolve(undefined);
+      promise.then(resolve, () => resolve(undefined));
+    }).finally(() => (this.abandon = undefined));
   }
 
   private enqueue(pending: Pending): void {
