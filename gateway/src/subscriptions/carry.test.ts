@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse, print } from 'graphql';
-import { describe, expect, it } from 'vitest';
+import type { QueryPlanner } from '@apollo/query-planner';
+import { describe, expect, it, vi } from 'vitest';
 import { CARRIED_ID, carriedJob, UpstreamPlanner } from './carry.js';
 
 // The committed supergraph: the one Apollo Gateway plans over in production.
@@ -58,6 +59,19 @@ describe('upstream subscriptions that carry the jobs fields', () => {
       jobId: 'j1',
     });
     expect(planned).toBeUndefined();
+  });
+
+  it('plans a query once whatever job it watches: the variables change, the planning does not', () => {
+    const fresh = new UpstreamPlanner(
+      readFileSync(fileURLToPath(new URL('../../../supergraph.graphql', import.meta.url)), 'utf8'),
+    );
+    const planning = vi.spyOn((fresh as unknown as { planner: QueryPlanner }).planner, 'buildQueryPlan');
+    const query = 'query ($__id: ID!) { job(id: $__id) { status } }';
+    const one = fresh.plan({ field: 'jobUpdated', query, idVariable: '__id', variables: {}, jobId: 'j1' });
+    const two = fresh.plan({ field: 'jobUpdated', query, idVariable: '__id', variables: {}, jobId: 'j2' });
+    expect(planning).toHaveBeenCalledTimes(1);
+    expect([one!.upstream.variables, two!.upstream.variables]).toEqual([{ __id: 'j1' }, { __id: 'j2' }]);
+    expect(two!.upstream.query).toBe(one!.upstream.query);
   });
 
   it("reads an event's job id from its alias and hands on the job without it", () => {

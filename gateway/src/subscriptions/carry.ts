@@ -47,8 +47,16 @@ export interface CarriedJob {
 export class UpstreamPlanner {
   private readonly planner: QueryPlanner;
   private readonly apiSchema: ReturnType<Supergraph['apiSchema']>;
+  /**
+   * Plans by field and query text (never by variable values, which they do not depend on): a thousand users each
+   * watching their own job with one page's subscription cost one planning. Least recently used first.
+   */
+  private readonly templates = new Map<string, Template | undefined>();
 
-  constructor(supergraphSdl: string) {
+  constructor(
+    supergraphSdl: string,
+    private readonly size = 500,
+  ) {
     const supergraph = Supergraph.build(supergraphSdl);
     this.planner = new QueryPlanner(supergraph);
     this.apiSchema = supergraph.apiSchema();
@@ -62,9 +70,33 @@ export class UpstreamPlanner {
     variables: Record<string, unknown>;
     jobId: unknown;
   }): CarriedPlan | undefined {
+    const key = `${options.field}\n${options.idVariable}\n${options.query}`;
+    let template: Template | undefined;
+    if (this.templates.has(key)) {
+      template = this.templates.get(key);
+      this.templates.delete(key);
+    } else {
+      template = this.template(options.field, options.query, options.idVariable);
+    }
+    this.templates.set(key, template);
+    if (this.templates.size > this.size) this.templates.delete(this.templates.keys().next().value!);
+    if (!template) return undefined;
+
+    const variables: Record<string, unknown> = {};
+    for (const name of template.variableUsages) {
+      if (name === options.idVariable) {
+        if (options.field === 'jobUpdated') variables[name] = options.jobId;
+      } else if (name in options.variables) {
+        variables[name] = options.variables[name];
+      }
+    }
+    return { upstream: { query: template.query, variables }, fetch: template.fetch, idVariable: options.idVariable };
+  }
+
+  private template(field: 'jobUpdated' | 'myJobUpdates', query: string, idVariable: string): Template | undefined {
     let fetch: FetchNode | undefined;
     try {
-      const operation = operationFromDocument(this.apiSchema, parse(options.query));
+      const operation = operationFromDocument(this.apiSchema, parse(query));
       fetch = rootJobsFetch(this.planner.buildQueryPlan(operation).node);
     } catch {
       return undefined; // planned the usual way: the query still runs, and reports its own errors
@@ -76,7 +108,7 @@ export class UpstreamPlanner {
     const [root] = definition.selectionSet.selections;
     if (root?.kind !== Kind.FIELD || root.name.value !== 'job' || root.alias || !root.selectionSet) return;
 
-    const byId = options.field === 'jobUpdated';
+    const byId = field === 'jobUpdated';
     const idField: FieldNode = {
       kind: Kind.FIELD,
       alias: { kind: Kind.NAME, value: CARRIED_ID },
@@ -86,41 +118,41 @@ export class UpstreamPlanner {
       ...definition,
       operation: OperationTypeNode.SUBSCRIPTION,
       variableDefinitions: (definition.variableDefinitions ?? []).filter(
-        (d) => byId || d.variable.name.value !== options.idVariable,
+        (d) => byId || d.variable.name.value !== idVariable,
       ),
       selectionSet: {
         kind: Kind.SELECTION_SET,
         selections: [
           {
             ...root,
-            name: { kind: Kind.NAME, value: options.field },
+            name: { kind: Kind.NAME, value: field },
             arguments: byId ? root.arguments : [],
             selectionSet: { ...root.selectionSet, selections: [...root.selectionSet.selections, idField] },
           },
         ],
       },
     };
-    const variables: Record<string, unknown> = {};
-    for (const name of fetch.variableUsages ?? []) {
-      if (name === options.idVariable) {
-        if (byId) variables[name] = options.jobId;
-      } else if (name in options.variables) {
-        variables[name] = options.variables[name];
-      }
-    }
     const upstream: DocumentNode = { kind: Kind.DOCUMENT, definitions: [subscription] };
     return {
-      upstream: { query: stripIgnoredCharacters(print(upstream)), variables },
+      query: stripIgnoredCharacters(print(upstream)),
       fetch: fetch.operation,
-      idVariable: options.idVariable,
+      variableUsages: fetch.variableUsages ?? [],
     };
   }
+}
+
+/** A planned upstream subscription without its variables' values. */
+interface Template {
+  query: string;
+  fetch: string;
+  variableUsages: readonly string[];
 }
 
 /** The plan's first fetch when it is a query of the jobs subgraph that everything else depends on. */
 function rootJobsFetch(node: PlanNode | SubscriptionNode | undefined): FetchNode | undefined {
   const first = node?.kind === 'Sequence' ? node.nodes[0] : node;
-  if (first?.kind !== 'Fetch' || first.serviceName !== 'jobs' || first.operationKind !== OperationTypeNode.QUERY) return undefined;
+  if (first?.kind !== 'Fetch' || first.serviceName !== 'jobs' || first.operationKind !== OperationTypeNode.QUERY)
+    return undefined;
   const rewrites = [first.requires, first.inputRewrites, first.outputRewrites, first.contextRewrites];
   if (rewrites.some((list) => list && list.length > 0)) return undefined;
   return first;
