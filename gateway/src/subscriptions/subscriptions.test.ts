@@ -632,7 +632,13 @@ describe('subscriptions through the gateway', () => {
 
 /** A client subscription driven by hand (the way graphql-ws pulls it), on a hub of its own. */
 async function relayFor(upstream: FakeJobs, executed: Executed[], userId: string, query: string) {
-  const hub = new UpstreamHub({ url: webSocketUrl(upstream.url), attempts: 0, maxDelayMs: 100 });
+  const hub = new UpstreamHub({
+    url: webSocketUrl(upstream.url),
+    attempts: 0,
+    maxDelayMs: 100,
+    sockets: 1,
+    log: createLogger('test', 'silent'),
+  });
   cleanups.push(() => hub.close());
   const plan = planSubscription(
     schema,
