@@ -5,7 +5,7 @@
 // to the Express app unchanged. Operations that no subgraph answers (`{ __typename }`) are answered from a
 // cache once Apollo has answered them: a map lookup and a write.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HeaderMap, type ApolloServer, type ApolloServerPlugin, type HTTPGraphQLRequest } from '@apollo/server';
+import { HeaderMap, type ApolloServer, type GraphQLRequestListener, type HTTPGraphQLRequest } from '@apollo/server';
 import { Kind, OperationTypeNode, type DocumentNode, type OperationDefinitionNode } from 'graphql';
 import {
   ErrorCode,
@@ -66,19 +66,18 @@ export function graphqlPostLane(options: GraphQLPostOptions): { lane: GraphQLPos
   /** Requests (Apollo's view of them) whose answer depends on nothing but the query: the plugin marks them. */
   const cacheable = new WeakMap<HTTPGraphQLRequest, string>();
 
-  apollo.addPlugin({
-    async requestDidStart() {
-      return {
-        async willSendResponse({ request, document, operation, response, errors }) {
-          if (!request.http || errors?.length || response.body.kind !== 'single') return;
-          if (response.body.singleResult.errors?.length || (response.http.status ?? 200) !== 200) return;
-          if (document && operation && answeredByNoSubgraph(document, operation)) {
-            cacheable.set(request.http, graphqlMetrics.fieldLabel(operation));
-          }
-        },
-      };
+  const listener: GraphQLRequestListener<GatewayContext> = {
+    willSendResponse: ({ request, document, operation, response, errors }) => {
+      const ok = !errors?.length && response.body.kind === 'single' && !response.body.singleResult.errors?.length;
+      if (request.http && ok && (response.http.status ?? 200) === 200 && document && operation) {
+        if (answeredByNoSubgraph(document, operation)) {
+          cacheable.set(request.http, graphqlMetrics.fieldLabel(operation));
+        }
+      }
+      return Promise.resolve();
     },
-  } satisfies ApolloServerPlugin<GatewayContext>);
+  };
+  apollo.addPlugin({ requestDidStart: () => Promise.resolve(listener) });
 
   const lane: GraphQLPostLane = (req, res) => {
     if (!isLaneRequest(req)) return false;

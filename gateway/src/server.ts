@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { ApolloGateway } from '@apollo/gateway';
-import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServer, type ApolloServerPlugin, type GraphQLRequestListener } from '@apollo/server';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -102,6 +105,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     validationRules: limits.validationRules,
     formatError: createFormatError({ exposeInternals: config.NODE_ENV !== 'production' }),
     plugins: [
+      // Apollo's cache-control plugin works out a cache policy per request, and answers `no-store` here every
+      // time (the subgraphs set no cache hints): the header is kept, the work is skipped.
+      ApolloServerPluginCacheControlDisabled(),
+      noStore,
       ...limits.plugins,
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.SHUTDOWN_GRACE_SECONDS * 1000 }),
       // The bundled playground replaces Apollo's landing page (which loads from a CDN).
@@ -236,6 +243,15 @@ function uploadsNeedAToken(verifier: TokenVerifier): RequestHandler {
     res.status(401).json({ errors: [{ message, extensions: { code: ErrorCode.UNAUTHENTICATED } }] });
   };
 }
+
+/** `cache-control: no-store` on every GraphQL answer that does not carry a cache-control header already. */
+const noStoreListener: GraphQLRequestListener<GatewayContext> = {
+  willSendResponse: ({ response }) => {
+    if (!response.http.headers.has('cache-control')) response.http.headers.set('cache-control', 'no-store');
+    return Promise.resolve();
+  },
+};
+const noStore: ApolloServerPlugin<GatewayContext> = { requestDidStart: () => Promise.resolve(noStoreListener) };
 
 /**
  * A JSON body that cannot be read (not JSON, over the limit, an unknown encoding) is answered as a GraphQL error
