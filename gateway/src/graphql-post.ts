@@ -47,9 +47,9 @@ export interface GraphQLPostOptions {
 export type GraphQLPostLane = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 interface StaticAnswer {
-  status: number;
   headers: [string, string][];
-  body: string;
+  /** Encoded once, when kept. */
+  body: Buffer;
   /** The operation's metrics label (`__typename`). */
   field: string;
 }
@@ -124,9 +124,8 @@ export function graphqlPostLane(options: GraphQLPostOptions): { lane: GraphQLPos
     // A kept answer still needs a caller the gateway accepts: a refused token goes the whole way, which says why.
     if (answer && (await acceptsToken(verifier, req.headers.authorization))) {
       graphqlMetrics.record('query', answer.field, [], Number(process.hrtime.bigint() - started) / 1e9);
-      res.statusCode = answer.status;
       for (const [name, value] of answer.headers) res.setHeader(name, value);
-      res.setHeader('content-length', Buffer.byteLength(answer.body));
+      res.setHeader('content-length', answer.body.length);
       res.end(answer.body);
       return;
     }
@@ -155,7 +154,7 @@ export function graphqlPostLane(options: GraphQLPostOptions): { lane: GraphQLPos
     if (response.body.kind === 'complete') {
       const field = cacheable.get(httpGraphQLRequest);
       if (field !== undefined && key !== undefined && res.statusCode === 200 && answers.size < MAX_STATIC_ANSWERS) {
-        answers.set(key, { status: res.statusCode, headers: [...response.headers], body: response.body.string, field });
+        answers.set(key, { headers: [...response.headers], body: Buffer.from(response.body.string), field });
       }
       res.setHeader('content-length', Buffer.byteLength(response.body.string));
       res.end(response.body.string);
