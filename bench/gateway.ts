@@ -26,6 +26,15 @@ import { startService, startSystem, stopService, type ServiceProcess } from '../
 const SECONDS = Number(process.env.BENCH_GATEWAY_SECONDS ?? 10);
 const WARMUP_SECONDS = Number(process.env.BENCH_GATEWAY_WARMUP_SECONDS ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_GATEWAY_CONNECTIONS ?? 32);
+/**
+ * Unset: each gateway gets the V8 heap limit Node derives from the machine (a quarter of its memory, up to
+ * 4 GiB). Set: every gateway (ours and both Hives) runs with `--max-old-space-size=<this>` — what Node derives
+ * in a container with a memory limit (the gateway's Kubernetes pod: 512 MiB). V8 lets garbage grow to up to
+ * 4× the live heap between full collections under a large limit, much less under a small one, so peak RSS
+ * depends on it.
+ */
+const MAX_OLD_SPACE_MB = process.env.BENCH_GATEWAY_MAX_OLD_SPACE_MB;
+const heapOption = MAX_OLD_SPACE_MB ? `--max-old-space-size=${Number(MAX_OLD_SPACE_MB)}` : '';
 const root = fileURLToPath(new URL('..', import.meta.url));
 /** A comma-separated subset of typename, me, threeSubgraphs (default: all three). */
 const SELECTED = (process.env.BENCH_GATEWAY_QUERIES?.split(',') ?? ['typename', 'me', 'threeSubgraphs']) as QueryName[];
@@ -70,7 +79,10 @@ const loadAtStart = loadavg();
 const work = await mkdtemp(join(tmpdir(), 'vidmp3-bench-gateway-'));
 const clip = join(work, 'clip.mp4');
 await generateVideo(clip, 2);
-const system = await startSystem({}, { workers: 1 });
+const system = await startSystem(
+  heapOption ? { gateway: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${heapOption}`.trim() } } : {},
+  { workers: 1 },
+);
 const hives: ServiceProcess[] = [];
 
 /** utime + stime of a process, in milliseconds (clock ticks are 1/100 s on Linux). */
@@ -168,7 +180,7 @@ try {
   const startHive = (dedupe: boolean) =>
     startService(`hive-dedupe-${dedupe ? 'on' : 'off'}`, 'bench/lib/hive-gateway.ts', {
       // The fixture is TypeScript: node runs it through tsx's loader (a cost at start only).
-      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import tsx`.trim(),
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import tsx ${heapOption}`.trim(),
       HIVE_SUPERGRAPH_PATH: join(root, 'supergraph.graphql'),
       HIVE_USERS_URL: subgraphUrl('users'),
       HIVE_MEDIA_URL: subgraphUrl('media'),
@@ -259,7 +271,8 @@ try {
       `load average (1/5/15 min) ${load1(loadAtStart)} at the start, ${load1(loadavg())} at the end.`,
   );
   console.log(
-    `${SECONDS} s per case after ${WARMUP_SECONDS} s of warm-up, ${CONNECTIONS} connections, every body checked.\n`,
+    `${SECONDS} s per case after ${WARMUP_SECONDS} s of warm-up, ${CONNECTIONS} connections, every body checked` +
+      `${heapOption ? `; every gateway with ${heapOption}` : ''}.\n`,
   );
   console.log(lines.join('\n'));
   console.log(

@@ -203,6 +203,27 @@ describe('the gateway as an edge', () => {
     expect(typo.errors?.[0]?.message).not.toMatch(/Did you mean/);
   });
 
+  it('answers a body that is not JSON with 400 BAD_REQUEST, whether sent whole or chunked', async () => {
+    const whole = await fetch(`${system.gatewayUrl}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"query":',
+    });
+    // A streamed body has no length: it takes the Express path rather than the lean JSON lane.
+    const chunked = await fetch(`${system.gatewayUrl}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: new Blob(['{"query":']).stream(),
+      duplex: 'half',
+    } as RequestInit);
+    for (const res of [whole, chunked]) {
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({
+        errors: [{ message: 'The request body is not valid JSON', extensions: { code: 'BAD_REQUEST' } }],
+      });
+    }
+  });
+
   it('carries a request id, echoing the caller’s', async () => {
     const res = await graphql(system.gatewayUrl, ME, { headers: { 'x-request-id': 'e2e-trace-1' } });
     expect(res.headers.get('x-request-id')).toBe('e2e-trace-1');

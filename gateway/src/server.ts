@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { ApolloGateway } from '@apollo/gateway';
-import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServer, type ApolloServerPlugin, type GraphQLRequestListener } from '@apollo/server';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
-import express, { type RequestHandler } from 'express';
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import {
   accessLog,
@@ -40,6 +43,8 @@ import { filesProxy } from './files-proxy.js';
 import { createSubgraphFetcher } from './subgraph-client.js';
 import { operationLimits } from './limits.js';
 import { webDoors } from './web.js';
+import { graphqlPostLane, MAX_JSON_BODY_BYTES } from './graphql-post.js';
+import { clientAddress } from './subscriptions/support.js';
 import { apolloExecutor, startSubscriptionServer, UpstreamPlanner } from './subscriptions/index.js';
 
 /** The public entry point: Apollo Gateway over the committed supergraph, behind auth and operation limits. */
@@ -83,7 +88,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.TRUST_PROXY);
-  const httpServer = createServer(app);
+  const trustProxy = app.get('trust proxy fn') as (address: string, hop: number) => boolean;
+  // Its request handler is set below, once Apollo Server has started.
+  const httpServer = createServer();
   // Uploads last as long as their bytes keep coming (Node's default cut every request at 5 minutes).
   const timeouts = httpTimeouts(config, config.MAX_UPLOAD_BYTES + 1024 * 1024);
   applyServerTimeouts(httpServer, timeouts);
@@ -98,6 +105,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     validationRules: limits.validationRules,
     formatError: createFormatError({ exposeInternals: config.NODE_ENV !== 'production' }),
     plugins: [
+      // Apollo's cache-control plugin works out a cache policy per request, and answers `no-store` here every
+      // time (the subgraphs set no cache hints): the header is kept, the work is skipped.
+      ApolloServerPluginCacheControlDisabled(),
+      noStore,
       ...limits.plugins,
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.SHUTDOWN_GRACE_SECONDS * 1000 }),
       // The bundled playground replaces Apollo's landing page (which loads from a CDN).
@@ -108,7 +119,22 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       graphqlMetrics.plugin<GatewayContext>(),
     ],
   });
+  const post = graphqlPostLane({
+    apollo,
+    verifier,
+    logger,
+    metrics,
+    graphqlMetrics,
+    allowedOrigins: config.ALLOWED_ORIGINS,
+    timeouts,
+    clientAddress: (req) => clientAddress(req, trustProxy),
+  });
+  gateway.onSchemaLoadOrUpdate(() => post.forget());
   await apollo.start();
+  // Small JSON POSTs to /graphql take the lean lane (graphql-post.ts); everything else goes through Express.
+  httpServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (!post.lane(req, res)) app(req, res);
+  });
 
   app.use(requestContext(logger));
   app.use(requestBodyDeadline(timeouts));
@@ -136,7 +162,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     // Multipart uploads: one file, streamed on to media as it arrives. The parser truncates silently at its
     // limit, so it is set one byte above ours and media's meter reports the excess as PAYLOAD_TOO_LARGE.
     multipartUploads({ maxFileSize: config.MAX_UPLOAD_BYTES + 1, maxFiles: 1 }),
-    express.json({ limit: '1mb' }),
+    express.json({ limit: MAX_JSON_BODY_BYTES }),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
         const viewer = await verifier.authenticate(req.header('authorization'));
@@ -153,6 +179,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
         };
       },
     }),
+    unreadableBody,
   );
 
   const url = await listen(httpServer, config.PORT, config.HOST);
@@ -177,7 +204,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     logger,
     exposeInternals: config.NODE_ENV !== 'production',
     hideSchemaDetails: !config.INTROSPECTION,
-    trustProxy: app.get('trust proxy fn') as (address: string, hop: number) => boolean,
+    trustProxy,
     limits: {
       connectionsPerUser: config.MAX_WS_CONNECTIONS_PER_USER,
       connectionsPerAddress: config.MAX_WS_CONNECTIONS_PER_IP,
@@ -218,6 +245,34 @@ function uploadsNeedAToken(verifier: TokenVerifier): RequestHandler {
     res.status(401).json({ errors: [{ message, extensions: { code: ErrorCode.UNAUTHENTICATED } }] });
   };
 }
+
+/** `cache-control: no-store` on every GraphQL answer that does not carry a cache-control header already. */
+const noStoreListener: GraphQLRequestListener<GatewayContext> = {
+  willSendResponse: ({ response }) => {
+    if (!response.http.headers.has('cache-control')) response.http.headers.set('cache-control', 'no-store');
+    return Promise.resolve();
+  },
+};
+const noStore: ApolloServerPlugin<GatewayContext> = { requestDidStart: () => Promise.resolve(noStoreListener) };
+
+/**
+ * A JSON body that cannot be read (not JSON, over the limit, an unknown encoding) is answered as a GraphQL error
+ * with its HTTP status, as the lean lane answers it, rather than Express's HTML error page.
+ */
+const unreadableBody: ErrorRequestHandler = (err: unknown, _req, res, next) => {
+  const { type, status } = (err ?? {}) as { type?: unknown; status?: unknown };
+  // body-parser's errors carry a `type` (entity.parse.failed, entity.too.large, encoding.unsupported, …).
+  if (typeof type !== 'string' || typeof status !== 'number' || status < 400 || status >= 500 || res.headersSent) {
+    return next(err);
+  }
+  const [code, message] =
+    status === 413
+      ? [ErrorCode.PAYLOAD_TOO_LARGE, `The request body is larger than ${MAX_JSON_BODY_BYTES} bytes`]
+      : type === 'entity.parse.failed'
+        ? ['BAD_REQUEST', 'The request body is not valid JSON']
+        : ['BAD_REQUEST', (err as Error).message];
+  res.status(status).json({ errors: [{ message, extensions: { code } }] });
+};
 
 /** A subgraph's routing URL as composed into the supergraph (`@join__graph(name: …, url: …)`). */
 function routingUrl(supergraphSdl: string, name: string): string {
