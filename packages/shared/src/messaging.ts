@@ -98,6 +98,8 @@ export const JobErrorCode = {
   INPUT_GONE: 'INPUT_GONE',
   /** The mp3 would take its owner over their storage quota (media refused it): deleting media makes room. */
   QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
+  /** ffmpeg refused the conversion's options (a value it cannot parse): retrying cannot help. */
+  INVALID_OPTIONS: 'INVALID_OPTIONS',
   /** The conversion ran past the wall-clock limit. */
   TIMEOUT: 'TIMEOUT',
   /** Transient failures kept happening until the attempts ran out. */

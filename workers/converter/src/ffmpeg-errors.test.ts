@@ -71,6 +71,18 @@ describe('classifyFfmpegFailure', () => {
     expect(permanent(stderr).code).toBe(JobErrorCode.UNSUPPORTED_MEDIA);
   });
 
+  it('fails for good when ffmpeg refuses its own arguments: another attempt would pass the same ones', () => {
+    for (const stderr of [
+      'Invalid duration specification for ss: 1e-7',
+      'Expected number for ar but found: abc',
+      "Unrecognized option 'foo'.\nError splitting the argument list: Option not found",
+    ]) {
+      const err = permanent(stderr);
+      expect(err.code).toBe(JobErrorCode.INVALID_OPTIONS);
+      expect(err.message).toBe('The conversion options could not be applied to this video.');
+    }
+  });
+
   it('retries what it does not recognise (a crash, a full disk): attempts are bounded', () => {
     expect(classifyFfmpegFailure('ffmpeg was killed with signal SIGSEGV')).toBeInstanceOf(TransientError);
     expect(classifyFfmpegFailure('/tmp/x.mp3: No space left on device')).toBeInstanceOf(TransientError);

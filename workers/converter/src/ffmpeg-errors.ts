@@ -12,10 +12,18 @@ export const messages = {
   unexpected: 'The conversion failed unexpectedly; it will be retried.',
   tooMuchMemory: 'The video needs more memory to convert than a conversion may use.',
   tooLarge: 'The converted file grew larger than its length and bitrate allow.',
+  badOptions: 'The conversion options could not be applied to this video.',
 } as const;
 
 /** One rule: the first whose pattern matches ffmpeg's stderr decides. Order matters (most specific first). */
 const rules: { pattern: RegExp; classify: () => PermanentError | TransientError }[] = [
+  // ffmpeg refused its own command line (an option's value it cannot parse): the same arguments fail the same
+  // way on every attempt, so retrying would only burn them.
+  {
+    pattern:
+      /invalid duration specification|expected number for \S+ but found|error parsing options?\b|unrecognized option|error splitting the argument list/i,
+    classify: () => new PermanentError(JobErrorCode.INVALID_OPTIONS, messages.badOptions),
+  },
   // The per-process limits (prlimit). A failed allocation under the address-space limit recurs on every attempt
   // with the same input; so does writing past the output size limit (SIGXFSZ). The CPU limit kills with SIGKILL,
   // like the kernel's OOM killer would: that one stays "unexpected" and the attempt count bounds the retries.

@@ -170,6 +170,15 @@ function confine(
 }
 
 /**
+ * A time in seconds as ffmpeg's duration syntax reads it: fixed notation, to the microsecond (its precision).
+ * `String(1e-7)` is "1e-7", which ffmpeg refuses ("Invalid duration specification").
+ */
+export function ffmpegSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) throw new RangeError(`not a time in seconds: ${seconds}`);
+  return seconds.toFixed(6).replace(/\.?0+$/, '') || '0';
+}
+
+/**
  * The arguments before `-i` (input) and after it (output), as ffmpeg receives them. No headers: whatever is in
  * argv, any process on the host can read.
  */
@@ -183,8 +192,8 @@ export function ffmpegArguments(req: Omit<TranscodeRequest, 'headers'>): { input
     '-codec_whitelist', DECODER_WHITELIST,
     '-rw_timeout', String(IO_TIMEOUT_US),
     ...(req.readrate ? ['-readrate', String(req.readrate)] : []),
-    ...(startSeconds != null ? ['-ss', String(startSeconds)] : []),
-    ...(endSeconds != null ? ['-to', String(endSeconds)] : []),
+    ...(startSeconds != null ? ['-ss', ffmpegSeconds(startSeconds)] : []),
+    ...(endSeconds != null ? ['-to', ffmpegSeconds(endSeconds)] : []),
   ];
   // prettier-ignore
   const output = [
@@ -193,7 +202,7 @@ export function ffmpegArguments(req: Omit<TranscodeRequest, 'headers'>): { input
     '-c:a', 'libmp3lame', '-b:a', `${bitrateKbps}k`,
     ...(sampleRateHz != null ? ['-ar', String(sampleRateHz)] : []),
     ...(channels != null ? ['-ac', String(channels)] : []),
-    '-t', String(req.maxSeconds),
+    '-t', ffmpegSeconds(req.maxSeconds),
     '-f', 'mp3',
   ];
   return { input, output };

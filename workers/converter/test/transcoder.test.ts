@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sample, sampleDurationSeconds, type SampleName } from '../../../e2e/fixtures.js';
 import { AbortError, PermanentError, TimeoutError, TransientError } from '../src/errors.js';
 import { openInputProxy } from '../src/input-proxy.js';
-import { outputSizeLimit, transcode, warmUp, type TranscodeRequest } from '../src/transcoder.js';
+import { ffmpegArguments, outputSizeLimit, transcode, warmUp, type TranscodeRequest } from '../src/transcoder.js';
 
 const run = promisify(execFile);
 const TOKEN = 'test-internal-token-0123456789';
@@ -222,6 +222,16 @@ describe('transcode', () => {
     await transcode(req);
 
     expect(Math.abs(Number((await probe(req.output)).format.duration) - 1.5)).toBeLessThanOrEqual(0.3);
+  });
+
+  it('takes a start as tiny as 1e-7 s (ffmpeg refuses exponent notation), and writes every time in fixed notation', async () => {
+    const req = request('moov-at-end.mp4', { options: { ...defaults, startSeconds: 0.0000001, endSeconds: 1e-6 + 1 } });
+    const { input, output } = ffmpegArguments(req);
+    expect(input.slice(input.indexOf('-ss'), input.indexOf('-ss') + 4)).toEqual(['-ss', '0', '-to', '1.000001']);
+    expect(output[output.indexOf('-t') + 1]).toMatch(/^\d+(\.\d+)?$/);
+
+    await transcode(req);
+    expect(Math.abs(Number((await probe(req.output)).format.duration) - 1)).toBeLessThanOrEqual(0.3);
   });
 
   it('cuts the output at the maximum length', async () => {
