@@ -534,6 +534,11 @@ const MUTATIONS: Record<PolicyMessage, Mutation> = {
     expected:
       'ScaledObject/converter: trigger must count waiting and running conversions (protocol http, mode QueueLength)',
   },
+  triggerUnauthenticated: {
+    overlay: 'prod',
+    mutate: (o) => void delete scalerOf(o).spec.triggers[0]!.authenticationRef,
+    expected: 'ScaledObject/converter: trigger has no authenticationRef (a TriggerAuthentication from a Secret)',
+  },
   triggerAuthMissing: {
     overlay: 'prod',
     mutate: (o) => void without(o, 'TriggerAuthentication', 'converter-rabbitmq'),

@@ -157,6 +157,7 @@ export const POLICY_MESSAGES = {
   // Over AMQP KEDA counts only waiting messages; the management API also counts the ones being converted.
   triggerCountsWaitingOnly:
     '{object}: trigger must count waiting and running conversions (protocol http, mode QueueLength)',
+  triggerUnauthenticated: '{object}: trigger has no authenticationRef (a TriggerAuthentication from a Secret)',
   triggerAuthMissing: '{object}: TriggerAuthentication {name} does not exist',
   noIngress: 'Ingress: none routes to the gateway',
   bodySizeTooSmall: '{object}: proxy-body-size {size} is below MAX_UPLOAD_BYTES ({max})',
@@ -609,8 +610,10 @@ export function checkPolicies(objects: KubeObject[], options: PolicyOptions): st
       if (t.metadata.protocol !== 'http' || t.metadata.mode !== 'QueueLength') {
         out.push(say('triggerCountsWaitingOnly', { object: id(s) }));
       }
+      // The management API's address carries its credentials: it comes from a Secret, through a TriggerAuthentication.
       const auth = t.authenticationRef?.name;
-      if (auth && !triggerAuths.has(auth)) out.push(say('triggerAuthMissing', { object: id(s), name: auth }));
+      if (!auth) out.push(say('triggerUnauthenticated', { object: id(s) }));
+      else if (!triggerAuths.has(auth)) out.push(say('triggerAuthMissing', { object: id(s), name: auth }));
     }
   }
 
