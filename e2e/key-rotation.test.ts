@@ -64,7 +64,10 @@ async function directly(service: 'gateway' | 'users' | 'media' | 'jobs', token: 
   return res.status === 200 && !res.errors ? 'ok' : errorCode(res);
 }
 
-/** A subscription through the gateway: NOT_FOUND (for a job nobody has) means the token was accepted. */
+/**
+ * A subscription through the gateway (jobs resolves it): NOT_FOUND, for a job nobody has, means the token was
+ * accepted; `closed 4401` that the gateway refused it.
+ */
 async function subscribeViaGateway(token: string): Promise<string> {
   const client = createClient({
     url: `${system.gatewayUrl.replace('http', 'ws')}/graphql`,
@@ -81,9 +84,10 @@ async function subscribeViaGateway(token: string): Promise<string> {
     const event = first.value as { errors?: { extensions?: { code?: string } }[] } | undefined;
     return event?.errors?.[0]?.extensions?.code ?? 'event';
   } catch (err) {
-    const close = err as { code?: number; extensions?: { code?: string } }[] & { code?: number };
-    if (typeof close.code === 'number') return `closed ${close.code}`;
-    return (Array.isArray(err) ? close[0]?.extensions?.code : undefined) ?? String(err);
+    // A refused connection ends in the socket's CloseEvent; errors of the operation come as an array.
+    if (typeof (err as { code?: unknown }).code === 'number') return `closed ${(err as { code: number }).code}`;
+    if (Array.isArray(err)) return String((err as { extensions?: { code?: string } }[])[0]?.extensions?.code);
+    throw err;
   } finally {
     await iterator.return?.();
     await client.dispose();
