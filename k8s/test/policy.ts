@@ -106,6 +106,80 @@ export function secretKind(name: string): 'value' | 'path' | undefined {
   return base !== name && Object.hasOwn(SECRET_ENV, base) && SECRET_ENV[base] === 'value' ? 'path' : undefined;
 }
 
+/**
+ * Every sentence the checks below can produce, by name; `{name}` marks what say() fills in. One table, so that a
+ * test can show each of them triggered by a mutated render (k8s/test/manifests.test.ts, which fails on a name it
+ * has no mutation for).
+ */
+export const POLICY_MESSAGES = {
+  deploymentMissing: 'Deployment/{name}: missing',
+  noPodSpec: '{object}: no pod template',
+  automountToken: '{object}: automountServiceAccountToken is not false',
+  podRunAsRoot: '{object}: pod securityContext.runAsNonRoot is not true',
+  emptyDirUnbounded: '{object}: emptyDir volume {volume} has no sizeLimit',
+  volumeMissingConfigMap: '{object}: volume {volume} uses ConfigMap {name} that does not exist',
+  envFromMissingConfigMap: '{where}: envFrom ConfigMap {name} does not exist',
+  noResource: '{where}: no {bound}.{resource}',
+  unreadVariable: '{where}: sets {name}, which the {deployable} config (src/config.ts) does not read',
+  scratchNotBounded: '{where}: SCRATCH_DIR {path} is not a mounted emptyDir with a sizeLimit',
+  noProbe: '{where}: no {kind}',
+  probeOffHealthRoute: '{where}: {kind} is not GET {path} on port {port}',
+  containerRunAsRoot: '{where}: runs without runAsNonRoot',
+  writableRootFilesystem: '{where}: securityContext.readOnlyRootFilesystem is not true',
+  privilegeEscalation: '{where}: securityContext.allowPrivilegeEscalation is not false',
+  capabilitiesKept: '{where}: securityContext.capabilities.drop lacks ALL',
+  noImage: '{where}: no image',
+  imageUntagged: '{where}: image {image} has no tag',
+  imageLatest: '{where}: image {image} uses the latest tag',
+  noDisruptionBudget: '{object}: runs {replicas} replicas and has no PodDisruptionBudget',
+  secretCommitted:
+    '{object}: has data committed; secrets are created in the cluster (docs/DEPLOY.md), only referenced here',
+  secretInConfigMap:
+    '{object}: carries the secret {key}; secrets are created in the cluster (docs/DEPLOY.md), only referenced here',
+  secretLiteral: '{where}: sets the secret {name} as a literal value; take it from a Secret (valueFrom.secretKeyRef)',
+  secretFromElsewhere: '{where}: takes the secret {name} from {source}, not from a Secret (secretKeyRef)',
+  secretPathOffSecretVolume: '{where}: {name} {path} is not on a mounted Secret volume',
+  noDefaultDeny: 'NetworkPolicy: no default deny (podSelector {}, policyTypes Ingress and Egress, no rules)',
+  ingressTooOpen: 'NetworkPolicy: {pod} accepts ingress from {peer}',
+  ingressTooClosed: 'NetworkPolicy: {pod} does not accept ingress from {peer}',
+  egressTooOpen: 'NetworkPolicy: {pod} may connect to {peer}',
+  egressTooClosed: 'NetworkPolicy: {pod} cannot connect to {peer}',
+  noMetricsPort: '{object}: no METRICS_PORT, so /metrics is served on the public port {port}',
+  metricsOnPublicPort: '{object}: METRICS_PORT {port} is the public port, so /metrics is public',
+  metricsPortNotExposed: '{object}: METRICS_PORT {port} is not a containerPort',
+  scrapePortWrong: '{object}: prometheus.io/port {annotated} is not its metrics port {port}',
+  prometheusBlocked: 'NetworkPolicy: Prometheus (namespace monitoring) cannot reach {pod}:{port}',
+  kedaBlocked: 'NetworkPolicy: KEDA (namespace keda) cannot reach rabbitmq:{port}',
+  noGatewayAutoscaler: 'HorizontalPodAutoscaler: none targets Deployment/gateway',
+  noWorkerScaler: 'ScaledObject: none targets Deployment/converter',
+  scalerTargetsOther: '{object}: targets {target}, not the converter workers',
+  triggerWrongQueue: '{object}: trigger {type} on {queue} is not the work queue {workQueue}',
+  // Over AMQP KEDA counts only waiting messages; the management API also counts the ones being converted.
+  triggerCountsWaitingOnly:
+    '{object}: trigger must count waiting and running conversions (protocol http, mode QueueLength)',
+  triggerUnauthenticated: '{object}: trigger has no authenticationRef (a TriggerAuthentication from a Secret)',
+  triggerAuthMissing: '{object}: TriggerAuthentication {name} does not exist',
+  noIngress: 'Ingress: none routes to the gateway',
+  bodySizeTooSmall: '{object}: proxy-body-size {size} is below MAX_UPLOAD_BYTES ({max})',
+  uploadsBuffered: '{object}: uploads are buffered (proxy-request-buffering is not off)',
+  proxyTimeoutShort: '{object}: {annotation} {value} cuts WebSockets and long uploads (< 3600)',
+  routesElsewhere: '{object}: routes {path} to {backend}',
+  graceUnset: '{object}: SHUTDOWN_GRACE_SECONDS is not set; requests in flight are cut after the default',
+  terminationTooShort:
+    '{object}: terminationGracePeriodSeconds {termination} < preStop {preStop} + SHUTDOWN_GRACE_SECONDS {grace} + 5 ({needed})',
+  graceBelowConversion:
+    '{object}: SHUTDOWN_GRACE_SECONDS {grace} < CONVERSION_TIMEOUT_SECONDS {longest}: stopping cuts conversions',
+} as const;
+
+export type PolicyMessage = keyof typeof POLICY_MESSAGES;
+
+/** The sentence of a check, its `{name}` placeholders filled in (a name without a value stays as it is). */
+function say(message: PolicyMessage, values: Record<string, string | number>): string {
+  return POLICY_MESSAGES[message].replace(/\{(\w+)\}/g, (whole, name: string) =>
+    Object.hasOwn(values, name) ? String(values[name]) : whole,
+  );
+}
+
 const INGRESS_ANNOTATIONS = 'nginx.ingress.kubernetes.io/';
 
 /** RabbitMQ's management API, which KEDA's rabbitmq trigger (protocol http) queries. */
@@ -124,7 +198,7 @@ function containerEnv(container: IContainer, configMaps: Map<string, IConfigMap>
     const name = source.configMapRef?.name;
     if (!name) continue;
     const cm = configMaps.get(name);
-    if (!cm) out.push(`${where}: envFrom ConfigMap ${name} does not exist`);
+    if (!cm) out.push(say('envFromMissingConfigMap', { where, name }));
     for (const [k, v] of Object.entries(cm?.data ?? {})) env.set(k, v);
   }
   for (const e of container.env ?? []) env.set(e.name, e.value);
@@ -155,8 +229,8 @@ function secretEnvViolations(
     if (e.valueFrom?.secretKeyRef) continue;
     out.push(
       e.valueFrom
-        ? `${where}: takes the secret ${e.name} from ${envSource(e.valueFrom)}, not from a Secret (secretKeyRef)`
-        : `${where}: sets the secret ${e.name} as a literal value; take it from a Secret (valueFrom.secretKeyRef)`,
+        ? say('secretFromElsewhere', { where, name: e.name, source: envSource(e.valueFrom) })
+        : say('secretLiteral', { where, name: e.name }),
     );
   }
   for (const [name, path] of env) {
@@ -165,7 +239,7 @@ function secretEnvViolations(
       const dir = m.mountPath.replace(/\/+$/, '');
       return (path === dir || path.startsWith(`${dir}/`)) && isSecretVolume(volumes.get(m.name));
     });
-    if (!onSecret) out.push(`${where}: ${name} ${path} is not on a mounted Secret volume`);
+    if (!onSecret) out.push(say('secretPathOffSecretVolume', { where, name, path }));
   }
   return out;
 }
@@ -177,9 +251,7 @@ export function secretViolations(objects: KubeObject[]): string[] {
   for (const cm of configMaps.values()) {
     for (const key of [...Object.keys(cm.data ?? {}), ...Object.keys(cm.binaryData ?? {})]) {
       if (secretKind(key) === 'value') {
-        out.push(
-          `${id(cm)}: carries the secret ${key}; secrets are created in the cluster (docs/DEPLOY.md), only referenced here`,
-        );
+        out.push(say('secretInConfigMap', { object: id(cm), key }));
       }
     }
   }
@@ -201,42 +273,42 @@ function probeViolations(
   expected?: { path: string; port: number },
 ): string[] {
   const probe: IProbe | undefined = container[kind];
-  if (!probe) return [`${where}: no ${kind}`];
+  if (!probe) return [say('noProbe', { where, kind })];
   if (!expected) return [];
   const http = probe.httpGet;
   const port =
     typeof http?.port === 'string' ? container.ports?.find((p) => p.name === http.port)?.containerPort : http?.port;
   if (http?.path !== expected.path || port !== expected.port) {
-    return [`${where}: ${kind} is not GET ${expected.path} on port ${expected.port}`];
+    return [say('probeOffHealthRoute', { where, kind, path: expected.path, port: expected.port })];
   }
   return [];
 }
 
 function imageViolation(where: string, image: string | undefined): string[] {
-  if (!image) return [`${where}: no image`];
+  if (!image) return [say('noImage', { where })];
   if (image.includes('@sha256:')) return [];
   const lastSegment = image.slice(image.lastIndexOf('/') + 1);
   const tag = lastSegment.includes(':') ? lastSegment.slice(lastSegment.indexOf(':') + 1) : '';
-  if (!tag) return [`${where}: image ${image} has no tag`];
-  if (tag === 'latest') return [`${where}: image ${image} uses the latest tag`];
+  if (!tag) return [say('imageUntagged', { where, image })];
+  if (tag === 'latest') return [say('imageLatest', { where, image })];
   return [];
 }
 
 function workloadViolations(w: Workload, configMaps: Map<string, IConfigMap>): string[] {
   const out: string[] = [];
   const spec: IPodSpec | undefined = w.spec?.template.spec;
-  if (!spec) return [`${id(w)}: no pod template`];
+  if (!spec) return [say('noPodSpec', { object: id(w) })];
   const deployable = (DEPLOYABLES as readonly string[]).includes(w.metadata.name)
     ? (w.metadata.name as Deployable)
     : undefined;
-  if (spec.automountServiceAccountToken !== false) out.push(`${id(w)}: automountServiceAccountToken is not false`);
-  if (spec.securityContext?.runAsNonRoot !== true) out.push(`${id(w)}: pod securityContext.runAsNonRoot is not true`);
+  if (spec.automountServiceAccountToken !== false) out.push(say('automountToken', { object: id(w) }));
+  if (spec.securityContext?.runAsNonRoot !== true) out.push(say('podRunAsRoot', { object: id(w) }));
 
   const volumes = new Map((spec.volumes ?? []).map((v) => [v.name, v]));
   for (const v of spec.volumes ?? []) {
-    if (v.emptyDir && !v.emptyDir.sizeLimit) out.push(`${id(w)}: emptyDir volume ${v.name} has no sizeLimit`);
+    if (v.emptyDir && !v.emptyDir.sizeLimit) out.push(say('emptyDirUnbounded', { object: id(w), volume: v.name }));
     if (v.configMap && !configMaps.has(v.configMap.name ?? '')) {
-      out.push(`${id(w)}: volume ${v.name} uses ConfigMap ${v.configMap.name} that does not exist`);
+      out.push(say('volumeMissingConfigMap', { object: id(w), volume: v.name, name: v.configMap.name ?? '' }));
     }
   }
 
@@ -244,7 +316,7 @@ function workloadViolations(w: Workload, configMaps: Map<string, IConfigMap>): s
     const where = `${id(w)} container ${c.name}`;
     for (const bound of ['requests', 'limits'] as const) {
       for (const resource of ['cpu', 'memory']) {
-        if (c.resources?.[bound]?.[resource] === undefined) out.push(`${where}: no ${bound}.${resource}`);
+        if (c.resources?.[bound]?.[resource] === undefined) out.push(say('noResource', { where, bound, resource }));
       }
     }
     const env = containerEnv(c, configMaps, where, out);
@@ -254,7 +326,7 @@ function workloadViolations(w: Workload, configMaps: Map<string, IConfigMap>): s
       health = { port: Number(env.get(variable) ?? port) };
       for (const name of env.keys()) {
         if (!serviceEnv[deployable].has(name)) {
-          out.push(`${where}: sets ${name}, which the ${deployable} config (src/config.ts) does not read`);
+          out.push(say('unreadVariable', { where, name, deployable }));
         }
       }
       const scratch = env.get('SCRATCH_DIR');
@@ -262,7 +334,7 @@ function workloadViolations(w: Workload, configMaps: Map<string, IConfigMap>): s
         const mount = c.volumeMounts?.find((m) => m.mountPath === scratch);
         const volume = mount && volumes.get(mount.name);
         if (!volume?.emptyDir?.sizeLimit) {
-          out.push(`${where}: SCRATCH_DIR ${scratch} is not a mounted emptyDir with a sizeLimit`);
+          out.push(say('scratchNotBounded', { where, path: scratch }));
         }
       }
     }
@@ -271,13 +343,13 @@ function workloadViolations(w: Workload, configMaps: Map<string, IConfigMap>): s
 
     const sc = c.securityContext;
     if ((sc?.runAsNonRoot ?? spec.securityContext?.runAsNonRoot) !== true) {
-      out.push(`${where}: runs without runAsNonRoot`);
+      out.push(say('containerRunAsRoot', { where }));
     }
-    if (sc?.readOnlyRootFilesystem !== true) out.push(`${where}: securityContext.readOnlyRootFilesystem is not true`);
+    if (sc?.readOnlyRootFilesystem !== true) out.push(say('writableRootFilesystem', { where }));
     if (sc?.allowPrivilegeEscalation !== false) {
-      out.push(`${where}: securityContext.allowPrivilegeEscalation is not false`);
+      out.push(say('privilegeEscalation', { where }));
     }
-    if (!sc?.capabilities?.drop?.includes('ALL')) out.push(`${where}: securityContext.capabilities.drop lacks ALL`);
+    if (!sc?.capabilities?.drop?.includes('ALL')) out.push(say('capabilitiesKept', { where }));
     out.push(...imageViolation(where, c.image));
   }
   return out;
@@ -317,8 +389,7 @@ function networkViolations(objects: KubeObject[], workloads: Workload[]): string
       !p.spec?.ingress?.length &&
       !p.spec?.egress?.length,
   );
-  if (!hasDefaultDeny)
-    out.push('NetworkPolicy: no default deny (podSelector {}, policyTypes Ingress and Egress, no rules)');
+  if (!hasDefaultDeny) out.push(say('noDefaultDeny', {}));
 
   for (const [pod, labels] of pods) {
     const selecting = policies.filter((p) => matches(p.spec?.podSelector.matchLabels, labels));
@@ -339,15 +410,13 @@ function networkViolations(objects: KubeObject[], workloads: Workload[]): string
     }
     const allowedIn = new Set([...(ALLOWED_INGRESS[pod] ?? []), ...ALLOWED_INGRESS_EVERYWHERE]);
     const allowedOut = new Set([...(ALLOWED_EGRESS[pod] ?? []), ...ALLOWED_EGRESS_EVERYWHERE]);
-    for (const source of ingress)
-      if (!allowedIn.has(source)) out.push(`NetworkPolicy: ${pod} accepts ingress from ${source}`);
+    for (const source of ingress) if (!allowedIn.has(source)) out.push(say('ingressTooOpen', { pod, peer: source }));
     for (const source of ALLOWED_INGRESS[pod] ?? []) {
-      if (!ingress.has(source)) out.push(`NetworkPolicy: ${pod} does not accept ingress from ${source}`);
+      if (!ingress.has(source)) out.push(say('ingressTooClosed', { pod, peer: source }));
     }
-    for (const target of egress)
-      if (!allowedOut.has(target)) out.push(`NetworkPolicy: ${pod} may connect to ${target}`);
+    for (const target of egress) if (!allowedOut.has(target)) out.push(say('egressTooOpen', { pod, peer: target }));
     for (const target of allowedOut) {
-      if (!egress.has(target)) out.push(`NetworkPolicy: ${pod} cannot connect to ${target}`);
+      if (!egress.has(target)) out.push(say('egressTooClosed', { pod, peer: target }));
     }
   }
   return out;
@@ -404,26 +473,30 @@ function metricsViolations(workloads: Workload[], configMaps: Map<string, IConfi
       const configured = env.get('METRICS_PORT');
       metricsPort = Number(configured);
       if (configured === undefined || !Number.isInteger(metricsPort) || metricsPort <= 0) {
-        out.push(`${id(w)}: no METRICS_PORT, so /metrics is served on the public port ${healthPort}`);
+        out.push(say('noMetricsPort', { object: id(w), port: healthPort }));
         continue;
       }
       if (metricsPort === healthPort) {
-        out.push(`${id(w)}: METRICS_PORT ${metricsPort} is the public port, so /metrics is public`);
+        out.push(say('metricsOnPublicPort', { object: id(w), port: metricsPort }));
         continue;
       }
       if (!container.ports?.some((p) => p.containerPort === metricsPort)) {
-        out.push(`${id(w)}: METRICS_PORT ${metricsPort} is not a containerPort`);
+        out.push(say('metricsPortNotExposed', { object: id(w), port: metricsPort }));
       }
     }
     const annotations = w.spec?.template.metadata?.annotations ?? {};
     if (annotations['prometheus.io/scrape'] === 'true' && annotations['prometheus.io/port'] !== String(metricsPort)) {
       out.push(
-        `${id(w)}: prometheus.io/port ${annotations['prometheus.io/port'] ?? '(unset)'} is not its metrics port ${metricsPort}`,
+        say('scrapePortWrong', {
+          object: id(w),
+          annotated: annotations['prometheus.io/port'] ?? '(unset)',
+          port: metricsPort,
+        }),
       );
     }
     const open = portsOpenTo(w, 'monitoring', policies);
     if (!open.has('*') && !open.has(metricsPort)) {
-      out.push(`NetworkPolicy: Prometheus (namespace monitoring) cannot reach ${w.metadata.name}:${metricsPort}`);
+      out.push(say('prometheusBlocked', { pod: w.metadata.name, port: metricsPort }));
     }
   }
   return out;
@@ -441,25 +514,30 @@ function nginxSize(value: string): number {
 
 function ingressViolations(ingresses: IIngress[], maxUploadBytes: number): string[] {
   const out: string[] = [];
-  if (ingresses.length === 0) out.push('Ingress: none routes to the gateway');
+  if (ingresses.length === 0) out.push(say('noIngress', {}));
   for (const ing of ingresses as (IIngress & KubeObject)[]) {
     const a = ing.metadata.annotations ?? {};
     const get = (name: string) => a[INGRESS_ANNOTATIONS + name];
     const body = get('proxy-body-size');
     if (!body || !(nginxSize(body) >= maxUploadBytes)) {
-      out.push(`${id(ing)}: proxy-body-size ${body ?? '(unset)'} is below MAX_UPLOAD_BYTES (${maxUploadBytes})`);
+      out.push(say('bodySizeTooSmall', { object: id(ing), size: body ?? '(unset)', max: maxUploadBytes }));
     }
-    if (get('proxy-request-buffering') !== 'off')
-      out.push(`${id(ing)}: uploads are buffered (proxy-request-buffering is not off)`);
+    if (get('proxy-request-buffering') !== 'off') out.push(say('uploadsBuffered', { object: id(ing) }));
     for (const t of ['proxy-read-timeout', 'proxy-send-timeout']) {
       if (!(Number(get(t)) >= 3600))
-        out.push(`${id(ing)}: ${t} ${get(t) ?? '(unset)'} cuts WebSockets and long uploads (< 3600)`);
+        out.push(say('proxyTimeoutShort', { object: id(ing), annotation: t, value: get(t) ?? '(unset)' }));
     }
     for (const rule of ing.spec?.rules ?? []) {
       for (const path of rule.http?.paths ?? []) {
         const service = path.backend.service?.name;
         if (service !== 'gateway')
-          out.push(`${id(ing)}: routes ${path.path ?? '/'} to ${service ?? 'a non-service backend'}`);
+          out.push(
+            say('routesElsewhere', {
+              object: id(ing),
+              path: path.path ?? '/',
+              backend: service ?? 'a non-service backend',
+            }),
+          );
       }
     }
   }
@@ -476,22 +554,20 @@ export function checkPolicies(objects: KubeObject[], options: PolicyOptions): st
 
   for (const name of DEPLOYABLES) {
     if (!workloads.some((w) => w.kind === 'Deployment' && w.metadata.name === name))
-      out.push(`Deployment/${name}: missing`);
+      out.push(say('deploymentMissing', { name }));
   }
   for (const w of workloads) {
     out.push(...workloadViolations(w, configMaps));
     const min = minReplicas(w, hpas, scaled);
     const labels = w.spec?.template.metadata?.labels;
     if (min > 1 && !pdbs.some((p) => p.spec?.selector && matches(p.spec.selector.matchLabels, labels))) {
-      out.push(`${id(w)}: runs ${min} replicas and has no PodDisruptionBudget`);
+      out.push(say('noDisruptionBudget', { object: id(w), replicas: min }));
     }
   }
 
   for (const s of of<KubeObject>(objects, 'Secret')) {
     if (s.data !== undefined || s.stringData !== undefined) {
-      out.push(
-        `${id(s)}: has data committed; secrets are created in the cluster (docs/DEPLOY.md), only referenced here`,
-      );
+      out.push(say('secretCommitted', { object: id(s) }));
     }
   }
   out.push(...secretViolations(objects));
@@ -503,35 +579,41 @@ export function checkPolicies(objects: KubeObject[], options: PolicyOptions): st
   for (const rabbitmq of workloads.filter((w) => w.metadata.name === 'rabbitmq')) {
     const open = portsOpenTo(rabbitmq, 'keda', policies);
     if (!open.has('*') && !open.has(RABBITMQ_MANAGEMENT_PORT)) {
-      out.push(`NetworkPolicy: KEDA (namespace keda) cannot reach rabbitmq:${RABBITMQ_MANAGEMENT_PORT}`);
+      out.push(say('kedaBlocked', { port: RABBITMQ_MANAGEMENT_PORT }));
     }
   }
 
   if (!hpas.some((h) => h.spec?.scaleTargetRef.kind === 'Deployment' && h.spec.scaleTargetRef.name === 'gateway')) {
-    out.push('HorizontalPodAutoscaler: none targets Deployment/gateway');
+    out.push(say('noGatewayAutoscaler', {}));
   }
 
   const triggerAuths = new Set(of<KubeObject>(objects, 'TriggerAuthentication').map((t) => t.metadata.name));
   const workerScalers = scaled.filter(
     (s) => (s.spec.scaleTargetRef.kind ?? 'Deployment') === 'Deployment' && s.spec.scaleTargetRef.name === 'converter',
   );
-  if (options.requireKeda && workerScalers.length === 0) out.push('ScaledObject: none targets Deployment/converter');
+  if (options.requireKeda && workerScalers.length === 0) out.push(say('noWorkerScaler', {}));
   for (const s of scaled) {
     if (!workerScalers.includes(s))
-      out.push(`${id(s)}: targets ${s.spec.scaleTargetRef.name}, not the converter workers`);
+      out.push(say('scalerTargetsOther', { object: id(s), target: s.spec.scaleTargetRef.name }));
     for (const t of s.spec.triggers) {
       const queue = t.metadata.queueName;
       if (t.type !== 'rabbitmq' || queue !== Topology.conversionsQueue) {
         out.push(
-          `${id(s)}: trigger ${t.type} on ${queue ?? '(no queue)'} is not the work queue ${Topology.conversionsQueue}`,
+          say('triggerWrongQueue', {
+            object: id(s),
+            type: t.type,
+            queue: queue ?? '(no queue)',
+            workQueue: Topology.conversionsQueue,
+          }),
         );
       }
-      // Over AMQP KEDA counts only waiting messages; the management API also counts the ones being converted.
       if (t.metadata.protocol !== 'http' || t.metadata.mode !== 'QueueLength') {
-        out.push(`${id(s)}: trigger must count waiting and running conversions (protocol http, mode QueueLength)`);
+        out.push(say('triggerCountsWaitingOnly', { object: id(s) }));
       }
+      // The management API's address carries its credentials: it comes from a Secret, through a TriggerAuthentication.
       const auth = t.authenticationRef?.name;
-      if (auth && !triggerAuths.has(auth)) out.push(`${id(s)}: TriggerAuthentication ${auth} does not exist`);
+      if (!auth) out.push(say('triggerUnauthenticated', { object: id(s) }));
+      else if (!triggerAuths.has(auth)) out.push(say('triggerAuthMissing', { object: id(s), name: auth }));
     }
   }
 
@@ -549,7 +631,7 @@ export function checkPolicies(objects: KubeObject[], options: PolicyOptions): st
     const env = containerEnv(container, configMaps, id(deployment), []);
     const graceSetting = env.get('SHUTDOWN_GRACE_SECONDS');
     if (graceSetting === undefined) {
-      out.push(`${id(deployment)}: SHUTDOWN_GRACE_SECONDS is not set; requests in flight are cut after the default`);
+      out.push(say('graceUnset', { object: id(deployment) }));
       continue;
     }
     const grace = Number(graceSetting);
@@ -558,16 +640,12 @@ export function checkPolicies(objects: KubeObject[], options: PolicyOptions): st
     const termination = deployment.spec?.template.spec?.terminationGracePeriodSeconds ?? 30;
     const needed = preStop + grace + 5;
     if (termination < needed) {
-      out.push(
-        `${id(deployment)}: terminationGracePeriodSeconds ${termination} < preStop ${preStop} + SHUTDOWN_GRACE_SECONDS ${grace} + 5 (${needed})`,
-      );
+      out.push(say('terminationTooShort', { object: id(deployment), termination, preStop, grace, needed }));
     }
     if (name === 'converter') {
       const longest = Number(env.get('CONVERSION_TIMEOUT_SECONDS') ?? 1200);
       if (grace < longest) {
-        out.push(
-          `${id(deployment)}: SHUTDOWN_GRACE_SECONDS ${grace} < CONVERSION_TIMEOUT_SECONDS ${longest}: stopping cuts conversions`,
-        );
+        out.push(say('graceBelowConversion', { object: id(deployment), grace, longest }));
       }
     }
   }

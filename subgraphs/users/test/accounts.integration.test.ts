@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { GraphQLError } from 'graphql';
 import jwt from 'jsonwebtoken';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
@@ -531,8 +531,24 @@ describe('migrations', () => {
   it('can be applied by two services starting at the same time', async () => {
     const url = `${SERVER}/${DATABASE}_x`;
     try {
-      const pools = await Promise.all([1, 2].map(() => openDatabase({ url, migrations, logger, connectionLimit: 1 })));
-      await Promise.all(pools.map((p) => p.end()));
+      const [first, second] = await Promise.all(
+        [1, 2].map(() => openDatabase({ url, migrations, logger, connectionLimit: 1 })),
+      );
+      try {
+        // Each migration applied once, and the schema it built serves both: a user one writes, the other reads.
+        const [applied] = await first!.query<RowDataPacket[]>('SELECT id FROM schema_migrations ORDER BY id');
+        expect(applied.map((r) => Number(r.id))).toEqual(migrations.map((m) => m.id));
+        const user = {
+          id: randomUUID(),
+          email: freshEmail(),
+          passwordHash: 'not a real hash',
+          createdAt: new Date(Math.floor(Date.now() / 1000) * 1000),
+        };
+        await new UserRepository(first!).insert(user);
+        expect(await new UserRepository(second!).findByEmail(user.email)).toEqual(user);
+      } finally {
+        await Promise.all([first!.end(), second!.end()]);
+      }
     } finally {
       const conn = await mysql.createConnection(SERVER);
       await conn.query(`DROP DATABASE IF EXISTS \`${DATABASE}_x\``);

@@ -1,5 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type * as Fs from 'node:fs/promises';
 import { access, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import jwt from 'jsonwebtoken';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { createLogger } from '@vidmp3/shared';
+import { createLogger, createTokenVerifier, jwksKeyResolver } from '@vidmp3/shared';
 import { buildSigningKeys, loadOrCreateDevKey, parsePublicKeys, thumbprint } from './signing-keys.js';
 
 // A pass-through fs whose link() a test can hold back, to replay a race deterministically.
@@ -44,9 +46,10 @@ const exists = (path: string) =>
     () => true,
     () => false,
   );
-/** Waits until the condition holds, for at most a second (then goes on, so a fixed race does not hang). */
+/** Waits until the condition holds; fails after 5 s (a bound that only catches a hang, never a slow machine). */
 async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
-  for (let waited = 0; waited < 1_000 && !(await condition()); waited += 10) {
+  for (let waited = 0; !(await condition()); waited += 10) {
+    if (waited >= 5_000) throw new Error('until: the condition did not hold within 5 s');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -118,7 +121,7 @@ describe('buildSigningKeys', () => {
     expect(JSON.stringify(keys.jwks)).not.toContain('"d"');
   });
 
-  it('lists retired public keys beside the current one, so tokens they signed still verify', () => {
+  it('lists retired public keys beside the current one, so tokens they signed still verify', async () => {
     const retired = [newEcKey(), newEcKey()];
     const keys = buildSigningKeys(
       newEcKey().privateKey,
@@ -128,12 +131,45 @@ describe('buildSigningKeys', () => {
     const kids = keys.jwks.keys.map((k) => k.kid);
     expect(kids).toEqual([keys.kid, thumbprint(retired[0]!.publicKey), thumbprint(retired[1]!.publicKey)]);
     expect([...keys.publicKeys.keys()]).toEqual(kids);
-    const old = jwt.sign({ sub: 'user-1' }, retired[1]!.privateKey, { algorithm: 'ES256' });
-    expect(() =>
-      jwt.verify(old, keys.publicKeys.get(thumbprint(retired[1]!.publicKey)) as KeyObject, {
-        algorithms: ['ES256'],
-      }),
-    ).not.toThrow();
+
+    // Verified as the gateway and the other subgraphs verify: their verifier over the JWKS, fetched over HTTP
+    // from a route serving keys.jwks as the users service's /.well-known/jwks.json does.
+    const server = createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(keys.jwks));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const verifier = createTokenVerifier({
+        keys: jwksKeyResolver(`http://127.0.0.1:${port}/.well-known/jwks.json`),
+        issuer: 'vidmp3',
+        audience: 'vidmp3-api',
+      });
+      const sign = (key: KeyObject, kid: string, sub: string) =>
+        jwt.sign({}, key, {
+          algorithm: 'ES256',
+          keyid: kid,
+          issuer: 'vidmp3',
+          audience: 'vidmp3-api',
+          subject: sub,
+          expiresIn: 60,
+        });
+
+      const old = sign(retired[1]!.privateKey, thumbprint(retired[1]!.publicKey), 'user-1');
+      expect(await verifier.verify(old)).toMatchObject({ userId: 'user-1' });
+      // The controls: the kid picks the key, so the retired key's signature under another listed kid fails,
+      // and so does a key the JWKS does not list.
+      await expect(verifier.verify(sign(retired[1]!.privateKey, keys.kid, 'user-2'))).rejects.toMatchObject({
+        extensions: { code: 'UNAUTHENTICATED' },
+      });
+      const stranger = newEcKey();
+      await expect(
+        verifier.verify(sign(stranger.privateKey, thumbprint(stranger.publicKey), 'user-3')),
+      ).rejects.toThrow(/unknown signing key/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('lists the current key once even when it is also given as a previous key', () => {
