@@ -170,7 +170,7 @@ interface TargetResult {
   errors: string[];
   rss: { idle: number; subscribed: number; peak: number; afterLeave: number };
   /** Open sockets of the gateway: idle, subscribed, after the clients left; seconds it took to close theirs. */
-  socks: { idle: number; subscribed: number; afterLeave: number; releasedS: number | undefined };
+  socks: { idle: number; subscribed: number; afterLeave: number; releasedMs: number | undefined };
   jobs: { idle: number; subscribed: number; peak: number };
   jobsOwn: { p50: number; p99: number };
   load: string;
@@ -279,11 +279,11 @@ async function runTarget(
     await Promise.allSettled([...watchers, direct].map((w) => Promise.resolve(w.client.dispose())));
     watchers.length = 0;
     direct = undefined;
-    let releasedS: number | undefined;
+    let releasedMs: number | undefined;
     let open = await sockets(gatewayPid);
     while (Date.now() - left < RELEASE_TIMEOUT_MS) {
-      if (releasedS === undefined && open <= idle.sockets + 5) releasedS = (Date.now() - left) / 1000;
-      if (releasedS !== undefined && Date.now() - left >= AFTER_LEAVE_MS) break;
+      if (releasedMs === undefined && open <= idle.sockets + 5) releasedMs = Date.now() - left;
+      if (releasedMs !== undefined && Date.now() - left >= AFTER_LEAVE_MS) break;
       await sleep(250);
       open = await sockets(gatewayPid);
     }
@@ -304,7 +304,7 @@ async function runTarget(
       incomplete,
       errors,
       rss: { idle: idle.gateway, subscribed: subscribed.gateway, peak: peak.gateway, afterLeave },
-      socks: { idle: idle.sockets, subscribed: subscribed.sockets, afterLeave: open, releasedS },
+      socks: { idle: idle.sockets, subscribed: subscribed.sockets, afterLeave: open, releasedMs },
       jobs: { idle: idle.jobs, subscribed: subscribed.jobs, peak: peak.jobs },
       jobsOwn: { p50: percentile(jobsOwn, 50), p99: percentile(jobsOwn, 99) },
       load: `${loadAtStart} → ${loadAtEnd}`,
@@ -373,7 +373,7 @@ function row(r: TargetResult, all: TargetResult[]): string {
   const ours = all.find((o) => o.clients === r.clients && o.target === 'ours');
   const ratio = r.target === 'hive' && ours ? `${(r.p99 / ours.p99).toFixed(1)}×` : '';
   const perSubscriber = ((r.rss.subscribed - r.rss.idle) * 1024) / r.clients;
-  const released = r.socks.releasedS === undefined ? 'not within 30 s' : `${r.socks.releasedS.toFixed(1)} s`;
+  const released = r.socks.releasedMs === undefined ? 'not within 30 s' : `within ${ms(r.socks.releasedMs)}`;
   const firstError = r.errors[0] ? ` (${r.errors[0].slice(0, 60)})` : '';
   return [
     `| ${r.clients.toLocaleString('en-US')} | ${LABELS[r.target]} | ${r.states} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} |`,
@@ -390,7 +390,7 @@ function row(r: TargetResult, all: TargetResult[]): string {
 const HEADER = [
   '| clients | gateway | states | p50 | p99 | max | states missed | final missed | QUEUED missed | duplicates | errors',
   ' | gateway RSS idle → subscribed / peak | gateway RSS after leave (~10 s) | RSS growth per subscriber',
-  ' | gateway sockets idle → subscribed → after leave (closed in) | jobs RSS idle → subscribed / peak',
+  ' | gateway sockets idle → subscribed → after leave (back near idle) | jobs RSS idle → subscribed / peak',
   ' | jobs subgraph directly, 1 client: p50 / p99 | load average 1/5/15 min (start → end) | Hive p99 ÷ ours |',
 ].join('');
 
