@@ -62,7 +62,35 @@ interface Received {
 interface Watcher {
   client: Client;
   seen: Map<string, Received[]>;
+  /** GraphQL errors delivered with (or instead of) a state; the subscription goes on. */
   errors: string[];
+  /** Why the subscription ended without completing (connection refused or closed, subscription refused). */
+  failed: string | undefined;
+}
+
+/** A readable reason from what graphql-ws hands `error`: an Error, GraphQL errors, or a WebSocket close/error event. */
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (Array.isArray(err)) return err.map(describe).join('; ');
+  if (err !== null && typeof err === 'object') {
+    const e = err as { code?: unknown; reason?: unknown; message?: unknown; type?: unknown };
+    if (typeof e.code === 'number')
+      return `closed ${e.code}${typeof e.reason === 'string' && e.reason ? ` ${e.reason}` : ''}`;
+    if (typeof e.message === 'string') return e.message;
+    if (typeof e.type === 'string') return `${e.type} event`;
+  }
+  return JSON.stringify(err);
+}
+
+/** "count × reason" for the most frequent reasons. */
+function summarize(reasons: string[], top = 2): string {
+  const counts = new Map<string, number>();
+  for (const r of reasons) counts.set(r, (counts.get(r) ?? 0) + 1);
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([reason, n]) => `${n} × ${reason.slice(0, 60)}`)
+    .join(', ');
 }
 
 const stateKey = (s: State) => `${s.status} ${s.progress} ${s.updatedAt}`;
@@ -99,6 +127,7 @@ const WATCH_JOBS = `subscription ($id: ID!) { jobUpdated(id: $id) { id status pr
 function watcher(wsUrl: string, user: SignedUp, jobId: string, query = WATCH): Watcher {
   const seen = new Map<string, Received[]>();
   const errors: string[] = [];
+  const w: Watcher = { client: undefined as unknown as Client, seen, errors, failed: undefined };
   const client = createClient({
     url: wsUrl,
     webSocketImpl: WebSocket,
@@ -119,11 +148,14 @@ function watcher(wsUrl: string, user: SignedUp, jobId: string, query = WATCH): W
         list.push({ state: { status: job.status, progress: job.progress, updatedAt: job.updatedAt, complete }, at });
         seen.set(job.id, list);
       },
-      error: (err) => errors.push(err instanceof Error ? err.message : JSON.stringify(err)),
+      error: (err) => {
+        w.failed = describe(err);
+      },
       complete: () => undefined,
     },
   );
-  return { client, seen, errors };
+  w.client = client;
+  return w;
 }
 
 async function until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
@@ -168,6 +200,7 @@ interface TargetResult {
   duplicates: number;
   incomplete: number;
   errors: string[];
+  failed: string[];
   rss: { idle: number; subscribed: number; peak: number; afterLeave: number };
   /** Open sockets of the gateway: idle, subscribed, after the clients left; seconds it took to close theirs. */
   socks: { idle: number; subscribed: number; afterLeave: number; releasedMs: number | undefined };
@@ -210,7 +243,9 @@ async function runTarget(
     const jobId = await convert(target.url, user, mediaId);
     direct = watcher(`${system.services.jobs!.url.replace(/^http/, 'ws')}/graphql`, user, jobId, WATCH_JOBS);
     for (let i = 0; i < clients; i++) watchers.push(watcher(wsUrl, user, jobId));
-    const subscribedAll = (w: Watcher) => w.errors.length > 0 || (w.seen.get(jobId) ?? []).length > 0;
+    // A client has its answer once a result (data or errors) came, or its subscription failed.
+    const subscribedAll = (w: Watcher) =>
+      w.failed !== undefined || w.errors.length > 0 || (w.seen.get(jobId) ?? []).length > 0;
     await until('every client to see the job QUEUED', () => [...watchers, direct!].every(subscribedAll), 180_000);
     const subscribed = {
       gateway: await vmRSS(gatewayPid),
@@ -221,7 +256,7 @@ async function runTarget(
     worker = await system.startWorker({ READRATE: '1' });
 
     const finished = (w: Watcher) =>
-      w.errors.length > 0 || (w.seen.get(jobId) ?? []).some((r) => FINAL.has(r.state.status) && r.state.complete);
+      w.failed !== undefined || (w.seen.get(jobId) ?? []).some((r) => FINAL.has(r.state.status) && r.state.complete);
     await until('every client to see the final state', () => watchers.every(finished), FINAL_TIMEOUT_MS).catch(
       (err: Error) => console.error(`  ${target.name}: ${err.message}`),
     );
@@ -241,6 +276,7 @@ async function runTarget(
     let missedQueued = 0;
     let duplicates = 0;
     let incomplete = 0;
+    const duplicated: string[] = [];
     for (const w of watchers) {
       const got = w.seen.get(jobId) ?? [];
       for (const r of got) {
@@ -252,7 +288,11 @@ async function runTarget(
       if (missed > 0) clientsMissing++;
       if (!got.some((r) => FINAL.has(r.state.status))) missedFinal++;
       if (!got.some((r) => r.state.status === 'QUEUED')) missedQueued++;
-      for (let i = 1; i < got.length; i++) if (stateKey(got[i]!.state) === stateKey(got[i - 1]!.state)) duplicates++;
+      for (let i = 1; i < got.length; i++) {
+        if (stateKey(got[i]!.state) !== stateKey(got[i - 1]!.state)) continue;
+        duplicates++;
+        duplicated.push(`${got[i]!.state.status} ${got[i]!.state.progress.toFixed(2)}`);
+      }
       incomplete += got.filter((r) => !r.state.complete).length;
     }
     // Per state: when the first and the last client got it, after its updatedAt (where a tail comes from).
@@ -263,10 +303,13 @@ async function runTarget(
           (w.seen.get(jobId) ?? []).filter((r) => stateKey(r.state) === stateKey(state)).map((r) => r.at),
         );
         const t = Date.parse(state.updatedAt);
-        return `${state.status} ${state.progress.toFixed(2)}: ${Math.min(...at) - t}–${Math.max(...at) - t} ms`;
+        const short = at.length === clients ? '' : ` (${at.length} deliveries)`;
+        return `${state.status} ${state.progress.toFixed(2)}: ${Math.min(...at) - t}–${Math.max(...at) - t} ms${short}`;
       });
     console.log(`  ${LABELS[target.name]}, first–last client per state: ${perState.join(', ')}`);
+    if (duplicated.length > 0) console.log(`  ${LABELS[target.name]}, states duplicated: ${summarize(duplicated, 5)}`);
     const errors = watchers.flatMap((w) => w.errors);
+    const failed = watchers.flatMap((w) => (w.failed === undefined ? [] : [w.failed]));
     latencies.sort((a, b) => a - b);
     const jobsOwn = (direct.seen.get(jobId) ?? [])
       .filter((r) => Date.parse(r.state.updatedAt) >= workerStarted)
@@ -303,6 +346,7 @@ async function runTarget(
       duplicates,
       incomplete,
       errors,
+      failed,
       rss: { idle: idle.gateway, subscribed: subscribed.gateway, peak: peak.gateway, afterLeave },
       socks: { idle: idle.sockets, subscribed: subscribed.sockets, afterLeave: open, releasedMs },
       jobs: { idle: idle.jobs, subscribed: subscribed.jobs, peak: peak.jobs },
@@ -374,11 +418,15 @@ function row(r: TargetResult, all: TargetResult[]): string {
   const ratio = r.target === 'hive' && ours ? `${(r.p99 / ours.p99).toFixed(1)}×` : '';
   const perSubscriber = ((r.rss.subscribed - r.rss.idle) * 1024) / r.clients;
   const released = r.socks.releasedMs === undefined ? 'not within 30 s' : `within ${ms(r.socks.releasedMs)}`;
-  const firstError = r.errors[0] ? ` (${r.errors[0].slice(0, 60)})` : '';
+  const errors = [
+    r.failed.length > 0 ? `${r.failed.length} clients failed (${summarize(r.failed)})` : '',
+    r.errors.length > 0 ? `${r.errors.length} results with errors (${summarize(r.errors)})` : '',
+    r.incomplete > 0 ? `${r.incomplete} SUCCEEDED without output` : '',
+  ].filter(Boolean);
   return [
     `| ${r.clients.toLocaleString('en-US')} | ${LABELS[r.target]} | ${r.states} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} |`,
     ` ${r.missedStates} (${r.clientsMissing} clients) | ${r.missedFinal} | ${r.missedQueued} | ${r.duplicates} |`,
-    ` ${r.errors.length}${firstError}${r.incomplete > 0 ? `; ${r.incomplete} SUCCEEDED without output` : ''} |`,
+    ` ${errors.length > 0 ? errors.join('; ') : '0'} |`,
     ` ${mib(r.rss.idle)} → ${mib(r.rss.subscribed)} / ${mib(r.rss.peak)} MiB | ${mib(r.rss.afterLeave)} MiB |`,
     ` ${perSubscriber.toFixed(1)} KiB |`,
     ` ${r.socks.idle} → ${r.socks.subscribed} → ${r.socks.afterLeave} (${released}) |`,
