@@ -403,6 +403,9 @@ async function runCount(clients: number, clip: string): Promise<TargetResult[]> 
       results.push(await runTarget(system, targets[name]!, user, upload.data.uploadVideo.id, clients));
       console.log(row(results.at(-1)!, results));
     }
+    // Logging costs CPU on the gateway's event loop: how much each printed (LOG_LEVEL=info for both).
+    const logLines = TARGETS.map((name) => `${LABELS[name]} ${targets[name]!.process.logs.length}`).join(', ');
+    console.log(`  lines the gateways logged during the run: ${logLines}`);
     return results;
   } finally {
     if (hive) await stopService(hive);
