@@ -133,6 +133,9 @@ function watcher(wsUrl: string, user: SignedUp, jobId: string, query = WATCH): W
     webSocketImpl: WebSocket,
     connectionParams: { authorization: `Bearer ${user.token}` },
     retryAttempts: 0,
+    // The socket stays open after the subscription completes (a lazy client would close it right after the
+    // final state): the clients leave when the benchmark says so, all at once.
+    lazy: false,
   });
   client.subscribe<{ jobUpdated: { id: string } & Omit<State, 'complete'> & { output: unknown } }>(
     { query, variables: { id: jobId } },
