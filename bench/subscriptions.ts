@@ -268,9 +268,10 @@ async function runTarget(
     const peak = { gateway: await vmHWM(gatewayPid), jobs: await vmHWM(jobsPid) };
     const loadAtEnd = load();
 
-    // Every state any client saw (the job's history as the gateway delivered it), in order.
+    // The job's history: every state any client, or the client on jobs directly, saw, in order. A state that
+    // jobs emitted but no gateway delivered to anyone still counts as missed.
     const all = new Map<string, State>();
-    for (const w of watchers) for (const r of w.seen.get(jobId) ?? []) all.set(stateKey(r.state), r.state);
+    for (const w of [...watchers, direct]) for (const r of w.seen.get(jobId) ?? []) all.set(stateKey(r.state), r.state);
     const history = [...all.values()].sort((a, b) => Date.parse(a.updatedAt) - Date.parse(b.updatedAt));
     const latencies: number[] = [];
     let missedStates = 0;
@@ -306,8 +307,10 @@ async function runTarget(
           (w.seen.get(jobId) ?? []).filter((r) => stateKey(r.state) === stateKey(state)).map((r) => r.at),
         );
         const t = Date.parse(state.updatedAt);
+        const name = `${state.status} ${state.progress.toFixed(2)}`;
+        if (at.length === 0) return `${name}: no client`;
         const short = at.length === clients ? '' : ` (${at.length} deliveries)`;
-        return `${state.status} ${state.progress.toFixed(2)}: ${Math.min(...at) - t}–${Math.max(...at) - t} ms${short}`;
+        return `${name}: ${Math.min(...at) - t}–${Math.max(...at) - t} ms${short}`;
       });
     console.log(`  ${LABELS[target.name]}, first–last client per state: ${perState.join(', ')}`);
     if (duplicated.length > 0) console.log(`  ${LABELS[target.name]}, states duplicated: ${summarize(duplicated, 5)}`);
