@@ -136,6 +136,8 @@ function watcher(wsUrl: string, user: SignedUp, jobId: string, query = WATCH): W
     // The socket stays open after the subscription completes (a lazy client would close it right after the
     // final state): the clients leave when the benchmark says so, all at once.
     lazy: false,
+    // A failed connection is recorded by the subscription's error sink below (not printed once per client).
+    onNonLazyError: () => undefined,
   });
   client.subscribe<{ jobUpdated: { id: string } & Omit<State, 'complete'> & { output: unknown } }>(
     { query, variables: { id: jobId } },
@@ -205,7 +207,7 @@ interface TargetResult {
   errors: string[];
   failed: string[];
   rss: { idle: number; subscribed: number; peak: number; afterLeave: number };
-  /** Open sockets of the gateway: idle, subscribed, after the clients left; seconds it took to close theirs. */
+  /** Open sockets of the gateway: idle, subscribed, after the clients left; ms until back near idle. */
   socks: { idle: number; subscribed: number; afterLeave: number; releasedMs: number | undefined };
   jobs: { idle: number; subscribed: number; peak: number };
   jobsOwn: { p50: number; p99: number };
