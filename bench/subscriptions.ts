@@ -1,25 +1,49 @@
-// Subscription benchmark: N graphql-ws clients watching one conversion through the gateway.
+// Subscription benchmark: N graphql-ws clients watching one conversion through our gateway, then the same N
+// clients watching another conversion through Hive Gateway, in the same run on the same system.
 //
-//   npm run bench:subscriptions                      # 100 and 1000 clients
+//   npm run bench:subscriptions                      # 100 and 1000 clients, ours then Hive Gateway
 //   BENCH_CLIENTS=100,1000,5000 npm run bench:subscriptions
+//   BENCH_SUB_TARGETS=ours npm run bench:subscriptions   # one side only (ours, hive; the order is kept)
 //
-// Every client (one user, all from 127.0.0.1: the gateway's WebSocket limits are raised for the run) subscribes
-// to `jobUpdated` with fields of all three subgraphs and records each state it receives. The job is created
-// with no worker running, so it waits QUEUED until every client has seen that first state. The worker reads the input at realtime (READRATE=1), so a 12 s clip emits a progress event about
-// every second. Per run: delivery latency (receive time − the job's own `updatedAt`, ms precision: same
-// machine, same clock), states missed and duplicated per client, and the gateway's and jobs' peak RSS (VmHWM).
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+// Every client (one user, all from 127.0.0.1: our gateway's WebSocket limits are raised for the run)
+// subscribes to `jobUpdated` with fields of all three subgraphs and records each state it receives. Each
+// target gets a conversion of its own (a job of the same user, on its own upload), created with no worker
+// running, so that it waits QUEUED until every client has seen that first state; then one worker starts,
+// reading the input at realtime (READRATE=1), so a 12 s clip emits progress about every second. The targets
+// run one after the other, never overlapping; the worker is stopped between them. Per target: delivery
+// latency (receive time − the job's own `updatedAt`, ms precision: same machine, same clock), states missed
+// and duplicated per client, errors, the gateway's RSS idle → subscribed / peak (VmHWM, reset per target),
+// and after every client has left: how long the gateway took to close their sockets and its RSS about 10 s
+// later (no forced GC: what a production process would show), with the growth per subscriber.
+// Hive Gateway (bench/lib/hive-gateway.ts) runs as shipped, subscribing to jobs over graphql-ws.
+import { readFile, readdir, readlink, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { graphql, signUpUser, uploadFile, type SignedUp } from '../e2e/client.js';
 import { generateVideo } from '../e2e/fixtures.js';
-import { startSystem, type System } from '../e2e/harness.js';
+import { startService, startSystem, stopService, type ServiceProcess, type System } from '../e2e/harness.js';
 
 const COUNTS = (process.env.BENCH_CLIENTS ?? '100,1000').split(',').map(Number);
 const CLIP_SECONDS = Number(process.env.BENCH_CLIP_SECONDS ?? 12);
+const TARGETS = (process.env.BENCH_SUB_TARGETS ?? 'ours,hive').split(',') as TargetName[];
+/** How long every client gets to see the final state (Hive Gateway needs long at thousands of clients). */
+const FINAL_TIMEOUT_MS = Number(process.env.BENCH_SUB_FINAL_TIMEOUT_S ?? 300) * 1000;
+/** After the clients leave: RSS is read this long after they closed (and not before their sockets are gone). */
+const AFTER_LEAVE_MS = 10_000;
+/** …but no longer than this waiting for the gateway to close their sockets. */
+const RELEASE_TIMEOUT_MS = 30_000;
 const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+type TargetName = 'ours' | 'hive';
+for (const t of TARGETS as string[]) {
+  if (t !== 'ours' && t !== 'hive') throw new Error(`BENCH_SUB_TARGETS: unknown target ${t}`);
+}
+const LABELS: Record<TargetName, string> = { ours: 'ours', hive: 'Hive Gateway' };
 
 const WATCH = `subscription ($id: ID!) {
   jobUpdated(id: $id) { id status progress updatedAt owner { email } input { filename } output { downloadUrl } }
@@ -38,23 +62,63 @@ interface Received {
 interface Watcher {
   client: Client;
   seen: Map<string, Received[]>;
+  /** GraphQL errors delivered with (or instead of) a state; the subscription goes on. */
   errors: string[];
+  /** Why the subscription ended without completing (connection refused or closed, subscription refused). */
+  failed: string | undefined;
+}
+
+/** A readable reason from what graphql-ws hands `error`: an Error, GraphQL errors, or a WebSocket close/error event. */
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (Array.isArray(err)) return err.map(describe).join('; ');
+  if (err !== null && typeof err === 'object') {
+    const e = err as { code?: unknown; reason?: unknown; message?: unknown; type?: unknown };
+    if (typeof e.code === 'number')
+      return `closed ${e.code}${typeof e.reason === 'string' && e.reason ? ` ${e.reason}` : ''}`;
+    if (typeof e.message === 'string') return e.message;
+    if (typeof e.type === 'string') return `${e.type} event`;
+  }
+  return JSON.stringify(err);
+}
+
+/** "count × reason" for the most frequent reasons. */
+function summarize(reasons: string[], top = 2): string {
+  const counts = new Map<string, number>();
+  for (const r of reasons) counts.set(r, (counts.get(r) ?? 0) + 1);
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([reason, n]) => `${n} × ${reason.slice(0, 60)}`)
+    .join(', ');
 }
 
 const stateKey = (s: State) => `${s.status} ${s.progress} ${s.updatedAt}`;
 
-async function vmHWM(pid: number | undefined): Promise<number> {
+async function procStatus(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): Promise<number> {
   if (!pid) return NaN;
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
   return match ? Number(match[1]) / 1024 : NaN;
 }
+const vmRSS = (pid: number | undefined) => procStatus(pid, 'VmRSS');
+const vmHWM = (pid: number | undefined) => procStatus(pid, 'VmHWM');
+/** Resets the process's peak RSS (Linux clear_refs 5) so that VmHWM afterwards is this target's peak. */
+const resetPeak = (pid: number | undefined) =>
+  pid
+    ? writeFile(`/proc/${pid}/clear_refs`, '5').then(
+        () => true,
+        () => false,
+      )
+    : Promise.resolve(false);
 
-async function vmRSS(pid: number | undefined): Promise<number> {
+/** Open sockets of a process (client WebSockets, upstream and pool connections, listeners). */
+async function sockets(pid: number | undefined): Promise<number> {
   if (!pid) return NaN;
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = /VmRSS:\s+(\d+) kB/.exec(status);
-  return match ? Number(match[1]) / 1024 : NaN;
+  const dir = `/proc/${pid}/fd`;
+  const fds = await readdir(dir).catch(() => []);
+  const links = await Promise.all(fds.map((fd) => readlink(join(dir, fd)).catch(() => '')));
+  return links.filter((l) => l.startsWith('socket:')).length;
 }
 
 // The same watch on the jobs subgraph itself (its own fields only): how much of the latency is jobs' own.
@@ -63,11 +127,17 @@ const WATCH_JOBS = `subscription ($id: ID!) { jobUpdated(id: $id) { id status pr
 function watcher(wsUrl: string, user: SignedUp, jobId: string, query = WATCH): Watcher {
   const seen = new Map<string, Received[]>();
   const errors: string[] = [];
+  const w: Watcher = { client: undefined as unknown as Client, seen, errors, failed: undefined };
   const client = createClient({
     url: wsUrl,
     webSocketImpl: WebSocket,
     connectionParams: { authorization: `Bearer ${user.token}` },
     retryAttempts: 0,
+    // The socket stays open after the subscription completes (a lazy client would close it right after the
+    // final state): the clients leave when the benchmark says so, all at once.
+    lazy: false,
+    // A failed connection is recorded by the subscription's error sink below (not printed once per client).
+    onNonLazyError: () => undefined,
   });
   client.subscribe<{ jobUpdated: { id: string } & Omit<State, 'complete'> & { output: unknown } }>(
     { query, variables: { id: jobId } },
@@ -83,11 +153,14 @@ function watcher(wsUrl: string, user: SignedUp, jobId: string, query = WATCH): W
         list.push({ state: { status: job.status, progress: job.progress, updatedAt: job.updatedAt, complete }, at });
         seen.set(job.id, list);
       },
-      error: (err) => errors.push(err instanceof Error ? err.message : JSON.stringify(err)),
+      error: (err) => {
+        w.failed = describe(err);
+      },
       complete: () => undefined,
     },
   );
-  return { client, seen, errors };
+  w.client = client;
+  return w;
 }
 
 async function until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
@@ -98,9 +171,11 @@ async function until(what: string, check: () => boolean, timeoutMs: number): Pro
   }
 }
 
-async function convert(system: System, user: SignedUp, mediaId: string): Promise<string> {
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function convert(gatewayUrl: string, user: SignedUp, mediaId: string): Promise<string> {
   const res = await graphql<{ convertMedia: { id: string } }>(
-    system.gatewayUrl,
+    gatewayUrl,
     'mutation ($m: ID!) { convertMedia(mediaId: $m) { id } }',
     { token: user.token, variables: { m: mediaId } },
   );
@@ -111,7 +186,191 @@ async function convert(system: System, user: SignedUp, mediaId: string): Promise
 const percentile = (sorted: number[], p: number) =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
-async function runOnce(clients: number, clip: string): Promise<string> {
+const load = () =>
+  loadavg()
+    .map((n) => n.toFixed(1))
+    .join(' / ');
+
+interface TargetResult {
+  clients: number;
+  target: TargetName;
+  states: number;
+  p50: number;
+  p99: number;
+  max: number;
+  missedStates: number;
+  clientsMissing: number;
+  missedFinal: number;
+  missedQueued: number;
+  duplicates: number;
+  incomplete: number;
+  errors: string[];
+  failed: string[];
+  rss: { idle: number; subscribed: number; peak: number; afterLeave: number };
+  /** Open sockets of the gateway: idle, subscribed, after the clients left; ms until back near idle. */
+  socks: { idle: number; subscribed: number; afterLeave: number; releasedMs: number | undefined };
+  jobs: { idle: number; subscribed: number; peak: number };
+  jobsOwn: { p50: number; p99: number };
+  load: string;
+}
+
+interface Target {
+  name: TargetName;
+  /** Base URL (GraphQL at /graphql, HTTP and graphql-ws). */
+  url: string;
+  process: ServiceProcess;
+}
+
+/** One target's turn: a fresh conversion watched by `clients` clients, then every client leaves. */
+async function runTarget(
+  system: System,
+  target: Target,
+  user: SignedUp,
+  mediaId: string,
+  clients: number,
+): Promise<TargetResult> {
+  const gatewayPid = target.process.child.pid;
+  const jobsPid = system.services.jobs?.child.pid;
+  const wsUrl = `${target.url.replace(/^http/, 'ws')}/graphql`;
+  const watchers: Watcher[] = [];
+  let direct: Watcher | undefined;
+  let worker: ServiceProcess | undefined;
+  try {
+    // The same HTTP request through either gateway first, so that neither is measured cold.
+    const warm = await graphql(target.url, '{ me { email } }', { token: user.token });
+    if (warm.errors) throw new Error(`${target.name}: warm-up query failed: ${JSON.stringify(warm.errors)}`);
+    const loadAtStart = load();
+    await Promise.all([resetPeak(gatewayPid), resetPeak(jobsPid)]);
+    const idle = { gateway: await vmRSS(gatewayPid), jobs: await vmRSS(jobsPid), sockets: await sockets(gatewayPid) };
+
+    // No worker yet: the job waits QUEUED while every client subscribes. jobUpdated starts with the job's
+    // current state, so a client that has seen QUEUED is subscribed; then the worker starts the conversion.
+    const jobId = await convert(target.url, user, mediaId);
+    direct = watcher(`${system.services.jobs!.url.replace(/^http/, 'ws')}/graphql`, user, jobId, WATCH_JOBS);
+    for (let i = 0; i < clients; i++) watchers.push(watcher(wsUrl, user, jobId));
+    // A client has its answer once a result (data or errors) came, or its subscription failed.
+    const subscribedAll = (w: Watcher) =>
+      w.failed !== undefined || w.errors.length > 0 || (w.seen.get(jobId) ?? []).length > 0;
+    await until('every client to see the job QUEUED', () => [...watchers, direct!].every(subscribedAll), 180_000);
+    const subscribed = {
+      gateway: await vmRSS(gatewayPid),
+      jobs: await vmRSS(jobsPid),
+      sockets: await sockets(gatewayPid),
+    };
+    const workerStarted = Date.now();
+    worker = await system.startWorker({ READRATE: '1' });
+
+    const finished = (w: Watcher) =>
+      w.failed !== undefined || (w.seen.get(jobId) ?? []).some((r) => FINAL.has(r.state.status) && r.state.complete);
+    await until('every client to see the final state', () => watchers.every(finished), FINAL_TIMEOUT_MS).catch(
+      (err: Error) => console.error(`  ${target.name}: ${err.message}`),
+    );
+    // Stragglers: give late deliveries a moment, they count as late rather than missed.
+    await sleep(1_000);
+    const peak = { gateway: await vmHWM(gatewayPid), jobs: await vmHWM(jobsPid) };
+    const loadAtEnd = load();
+
+    // The job's history: every state any client, or the client on jobs directly, saw, in order. A state that
+    // jobs emitted but no gateway delivered to anyone still counts as missed.
+    const all = new Map<string, State>();
+    for (const w of [...watchers, direct]) for (const r of w.seen.get(jobId) ?? []) all.set(stateKey(r.state), r.state);
+    const history = [...all.values()].sort((a, b) => Date.parse(a.updatedAt) - Date.parse(b.updatedAt));
+    const latencies: number[] = [];
+    let missedStates = 0;
+    let clientsMissing = 0;
+    let missedFinal = 0;
+    let missedQueued = 0;
+    let duplicates = 0;
+    let incomplete = 0;
+    const duplicated: string[] = [];
+    for (const w of watchers) {
+      const got = w.seen.get(jobId) ?? [];
+      for (const r of got) {
+        if (Date.parse(r.state.updatedAt) >= workerStarted) latencies.push(r.at - Date.parse(r.state.updatedAt));
+      }
+      const keys = new Set(got.map((r) => stateKey(r.state)));
+      const missed = history.filter((s) => !keys.has(stateKey(s))).length;
+      missedStates += missed;
+      if (missed > 0) clientsMissing++;
+      if (!got.some((r) => FINAL.has(r.state.status))) missedFinal++;
+      if (!got.some((r) => r.state.status === 'QUEUED')) missedQueued++;
+      for (let i = 1; i < got.length; i++) {
+        if (stateKey(got[i]!.state) !== stateKey(got[i - 1]!.state)) continue;
+        duplicates++;
+        duplicated.push(`${got[i]!.state.status} ${got[i]!.state.progress.toFixed(2)}`);
+      }
+      incomplete += got.filter((r) => !r.state.complete).length;
+    }
+    // Per state: when the first and the last client got it, after its updatedAt (where a tail comes from).
+    const perState = history
+      .filter((state) => Date.parse(state.updatedAt) >= workerStarted)
+      .map((state) => {
+        const at = watchers.flatMap((w) =>
+          (w.seen.get(jobId) ?? []).filter((r) => stateKey(r.state) === stateKey(state)).map((r) => r.at),
+        );
+        const t = Date.parse(state.updatedAt);
+        const name = `${state.status} ${state.progress.toFixed(2)}`;
+        if (at.length === 0) return `${name}: no client`;
+        const short = at.length === clients ? '' : ` (${at.length} deliveries)`;
+        return `${name}: ${Math.min(...at) - t}–${Math.max(...at) - t} ms${short}`;
+      });
+    console.log(`  ${LABELS[target.name]}, first–last client per state: ${perState.join(', ')}`);
+    if (duplicated.length > 0) console.log(`  ${LABELS[target.name]}, states duplicated: ${summarize(duplicated, 5)}`);
+    const errors = watchers.flatMap((w) => w.errors);
+    const failed = watchers.flatMap((w) => (w.failed === undefined ? [] : [w.failed]));
+    latencies.sort((a, b) => a - b);
+    const jobsOwn = (direct.seen.get(jobId) ?? [])
+      .filter((r) => Date.parse(r.state.updatedAt) >= workerStarted)
+      .map((r) => r.at - Date.parse(r.state.updatedAt))
+      .sort((a, b) => a - b);
+
+    // Every client leaves. The gateway should close their sockets and give back what they held: wait for its
+    // socket count to drop to near idle (bounded), and read RSS no earlier than AFTER_LEAVE_MS after the close.
+    const left = Date.now();
+    await Promise.allSettled([...watchers, direct].map((w) => Promise.resolve(w.client.dispose())));
+    watchers.length = 0;
+    direct = undefined;
+    let releasedMs: number | undefined;
+    let open = await sockets(gatewayPid);
+    while (Date.now() - left < RELEASE_TIMEOUT_MS) {
+      if (releasedMs === undefined && open <= idle.sockets + 5) releasedMs = Date.now() - left;
+      if (releasedMs !== undefined && Date.now() - left >= AFTER_LEAVE_MS) break;
+      await sleep(250);
+      open = await sockets(gatewayPid);
+    }
+    const afterLeave = await vmRSS(gatewayPid);
+
+    return {
+      clients,
+      target: target.name,
+      states: history.length,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      max: latencies.at(-1) ?? NaN,
+      missedStates,
+      clientsMissing,
+      missedFinal,
+      missedQueued,
+      duplicates,
+      incomplete,
+      errors,
+      failed,
+      rss: { idle: idle.gateway, subscribed: subscribed.gateway, peak: peak.gateway, afterLeave },
+      socks: { idle: idle.sockets, subscribed: subscribed.sockets, afterLeave: open, releasedMs },
+      jobs: { idle: idle.jobs, subscribed: subscribed.jobs, peak: peak.jobs },
+      jobsOwn: { p50: percentile(jobsOwn, 50), p99: percentile(jobsOwn, 99) },
+      load: `${loadAtStart} → ${loadAtEnd}`,
+    };
+  } finally {
+    await Promise.allSettled(
+      [...watchers, ...(direct ? [direct] : [])].map((w) => Promise.resolve(w.client.dispose())),
+    );
+    // The next target's job must wait QUEUED until its clients are subscribed: no worker between targets.
+    if (worker) await stopService(worker);
+  }
+}
+
+async function runCount(clients: number, clip: string): Promise<TargetResult[]> {
   const limit = String(clients + 100);
   // All clients come from 127.0.0.1 and one user: lift the per-user and per-address WebSocket limits.
   const system = await startSystem(
@@ -125,110 +384,92 @@ async function runOnce(clients: number, clip: string): Promise<string> {
     },
     { workers: 0 },
   );
-  const watchers: Watcher[] = [];
+  let hive: ServiceProcess | undefined;
   try {
-    const user = await signUpUser(system.gatewayUrl);
-    const upload = await uploadFile(system.gatewayUrl, clip, { token: user.token });
-    if (!upload.data) throw new Error(`upload failed: ${JSON.stringify(upload.errors)}`);
-    const wsUrl = system.gatewayUrl.replace(/^http/, 'ws') + '/graphql';
-    const gatewayPid = system.services.gateway?.child.pid;
-    const jobsPid = system.services.jobs?.child.pid;
-    const idle = { gateway: await vmRSS(gatewayPid), jobs: await vmRSS(jobsPid) };
-
-    // No worker yet: the job waits QUEUED while every client subscribes. jobUpdated starts with the job's
-    // current state, so a client that has seen QUEUED is subscribed; then the worker starts the conversion.
-    const jobId = await convert(system, user, upload.data.uploadVideo.id);
-    const direct = watcher(`${system.services.jobs!.url.replace(/^http/, 'ws')}/graphql`, user, jobId, WATCH_JOBS);
-    for (let i = 0; i < clients; i++) watchers.push(watcher(wsUrl, user, jobId));
-    const subscribedAll = (w: Watcher) => w.errors.length > 0 || (w.seen.get(jobId) ?? []).length > 0;
-    await until('every client to see the job QUEUED', () => [...watchers, direct].every(subscribedAll), 180_000);
-    const subscribed = { gateway: await vmRSS(gatewayPid), jobs: await vmRSS(jobsPid) };
-    const workerStarted = Date.now();
-    await system.startWorker({ READRATE: '1' });
-
-    const mine = watchers;
-    const finished = (w: Watcher) =>
-      w.errors.length > 0 || (w.seen.get(jobId) ?? []).some((r) => FINAL.has(r.state.status) && r.state.complete);
-    await until('every client to see the final state', () => mine.every(finished), 180_000).catch((err: Error) =>
-      console.error(err.message),
-    );
-    // Stragglers: give late deliveries a moment, they count as late rather than missed.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const peak = { gateway: await vmHWM(gatewayPid), jobs: await vmHWM(jobsPid) };
-
-    // Every state any client saw (the job's history as the gateway delivered it), in order.
-    const all = new Map<string, State>();
-    for (const w of mine) for (const r of w.seen.get(jobId) ?? []) all.set(stateKey(r.state), r.state);
-    const history = [...all.values()].sort((a, b) => Date.parse(a.updatedAt) - Date.parse(b.updatedAt));
-    const latencies: number[] = [];
-    let missedStates = 0;
-    let clientsMissing = 0;
-    let missedFinal = 0;
-    let missedQueued = 0;
-    let duplicates = 0;
-    let incomplete = 0;
-    for (const w of mine) {
-      const got = w.seen.get(jobId) ?? [];
-      for (const r of got) {
-        if (Date.parse(r.state.updatedAt) >= workerStarted) latencies.push(r.at - Date.parse(r.state.updatedAt));
-      }
-      const keys = new Set(got.map((r) => stateKey(r.state)));
-      const missed = history.filter((s) => !keys.has(stateKey(s))).length;
-      missedStates += missed;
-      if (missed > 0) clientsMissing++;
-      if (!got.some((r) => FINAL.has(r.state.status))) missedFinal++;
-      if (!got.some((r) => r.state.status === 'QUEUED')) missedQueued++;
-      for (let i = 1; i < got.length; i++) if (stateKey(got[i]!.state) === stateKey(got[i - 1]!.state)) duplicates++;
-      incomplete += got.filter((r) => !r.state.complete).length;
-    }
-    // Per state: when the first and the last client got it, after its updatedAt (where a tail comes from).
-    const perState = history
-      .filter((state) => Date.parse(state.updatedAt) >= workerStarted)
-      .map((state) => {
-        const at = mine.flatMap((w) =>
-          (w.seen.get(jobId) ?? []).filter((r) => stateKey(r.state) === stateKey(state)).map((r) => r.at),
-        );
-        const t = Date.parse(state.updatedAt);
-        return `${state.status} ${state.progress.toFixed(2)}: ${Math.min(...at) - t}–${Math.max(...at) - t} ms`;
+    const subgraphUrl = (name: string) => `${system.services[name]!.url}/graphql`;
+    if (TARGETS.includes('hive')) {
+      hive = await startService('hive', 'bench/lib/hive-gateway.ts', {
+        // The fixture is TypeScript: node runs it through tsx's loader (a cost at start only).
+        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import tsx`.trim(),
+        HIVE_SUPERGRAPH_PATH: join(root, 'supergraph.graphql'),
+        HIVE_USERS_URL: subgraphUrl('users'),
+        HIVE_MEDIA_URL: subgraphUrl('media'),
+        HIVE_JOBS_URL: subgraphUrl('jobs'),
       });
-    console.log(`  first–last client per state: ${perState.join(', ')}`);
-    const errors = mine.flatMap((w) => w.errors);
-    latencies.sort((a, b) => a - b);
-    const jobsOwn = (direct.seen.get(jobId) ?? [])
-      .filter((r) => Date.parse(r.state.updatedAt) >= workerStarted)
-      .map((r) => r.at - Date.parse(r.state.updatedAt))
-      .sort((a, b) => a - b);
-    void direct.client.dispose();
-    const ms = (v: number) => `${Math.round(v)} ms`;
-    return [
-      `| ${clients} | ${history.length} | ${ms(percentile(latencies, 50))} | ${ms(percentile(latencies, 99))} | ${ms(latencies.at(-1) ?? NaN)} |`,
-      ` ${missedStates} (${clientsMissing} clients) | ${missedFinal} | ${missedQueued} | ${duplicates} | ${errors.length}${errors[0] ? ` (${errors[0].slice(0, 60)})` : ''} |`,
-      ` ${idle.gateway.toFixed(0)} → ${subscribed.gateway.toFixed(0)} / ${peak.gateway.toFixed(0)} MiB |`,
-      ` ${idle.jobs.toFixed(0)} → ${subscribed.jobs.toFixed(0)} / ${peak.jobs.toFixed(0)} MiB |`,
-      ` ${ms(percentile(jobsOwn, 50))} / ${ms(percentile(jobsOwn, 99))} |`,
-      incomplete > 0 ? ` (${incomplete} SUCCEEDED without output)` : '',
-    ].join('');
+    }
+    const targets: Record<TargetName, Target | undefined> = {
+      ours: { name: 'ours', url: system.gatewayUrl, process: system.services.gateway! },
+      hive: hive && { name: 'hive', url: hive.url, process: hive },
+    };
+    const user = await signUpUser(system.gatewayUrl);
+    const results: TargetResult[] = [];
+    for (const name of TARGETS) {
+      // One upload per target, so that each conversion is a job of its own from the start.
+      const upload = await uploadFile(system.gatewayUrl, clip, { token: user.token });
+      if (!upload.data) throw new Error(`upload failed: ${JSON.stringify(upload.errors)}`);
+      console.log(`${clients} clients, ${LABELS[name]}…`);
+      results.push(await runTarget(system, targets[name]!, user, upload.data.uploadVideo.id, clients));
+      console.log(row(results.at(-1)!, results));
+    }
+    // Logging costs CPU on the gateway's event loop: how much each printed (LOG_LEVEL=info for both).
+    const logLines = TARGETS.map((name) => `${LABELS[name]} ${targets[name]!.process.logs.length}`).join(', ');
+    console.log(`  lines the gateways logged during the run: ${logLines}`);
+    return results;
   } finally {
-    await Promise.allSettled(watchers.map((w) => Promise.resolve(w.client.dispose())));
+    if (hive) await stopService(hive);
     await system.stop();
   }
 }
 
+const ms = (v: number) => (Number.isNaN(v) ? 'n/a' : `${Math.round(v).toLocaleString('en-US')} ms`);
+const mib = (v: number) => v.toFixed(0);
+
+function row(r: TargetResult, all: TargetResult[]): string {
+  const ours = all.find((o) => o.clients === r.clients && o.target === 'ours');
+  const ratio = r.target === 'hive' && ours ? `${(r.p99 / ours.p99).toFixed(1)}×` : '';
+  const perSubscriber = ((r.rss.subscribed - r.rss.idle) * 1024) / r.clients;
+  const released = r.socks.releasedMs === undefined ? 'not within 30 s' : `within ${ms(r.socks.releasedMs)}`;
+  const errors = [
+    r.failed.length > 0 ? `${r.failed.length} clients failed (${summarize(r.failed)})` : '',
+    r.errors.length > 0 ? `${r.errors.length} results with errors (${summarize(r.errors)})` : '',
+    r.incomplete > 0 ? `${r.incomplete} SUCCEEDED without output` : '',
+  ].filter(Boolean);
+  return [
+    `| ${r.clients.toLocaleString('en-US')} | ${LABELS[r.target]} | ${r.states} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} |`,
+    ` ${r.missedStates} (${r.clientsMissing} clients) | ${r.missedFinal} | ${r.missedQueued} | ${r.duplicates} |`,
+    ` ${errors.length > 0 ? errors.join('; ') : '0'} |`,
+    ` ${mib(r.rss.idle)} → ${mib(r.rss.subscribed)} / ${mib(r.rss.peak)} MiB | ${mib(r.rss.afterLeave)} MiB |`,
+    ` ${perSubscriber.toFixed(1)} KiB |`,
+    ` ${r.socks.idle} → ${r.socks.subscribed} → ${r.socks.afterLeave} (${released}) |`,
+    ` ${mib(r.jobs.idle)} → ${mib(r.jobs.subscribed)} / ${mib(r.jobs.peak)} MiB |`,
+    ` ${ms(r.jobsOwn.p50)} / ${ms(r.jobsOwn.p99)} | ${r.load} | ${ratio} |`,
+  ].join('');
+}
+
+const HEADER = [
+  '| clients | gateway | states | p50 | p99 | max | states missed | final missed | QUEUED missed | duplicates | errors',
+  ' | gateway RSS idle → subscribed / peak | gateway RSS after leave (~10 s) | RSS growth per subscriber',
+  ' | gateway sockets idle → subscribed → after leave (back near idle) | jobs RSS idle → subscribed / peak',
+  ' | jobs subgraph directly, 1 client: p50 / p99 | load average 1/5/15 min (start → end) | Hive p99 ÷ ours |',
+].join('');
+
+let commit = 'unknown';
+try {
+  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+} catch {
+  // not a git checkout: the table says "unknown"
+}
+const startedAt = new Date().toISOString();
 const work = await mkdtemp(join(tmpdir(), 'vidmp3-bench-subscriptions-'));
-const rows: string[] = [];
+const results: TargetResult[] = [];
 try {
   const clip = join(work, 'clip.mp4');
   await generateVideo(clip, CLIP_SECONDS);
-  for (const clients of COUNTS) {
-    console.log(`${clients} clients…`);
-    rows.push(await runOnce(clients, clip));
-    console.log(rows.at(-1));
-  }
+  for (const clients of COUNTS) results.push(...(await runCount(clients, clip)));
 } finally {
   await rm(work, { recursive: true, force: true });
 }
-console.log(
-  `\n| clients | states | p50 | p99 | max | states missed | final missed | QUEUED missed | duplicates | errors | gateway RSS idle → subscribed / peak | jobs RSS idle → subscribed / peak | jobs subgraph directly, 1 client: p50 / p99 |`,
-);
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-for (const row of rows) console.log(row);
+console.log(`\n${startedAt}, commit ${commit}, Node ${process.version}, ${CLIP_SECONDS} s clip.\n`);
+console.log(HEADER);
+console.log(`|${' --- |'.repeat(HEADER.split(' | ').length)}`);
+for (const r of results) console.log(row(r, results));
