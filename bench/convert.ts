@@ -8,10 +8,10 @@
 // 3. where each job's time goes: the median of each step (jobs' outbox rows and the worker's log line give the
 //    timestamps), how long a worker's ffmpeg sits idle between two jobs, and how busy ffmpeg kept the workers.
 //
-// BENCH_LONG_SECONDS (600) and BENCH_CLIPS (20) shorten a run; BENCH_WORKER_ENV='{"PREFETCH":"1"}' passes settings
+// BENCH_LONG_SECONDS (600) and BENCH_CLIPS (20) shorten a run; BENCH_LOG_FILE keeps the services' logs; BENCH_WORKER_ENV='{"PREFETCH":"1"}' passes settings
 // to the workers (to compare a setting's effect).
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -122,10 +122,18 @@ interface Steps {
   worker: string;
 }
 
+/** Two consecutive jobs of one worker. */
+interface Gap {
+  before: Steps;
+  after: Steps;
+}
+
 interface Round {
   wallSeconds: number;
   /** Per worker, from one ffmpeg's end to the start of its next: what the pipeline costs between jobs. */
   gapsMs: number[];
+  /** The two jobs on either side of each of those gaps. */
+  gaps: Gap[];
   jobs: Steps[];
   /** Share of the round's wall time × workers that ffmpeg was running. */
   ffmpegBusy: number;
@@ -176,9 +184,13 @@ async function timeline(system: System, db: Connection, sent: Sent[]): Promise<R
     };
   });
   const gapsMs: number[] = [];
+  const gaps: Gap[] = [];
   for (const name of new Set(jobs.map((j) => j.worker))) {
     const mine = jobs.filter((j) => j.worker === name).sort((a, b) => a.ffmpegStarted - b.ffmpegStarted);
-    for (let i = 1; i < mine.length; i++) gapsMs.push(mine[i]!.ffmpegStarted - mine[i - 1]!.ffmpegEnded);
+    for (let i = 1; i < mine.length; i++) {
+      gapsMs.push(mine[i]!.ffmpegStarted - mine[i - 1]!.ffmpegEnded);
+      gaps.push({ before: mine[i - 1]!, after: mine[i]! });
+    }
   }
   const first = Math.min(...jobs.map((j) => j.sent));
   const last = Math.max(...jobs.map((j) => j.applied));
@@ -187,6 +199,7 @@ async function timeline(system: System, db: Connection, sent: Sent[]): Promise<R
   return {
     wallSeconds: (last - first) / 1000,
     gapsMs,
+    gaps,
     jobs,
     ffmpegBusy: ffmpegMs / ((last - first) * busyWorkers.size),
   };
@@ -211,6 +224,44 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+/** What happened between one ffmpeg's end and the worker's next ffmpeg, ms after that end. */
+const GAP_MARKS: [string, (g: Gap) => number][] = [
+  ['its mp3 stored', (g) => g.before.uploaded],
+  ['its succeeded published (then acked)', (g) => g.before.succeededPublished],
+  ['next request published', (g) => g.after.published],
+  ['next request received', (g) => g.after.received],
+  ['next slot', (g) => g.after.slotted],
+  ['next claim answered', (g) => g.after.claimed],
+  ['next ffmpeg spawned', (g) => g.after.ffmpegStarted],
+];
+
+/** The gaps between two jobs of a worker, taken apart: the median one and the longest ones of each round. */
+function printGaps(rounds: [string, Round][]): void {
+  for (const [name, round] of rounds) {
+    if (round.gaps.length === 0) continue;
+    const sorted = [...round.gaps].sort(
+      (a, b) => a.after.ffmpegStarted - a.before.ffmpegEnded - (b.after.ffmpegStarted - b.before.ffmpegEnded),
+    );
+    const shown = [sorted[Math.floor(sorted.length / 2)]!, ...sorted.slice(-3)];
+    console.log(
+      `\n| ${name}: ms after an ffmpeg's end | median gap | ${shown
+        .slice(1)
+        .map(() => 'long gap')
+        .join(' | ')} |`,
+    );
+    console.log(`| --- |${shown.map(() => ' --- |').join('')}`);
+    console.log(`| worker | ${shown.map((g) => g.after.worker).join(' | ')} |`);
+    for (const [label, at] of GAP_MARKS) {
+      console.log(`| ${label} | ${shown.map((g) => (at(g) - g.before.ffmpegEnded).toFixed(0)).join(' | ')} |`);
+    }
+  }
+}
+
 function printSteps(rounds: [string, Round][]): void {
   console.log(`\n| step (median ms per job) | ${rounds.map(([name]) => name).join(' | ')} |`);
   console.log(`| --- |${rounds.map(() => ' --- |').join('')}`);
@@ -224,6 +275,9 @@ function printSteps(rounds: [string, Round][]): void {
   );
   console.log(
     `| a worker's ffmpeg idle between two jobs | ${rounds.map(([, r]) => (r.gapsMs.length ? median(r.gapsMs).toFixed(0) : '–')).join(' | ')} |`,
+  );
+  console.log(
+    `| a worker's ffmpeg idle between two jobs, 90th percentile | ${rounds.map(([, r]) => (r.gapsMs.length ? percentile(r.gapsMs, 0.9).toFixed(0) : '–')).join(' | ')} |`,
   );
   console.log(
     `| ffmpeg busy (share of wall time × workers) | ${rounds.map(([, r]) => `${(r.ffmpegBusy * 100).toFixed(0)} %`).join(' | ')} |`,
@@ -274,6 +328,13 @@ try {
   bareParallel = await bareClips(2);
   twoRound = await convertAll(system, db, user, clipIds);
 } finally {
+  // BENCH_LOG_FILE=path keeps every service's log lines, to look into a stall the tables show.
+  if (process.env.BENCH_LOG_FILE) {
+    const lines = [...Object.values(system.services), ...extraWorkers].flatMap((s) =>
+      s.logs.map((line) => `[${s.name}] ${line}`),
+    );
+    await writeFile(process.env.BENCH_LOG_FILE, `${lines.join('\n')}\n`);
+  }
   await db.end();
   await system.stop();
   await rm(work, { recursive: true, force: true });
@@ -302,6 +363,10 @@ console.log(`| clips: 2 workers ÷ 1 worker (jobs/min) | ${(oneWorker / twoWorke
 console.log(`| bare: two at a time ÷ one at a time | ${(bareSerial / bareParallel).toFixed(2)} | |`);
 printSteps([
   [`${LONG_SECONDS} s video`, longRound],
+  ['clips, 1 worker', oneRound],
+  ['clips, 2 workers', twoRound],
+]);
+printGaps([
   ['clips, 1 worker', oneRound],
   ['clips, 2 workers', twoRound],
 ]);

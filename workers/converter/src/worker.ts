@@ -358,6 +358,7 @@ export class ConverterWorker {
     log.info(
       {
         outputMediaId: id,
+        deliveryTag: delivery.msg.fields.deliveryTag,
         convertMs: steps.ffmpegEnded - steps.claimed,
         uploadMs: steps.uploaded - steps.ffmpegEnded,
         steps,
