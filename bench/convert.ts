@@ -11,7 +11,7 @@
 // BENCH_LONG_SECONDS (600) and BENCH_CLIPS (20) shorten a run; BENCH_LOG_FILE keeps the services' logs; BENCH_WORKER_ENV='{"PREFETCH":"1"}' passes settings
 // to the workers (to compare a setting's effect).
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -74,6 +74,7 @@ interface Sent {
  * same transaction), to the millisecond.
  */
 async function convertAll(system: System, db: Connection, user: SignedUp, mediaIds: string[]): Promise<Round> {
+  const cpuBefore = await cpuOf(system);
   const sent: Sent[] = [];
   for (const mediaId of mediaIds) {
     const sentAt = Date.now();
@@ -95,10 +96,14 @@ async function convertAll(system: System, db: Connection, user: SignedUp, mediaI
     if (count('SUCCEEDED') === ids.length) break;
     await new Promise((r) => setTimeout(r, 100));
   }
+  const cpuAfter = await cpuOf(system);
+  const cpuMs = Object.fromEntries(
+    Object.entries(cpuAfter).map(([name, ms]) => [name, (ms - (cpuBefore[name] ?? 0)) / ids.length]),
+  );
   // The worker logs its steps just after jobs may have applied the event: give its log a moment to arrive.
   for (let tries = 0; ; tries++) {
     try {
-      return await timeline(system, db, sent);
+      return { ...(await timeline(system, db, sent)), cpuMs };
     } catch (err) {
       if (tries >= 50) throw err;
       await new Promise((r) => setTimeout(r, 100));
@@ -128,6 +133,24 @@ interface Gap {
   after: Steps;
 }
 
+/**
+ * CPU time (user + system, ms) each service's process has used so far, workers together (their ffmpeg
+ * children are not counted: prlimit execs ffmpeg in a process of its own).
+ */
+async function cpuOf(system: System): Promise<Record<string, number>> {
+  const ticks = 100; // USER_HZ on Linux
+  const cpu: Record<string, number> = {};
+  for (const service of [...Object.values(system.services), ...extraWorkers]) {
+    const stat = await readFile(`/proc/${service.child.pid}/stat`, 'utf8').catch(() => '');
+    // "pid (comm) state …": utime and stime are fields 14 and 15, counted after the closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ms = ((Number(fields[11]) || 0) + (Number(fields[12]) || 0)) * (1000 / ticks);
+    const name = service.name.startsWith('worker') ? 'workers' : service.name;
+    cpu[name] = (cpu[name] ?? 0) + ms;
+  }
+  return cpu;
+}
+
 interface Round {
   wallSeconds: number;
   /** Per worker, from one ffmpeg's end to the start of its next: what the pipeline costs between jobs. */
@@ -137,13 +160,15 @@ interface Round {
   jobs: Steps[];
   /** Share of the round's wall time × workers that ffmpeg was running. */
   ffmpegBusy: number;
+  /** CPU ms per job of each service's process (ffmpeg excluded), over the whole round. */
+  cpuMs: Record<string, number>;
 }
 
 /**
  * Lines up each job's steps: jobs' database gives when the request was written to the outbox and published
  * and when the `succeeded` event was applied; the worker's "conversion succeeded" log line gives the rest.
  */
-async function timeline(system: System, db: Connection, sent: Sent[]): Promise<Round> {
+async function timeline(system: System, db: Connection, sent: Sent[]): Promise<Omit<Round, 'cpuMs'>> {
   const ids = sent.map((s) => s.id);
   const [outbox] = await db.query<RowDataPacket[]>(
     `SELECT JSON_VALUE(payload, '$.jobId') AS jobId, routing_key AS routingKey, created_at AS createdAt,
@@ -262,6 +287,15 @@ function printGaps(rounds: [string, Round][]): void {
   }
 }
 
+function printCpu(rounds: [string, Round][]): void {
+  const names = [...new Set(rounds.flatMap(([, r]) => Object.keys(r.cpuMs)))];
+  console.log(`\n| CPU ms per job (ffmpeg excluded) | ${rounds.map(([name]) => name).join(' | ')} |`);
+  console.log(`| --- |${rounds.map(() => ' --- |').join('')}`);
+  for (const name of names) {
+    console.log(`| ${name} | ${rounds.map(([, r]) => (r.cpuMs[name] ?? 0).toFixed(0)).join(' | ')} |`);
+  }
+}
+
 function printSteps(rounds: [string, Round][]): void {
   console.log(`\n| step (median ms per job) | ${rounds.map(([name]) => name).join(' | ')} |`);
   console.log(`| --- |${rounds.map(() => ' --- |').join('')}`);
@@ -362,6 +396,11 @@ console.log(`| clips: 1 worker ÷ bare one at a time (jobs/min) | ${(bareSerial 
 console.log(`| clips: 2 workers ÷ 1 worker (jobs/min) | ${(oneWorker / twoWorkers).toFixed(2)} | ≥ 1.9 |`);
 console.log(`| bare: two at a time ÷ one at a time | ${(bareSerial / bareParallel).toFixed(2)} | |`);
 printSteps([
+  [`${LONG_SECONDS} s video`, longRound],
+  ['clips, 1 worker', oneRound],
+  ['clips, 2 workers', twoRound],
+]);
+printCpu([
   [`${LONG_SECONDS} s video`, longRound],
   ['clips, 1 worker', oneRound],
   ['clips, 2 workers', twoRound],
