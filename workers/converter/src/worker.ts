@@ -198,6 +198,8 @@ export class ConverterWorker {
       this.takers.delete(consumerTag);
       throw err;
     }
+    // The worker began stopping while RabbitMQ set this consumer up, too late for close() to cancel it.
+    if (this.stopping) await this.channel.cancel(consumerTag);
   }
 
   /**
@@ -354,12 +356,14 @@ export class ConverterWorker {
     // PREFETCH it may wait behind a long conversion: claimed only once a slot is free, it stays QUEUED for
     // its owner meanwhile. Either way it can be cancelled without a process to kill.
     const claimFirst = task.takeNext !== undefined;
+    // Waiting from here: a worker that stops hands the request back at once, claimed or not (a redelivered
+    // request may take over its RUNNING job).
+    task.waiting = true;
     let claimed = 0;
     if (claimFirst) {
       if (!(await this.claim(request, delivery, signal, log))) return 'not_claimed';
       claimed = Date.now();
     }
-    task.waiting = true;
     const slot = await this.slots.acquire(signal).finally(() => (task.waiting = false));
     const slotted = Date.now();
     // Giving the slot back takes the next request, unless it was taken already (this ffmpeg about to end).
