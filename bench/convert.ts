@@ -8,8 +8,9 @@
 // 3. where each job's time goes: the median of each step (jobs' outbox rows and the worker's log line give the
 //    timestamps), how long a worker's ffmpeg sits idle between two jobs, and how busy ffmpeg kept the workers.
 //
-// BENCH_LONG_SECONDS (600) and BENCH_CLIPS (20) shorten a run; BENCH_LOG_FILE keeps the services' logs; BENCH_WORKER_ENV='{"PREFETCH":"1"}' passes settings
-// to the workers (to compare a setting's effect).
+// BENCH_LONG_SECONDS (600) and BENCH_CLIPS (20) shorten a run; BENCH_LOG_FILE keeps the services' logs;
+// BENCH_WORKER_ENV='{"PREFETCH":"1"}' and BENCH_JOBS_ENV='{"MAX_DISPATCHED_PER_USER":"2"}' pass settings to the
+// workers and to jobs (to compare a setting's effect).
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -29,6 +30,8 @@ const CLIPS = Number(process.env.BENCH_CLIPS ?? 20);
 const CLIP_SECONDS = 12;
 /** Extra settings of the workers, as JSON (e.g. '{"PREFETCH":"1"}' to compare a setting's effect). */
 const WORKER_ENV = JSON.parse(process.env.BENCH_WORKER_ENV ?? '{}') as Record<string, string>;
+/** Extra settings of jobs, as JSON (e.g. '{"MAX_DISPATCHED_PER_USER":"2"}' to measure with fair dispatch on). */
+const JOBS_ENV = JSON.parse(process.env.BENCH_JOBS_ENV ?? '{}') as Record<string, string>;
 
 async function seconds(fn: () => Promise<unknown>): Promise<number> {
   const started = process.hrtime.bigint();
@@ -338,6 +341,7 @@ const system = await startSystem(
       MAX_ACTIVE_JOBS_PER_USER: String(CLIPS + 1),
       MAX_CONVERSIONS_PER_HOUR: String(2 * CLIPS + 2),
       MAX_DISPATCHED_PER_USER: String(CLIPS + 1),
+      ...JOBS_ENV,
     },
     worker: WORKER_ENV,
   },
