@@ -8,10 +8,11 @@
 // 3. where each job's time goes: the median of each step (jobs' outbox rows and the worker's log line give the
 //    timestamps), how long a worker's ffmpeg sits idle between two jobs, and how busy ffmpeg kept the workers.
 //
-// BENCH_LONG_SECONDS (600) and BENCH_CLIPS (20) shorten a run; BENCH_WORKER_ENV='{"PREFETCH":"1"}' passes settings
-// to the workers (to compare a setting's effect).
+// BENCH_LONG_SECONDS (600) and BENCH_CLIPS (20) shorten a run; BENCH_LOG_FILE keeps the services' logs;
+// BENCH_WORKER_ENV='{"PREFETCH":"1"}' and BENCH_JOBS_ENV='{"MAX_DISPATCHED_PER_USER":"2"}' pass settings to the
+// workers and to jobs (to compare a setting's effect).
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -29,6 +30,8 @@ const CLIPS = Number(process.env.BENCH_CLIPS ?? 20);
 const CLIP_SECONDS = 12;
 /** Extra settings of the workers, as JSON (e.g. '{"PREFETCH":"1"}' to compare a setting's effect). */
 const WORKER_ENV = JSON.parse(process.env.BENCH_WORKER_ENV ?? '{}') as Record<string, string>;
+/** Extra settings of jobs, as JSON (e.g. '{"MAX_DISPATCHED_PER_USER":"2"}' to measure with fair dispatch on). */
+const JOBS_ENV = JSON.parse(process.env.BENCH_JOBS_ENV ?? '{}') as Record<string, string>;
 
 async function seconds(fn: () => Promise<unknown>): Promise<number> {
   const started = process.hrtime.bigint();
@@ -74,6 +77,7 @@ interface Sent {
  * same transaction), to the millisecond.
  */
 async function convertAll(system: System, db: Connection, user: SignedUp, mediaIds: string[]): Promise<Round> {
+  const cpuBefore = await cpuOf(system);
   const sent: Sent[] = [];
   for (const mediaId of mediaIds) {
     const sentAt = Date.now();
@@ -95,10 +99,14 @@ async function convertAll(system: System, db: Connection, user: SignedUp, mediaI
     if (count('SUCCEEDED') === ids.length) break;
     await new Promise((r) => setTimeout(r, 100));
   }
+  const cpuAfter = await cpuOf(system);
+  const cpuMs = Object.fromEntries(
+    Object.entries(cpuAfter).map(([name, ms]) => [name, (ms - (cpuBefore[name] ?? 0)) / ids.length]),
+  );
   // The worker logs its steps just after jobs may have applied the event: give its log a moment to arrive.
   for (let tries = 0; ; tries++) {
     try {
-      return await timeline(system, db, sent);
+      return { ...(await timeline(system, db, sent)), cpuMs };
     } catch (err) {
       if (tries >= 50) throw err;
       await new Promise((r) => setTimeout(r, 100));
@@ -122,20 +130,48 @@ interface Steps {
   worker: string;
 }
 
+/** Two consecutive jobs of one worker. */
+interface Gap {
+  before: Steps;
+  after: Steps;
+}
+
+/**
+ * CPU time (user + system, ms) each service's process has used so far, workers together (their ffmpeg
+ * children are not counted: prlimit execs ffmpeg in a process of its own).
+ */
+async function cpuOf(system: System): Promise<Record<string, number>> {
+  const ticks = 100; // USER_HZ on Linux
+  const cpu: Record<string, number> = {};
+  for (const service of [...Object.values(system.services), ...extraWorkers]) {
+    const stat = await readFile(`/proc/${service.child.pid}/stat`, 'utf8').catch(() => '');
+    // "pid (comm) state …": utime and stime are fields 14 and 15, counted after the closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ms = ((Number(fields[11]) || 0) + (Number(fields[12]) || 0)) * (1000 / ticks);
+    const name = service.name.startsWith('worker') ? 'workers' : service.name;
+    cpu[name] = (cpu[name] ?? 0) + ms;
+  }
+  return cpu;
+}
+
 interface Round {
   wallSeconds: number;
   /** Per worker, from one ffmpeg's end to the start of its next: what the pipeline costs between jobs. */
   gapsMs: number[];
+  /** The two jobs on either side of each of those gaps. */
+  gaps: Gap[];
   jobs: Steps[];
   /** Share of the round's wall time × workers that ffmpeg was running. */
   ffmpegBusy: number;
+  /** CPU ms per job of each service's process (ffmpeg excluded), over the whole round. */
+  cpuMs: Record<string, number>;
 }
 
 /**
  * Lines up each job's steps: jobs' database gives when the request was written to the outbox and published
  * and when the `succeeded` event was applied; the worker's "conversion succeeded" log line gives the rest.
  */
-async function timeline(system: System, db: Connection, sent: Sent[]): Promise<Round> {
+async function timeline(system: System, db: Connection, sent: Sent[]): Promise<Omit<Round, 'cpuMs'>> {
   const ids = sent.map((s) => s.id);
   const [outbox] = await db.query<RowDataPacket[]>(
     `SELECT JSON_VALUE(payload, '$.jobId') AS jobId, routing_key AS routingKey, created_at AS createdAt,
@@ -176,9 +212,13 @@ async function timeline(system: System, db: Connection, sent: Sent[]): Promise<R
     };
   });
   const gapsMs: number[] = [];
+  const gaps: Gap[] = [];
   for (const name of new Set(jobs.map((j) => j.worker))) {
     const mine = jobs.filter((j) => j.worker === name).sort((a, b) => a.ffmpegStarted - b.ffmpegStarted);
-    for (let i = 1; i < mine.length; i++) gapsMs.push(mine[i]!.ffmpegStarted - mine[i - 1]!.ffmpegEnded);
+    for (let i = 1; i < mine.length; i++) {
+      gapsMs.push(mine[i]!.ffmpegStarted - mine[i - 1]!.ffmpegEnded);
+      gaps.push({ before: mine[i - 1]!, after: mine[i]! });
+    }
   }
   const first = Math.min(...jobs.map((j) => j.sent));
   const last = Math.max(...jobs.map((j) => j.applied));
@@ -187,6 +227,7 @@ async function timeline(system: System, db: Connection, sent: Sent[]): Promise<R
   return {
     wallSeconds: (last - first) / 1000,
     gapsMs,
+    gaps,
     jobs,
     ffmpegBusy: ffmpegMs / ((last - first) * busyWorkers.size),
   };
@@ -211,6 +252,53 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+/** What happened between one ffmpeg's end and the worker's next ffmpeg, ms after that end. */
+const GAP_MARKS: [string, (g: Gap) => number][] = [
+  ['its mp3 stored', (g) => g.before.uploaded],
+  ['its succeeded published (then acked)', (g) => g.before.succeededPublished],
+  ['next request published', (g) => g.after.published],
+  ['next request received', (g) => g.after.received],
+  ['next slot', (g) => g.after.slotted],
+  ['next claim answered', (g) => g.after.claimed],
+  ['next ffmpeg spawned', (g) => g.after.ffmpegStarted],
+];
+
+/** The gaps between two jobs of a worker, taken apart: the median one and the longest ones of each round. */
+function printGaps(rounds: [string, Round][]): void {
+  for (const [name, round] of rounds) {
+    if (round.gaps.length === 0) continue;
+    const sorted = [...round.gaps].sort(
+      (a, b) => a.after.ffmpegStarted - a.before.ffmpegEnded - (b.after.ffmpegStarted - b.before.ffmpegEnded),
+    );
+    const shown = [sorted[Math.floor(sorted.length / 2)]!, ...sorted.slice(-3)];
+    console.log(
+      `\n| ${name}: ms after an ffmpeg's end | median gap | ${shown
+        .slice(1)
+        .map(() => 'long gap')
+        .join(' | ')} |`,
+    );
+    console.log(`| --- |${shown.map(() => ' --- |').join('')}`);
+    console.log(`| worker | ${shown.map((g) => g.after.worker).join(' | ')} |`);
+    for (const [label, at] of GAP_MARKS) {
+      console.log(`| ${label} | ${shown.map((g) => (at(g) - g.before.ffmpegEnded).toFixed(0)).join(' | ')} |`);
+    }
+  }
+}
+
+function printCpu(rounds: [string, Round][]): void {
+  const names = [...new Set(rounds.flatMap(([, r]) => Object.keys(r.cpuMs)))];
+  console.log(`\n| CPU ms per job (ffmpeg excluded) | ${rounds.map(([name]) => name).join(' | ')} |`);
+  console.log(`| --- |${rounds.map(() => ' --- |').join('')}`);
+  for (const name of names) {
+    console.log(`| ${name} | ${rounds.map(([, r]) => (r.cpuMs[name] ?? 0).toFixed(0)).join(' | ')} |`);
+  }
+}
+
 function printSteps(rounds: [string, Round][]): void {
   console.log(`\n| step (median ms per job) | ${rounds.map(([name]) => name).join(' | ')} |`);
   console.log(`| --- |${rounds.map(() => ' --- |').join('')}`);
@@ -224,6 +312,9 @@ function printSteps(rounds: [string, Round][]): void {
   );
   console.log(
     `| a worker's ffmpeg idle between two jobs | ${rounds.map(([, r]) => (r.gapsMs.length ? median(r.gapsMs).toFixed(0) : '–')).join(' | ')} |`,
+  );
+  console.log(
+    `| a worker's ffmpeg idle between two jobs, 90th percentile | ${rounds.map(([, r]) => (r.gapsMs.length ? percentile(r.gapsMs, 0.9).toFixed(0) : '–')).join(' | ')} |`,
   );
   console.log(
     `| ffmpeg busy (share of wall time × workers) | ${rounds.map(([, r]) => `${(r.ffmpegBusy * 100).toFixed(0)} %`).join(' | ')} |`,
@@ -250,6 +341,7 @@ const system = await startSystem(
       MAX_ACTIVE_JOBS_PER_USER: String(CLIPS + 1),
       MAX_CONVERSIONS_PER_HOUR: String(2 * CLIPS + 2),
       MAX_DISPATCHED_PER_USER: String(CLIPS + 1),
+      ...JOBS_ENV,
     },
     worker: WORKER_ENV,
   },
@@ -274,6 +366,13 @@ try {
   bareParallel = await bareClips(2);
   twoRound = await convertAll(system, db, user, clipIds);
 } finally {
+  // BENCH_LOG_FILE=path keeps every service's log lines, to look into a stall the tables show.
+  if (process.env.BENCH_LOG_FILE) {
+    const lines = [...Object.values(system.services), ...extraWorkers].flatMap((s) =>
+      s.logs.map((line) => `[${s.name}] ${line}`),
+    );
+    await writeFile(process.env.BENCH_LOG_FILE, `${lines.join('\n')}\n`);
+  }
   await db.end();
   await system.stop();
   await rm(work, { recursive: true, force: true });
@@ -302,6 +401,15 @@ console.log(`| clips: 2 workers ÷ 1 worker (jobs/min) | ${(oneWorker / twoWorke
 console.log(`| bare: two at a time ÷ one at a time | ${(bareSerial / bareParallel).toFixed(2)} | |`);
 printSteps([
   [`${LONG_SECONDS} s video`, longRound],
+  ['clips, 1 worker', oneRound],
+  ['clips, 2 workers', twoRound],
+]);
+printCpu([
+  [`${LONG_SECONDS} s video`, longRound],
+  ['clips, 1 worker', oneRound],
+  ['clips, 2 workers', twoRound],
+]);
+printGaps([
   ['clips, 1 worker', oneRound],
   ['clips, 2 workers', twoRound],
 ]);

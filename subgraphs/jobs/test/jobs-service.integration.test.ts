@@ -1050,6 +1050,34 @@ describe('fair dispatching: a few requests per user in RabbitMQ at a time', () =
     expect(await requested(queued)).toEqual([[1], [1], []]);
   });
 
+  it("looks for a user's waiting jobs without waiting on a sent job a worker is claiming", async () => {
+    const { viewer, queued } = await userWithJobs(3);
+    // A claim of a sent job holds its row and next updates its status; the dispatch of the same user's next
+    // job must not hold that job's index entries meanwhile (the two deadlocked, and the claim was refused).
+    const claim = await pool.getConnection();
+    const dispatch = await pool.getConnection();
+    try {
+      await claim.beginTransaction();
+      await claim.query('SELECT id FROM jobs WHERE id = ? FOR UPDATE', [queued[1]!.id]);
+      await dispatch.query('SET SESSION innodb_lock_wait_timeout = 2');
+      await dispatch.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+      await dispatch.beginTransaction();
+
+      const waiting = await repo.lockWaiting(dispatch, viewer.userId, 2);
+      await claim.query("UPDATE jobs SET status = 'RUNNING' WHERE id = ?", [queued[1]!.id]);
+      await claim.commit();
+      await dispatch.commit();
+
+      expect(waiting.map((j) => j.id)).toEqual([queued[2]!.id]);
+    } finally {
+      await claim.rollback().catch(() => undefined);
+      await dispatch.rollback().catch(() => undefined);
+      await dispatch.query('SET SESSION innodb_lock_wait_timeout = DEFAULT');
+      claim.release();
+      dispatch.release();
+    }
+  });
+
   it('gives a missed turn through the sweeper, and never re-sends a job that is only waiting', async () => {
     const { service, queued } = await userWithJobs(3);
     // The replica stopped between the job's end and its owner's next dispatch.

@@ -17,14 +17,19 @@ export const ConfigSchema = z
     /** Conversions run at once; also the RabbitMQ prefetch, so the broker never hands over more than that. */
     CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
     /**
-     * Conversion requests held at once (the RabbitMQ prefetch); at least CONCURRENCY, and CONCURRENCY when
-     * unset. Above it, only CONCURRENCY of them run ffmpeg: the others store their output or wait their turn,
-     * so that a job's upload and the next one's claim overlap a running ffmpeg (many short clips: ffmpeg busy
-     * 57 % → 86 % of the time in bench:convert). Off by default because a held request waits for this
-     * worker's slot even when another worker is idle — behind a 20-minute conversion, that is a long wait —
-     * and held requests are not "ready" in the queue depth an autoscaler reads.
+     * Unset (the default): the worker takes a request only when one of its ffmpeg slots is free or about to be
+     * (see LOOKAHEAD_MS), through a consumer of its own for each request (prefetch 1, cancelled on delivery).
+     * Set: a fixed RabbitMQ prefetch of this many requests (at least CONCURRENCY); above CONCURRENCY the extra
+     * ones wait unclaimed for a slot — behind a 20-minute conversion, a long wait while another worker may be
+     * idle — and are not "ready" in the queue depth an autoscaler reads.
      */
     PREFETCH: z.coerce.number().int().min(1).max(128).optional(),
+    /**
+     * Without PREFETCH: the next request is taken once a running ffmpeg is expected to end within this many
+     * ms (from this worker's past pace, or the conversion's own), so that it is at hand when the slot frees
+     * and waits no longer than about this; 0 takes it only when the slot is free.
+     */
+    LOOKAHEAD_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
     /** The ffmpeg binary: a path, or a name looked up on PATH. */
     FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
     /** Where a bare FFMPEG_PATH is looked up; the only variable of ours that ffmpeg's environment carries. */
@@ -80,7 +85,6 @@ export const ConfigSchema = z
   .transform((c) => ({
     ...c,
     INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_API_TOKEN,
-    PREFETCH: c.PREFETCH ?? c.CONCURRENCY,
   }));
 
 export type Config = z.output<typeof ConfigSchema>;

@@ -2,7 +2,7 @@ import { AbortError } from './errors.js';
 
 /**
  * At most `size` holders at once, the others waiting in arrival order. The worker holds more requests than it
- * runs ffmpeg for (PREFETCH over CONCURRENCY): one job's output upload and the next job's claim overlap the
+ * runs ffmpeg for (taken ahead, or PREFETCH over CONCURRENCY): one job's output upload and the next job's claim overlap the
  * running ffmpeg, while the number of ffmpeg processes (and so the cores they take) stays CONCURRENCY.
  */
 export class Slots {

@@ -33,7 +33,8 @@ import {
   type ConversionMeter,
   type ConversionOutcome,
 } from './metrics.js';
-import { ProgressThrottle } from './progress.js';
+import { EndEstimate } from './look-ahead.js';
+import { expectedSeconds, ProgressThrottle } from './progress.js';
 import { Slots } from './slots.js';
 import type { FfmpegLimits, transcode } from './transcoder.js';
 
@@ -41,6 +42,7 @@ export type WorkerSettings = Pick<
   Config,
   | 'CONCURRENCY'
   | 'PREFETCH'
+  | 'LOOKAHEAD_MS'
   | 'MAX_ATTEMPTS'
   | 'SCRATCH_DIR'
   | 'SHUTDOWN_GRACE_SECONDS'
@@ -76,6 +78,9 @@ interface Delivery {
   receivedAt: number;
 }
 
+/** Takes one more request: opens a consumer for it (taking requests on demand, without PREFETCH). */
+type Take = () => void;
+
 /** A delivery being worked on. */
 interface Task {
   jobId?: string;
@@ -83,6 +88,11 @@ interface Task {
   waiting: boolean;
   controller: AbortController;
   done: Promise<void>;
+  /**
+   * Taking on demand: this request came on a consumer opened for it alone, and it opens the one for the next
+   * request once, as soon as its ffmpeg is expected to end soon, or when it gives its slot back or ends.
+   */
+  takeNext?: Take;
 }
 
 /**
@@ -95,7 +105,11 @@ export class ConverterWorker {
   private current: ConfirmChannel | undefined;
   private connected = false;
   private consumerTag: string | undefined;
+  /** Taking on demand: the consumers open, each for one request (prefetch 1), cancelled once it arrived. */
+  private readonly takers = new Set<string>();
+  private started = false;
   private stopping = false;
+  private readonly estimate: EndEstimate;
   private readonly tasks = new Set<Task>();
   /** ffmpeg processes running at once: CONCURRENCY, however many requests are held. */
   private readonly slots: Slots;
@@ -105,6 +119,7 @@ export class ConverterWorker {
 
   constructor(private readonly deps: WorkerDeps) {
     this.slots = new Slots(deps.settings.CONCURRENCY);
+    this.estimate = new EndEstimate(deps.settings.LOOKAHEAD_MS);
     this.channel = deps.connection.createChannel({
       name: 'converter',
       confirm: true,
@@ -149,18 +164,70 @@ export class ConverterWorker {
   /** Resolves once the worker consumes conversion requests. */
   async start(): Promise<void> {
     await this.channel.waitForConnect();
-    const { consumerTag } = await this.channel.consume(Topology.conversionsQueue, (msg) => this.onDelivery(msg), {
-      noAck: false,
-      // RabbitMQ hands over a few more requests than run at once (the next job is here when an ffmpeg ends,
-      // while the last one's output is still being stored); the rest stay queued for other workers.
-      prefetch: Math.max(this.deps.settings.PREFETCH, this.deps.settings.CONCURRENCY),
+    const { PREFETCH, CONCURRENCY } = this.deps.settings;
+    if (PREFETCH === undefined) {
+      await Promise.all(Array.from({ length: CONCURRENCY }, () => this.take()));
+    } else {
+      const { consumerTag } = await this.channel.consume(Topology.conversionsQueue, (msg) => this.onDelivery(msg), {
+        noAck: false,
+        // Above CONCURRENCY, RabbitMQ hands over more requests than run at once; they wait for a slot.
+        prefetch: Math.max(PREFETCH, CONCURRENCY),
+      });
+      this.consumerTag = consumerTag;
+    }
+    this.started = true;
+  }
+
+  /**
+   * Opens a consumer for one request (prefetch 1). A consumer's setting stays as it was opened (RabbitMQ applies
+   * a new prefetch to new consumers only, and quorum queues have no channel-wide one), hence one consumer per
+   * request taken: with ack-after-work and prefetch 1 it can receive nothing more before it is cancelled. The
+   * connection manager opens it again after a reconnection, under the same tag, until it is cancelled.
+   */
+  private async take(): Promise<void> {
+    if (this.stopping) return;
+    const consumerTag = `take-${randomUUID()}`;
+    this.takers.add(consumerTag);
+    try {
+      await this.channel.consume(Topology.conversionsQueue, (msg) => this.onDelivery(msg), {
+        noAck: false,
+        prefetch: 1,
+        consumerTag,
+      });
+    } catch (err) {
+      this.takers.delete(consumerTag);
+      throw err;
+    }
+    // The worker began stopping while RabbitMQ set this consumer up, too late for close() to cancel it.
+    if (this.stopping) await this.channel.cancel(consumerTag);
+  }
+
+  /**
+   * A request arrived on a taking consumer: cancel that consumer, and give the task the right to take the next
+   * one. A request on a consumer already cancelled (one that slipped in before the cancel) takes nothing more.
+   */
+  private taken(consumerTag: string): Take | undefined {
+    if (!this.takers.delete(consumerTag)) return undefined;
+    // Not at once: the connection manager learns the consumer's tag just after RabbitMQ's consume-ok, which can
+    // come with the first delivery; cancelled before that, it would only be forgotten, not cancelled.
+    setImmediate(() => {
+      this.channel
+        .cancel(consumerTag)
+        .catch((err: unknown) => this.deps.logger.warn({ err }, 'could not cancel a RabbitMQ consumer'));
     });
-    this.consumerTag = consumerTag;
+    let taken = false;
+    return () => {
+      if (taken) return;
+      taken = true;
+      this.take().catch((err: unknown) =>
+        this.deps.logger.error({ err }, 'could not consume from RabbitMQ; the connection will be re-established'),
+      );
+    };
   }
 
   /** Connected to RabbitMQ and taking work. */
   isReady(): boolean {
-    return this.connected && this.consumerTag !== undefined && !this.stopping;
+    return this.connected && this.started && !this.stopping;
   }
 
   /**
@@ -171,11 +238,13 @@ export class ConverterWorker {
     if (this.stopping) return;
     this.stopping = true;
     const { logger, settings } = this.deps;
-    if (this.consumerTag) {
-      await this.channel
-        .cancel(this.consumerTag)
-        .catch((err: unknown) => logger.warn({ err }, 'could not cancel the RabbitMQ consumer'));
-    }
+    const consumers = [...(this.consumerTag ? [this.consumerTag] : []), ...this.takers];
+    this.takers.clear();
+    await Promise.all(
+      consumers.map((tag) =>
+        this.channel.cancel(tag).catch((err: unknown) => logger.warn({ err }, 'could not cancel a RabbitMQ consumer')),
+      ),
+    );
     // Requests waiting for an ffmpeg slot have not started: another worker can take them now.
     for (const task of this.tasks) if (task.waiting) task.controller.abort('shutdown' satisfies StopReason);
     if (this.tasks.size > 0) {
@@ -224,6 +293,8 @@ export class ConverterWorker {
       return;
     }
     const task: Task = { controller: new AbortController(), done: Promise.resolve(), waiting: false };
+    const takeNext = this.taken(msg.fields.consumerTag);
+    if (takeNext) task.takeNext = takeNext;
     this.tasks.add(task);
     task.done = this.handle(delivery, task)
       .catch((err: unknown) => {
@@ -231,7 +302,10 @@ export class ConverterWorker {
         this.deps.logger.error({ err, jobId: task.jobId }, 'could not finish handling a conversion request');
         this.settle(delivery, 'requeue', this.deps.logger);
       })
-      .finally(() => this.tasks.delete(task));
+      .finally(() => {
+        this.tasks.delete(task);
+        task.takeNext?.();
+      });
   }
 
   private async handle(delivery: Delivery, task: Task): Promise<void> {
@@ -277,56 +351,95 @@ export class ConverterWorker {
     log: Logger,
   ): Promise<'succeeded' | 'not_claimed'> {
     const signal = task.controller.signal;
-    // Claimed only once a slot is free: a job waiting here is still QUEUED for its owner, and cancellable
-    // without a process to kill.
+    // Taken on demand, a request waits for a slot only while the ffmpeg before it ends (about LOOKAHEAD_MS at
+    // most): it is claimed first, in that time, so that its ffmpeg follows the slot at once. With a fixed
+    // PREFETCH it may wait behind a long conversion: claimed only once a slot is free, it stays QUEUED for
+    // its owner meanwhile. Either way it can be cancelled without a process to kill.
+    const claimFirst = task.takeNext !== undefined;
+    // Waiting from here: a worker that stops hands the request back at once, claimed or not (a redelivered
+    // request may take over its RUNNING job).
     task.waiting = true;
-    const release = await this.slots.acquire(signal).finally(() => (task.waiting = false));
+    let claimed = 0;
+    if (claimFirst) {
+      if (!(await this.claim(request, delivery, signal, log))) return 'not_claimed';
+      claimed = Date.now();
+    }
+    const slot = await this.slots.acquire(signal).finally(() => (task.waiting = false));
+    const slotted = Date.now();
+    // Giving the slot back takes the next request, unless it was taken already (this ffmpeg about to end).
+    const release = () => {
+      slot();
+      task.takeNext?.();
+    };
     try {
-      return await this.claimAndConvert(request, delivery, signal, output, log, release, Date.now());
+      if (!claimFirst) {
+        if (!(await this.claim(request, delivery, signal, log))) return 'not_claimed';
+        claimed = Date.now();
+      }
+      return await this.run(request, delivery, task, output, log, release, { slotted, claimed });
     } finally {
       release();
     }
   }
 
-  /** With an ffmpeg slot held; gives it back (`release`) as soon as ffmpeg has ended, before the upload. */
-  private async claimAndConvert(
-    request: ConversionRequest,
-    delivery: Delivery,
-    signal: AbortSignal,
-    output: string,
-    log: Logger,
-    release: () => void,
-    /** Epoch ms when the slot was granted. */
-    slotted: number,
-  ): Promise<'succeeded' | 'not_claimed'> {
-    const { media, jobs, settings } = this.deps;
-    const context = { requestId: request.requestId, signal };
+  /** Asks jobs whether this attempt may run here; when not, the request is acknowledged (dropped): false. */
+  private async claim(request: ConversionRequest, delivery: Delivery, signal: AbortSignal, log: Logger) {
     const redelivered = delivery.msg.fields.redelivered;
-
-    const claim = await jobs.claim(request.jobId, request.attempt, redelivered, context).catch((err: unknown) => {
-      if (err instanceof TransientError) throw new ClaimUnavailableError(err.message, { cause: err });
-      throw err;
-    });
+    const context = { requestId: request.requestId, signal };
+    const claim = await this.deps.jobs
+      .claim(request.jobId, request.attempt, redelivered, context)
+      .catch((err: unknown) => {
+        if (err instanceof TransientError) throw new ClaimUnavailableError(err.message, { cause: err });
+        throw err;
+      });
     if (!claim.proceed) {
       log.info({ reason: claim.reason }, 'attempt not claimed; dropping the request');
       this.settle(delivery, 'ack', log);
-      return 'not_claimed';
+      return false;
     }
+    return true;
+  }
+
+  /** Claimed, with an ffmpeg slot held; gives it back (`release`) as soon as ffmpeg has ended, before the upload. */
+  private async run(
+    request: ConversionRequest,
+    delivery: Delivery,
+    task: Task,
+    output: string,
+    log: Logger,
+    release: () => void,
+    /** Epoch ms when the slot was granted and the claim answered. */
+    { slotted, claimed }: { slotted: number; claimed: number },
+  ): Promise<'succeeded'> {
+    const { media, settings } = this.deps;
+    const { signal } = task.controller;
+    const context = { requestId: request.requestId, signal };
+    const redelivered = delivery.msg.fields.redelivered;
+
     // Epoch ms of each step, logged with the outcome: the benchmark lines them up with jobs' own timestamps
     // (bench/convert.ts) to show where a job's time goes besides ffmpeg.
     const steps = {
       received: delivery.receivedAt,
       slotted,
-      claimed: Date.now(),
+      claimed,
       ffmpegStarted: 0,
       ffmpegEnded: 0,
       uploaded: 0,
       succeededPublished: 0,
     };
-    await this.publish(request, { type: 'started', ...stamp(request) });
+    // Not awaited before ffmpeg starts: the events of one job go out on one channel, in order, so `started`
+    // still precedes its progress and outcome; its confirm is awaited before the outcome is reported.
+    const startedSent = this.publish(request, { type: 'started', ...stamp(request) });
+    startedSent.catch(() => undefined); // awaited below; a rejection before then is not unhandled
     log.info({ redelivered }, 'conversion started');
 
     const throttle = new ProgressThrottle();
+    const outputSeconds = expectedSeconds({
+      durationSeconds: request.inputDurationSeconds,
+      startSeconds: request.options.startSeconds,
+      endSeconds: request.options.endSeconds,
+      maxSeconds: settings.MAX_INPUT_SECONDS,
+    });
     await this.deps.transcode({
       inputUrl: media.contentUrl(request.inputMediaId),
       headers: media.authHeaders(request.requestId),
@@ -334,8 +447,12 @@ export class ConverterWorker {
       options: request.options,
       durationSeconds: request.inputDurationSeconds,
       signal,
-      onStart: () => (steps.ffmpegStarted = Date.now()),
+      onStart: () => {
+        steps.ffmpegStarted = Date.now();
+        if (this.estimate.endsSoonAtStart(outputSeconds)) task.takeNext?.();
+      },
       onProgress: (progress) => {
+        if (task.takeNext && this.estimate.endsSoon(progress, Date.now() - steps.ffmpegStarted)) task.takeNext();
         if (!throttle.offer(progress)) return;
         this.publish(request, { type: 'progress', ...stamp(request), progress }).catch((err: unknown) =>
           log.warn({ err }, 'could not publish progress'),
@@ -350,6 +467,8 @@ export class ConverterWorker {
     steps.ffmpegEnded = Date.now();
     // The next request held here can run its ffmpeg while this output is stored.
     release();
+    this.estimate.learn(outputSeconds, steps.ffmpegEnded - steps.ffmpegStarted);
+    await startedSent;
 
     const { id } = await media.uploadOutput(request.jobId, request.ownerId, request.inputMediaId, output, context);
     steps.uploaded = Date.now();
@@ -358,6 +477,7 @@ export class ConverterWorker {
     log.info(
       {
         outputMediaId: id,
+        deliveryTag: delivery.msg.fields.deliveryTag,
         convertMs: steps.ffmpegEnded - steps.claimed,
         uploadMs: steps.uploaded - steps.ffmpegEnded,
         steps,

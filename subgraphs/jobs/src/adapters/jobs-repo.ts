@@ -226,13 +226,23 @@ export class JobsRepository {
     return { active: Number(rows[0]?.active ?? 0), dispatched: Number(rows[0]?.dispatched ?? 0) };
   }
 
-  /** The user's jobs waiting for their turn, in the order they were queued, locked for dispatching. */
+  /**
+   * The user's jobs waiting for their turn, in the order they were queued, locked for dispatching; the caller
+   * holds the user's lock and checks each row again (one may have been cancelled between the two reads).
+   * Found by a plain read, then locked by primary key only: a locking read through an index of status locked
+   * that index's entries before the rows — the reverse of a claim or an event, which lock the row and then,
+   * updating its status, the entries — and the two deadlocked (a claim refused, its job stalled for seconds).
+   */
   async lockWaiting(conn: PoolConnection, userId: string, limit: number): Promise<JobRecord[]> {
-    const [rows] = await conn.execute<JobRow[]>(
-      `SELECT * FROM jobs WHERE owner_id = ? AND status = 'QUEUED' AND dispatched_at IS NULL
-       ORDER BY queued_at, id LIMIT ${Math.trunc(limit)} FOR UPDATE`,
+    const [found] = await conn.execute<RowDataPacket[]>(
+      `SELECT id FROM jobs WHERE owner_id = ? AND status = 'QUEUED' AND dispatched_at IS NULL
+       ORDER BY queued_at, id LIMIT ${Math.trunc(limit)}`,
       [userId],
     );
+    if (found.length === 0) return [];
+    const [rows] = await conn.query<JobRow[]>('SELECT * FROM jobs WHERE id IN (?) ORDER BY queued_at, id FOR UPDATE', [
+      found.map((r) => String(r.id)),
+    ]);
     return rows.map(toRecord);
   }
 

@@ -267,7 +267,7 @@ export class JobsService {
 
   /** Applies a worker's event; stale (older attempt), duplicate and out-of-order events change nothing. */
   async applyEvent(event: JobEvent): Promise<void> {
-    const after = await this.mutate(event.jobId, async (_conn, job) => {
+    const decide = (job: JobRecord): JobPatch | null => {
       if (isFinal(job.status) || event.attempt !== job.attempts) return null;
       const at = new Date(event.at);
       switch (event.type) {
@@ -295,11 +295,27 @@ export class JobsService {
         case 'cancelled':
           return { status: 'CANCELLED', finishedAt: at };
       }
-    });
-    // A finished job frees one of its owner's turns. Also done for a duplicate of a final event: if this
-    // replica died between the job's commit and the dispatch, the redelivered event finishes the work.
+    };
     const final = event.type === 'succeeded' || event.type === 'failed' || event.type === 'cancelled';
-    if (after && final && isFinal(after.status)) await this.dispatchNext(after.ownerId);
+    if (!final) {
+      await this.mutate(event.jobId, async (_conn, job) => decide(job));
+      return;
+    }
+    // A finished job frees one of its owner's turns: the owner's next waiting job is dispatched in the same
+    // transaction that records the end (under the owner's lock, taken before the job's row, as everywhere),
+    // so that request is published with the change, with no second transaction and relay round in between.
+    // Also done for a duplicate of a final event: a turn missed for any reason is given then.
+    const seen = await this.repo.find(this.repo.pool, event.jobId);
+    if (!seen) return;
+    const changed = await this.asUser(seen.ownerId, async (conn) => {
+      const result = await this.mutateIn(conn, event.jobId, async (_conn, job) => decide(job));
+      if (result && isFinal(result.job.status)) {
+        const dispatched = await this.dispatchWaiting(conn, seen.ownerId);
+        return result.changed || dispatched.length > 0;
+      }
+      return result?.changed ?? false;
+    });
+    if (changed) this.relay.kick();
   }
 
   /** RabbitMQ dead-lettered a request (delivery limit reached, or a worker gave up): fail its job. */
@@ -400,13 +416,15 @@ export class JobsService {
    */
   private async asUser<T>(userId: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
     await this.repo.ensureQuotaUser(userId);
-    return withTransaction(
-      this.repo.pool,
-      async (conn) => {
-        await this.repo.lockQuotaUser(conn, userId);
-        return work(conn);
-      },
-      'READ COMMITTED',
+    return retryDeadlocks(() =>
+      withTransaction(
+        this.repo.pool,
+        async (conn) => {
+          await this.repo.lockQuotaUser(conn, userId);
+          return work(conn);
+        },
+        'READ COMMITTED',
+      ),
     );
   }
 
@@ -471,18 +489,27 @@ export class JobsService {
     id: string,
     decide: (conn: PoolConnection, job: JobRecord) => Promise<JobPatch | null>,
   ): Promise<JobRecord | null> {
-    const after = await withTransaction(this.repo.pool, async (conn) => {
-      const job = await this.repo.find(conn, id, true);
-      if (!job) return null;
-      const patch = await decide(conn, job);
-      if (!patch) return { job, changed: false };
-      await this.repo.update(conn, id, patch);
-      const updated = { ...job, ...patch };
-      await this.announce(conn, updated);
-      return { job: updated, changed: true };
-    });
+    const after = await retryDeadlocks(() =>
+      withTransaction(this.repo.pool, (conn) => this.mutateIn(conn, id, decide)),
+    );
     if (after?.changed) this.relay.kick();
     return after?.job ?? null;
+  }
+
+  /** `mutate`'s work inside a transaction the caller runs (and kicks the relay after). */
+  private async mutateIn(
+    conn: PoolConnection,
+    id: string,
+    decide: (conn: PoolConnection, job: JobRecord) => Promise<JobPatch | null>,
+  ): Promise<{ job: JobRecord; changed: boolean } | null> {
+    const job = await this.repo.find(conn, id, true);
+    if (!job) return null;
+    const patch = await decide(conn, job);
+    if (!patch) return { job, changed: false };
+    await this.repo.update(conn, id, patch);
+    const updated = { ...job, ...patch };
+    await this.announce(conn, updated);
+    return { job: updated, changed: true };
   }
 
   private async enqueue(conn: PoolConnection, job: JobRecord, requestId?: string): Promise<void> {
@@ -503,6 +530,26 @@ export class JobsService {
     await this.repo.addOutbox(conn, Topology.changesExchange, '', change);
   }
 }
+
+/** How many times a transaction MariaDB picked as a deadlock's victim is run again before the error stands. */
+const DEADLOCK_RETRIES = 3;
+
+/**
+ * Runs `transaction` again when MariaDB broke a deadlock by rolling it back (ER_LOCK_DEADLOCK): the whole
+ * transaction was undone, and it reads everything afresh, so running it again is safe. Without this, a claim
+ * that lost a deadlock answered 500 and its job waited seconds for the request to come back.
+ */
+async function retryDeadlocks<T>(transaction: () => Promise<T>): Promise<T> {
+  for (let retries = 0; ; retries++) {
+    try {
+      return await transaction();
+    } catch (err) {
+      if ((err as { errno?: unknown } | null)?.errno !== ER_LOCK_DEADLOCK || retries >= DEADLOCK_RETRIES) throw err;
+    }
+  }
+}
+
+const ER_LOCK_DEADLOCK = 1213;
 
 /**
  * An async generator's return() waits for the await it is suspended at — here, the next change, which may
