@@ -759,6 +759,20 @@ describe('watching a job', () => {
     expect(await updates.next()).toEqual({ done: true, value: undefined });
   });
 
+  it('hears a change this replica made at once, before the outbox brings it back, and sends each state once', async () => {
+    const { viewer, job } = await queuedJob();
+    const updates = await watch(viewer, job.id);
+    await updates.next();
+
+    // No relay runs here and nothing is published on the bus: only the service's own announcement after commit.
+    await jobs.applyEvent(event('started', job, {}));
+    expect((await updates.next()).value).toMatchObject({ jobUpdated: { status: 'RUNNING', progress: 0 } });
+    // The same change coming back through RabbitMQ is not sent again; the next one is.
+    bus.publish({ jobId: job.id, ownerId: job.ownerId });
+    await jobs.applyEvent(event('progress', job, { progress: 0.25 }));
+    expect((await updates.next()).value).toMatchObject({ jobUpdated: { status: 'RUNNING', progress: 0.25 } });
+  });
+
   it('hears nothing of other jobs', async () => {
     const { viewer, job } = await queuedJob();
     const other = await queuedJob();

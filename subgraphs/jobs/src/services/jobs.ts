@@ -7,6 +7,7 @@ import {
   Topology,
   userError,
   withTransaction,
+  type IsolationLevel,
   type ConversionRequest,
   type JobChanged,
   type JobControl,
@@ -18,6 +19,7 @@ import {
 import { isFinal, type JobPatch, type JobRecord, type JobsRepository, type JobStatus } from '../adapters/jobs-repo.js';
 import type { MediaClient } from '../adapters/media-client.js';
 import type { ChangeBus } from './change-bus.js';
+import { unseen } from './seen-states.js';
 import { validateOptions, type OptionsInput } from './options.js';
 import { dispatchRoom, HOUR_MS, refuseConversion, type ConversionLimits } from './quotas.js';
 
@@ -62,6 +64,9 @@ export class JobsService {
     private readonly bus: ChangeBus,
     private readonly options: JobsServiceOptions,
   ) {}
+
+  /** The job changes each open transaction has announced, published locally once it commits. */
+  private readonly announcements = new Map<PoolConnection, JobChanged[]>();
 
   // ---- queries
 
@@ -385,6 +390,8 @@ export class JobsService {
     id: string,
   ): AsyncGenerator<{ jobUpdated: JobRecord }> {
     let job = await this.get(viewer, id);
+    const seen = unseen();
+    seen(job);
     yield { jobUpdated: job };
     while (!isFinal(job.status)) {
       const next = await changes.next();
@@ -392,7 +399,7 @@ export class JobsService {
       const current = await this.repo.find(this.repo.pool, id);
       if (!current) return;
       job = current;
-      yield { jobUpdated: job };
+      if (seen(job)) yield { jobUpdated: job };
     }
   }
 
@@ -400,9 +407,10 @@ export class JobsService {
     changes: AsyncIterableIterator<JobChanged>,
     userId: string,
   ): AsyncGenerator<{ myJobUpdates: JobRecord }> {
+    const seen = unseen();
     for await (const change of changes) {
       const job = await this.repo.find(this.repo.pool, change.jobId);
-      if (job && job.ownerId === userId) yield { myJobUpdates: job };
+      if (job && job.ownerId === userId && seen(job)) yield { myJobUpdates: job };
     }
   }
 
@@ -416,16 +424,37 @@ export class JobsService {
    */
   private async asUser<T>(userId: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
     await this.repo.ensureQuotaUser(userId);
-    return retryDeadlocks(() =>
+    return this.transaction(async (conn) => {
+      await this.repo.lockQuotaUser(conn, userId);
+      return work(conn);
+    }, 'READ COMMITTED');
+  }
+
+  /**
+   * Runs `work` in a transaction (again when MariaDB picks it as a deadlock's victim). Once it has committed, the
+   * job changes it announced go to this replica's subscribers at once, without waiting for the outbox relay and
+   * RabbitMQ to bring them back (tens of ms): the outbox still carries them to every replica — this one too, a
+   * moment later, when its subscribers skip the state they have already sent (`unseen`).
+   */
+  private async transaction<T>(work: (conn: PoolConnection) => Promise<T>, isolation?: IsolationLevel): Promise<T> {
+    let changes: JobChanged[] = [];
+    const result = await retryDeadlocks(() =>
       withTransaction(
         this.repo.pool,
         async (conn) => {
-          await this.repo.lockQuotaUser(conn, userId);
-          return work(conn);
+          changes = []; // a deadlock victim's announcements were rolled back with it
+          this.announcements.set(conn, changes);
+          try {
+            return await work(conn);
+          } finally {
+            this.announcements.delete(conn);
+          }
         },
-        'READ COMMITTED',
+        isolation,
       ),
     );
+    for (const change of changes) this.bus.publish(change);
+    return result;
   }
 
   /** Under the user's lock: QUOTA_EXCEEDED unless one more conversion may start. */
@@ -489,9 +518,7 @@ export class JobsService {
     id: string,
     decide: (conn: PoolConnection, job: JobRecord) => Promise<JobPatch | null>,
   ): Promise<JobRecord | null> {
-    const after = await retryDeadlocks(() =>
-      withTransaction(this.repo.pool, (conn) => this.mutateIn(conn, id, decide)),
-    );
+    const after = await this.transaction((conn) => this.mutateIn(conn, id, decide));
     if (after?.changed) this.relay.kick();
     return after?.job ?? null;
   }
@@ -525,9 +552,11 @@ export class JobsService {
     await this.repo.addOutbox(conn, Topology.conversionsExchange, Topology.conversionsQueue, request);
   }
 
+  /** Within `transaction`: the change goes to the outbox now, and to this replica's subscribers after the commit. */
   private async announce(conn: PoolConnection, job: JobRecord): Promise<void> {
     const change: JobChanged = { jobId: job.id, ownerId: job.ownerId };
     await this.repo.addOutbox(conn, Topology.changesExchange, '', change);
+    this.announcements.get(conn)?.push(change);
   }
 }
 
