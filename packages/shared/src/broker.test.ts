@@ -1,11 +1,20 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBroker, declareTopology, publishConfirmed, UnroutableError, type ChannelWrapper } from './broker.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  connectBroker,
+  declareTopology,
+  publishConfirmed,
+  superviseChannel,
+  UnroutableError,
+  type ChannelWrapper,
+  type ConfirmChannel,
+} from './broker.js';
 import { createLogger } from './logger.js';
 import { Topology } from './messaging.js';
 import type { AmqpConnectionManager } from 'amqp-connection-manager';
+import amqplib from 'amqplib';
 
 // Against the real RabbitMQ, in a virtual host of this file's own.
 const rabbitmqctl = promisify(execFile);
@@ -46,5 +55,75 @@ describe('publishConfirmed', () => {
     await expect(
       publishConfirmed(channel, Topology.controlExchange, '', Buffer.from('{"type":"cancel","jobId":"j"}')),
     ).resolves.toBeUndefined();
+  });
+});
+
+describe('superviseChannel', () => {
+  const logger = createLogger('test', 'silent');
+
+  it('survives a setup the broker refuses (not ready meanwhile) and recovers by itself once the cause is gone', async () => {
+    const queue = `conflict-${randomBytes(4).toString('hex')}`;
+    // Declared and deleted over a connection of the test's own (the supervised channel's retries re-establish
+    // the shared one). The queue exists with other arguments than the setup declares: RabbitMQ answers 406.
+    const admin = await amqplib.connect(`${SERVER}/${vhost}`);
+    const adminChannel = await admin.createChannel();
+    await adminChannel.assertQueue(queue, { durable: true, arguments: { 'x-max-length': 10 } });
+    const supervised = superviseChannel(
+      connection,
+      {
+        name: 'conflicting',
+        setup: (ch) => ch.assertQueue(queue, { durable: true, arguments: { 'x-max-length': 20 } }),
+      },
+      logger,
+    );
+    try {
+      // No listener of the test's own: without the supervisor's, the wrapper's 'error' would end the process.
+      await vi.waitFor(() => expect(supervised.lastError()).toBeDefined(), { timeout: 10_000 });
+      expect(supervised.ready()).toBe(false);
+      expect(String((supervised.lastError() as Error).message)).toMatch(/PRECONDITION_FAILED/);
+
+      await adminChannel.deleteQueue(queue);
+      await vi.waitFor(() => expect(supervised.ready()).toBe(true), { timeout: 20_000, interval: 100 });
+    } finally {
+      await supervised.close();
+      await admin.close();
+    }
+  });
+
+  it('reopens a channel the broker closed on its own, with its consumer, while the connection stays up', async () => {
+    const queue = `consumed-${randomBytes(4).toString('hex')}`;
+    const received: string[] = [];
+    let raw: ConfirmChannel | undefined;
+    const supervised = superviseChannel(
+      connection,
+      {
+        name: 'consumer',
+        setup: async (ch) => {
+          raw = ch;
+          await ch.assertQueue(queue, { durable: true });
+          await ch.consume(queue, (msg) => {
+            if (!msg) return;
+            received.push(msg.content.toString());
+            ch.ack(msg);
+          });
+        },
+      },
+      logger,
+    );
+    try {
+      await vi.waitFor(() => expect(supervised.ready()).toBe(true), { timeout: 10_000 });
+      const closed = raw!;
+      // A channel-level error: RabbitMQ closes this channel (404) and only it.
+      await closed.checkQueue(`missing-${randomBytes(4).toString('hex')}`).catch(() => undefined);
+      await vi.waitFor(() => expect(supervised.ready()).toBe(false), { timeout: 5_000, interval: 10 });
+
+      await vi.waitFor(() => expect(supervised.ready()).toBe(true), { timeout: 20_000, interval: 100 });
+      expect(raw).not.toBe(closed);
+      await publishConfirmed(channel, '', queue, Buffer.from('after'));
+      await vi.waitFor(() => expect(received).toContain('after'), { timeout: 10_000 });
+    } finally {
+      await supervised.close();
+      await channel.deleteQueue(queue).catch(() => undefined);
+    }
   });
 });

@@ -78,6 +78,98 @@ export function connectBroker(url: string, logger: Logger, metrics?: Metrics): A
   return connection;
 }
 
+/** A channel with its health: ready once its setup has run, not ready while it is failing or closed. */
+export interface SupervisedChannel {
+  readonly channel: ChannelWrapper;
+  readonly name: string;
+  /** Set up and open: what `/readyz` reports. */
+  ready(): boolean;
+  /** Why it last failed (until it is ready again). */
+  lastError(): unknown;
+  /** Closes the channel for good (shutdown): its closing is not a fault. */
+  close(): Promise<void>;
+}
+
+/** The longest wait between two attempts to get a failing channel back (1 s, doubling). */
+const MAX_CHANNEL_RETRY_MS = 30_000;
+
+/**
+ * A channel that survives what amqp-connection-manager leaves to its user. A setup that fails (a broker drop
+ * half-way, a queue re-declared with other arguments) is emitted as `'error'` on the wrapper — which ends the
+ * process when nobody listens — and leaves the channel without its consumers; a channel the broker closed on
+ * its own (a consumer timeout, a 406 on one channel) is only reopened at the next reconnection, which never
+ * comes while the connection is healthy. Either way the channel reports not ready, and after a backoff the
+ * connection is re-established, which sets every channel up again (consumers are idempotent: messages in
+ * flight are redelivered).
+ */
+export function superviseChannel(
+  connection: AmqpConnectionManager,
+  options: { name: string; confirm?: boolean; setup: (channel: ConfirmChannel) => Promise<unknown> },
+  logger: Logger,
+): SupervisedChannel {
+  const log = logger.child({ channel: options.name });
+  let ready = false;
+  let failure: unknown;
+  /** Whether the last setup ran to its end (the manager emits `'connect'` even after a setup failed). */
+  let setUp = false;
+  let closing = false;
+  let failures = 0;
+  let retry: NodeJS.Timeout | undefined;
+
+  const recover = () => {
+    ready = false;
+    if (closing || retry) return;
+    const delay = Math.min(1_000 * 2 ** failures, MAX_CHANNEL_RETRY_MS);
+    failures++;
+    retry = setTimeout(() => {
+      retry = undefined;
+      // A lost connection comes back by itself, and sets this channel up with it.
+      if (closing || ready || !connection.isConnected()) return;
+      log.warn('re-establishing the RabbitMQ connection to reopen a failed channel');
+      connection.reconnect();
+    }, delay);
+    retry.unref();
+  };
+
+  const channel = connection.createChannel({
+    name: options.name,
+    confirm: options.confirm ?? true,
+    setup: async (ch: ConfirmChannel) => {
+      ch.once('close', () => {
+        if (closing) return;
+        if (ready) log.warn('RabbitMQ channel closed');
+        recover();
+      });
+      setUp = false;
+      await options.setup(ch);
+      setUp = true;
+    },
+  });
+  channel.on('connect', () => {
+    if (!setUp) return;
+    ready = true;
+    failures = 0;
+    failure = undefined;
+  });
+  channel.on('error', (err: unknown) => {
+    if (closing) return;
+    failure = err;
+    log.error({ err }, 'RabbitMQ channel setup failed; will retry');
+    recover();
+  });
+  return {
+    channel,
+    name: options.name,
+    ready: () => ready && !closing && connection.isConnected(),
+    lastError: () => failure,
+    async close() {
+      closing = true;
+      clearTimeout(retry);
+      await channel.close();
+    },
+  };
+}
+
 /** The request id a message travels with (its correlationId, or the x-request-id header), if any. */
 export function messageRequestId(message: {
   properties: { correlationId?: unknown; headers?: Record<string, unknown> | undefined };

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'graphql';
 import {
   connectBroker,
+  superviseChannel,
   createMetrics,
   createTokenVerifier,
   declareTopology,
@@ -35,7 +36,12 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
   const metrics = createMetrics('jobs', { enabled: config.METRICS_ENABLED });
   const pool = await openDatabase({ url: config.MYSQL_URL, migrations, logger });
   const broker = connectBroker(config.RABBITMQ_URL, logger, metrics);
-  const publisher = broker.createChannel({ confirm: true, setup: (ch: ConfirmChannel) => declareTopology(ch) });
+  const publishing = superviseChannel(
+    broker,
+    { name: 'jobs-publisher', setup: (ch: ConfirmChannel) => declareTopology(ch) },
+    logger,
+  );
+  const publisher = publishing.channel;
   meterPublishes(publisher, metrics);
 
   const repo = new JobsRepository(pool);
@@ -93,7 +99,11 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
       verifier,
       production,
       trustProxy: config.TRUST_PROXY,
-      readiness: { mysql: () => pingDatabase(pool), rabbitmq: async () => broker.isConnected() },
+      // RabbitMQ counts as ready when the connection is up and every channel is set up and open.
+      readiness: {
+        mysql: () => pingDatabase(pool),
+        rabbitmq: async () => broker.isConnected() && publishing.ready() && consumer.ready(),
+      },
       metrics,
       context: (base) => ({ ...base, services: { jobs } }),
       routes: (app) => internalRoutes(app, jobs, config.INTERNAL_API_TOKEN),
@@ -116,7 +126,7 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
       await server.close();
       await relay.stop();
       await consumer.close();
-      await publisher.close();
+      await publishing.close();
       await broker.close();
       await pool.end();
     },

@@ -20,6 +20,8 @@ import {
   encodeMessage,
   isRequestId,
   meterPublishes,
+  superviseChannel,
+  type SupervisedChannel,
   publishConfirmed,
 } from '@vidmp3/shared';
 import type { Config } from './config.js';
@@ -101,6 +103,8 @@ interface Task {
  */
 export class ConverterWorker {
   private readonly channel: ChannelWrapper;
+  /** The channel's health: not ready while its setup fails or the broker has closed it (broker.ts). */
+  private readonly supervised: SupervisedChannel;
   /** The amqplib channel deliveries currently arrive on; a new one after every reconnection. */
   private current: ConfirmChannel | undefined;
   private connected = false;
@@ -120,11 +124,12 @@ export class ConverterWorker {
   constructor(private readonly deps: WorkerDeps) {
     this.slots = new Slots(deps.settings.CONCURRENCY);
     this.estimate = new EndEstimate(deps.settings.LOOKAHEAD_MS);
-    this.channel = deps.connection.createChannel({
-      name: 'converter',
-      confirm: true,
-      setup: (ch: ConfirmChannel) => this.setup(ch),
-    });
+    this.supervised = superviseChannel(
+      deps.connection,
+      { name: 'converter', setup: (ch: ConfirmChannel) => this.setup(ch) },
+      deps.logger,
+    );
+    this.channel = this.supervised.channel;
     if (deps.metrics) {
       meterPublishes(this.channel, deps.metrics);
       this.meter = conversionMeter(deps.metrics);
@@ -136,13 +141,17 @@ export class ConverterWorker {
           this.set(tasks.size);
         },
       });
-      this.metricsChannel = deps.connection.createChannel({ name: 'converter-metrics' });
+      // Supervised too: a failure to open it must not end the process (nothing it does decides readiness).
+      this.metricsChannel = superviseChannel(
+        deps.connection,
+        { name: 'converter-metrics', setup: async () => undefined },
+        deps.logger,
+      ).channel;
       queueGauges(deps.metrics, this.metricsChannel, deps.logger);
     }
     this.channel.on('connect', () => {
       this.connected = true;
     });
-    this.channel.on('error', (err) => deps.logger.error({ err }, 'RabbitMQ channel setup failed'));
     deps.connection.on('disconnect', () => {
       this.connected = false;
       // RabbitMQ has handed these deliveries back already and will give them to another worker: carrying on
@@ -227,7 +236,7 @@ export class ConverterWorker {
 
   /** Connected to RabbitMQ and taking work. */
   isReady(): boolean {
-    return this.connected && this.started && !this.stopping;
+    return this.connected && this.supervised.ready() && this.started && !this.stopping;
   }
 
   /**

@@ -8,7 +8,8 @@ import {
   messageRequestId,
   Topology,
   type AmqpConnectionManager,
-  type ChannelWrapper,
+  superviseChannel,
+  type SupervisedChannel,
   type ConfirmChannel,
   type Logger,
   type Metrics,
@@ -30,7 +31,7 @@ export function startConsumers(
   bus: ChangeBus,
   logger: Logger,
   metrics?: Metrics,
-): ChannelWrapper {
+): SupervisedChannel {
   const applied = metrics?.counter({
     name: 'vidmp3_job_events_total',
     help: 'Worker events this replica consumed, by type (stale and duplicate ones included)',
@@ -62,58 +63,62 @@ export function startConsumers(
     );
   };
 
-  return connection.createChannel({
-    confirm: true,
-    setup: async (ch: ConfirmChannel) => {
-      await declareTopology(ch);
-      await ch.prefetch(32);
-      await ch.consume(Topology.eventsQueue, (msg) => {
-        if (!msg) return;
-        // The request id that queued the attempt: every line about its events carries it.
-        const log = logger.child({ requestId: messageRequestId(msg) });
-        const work = Promise.resolve().then(async () => {
-          const event = decodeMessage(JobEvent, msg.content);
-          await jobs.applyEvent(event);
-          applied?.inc({ type: event.type });
-          // Progress events are many; the others tell a job's story.
-          log[event.type === 'progress' ? 'debug' : 'info'](
-            { jobId: event.jobId, attempt: event.attempt, event: event.type },
-            'job event handled',
-          );
-        });
-        settle(ch, msg, work, 'job event', log);
-      });
-      await ch.consume(Topology.deadLetterQueue, (msg) => {
-        if (!msg) return;
-        const log = logger.child({ requestId: messageRequestId(msg) });
-        const reason = msg.properties.headers?.['x-first-death-reason'];
-        const work = Promise.resolve().then(async () => {
-          const request = decodeMessage(ConversionRequest, msg.content);
-          await jobs.failUndeliverable(
-            request,
-            reason === 'delivery_limit' ? 'every delivery failed' : 'a converter gave up',
-          );
-          log.warn(
-            { jobId: request.jobId, attempt: request.attempt, reason },
-            'dead-lettered conversion request handled',
-          );
-        });
-        settle(ch, msg, work, 'dead letter', log);
-      });
-      const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true });
-      await ch.bindQueue(queue, Topology.changesExchange, '');
-      await ch.consume(
-        queue,
-        (msg) => {
+  return superviseChannel(
+    connection,
+    {
+      name: 'jobs-consumers',
+      setup: async (ch: ConfirmChannel) => {
+        await declareTopology(ch);
+        await ch.prefetch(32);
+        await ch.consume(Topology.eventsQueue, (msg) => {
           if (!msg) return;
-          try {
-            bus.publish(decodeMessage(JobChanged, msg.content));
-          } catch (err) {
-            logger.error({ err }, 'dropping a malformed job change');
-          }
-        },
-        { noAck: true },
-      );
+          // The request id that queued the attempt: every line about its events carries it.
+          const log = logger.child({ requestId: messageRequestId(msg) });
+          const work = Promise.resolve().then(async () => {
+            const event = decodeMessage(JobEvent, msg.content);
+            await jobs.applyEvent(event);
+            applied?.inc({ type: event.type });
+            // Progress events are many; the others tell a job's story.
+            log[event.type === 'progress' ? 'debug' : 'info'](
+              { jobId: event.jobId, attempt: event.attempt, event: event.type },
+              'job event handled',
+            );
+          });
+          settle(ch, msg, work, 'job event', log);
+        });
+        await ch.consume(Topology.deadLetterQueue, (msg) => {
+          if (!msg) return;
+          const log = logger.child({ requestId: messageRequestId(msg) });
+          const reason = msg.properties.headers?.['x-first-death-reason'];
+          const work = Promise.resolve().then(async () => {
+            const request = decodeMessage(ConversionRequest, msg.content);
+            await jobs.failUndeliverable(
+              request,
+              reason === 'delivery_limit' ? 'every delivery failed' : 'a converter gave up',
+            );
+            log.warn(
+              { jobId: request.jobId, attempt: request.attempt, reason },
+              'dead-lettered conversion request handled',
+            );
+          });
+          settle(ch, msg, work, 'dead letter', log);
+        });
+        const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true });
+        await ch.bindQueue(queue, Topology.changesExchange, '');
+        await ch.consume(
+          queue,
+          (msg) => {
+            if (!msg) return;
+            try {
+              bus.publish(decodeMessage(JobChanged, msg.content));
+            } catch (err) {
+              logger.error({ err }, 'dropping a malformed job change');
+            }
+          },
+          { noAck: true },
+        );
+      },
     },
-  });
+    logger,
+  );
 }
