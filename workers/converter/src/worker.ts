@@ -86,6 +86,7 @@ type Take = () => void;
 /** A delivery being worked on. */
 interface Task {
   jobId?: string;
+  attempt?: number;
   /** Held, but waiting for an ffmpeg slot: nothing started yet, so a shutdown hands it back at once. */
   waiting: boolean;
   controller: AbortController;
@@ -288,7 +289,9 @@ export class ConverterWorker {
       case 'cancel':
         for (const task of this.tasks) {
           if (task.jobId !== control.jobId || task.controller.signal.aborted) continue;
-          this.deps.logger.info({ jobId: control.jobId }, 'cancelling the conversion');
+          // A cancel of an earlier attempt, arriving late: this attempt was queued after it (retryJob).
+          if (control.attempt !== undefined && control.attempt !== task.attempt) continue;
+          this.deps.logger.info({ jobId: control.jobId, attempt: task.attempt }, 'cancelling the conversion');
           task.controller.abort('cancel' satisfies StopReason);
         }
     }
@@ -335,6 +338,7 @@ export class ConverterWorker {
       return;
     }
     task.jobId = request.jobId;
+    task.attempt = request.attempt;
     // Every line about this job carries the id of the request that queued it.
     const log = this.deps.logger.child({
       requestId: request.requestId,
