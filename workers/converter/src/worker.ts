@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { ConsumeMessage } from 'amqplib';
 import { ZodError } from 'zod';
 import {
@@ -37,6 +35,7 @@ import {
 } from './metrics.js';
 import { EndEstimate } from './look-ahead.js';
 import { expectedSeconds, ProgressThrottle } from './progress.js';
+import { Scratch } from './scratch.js';
 import { Slots } from './slots.js';
 import type { FfmpegLimits, transcode } from './transcoder.js';
 
@@ -121,9 +120,11 @@ export class ConverterWorker {
   private readonly meter: ConversionMeter = noConversionMeter;
   /** For the queue-depth gauges only: a failed check must not close the channel deliveries arrive on. */
   private readonly metricsChannel: ChannelWrapper | undefined;
+  private readonly scratch: Scratch;
 
   constructor(private readonly deps: WorkerDeps) {
     this.slots = new Slots(deps.settings.CONCURRENCY);
+    this.scratch = new Scratch(deps.settings.SCRATCH_DIR, scratchMaxAgeMs(deps.settings), deps.logger);
     this.estimate = new EndEstimate(deps.settings.LOOKAHEAD_MS);
     this.supervised = superviseChannel(
       deps.connection,
@@ -173,6 +174,7 @@ export class ConverterWorker {
 
   /** Resolves once the worker consumes conversion requests. */
   async start(): Promise<void> {
+    await this.scratch.start(SCRATCH_SWEEP_EVERY_MS);
     await this.channel.waitForConnect();
     const { PREFETCH, CONCURRENCY } = this.deps.settings;
     if (PREFETCH === undefined) {
@@ -247,6 +249,7 @@ export class ConverterWorker {
   async close(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.scratch.stop();
     const { logger, settings } = this.deps;
     const consumers = [...(this.consumerTag ? [this.consumerTag] : []), ...this.takers];
     this.takers.clear();
@@ -345,14 +348,13 @@ export class ConverterWorker {
       jobId: request.jobId,
       attempt: request.attempt,
     });
-    // A name of our own: the job id comes from a message, and must not choose a path.
-    const output = join(this.deps.settings.SCRATCH_DIR, `${randomUUID()}.mp3`);
+    const output = this.scratch.reserve('.mp3');
     try {
       finished(await this.convert(request, delivery, task, output, log));
     } catch (err) {
       finished(await this.onFailure(err, request, delivery, task.controller.signal, log));
     } finally {
-      await rm(output, { force: true });
+      await this.scratch.release(output);
     }
   }
 
@@ -615,6 +617,12 @@ export class ConverterWorker {
     }
   }
 }
+
+/** Scratch files untouched this much longer than the longest conversion are a crashed worker's left-overs. */
+const SCRATCH_MARGIN_MS = 15 * 60_000;
+const SCRATCH_SWEEP_EVERY_MS = 10 * 60_000;
+const scratchMaxAgeMs = (settings: Pick<Config, 'CONVERSION_TIMEOUT_SECONDS'>) =>
+  settings.CONVERSION_TIMEOUT_SECONDS * 1000 + SCRATCH_MARGIN_MS;
 
 /** How many times a request has waited for the jobs service to answer its claim (picks the next delay). */
 const DEFERRALS_HEADER = 'x-vidmp3-claim-deferrals';

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -184,5 +184,21 @@ describe('cancelling a conversion', () => {
     await ffmpeg.started(req.jobId);
     await cancel({ type: 'cancel', jobId: req.jobId });
     expect(await eventOf(req.jobId, 'cancelled')).toMatchObject({ attempt: 3 });
+  });
+});
+
+describe('scratch files', () => {
+  it('are swept when a worker starts: what a crashed worker left goes, what may still be in use stays', async () => {
+    const crashed = join(scratch, 'left-by-a-crashed-worker.mp3');
+    const recent = join(scratch, 'another-worker-converting.mp3');
+    await writeFile(crashed, 'mp3');
+    await writeFile(recent, 'mp3');
+    // Older than the longest conversion (CONVERSION_TIMEOUT_SECONDS) and the margin.
+    const longAgo = new Date(Date.now() - 2 * 3_600_000);
+    await utimes(crashed, longAgo, longAgo);
+
+    await startWorker(new FakeFfmpeg(), { CONVERSION_TIMEOUT_SECONDS: '60' }).start();
+    expect(await readdir(scratch)).toEqual(['another-worker-converting.mp3']);
+    await rm(recent);
   });
 });
