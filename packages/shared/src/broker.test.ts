@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   connectBroker,
   declareTopology,
+  Delivery,
   publishConfirmed,
   superviseChannel,
   UnroutableError,
@@ -125,5 +126,43 @@ describe('superviseChannel', () => {
       await supervised.close();
       await channel.deleteQueue(queue).catch(() => undefined);
     }
+  });
+});
+
+describe('Delivery', () => {
+  const log = createLogger('test', 'silent');
+
+  /** A raw amqplib channel holding one unsettled message from a queue of its own. */
+  async function holdOne() {
+    const conn = await amqplib.connect(`${SERVER}/${vhost}`);
+    const ch = await conn.createConfirmChannel();
+    const { queue } = await ch.assertQueue('', { exclusive: false, autoDelete: false });
+    ch.sendToQueue(queue, Buffer.from('work'));
+    await ch.waitForConfirms();
+    const msg = await ch.get(queue, { noAck: false });
+    if (!msg) throw new Error('the message did not arrive');
+    return { conn, ch, queue, delivery: new Delivery(msg, ch) };
+  }
+
+  it('is settled once: settling again does nothing (a second ack would close the channel)', async () => {
+    const { conn, ch, queue, delivery } = await holdOne();
+    expect(delivery.settle('ack', log)).toBe(true);
+    expect(delivery.settle('requeue', log)).toBe(false);
+    expect(delivery.isSettled).toBe(true);
+    // Frames on one channel are handled in order: a refused second ack would have closed it before this answers.
+    expect((await ch.checkQueue(queue)).messageCount).toBe(0);
+    await ch.deleteQueue(queue);
+    await conn.close();
+  });
+
+  it('tolerates the channel it came on having closed: RabbitMQ hands the message out again', async () => {
+    const { conn, ch, queue, delivery } = await holdOne();
+    await ch.close();
+    expect(delivery.settle('ack', log)).toBe(false);
+    const again = await conn.createChannel();
+    const redelivered = await again.get(queue, { noAck: true });
+    expect(redelivered && redelivered.fields.redelivered).toBe(true);
+    await again.deleteQueue(queue);
+    await conn.close();
   });
 });

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
-import type { ConfirmChannel } from 'amqplib';
+import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { isRequestId, REQUEST_ID_HEADER } from './http.js';
 import type { Logger } from './logger.js';
 import type { Counter, Metrics } from './metrics.js';
 import { RETRY_DELAYS_MS, Topology } from './messaging.js';
 import { redact } from './startup.js';
 
-export type { AmqpConnectionManager, ChannelWrapper, ConfirmChannel };
+export type { AmqpConnectionManager, ChannelWrapper, ConfirmChannel, ConsumeMessage };
 
 const quorum = { 'x-queue-type': 'quorum' } as const;
 
@@ -168,6 +168,56 @@ export function superviseChannel(
       await channel.close();
     },
   };
+}
+
+/** What becomes of a message taken with manual acknowledgement: done, handed back, or dead-lettered. */
+export type Settlement = 'ack' | 'requeue' | 'dead-letter';
+
+/**
+ * A message taken from RabbitMQ, with the channel it arrived on. It is settled once (a second ack of one
+ * delivery tag is a protocol error that closes the channel, with every other message on it), and only on that
+ * channel (its delivery tag means nothing on another, and acking it on one would be the same protocol error).
+ * A channel that has closed meanwhile — a dropped connection, a channel the broker closed — has already handed
+ * its unsettled messages back to RabbitMQ, which redelivers them: settling one there is skipped, not a failure
+ * (amqplib throws on a closed channel, and an unhandled throw in a consumer would end the process).
+ */
+export class Delivery {
+  private settled = false;
+
+  constructor(
+    readonly msg: ConsumeMessage,
+    /** The channel it arrived on; undefined if unknown (then it is never settled: RabbitMQ takes it back). */
+    readonly channel: ConfirmChannel | undefined,
+  ) {}
+
+  get isSettled(): boolean {
+    return this.settled;
+  }
+
+  /** Settles it, the first time only; false if its channel had closed and RabbitMQ will hand it out again. */
+  settle(how: Settlement, log: Logger): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    const { channel, msg } = this;
+    try {
+      if (!channel) throw new Error('the channel it arrived on is unknown');
+      switch (how) {
+        case 'ack':
+          channel.ack(msg);
+          break;
+        case 'requeue':
+          channel.nack(msg, false, true);
+          break;
+        case 'dead-letter':
+          channel.nack(msg, false, false);
+          break;
+      }
+      return true;
+    } catch (err) {
+      log.warn({ err, how }, 'the channel closed before a message was settled; RabbitMQ redelivers it');
+      return false;
+    }
+  }
 }
 
 /** The request id a message travels with (its correlationId, or the x-request-id header), if any. */

@@ -13,7 +13,8 @@ import { startHealthServer } from './health.js';
 import { JobsClient } from './jobs-client.js';
 import { MediaClient } from './media-client.js';
 import { transcode, warmUp } from './transcoder.js';
-import { ConverterWorker, ffmpegLimits } from './worker.js';
+import { ffmpegLimits } from './conversion.js';
+import { ConverterWorker } from './worker.js';
 
 /** How long start waits for RabbitMQ before giving up with one clear line (it reconnects by itself later). */
 const BROKER_START_TIMEOUT_MS = 15_000;

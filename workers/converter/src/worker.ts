@@ -3,6 +3,7 @@ import type { ConsumeMessage } from 'amqplib';
 import { ZodError } from 'zod';
 import {
   ConversionRequest,
+  Delivery,
   JobControl,
   type AmqpConnectionManager,
   type ChannelWrapper,
@@ -10,8 +11,6 @@ import {
   type JobEvent,
   type Logger,
   type Metrics,
-  REQUEST_ID_HEADER,
-  RETRY_DELAYS_MS,
   Topology,
   declareTopology,
   decodeMessage,
@@ -23,39 +22,24 @@ import {
   publishConfirmed,
 } from '@vidmp3/shared';
 import type { Config } from './config.js';
-import { ClaimUnavailableError, planFailure, TransientError } from './errors.js';
+import {
+  DEFERRALS_HEADER,
+  handleConversion,
+  headersFor,
+  type ConversionPorts,
+  type ConversionSettings,
+  type StopReason,
+} from './conversion.js';
 import type { JobsClient } from './jobs-client.js';
 import type { MediaClient } from './media-client.js';
-import {
-  conversionMeter,
-  noConversionMeter,
-  queueGauges,
-  type ConversionMeter,
-  type ConversionOutcome,
-} from './metrics.js';
+import { conversionMeter, noConversionMeter, queueGauges, type ConversionMeter } from './metrics.js';
 import { EndEstimate } from './look-ahead.js';
-import { expectedSeconds, ProgressThrottle } from './progress.js';
 import { Scratch } from './scratch.js';
 import { Slots } from './slots.js';
-import type { FfmpegLimits, transcode } from './transcoder.js';
+import type { transcode } from './transcoder.js';
 
-export type WorkerSettings = Pick<
-  Config,
-  | 'CONCURRENCY'
-  | 'PREFETCH'
-  | 'LOOKAHEAD_MS'
-  | 'MAX_ATTEMPTS'
-  | 'SCRATCH_DIR'
-  | 'SHUTDOWN_GRACE_SECONDS'
-  | 'CONVERSION_TIMEOUT_SECONDS'
-  | 'MAX_INPUT_SECONDS'
-  | 'FFMPEG_PATH'
-  | 'FFMPEG_MAX_MEMORY_MB'
-  | 'FFMPEG_MAX_CPU_SECONDS'
-  | 'PRLIMIT_PATH'
-  | 'PATH'
-  | 'READRATE'
->;
+export type WorkerSettings = ConversionSettings &
+  Pick<Config, 'CONCURRENCY' | 'PREFETCH' | 'LOOKAHEAD_MS' | 'SCRATCH_DIR' | 'SHUTDOWN_GRACE_SECONDS'>;
 
 export interface WorkerDeps {
   connection: AmqpConnectionManager;
@@ -65,18 +49,6 @@ export interface WorkerDeps {
   logger: Logger;
   settings: WorkerSettings;
   metrics?: Metrics;
-}
-
-/** Why a running conversion was stopped on purpose. */
-type StopReason = 'cancel' | 'shutdown';
-
-/** One delivery, remembered with the channel it arrived on: only that channel can acknowledge it. */
-interface Delivery {
-  msg: ConsumeMessage;
-  channel: ConfirmChannel | undefined;
-  settled: boolean;
-  /** Epoch ms when it arrived: the start of the job's timeline in the log. */
-  receivedAt: number;
 }
 
 /** Takes one more request: opens a consumer for it (taking requests on demand, without PREFETCH). */
@@ -98,8 +70,10 @@ interface Task {
 }
 
 /**
- * Consumes conversion requests: claim the attempt, convert, store the mp3, report, and only then
- * acknowledge, so a crash at any point leaves the request with RabbitMQ for another worker.
+ * Takes conversion requests from RabbitMQ and hands each to `handleConversion` (conversion.ts), which claims,
+ * converts, reports and says what becomes of the delivery; this side owns the channels, when to take the
+ * next request, cancels (the control queue), settling each delivery once on the channel it came on, and the
+ * shutdown grace.
  */
 export class ConverterWorker {
   private readonly channel: ChannelWrapper;
@@ -301,10 +275,10 @@ export class ConverterWorker {
   }
 
   private onDelivery(msg: ConsumeMessage): void {
-    const delivery: Delivery = { msg, channel: this.current, settled: false, receivedAt: Date.now() };
+    const delivery = new Delivery(msg, this.current);
     if (this.stopping) {
       // Sent before the consumer's cancellation reached the broker: give it straight back.
-      this.settle(delivery, 'requeue', this.deps.logger);
+      delivery.settle('requeue', this.deps.logger);
       return;
     }
     const task: Task = { controller: new AbortController(), done: Promise.resolve(), waiting: false };
@@ -315,7 +289,7 @@ export class ConverterWorker {
       .catch((err: unknown) => {
         // Reporting the outcome failed (RabbitMQ gone mid-way): leave the request to RabbitMQ to hand out again.
         this.deps.logger.error({ err, jobId: task.jobId }, 'could not finish handling a conversion request');
-        this.settle(delivery, 'requeue', this.deps.logger);
+        delivery.settle('requeue', this.deps.logger);
       })
       .finally(() => {
         this.tasks.delete(task);
@@ -324,20 +298,21 @@ export class ConverterWorker {
   }
 
   private async handle(delivery: Delivery, task: Task): Promise<void> {
+    const receivedAt = Date.now();
     const began = performance.now();
-    const finished = (outcome: ConversionOutcome) => this.meter.finished(outcome, (performance.now() - began) / 1000);
+    const { msg } = delivery;
     let request: ConversionRequest;
     try {
-      const decoded = decodeMessage(ConversionRequest, delivery.msg.content);
+      const decoded = decodeMessage(ConversionRequest, msg.content);
       // It ends up in ffmpeg's HTTP headers and in logs: only a well-formed id is kept.
       request = { ...decoded, requestId: isRequestId(decoded.requestId) ? decoded.requestId : undefined };
     } catch (err) {
       this.deps.logger.warn(
-        { problem: describeInvalid(err), deliveryTag: delivery.msg.fields.deliveryTag },
+        { problem: describeInvalid(err), deliveryTag: msg.fields.deliveryTag },
         'invalid conversion request; dead-lettering it',
       );
-      this.settle(delivery, 'dead-letter', this.deps.logger);
-      finished('invalid');
+      delivery.settle('dead-letter', this.deps.logger);
+      this.meter.finished('invalid', (performance.now() - began) / 1000);
       return;
     }
     task.jobId = request.jobId;
@@ -348,232 +323,47 @@ export class ConverterWorker {
       jobId: request.jobId,
       attempt: request.attempt,
     });
-    const output = this.scratch.reserve('.mp3');
-    try {
-      finished(await this.convert(request, delivery, task, output, log));
-    } catch (err) {
-      finished(await this.onFailure(err, request, delivery, task.controller.signal, log));
-    } finally {
-      await this.scratch.release(output);
-    }
-  }
-
-  private async convert(
-    request: ConversionRequest,
-    delivery: Delivery,
-    task: Task,
-    output: string,
-    log: Logger,
-  ): Promise<'succeeded' | 'not_claimed'> {
-    const signal = task.controller.signal;
-    // Taken on demand, a request waits for a slot only while the ffmpeg before it ends (about LOOKAHEAD_MS at
-    // most): it is claimed first, in that time, so that its ffmpeg follows the slot at once. With a fixed
-    // PREFETCH it may wait behind a long conversion: claimed only once a slot is free, it stays QUEUED for
-    // its owner meanwhile. Either way it can be cancelled without a process to kill.
-    const claimFirst = task.takeNext !== undefined;
-    // Waiting from here: a worker that stops hands the request back at once, claimed or not (a redelivered
-    // request may take over its RUNNING job).
-    task.waiting = true;
-    let claimed = 0;
-    if (claimFirst) {
-      if (!(await this.claim(request, delivery, signal, log))) return 'not_claimed';
-      claimed = Date.now();
-    }
-    const slot = await this.slots.acquire(signal).finally(() => (task.waiting = false));
-    const slotted = Date.now();
-    // Giving the slot back takes the next request, unless it was taken already (this ffmpeg about to end).
-    const release = () => {
-      slot();
-      task.takeNext?.();
-    };
-    try {
-      if (!claimFirst) {
-        if (!(await this.claim(request, delivery, signal, log))) return 'not_claimed';
-        claimed = Date.now();
-      }
-      return await this.run(request, delivery, task, output, log, release, { slotted, claimed });
-    } finally {
-      release();
-    }
-  }
-
-  /** Asks jobs whether this attempt may run here; when not, the request is acknowledged (dropped): false. */
-  private async claim(request: ConversionRequest, delivery: Delivery, signal: AbortSignal, log: Logger) {
-    const redelivered = delivery.msg.fields.redelivered;
-    const context = { requestId: request.requestId, signal };
-    const claim = await this.deps.jobs
-      .claim(request.jobId, request.attempt, redelivered, context)
-      .catch((err: unknown) => {
-        if (err instanceof TransientError) throw new ClaimUnavailableError(err.message, { cause: err });
-        throw err;
-      });
-    if (!claim.proceed) {
-      log.info({ reason: claim.reason }, 'attempt not claimed; dropping the request');
-      this.settle(delivery, 'ack', log);
-      return false;
-    }
-    return true;
-  }
-
-  /** Claimed, with an ffmpeg slot held; gives it back (`release`) as soon as ffmpeg has ended, before the upload. */
-  private async run(
-    request: ConversionRequest,
-    delivery: Delivery,
-    task: Task,
-    output: string,
-    log: Logger,
-    release: () => void,
-    /** Epoch ms when the slot was granted and the claim answered. */
-    { slotted, claimed }: { slotted: number; claimed: number },
-  ): Promise<'succeeded'> {
-    const { media, settings } = this.deps;
     const { signal } = task.controller;
-    const context = { requestId: request.requestId, signal };
-    const redelivered = delivery.msg.fields.redelivered;
-
-    // Epoch ms of each step, logged with the outcome: the benchmark lines them up with jobs' own timestamps
-    // (bench/convert.ts) to show where a job's time goes besides ffmpeg.
-    const steps = {
-      received: delivery.receivedAt,
-      slotted,
-      claimed,
-      ffmpegStarted: 0,
-      ffmpegEnded: 0,
-      uploaded: 0,
-      succeededPublished: 0,
-    };
-    // Not awaited before ffmpeg starts: the events of one job go out on one channel, in order, so `started`
-    // still precedes its progress and outcome; its confirm is awaited before the outcome is reported.
-    const startedSent = this.publish(request, { type: 'started', ...stamp(request) });
-    startedSent.catch(() => undefined); // awaited below; a rejection before then is not unhandled
-    log.info({ redelivered }, 'conversion started');
-
-    const throttle = new ProgressThrottle();
-    const outputSeconds = expectedSeconds({
-      durationSeconds: request.inputDurationSeconds,
-      startSeconds: request.options.startSeconds,
-      endSeconds: request.options.endSeconds,
-      maxSeconds: settings.MAX_INPUT_SECONDS,
-    });
-    await this.deps.transcode({
-      inputUrl: media.contentUrl(request.inputMediaId),
-      headers: media.authHeaders(request.requestId),
-      output,
-      options: request.options,
-      durationSeconds: request.inputDurationSeconds,
+    // Waiting from here until it holds an ffmpeg slot: a worker that stops hands the request back at once,
+    // claimed or not (a redelivered request may take over its RUNNING job).
+    task.waiting = true;
+    const { outcome, settle } = await handleConversion(request, {
+      ...this.ports,
+      log,
       signal,
-      onStart: () => {
-        steps.ffmpegStarted = Date.now();
-        if (this.estimate.endsSoonAtStart(outputSeconds)) task.takeNext?.();
+      delivery: {
+        redelivered: msg.fields.redelivered,
+        deferrals: Number(msg.properties.headers?.[DEFERRALS_HEADER] ?? 0) || 0,
+        receivedAt,
+        deliveryTag: msg.fields.deliveryTag,
       },
-      onProgress: (progress) => {
-        if (task.takeNext && this.estimate.endsSoon(progress, Date.now() - steps.ffmpegStarted)) task.takeNext();
-        if (!throttle.offer(progress)) return;
-        this.publish(request, { type: 'progress', ...stamp(request), progress }).catch((err: unknown) =>
-          log.warn({ err }, 'could not publish progress'),
-        );
-      },
-      ...(settings.READRATE ? { readrate: settings.READRATE } : {}),
-      ffmpegPath: settings.FFMPEG_PATH,
-      timeoutMs: settings.CONVERSION_TIMEOUT_SECONDS * 1000,
-      maxSeconds: settings.MAX_INPUT_SECONDS,
-      limits: ffmpegLimits(settings),
+      slot: () => this.slots.acquire(signal).finally(() => (task.waiting = false)),
+      ...(task.takeNext ? { takeNext: task.takeNext } : {}),
     });
-    steps.ffmpegEnded = Date.now();
-    // The next request held here can run its ffmpeg while this output is stored.
-    release();
-    this.estimate.learn(outputSeconds, steps.ffmpegEnded - steps.ffmpegStarted);
-    await startedSent;
-
-    const { id } = await media.uploadOutput(request.jobId, request.ownerId, request.inputMediaId, output, context);
-    steps.uploaded = Date.now();
-    await this.publish(request, { type: 'succeeded', ...stamp(request), outputMediaId: id });
-    steps.succeededPublished = Date.now();
-    log.info(
-      {
-        outputMediaId: id,
-        deliveryTag: delivery.msg.fields.deliveryTag,
-        convertMs: steps.ffmpegEnded - steps.claimed,
-        uploadMs: steps.uploaded - steps.ffmpegEnded,
-        steps,
-      },
-      'conversion succeeded',
-    );
-    this.settle(delivery, 'ack', log);
-    return 'succeeded';
+    delivery.settle(settle, log);
+    this.meter.finished(outcome, (performance.now() - began) / 1000);
   }
 
-  private async onFailure(
-    err: unknown,
-    request: ConversionRequest,
-    delivery: Delivery,
-    signal: AbortSignal,
-    log: Logger,
-  ): Promise<ConversionOutcome> {
-    if (signal.aborted) {
-      const reason = signal.reason as StopReason;
-      switch (reason) {
-        case 'cancel':
-          await this.publish(request, { type: 'cancelled', ...stamp(request) });
-          log.info('conversion cancelled');
-          this.settle(delivery, 'ack', log);
-          return 'cancelled';
-        case 'shutdown':
-          // Redelivered (redelivered = true) to another worker, whose claim may take over the running job.
-          log.info('shutting down: conversion handed back to RabbitMQ');
-          this.settle(delivery, 'requeue', log);
-          return 'handed_back';
-      }
-    }
-
-    if (err instanceof ClaimUnavailableError) {
-      // Spending attempts while jobs is away would fail jobs that never ran: wait, and ask again.
-      const deferrals = Number(delivery.msg.properties.headers?.[DEFERRALS_HEADER] ?? 0) || 0;
-      const delayMs = RETRY_DELAYS_MS[deferrals] ?? Math.max(...RETRY_DELAYS_MS);
-      log.warn({ err, deferrals, delayMs }, 'the job service did not answer the claim; asking again later');
-      await publishConfirmed(this.channel, '', Topology.retryQueue(delayMs), encodeMessage(request), {
-        ...headersFor(request),
-        [DEFERRALS_HEADER]: String(deferrals + 1),
-      });
-      this.settle(delivery, 'ack', log);
-      return 'claim_deferred';
-    }
-
-    const plan = planFailure(err, request.attempt, this.deps.settings.MAX_ATTEMPTS);
-    switch (plan.action) {
-      case 'fail':
-        log.warn({ err, code: plan.error.code }, 'conversion failed');
-        await this.publish(request, { type: 'failed', ...stamp(request), error: plan.error });
-        this.settle(delivery, 'ack', log);
-        return 'failed';
-      case 'retry': {
-        log.warn({ err, nextAttempt: plan.nextAttempt, delayMs: plan.delayMs }, 'conversion failed; retrying later');
-        // A delay queue rather than a requeue: no hot loop while media or jobs is down. It dead-letters the
-        // request back to the work queue when the delay is over.
-        const retry: ConversionRequest = { ...request, attempt: plan.nextAttempt };
-        await publishConfirmed(
-          this.channel,
-          '',
-          Topology.retryQueue(plan.delayMs),
-          encodeMessage(retry),
-          headersFor(request),
-        );
-        await this.publish(request, {
-          type: 'retrying',
-          ...stamp(request),
-          nextAttempt: plan.nextAttempt,
-          error: plan.error,
-        });
-        this.settle(delivery, 'ack', log);
-        return 'retried';
-      }
-      case 'give-up':
-        log.error({ err, attempts: request.attempt }, 'conversion failed on every attempt; giving up');
-        await this.publish(request, { type: 'failed', ...stamp(request), error: plan.error });
-        // Dead-lettered, so an operator can see (and replay) what kept failing.
-        this.settle(delivery, 'dead-letter', log);
-        return 'gave_up';
-    }
+  /** What every conversion on this worker shares. */
+  private get ports(): Pick<
+    ConversionPorts,
+    'jobs' | 'media' | 'transcode' | 'publish' | 'retryLater' | 'scratch' | 'settings' | 'estimate'
+  > {
+    const { jobs, media, transcode, settings } = this.deps;
+    return {
+      jobs,
+      media,
+      transcode,
+      settings,
+      scratch: this.scratch,
+      estimate: this.estimate,
+      publish: (request: ConversionRequest, event: JobEvent) => this.publish(request, event),
+      retryLater: (request: ConversionRequest, delayMs: number, headers: Record<string, string> = {}) =>
+        publishConfirmed(this.channel, '', Topology.retryQueue(delayMs), encodeMessage(request), {
+          ...headersFor(request),
+          ...headers,
+        }),
+    };
   }
 
   private publish(request: ConversionRequest, event: JobEvent): Promise<void> {
@@ -585,37 +375,6 @@ export class ConverterWorker {
       headersFor(request),
     );
   }
-
-  /** Acknowledges a delivery exactly once, and only on the channel it came from. */
-  private settle(delivery: Delivery, how: 'ack' | 'dead-letter' | 'requeue', log: Logger): void {
-    if (delivery.settled) return;
-    delivery.settled = true;
-    // Decided by the channel alone, not by the 'connect' event: deliveries on a new channel can be settled
-    // before that event fires, and skipping them would leave them unacknowledged on a live channel.
-    const { channel } = delivery;
-    if (!channel || channel !== this.current) {
-      // Its channel died with the connection, and RabbitMQ handed the request back then. An ack with its
-      // old delivery tag on the new channel would be a protocol error that closes that channel.
-      log.warn('the RabbitMQ connection was lost while this request was handled; RabbitMQ has handed it back');
-      return;
-    }
-    try {
-      switch (how) {
-        case 'ack':
-          channel.ack(delivery.msg);
-          return;
-        case 'dead-letter':
-          channel.nack(delivery.msg, false, false);
-          return;
-        case 'requeue':
-          channel.nack(delivery.msg, false, true);
-          return;
-      }
-    } catch (err) {
-      // The channel closed under us (amqplib throws on a closed channel): RabbitMQ hands the request back.
-      log.warn({ err }, 'could not settle the request on a closed channel; RabbitMQ has handed it back');
-    }
-  }
 }
 
 /** Scratch files untouched this much longer than the longest conversion are a crashed worker's left-overs. */
@@ -623,29 +382,6 @@ const SCRATCH_MARGIN_MS = 15 * 60_000;
 const SCRATCH_SWEEP_EVERY_MS = 10 * 60_000;
 const scratchMaxAgeMs = (settings: Pick<Config, 'CONVERSION_TIMEOUT_SECONDS'>) =>
   settings.CONVERSION_TIMEOUT_SECONDS * 1000 + SCRATCH_MARGIN_MS;
-
-/** How many times a request has waited for the jobs service to answer its claim (picks the next delay). */
-const DEFERRALS_HEADER = 'x-vidmp3-claim-deferrals';
-
-const stamp = (request: ConversionRequest) => ({
-  jobId: request.jobId,
-  attempt: request.attempt,
-  at: new Date().toISOString(),
-  ...(request.requestId ? { requestId: request.requestId } : {}),
-});
-
-/** ffmpeg's per-process limits, from the settings. */
-export const ffmpegLimits = (
-  settings: Pick<Config, 'FFMPEG_MAX_MEMORY_MB' | 'FFMPEG_MAX_CPU_SECONDS' | 'PRLIMIT_PATH' | 'PATH'>,
-): FfmpegLimits => ({
-  addressSpaceBytes: settings.FFMPEG_MAX_MEMORY_MB * 1024 * 1024,
-  cpuSeconds: settings.FFMPEG_MAX_CPU_SECONDS,
-  prlimitPath: settings.PRLIMIT_PATH,
-  searchPath: settings.PATH,
-});
-
-const headersFor = (request: ConversionRequest): Record<string, string> =>
-  request.requestId ? { [REQUEST_ID_HEADER]: request.requestId } : {};
 
 /** Why a message did not decode, in one line: the schema's complaints, or the JSON parser's. */
 function describeInvalid(err: unknown): string {

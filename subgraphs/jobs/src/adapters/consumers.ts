@@ -3,6 +3,7 @@ import {
   ConversionRequest,
   decodeMessage,
   declareTopology,
+  Delivery,
   JobChanged,
   JobEvent,
   messageRequestId,
@@ -37,28 +38,21 @@ export function startConsumers(
     help: 'Worker events this replica consumed, by type (stale and duplicate ones included)',
     labelNames: ['type'],
   });
-  // After a reconnection the channel a message came on is closed and RabbitMQ has already requeued the
-  // message; acking it then throws, and an unhandled throw here would end the process.
-  const safely = (operation: () => void) => {
-    try {
-      operation();
-    } catch (err) {
-      logger.warn({ err }, 'channel closed before a message was settled; RabbitMQ redelivers it');
-    }
-  };
+  // Settled once, on the channel it came on, and not at all once that channel closed (Delivery, broker.ts).
   // A database hiccup must not drop an event: wait a moment, then hand it back (no hot requeue loop).
   // A message that is not even JSON, or not of the contract, will never apply: it is logged and dropped.
   const settle = (ch: ConfirmChannel, msg: ConsumeMessage, work: Promise<void>, what: string, log: Logger) => {
+    const delivery = new Delivery(msg, ch);
     work.then(
-      () => safely(() => ch.ack(msg)),
+      () => delivery.settle('ack', log),
       (err: unknown) => {
         if (err instanceof Error && (err.name === 'ZodError' || err instanceof SyntaxError)) {
           log.error({ err, what }, 'dropping a malformed message');
-          safely(() => ch.ack(msg));
+          delivery.settle('ack', log);
           return;
         }
         log.warn({ err, what }, 'could not apply a message; will retry');
-        setTimeout(() => safely(() => ch.nack(msg, false, true)), RETRY_AFTER_FAILURE_MS).unref();
+        setTimeout(() => delivery.settle('requeue', log), RETRY_AFTER_FAILURE_MS).unref();
       },
     );
   };
