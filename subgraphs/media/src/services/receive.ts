@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ErrorCode, uploadFailure, userError } from '@vidmp3/shared';
+import { ErrorCode, reclaimUploadBuffers, uploadFailure, userError } from '@vidmp3/shared';
 
 export interface Received {
   byteSize: number;
@@ -22,6 +22,7 @@ export interface ByteAllowance {
 class Meter extends Transform {
   bytes = 0;
   private readonly hash = createHash('sha256');
+  private readonly reclaim = reclaimUploadBuffers();
 
   constructor(
     private readonly limit: number,
@@ -32,6 +33,7 @@ class Meter extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length;
+    this.reclaim(chunk.length);
     if (this.bytes > this.limit) {
       done(tooLarge(this.limit));
       return;
