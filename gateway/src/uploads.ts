@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { FileUpload, Upload } from 'graphql-upload-minimal';
-import { uploadFailure } from '@vidmp3/shared';
+import { reclaimUploadBuffers, uploadFailure } from '@vidmp3/shared';
 
 /** graphql-upload-minimal's `Upload`, recognised by shape: the gateway only ever sees it in variables. */
 export function isUpload(value: unknown): value is Upload {
@@ -53,7 +53,11 @@ export function multipartBody(operations: string, map: string, file: FileUpload,
     const stream = file.createReadStream();
     // The parser marks an over-limit file with 'limit' and stops feeding it: fail now rather than forward it.
     stream.once('limit', () => stream.destroy(uploadFailure({ status: 413 }, maxBytes)));
-    for await (const chunk of stream) yield chunk as Buffer;
+    const reclaim = reclaimUploadBuffers();
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      reclaim(chunk.length);
+      yield chunk;
+    }
     yield Buffer.from(`\r\n--${boundary}--\r\n`);
   }
   return { contentType: `multipart/form-data; boundary=${boundary}`, body: body() };

@@ -20,7 +20,6 @@ import type { Config } from './config.js';
 import type { Context } from './context.js';
 import type { BlobStore } from './adapters/blob-store.js';
 import { DiskBlobStore } from './adapters/blob-disk.js';
-import { GridFsBlobStore } from './adapters/blob-gridfs.js';
 import { loadOrCreateDevKey } from './adapters/download-key.js';
 import { MediaRepository } from './adapters/media-repo.js';
 import { QuotaRepository } from './adapters/quota-repo.js';
@@ -38,6 +37,9 @@ const typeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url
 async function openBlobStore(config: Config): Promise<{ blobs: BlobStore; scratchDir: string }> {
   if (config.MONGODB_URL) {
     const url = config.MONGODB_URL;
+    // Loaded only when used: the MongoDB driver (and the 17 MiB buffer its BSON serializer allocates on load) is
+    // most of what a disk-store media service would otherwise hold for nothing (issue #11).
+    const { GridFsBlobStore } = await import('./adapters/blob-gridfs.js');
     const blobs = await connectTo('MongoDB', url, () => GridFsBlobStore.connect(url));
     return { blobs, scratchDir: config.SCRATCH_DIR ?? join(tmpdir(), 'vidmp3-media') };
   }

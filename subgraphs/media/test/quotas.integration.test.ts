@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { GraphQLError } from 'graphql';
-import mysql from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mysql, { type RowDataPacket } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger, openDatabase, type Pool } from '@vidmp3/shared';
 import { MediaRepository } from '../src/adapters/media-repo.js';
 import { QuotaRepository } from '../src/adapters/quota-repo.js';
@@ -160,4 +160,42 @@ describe('storage quota decisions (real MariaDB)', () => {
     await allowance.release();
     expect(await replica().usage(owner)).toMatchObject({ storageBytes: 0, storageLimitBytes: LIMIT });
   });
+
+  it('asks for more room in the background once half of the read-ahead is used, never past the limit', async () => {
+    const owner = randomUUID();
+    await storedMedia(owner, LIMIT - 200_000);
+    const allowance = await replica().startUpload(owner);
+    await allowance.ensure(1000); // holds 1000 bytes and 64 KiB ahead
+    const held = 1000 + 64 * 1024;
+    expect(allowance.covers(held - 1000)).toBe(true); // past half of the read-ahead: more is asked for
+    await vi.waitFor(async () => expect(await reservedBy(owner)).toBeGreaterThan(held));
+    // The stream goes on without waiting: those bytes are held already.
+    expect(allowance.covers(held + 1000)).toBe(true);
+    // Near the limit the read-ahead shrinks (half of what is left), and the first byte too many is still refused.
+    for (let total = held + 1000; total <= 200_000; total += 4096) {
+      if (!allowance.covers(total)) await allowance.ensure(total);
+    }
+    expect(await reservedBy(owner)).toBeLessThanOrEqual(200_000);
+    await failure(allowance.ensure(200_001));
+    await allowance.release();
+    expect(await reservedBy(owner)).toBe(0);
+  });
+
+  it('leaves no reservation behind when released while asking for more room', async () => {
+    const owner = randomUUID();
+    const allowance = await replica().startUpload(owner);
+    await allowance.ensure(1000);
+    allowance.covers(60_000); // starts a read-ahead, not awaited
+    await allowance.release();
+    expect(await reservedBy(owner)).toBe(0);
+  });
 });
+
+/** The bytes an owner's writes hold right now. */
+async function reservedBy(ownerId: string): Promise<number> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    'SELECT COALESCE(SUM(reserved_bytes), 0) AS bytes FROM storage_reservations WHERE owner_id = ?',
+    [ownerId],
+  );
+  return Number(rows[0]?.bytes ?? 0);
+}

@@ -10,7 +10,10 @@ export interface QuotaLimits {
   concurrentUploads: number;
   /** How long a write's reservation outlives its last sign of life (a replica that died stops counting). */
   reservationTtlMs: number;
-  /** Bytes reserved ahead of what has arrived, so a big upload asks the database once per this many (8 MiB). */
+  /**
+   * Bytes reserved ahead of what has arrived (32 MiB), so a big upload asks the database once per this many, and
+   * asks again in the background when half of them are used (see `covers`).
+   */
   reserveAheadBytes?: number;
 }
 
@@ -22,12 +25,15 @@ export interface QuotaLimits {
 export interface Allowance {
   /** Resolves once `totalBytes` fit the owner's quota; QUOTA_EXCEEDED ('storageBytes') when they do not. */
   ensure(totalBytes: number): Promise<void>;
-  /** Synchronous fast path: whether `totalBytes` are already held (no database round trip needed). */
+  /**
+   * Synchronous fast path: whether `totalBytes` are already held (no database round trip needed). Past half of
+   * the read-ahead it also asks for more room in the background, so a steady stream need not wait for `ensure`.
+   */
   covers(totalBytes: number): boolean;
   release(): Promise<void>;
 }
 
-const DEFAULT_RESERVE_AHEAD_BYTES = 8 * 1024 ** 2;
+const DEFAULT_RESERVE_AHEAD_BYTES = 32 * 1024 ** 2;
 
 /** The per-owner storage and upload limits; the decisions are made under a database lock (QuotaRepository). */
 export class StorageQuotas {
@@ -76,6 +82,19 @@ export class StorageQuotas {
 
     let held = await reserve(announcedBytes);
     let released = false;
+    // One request for more room at a time: a read-ahead started by `covers`, or the one `ensure` waits for.
+    let growing: Promise<void> | undefined;
+    let readAheadFor = -1;
+    const grow = (neededBytes: number) => {
+      growing ??= reserve(neededBytes)
+        .then((bytes) => {
+          held = Math.max(held, bytes);
+        })
+        .finally(() => {
+          growing = undefined;
+        });
+      return growing;
+    };
     // A slow upload may not ask for bytes for a while: keep its reservation alive meanwhile.
     const timer = setInterval(
       () => {
@@ -84,17 +103,33 @@ export class StorageQuotas {
       Math.max(1_000, limits.reservationTtlMs / 3),
     );
     timer.unref();
+    const aheadBytes = limits.reserveAheadBytes ?? DEFAULT_RESERVE_AHEAD_BYTES;
 
     return {
-      covers: (totalBytes) => totalBytes <= held,
+      covers(totalBytes) {
+        // Half of the room held ahead is used: ask for more now, in the background, so that the stream does not
+        // wait for the database when it gets there. It asks for what is already held (always granted while held),
+        // plus the read-ahead; once per amount held, so a write near the limit, granted nothing more, does not
+        // ask again at every chunk (it then waits in `ensure`, which gives the verdict).
+        if (!released && held > 0 && totalBytes > held - aheadBytes / 2 && readAheadFor !== held && !growing) {
+          readAheadFor = held;
+          grow(held).catch(() => undefined);
+        }
+        return totalBytes <= held;
+      },
       async ensure(totalBytes) {
-        if (totalBytes <= held) return;
-        held = await reserve(totalBytes);
+        while (totalBytes > held) {
+          // A read-ahead in flight may bring enough; whatever it brought, the loop asks again for what is missing.
+          if (growing) await growing.catch(() => undefined);
+          else await grow(totalBytes);
+        }
       },
       async release() {
         if (released) return;
         released = true;
         clearInterval(timer);
+        // A read-ahead still in flight would otherwise write the reservation back after it is deleted.
+        await growing?.catch(() => undefined);
         await repo.release(id);
       },
     };
