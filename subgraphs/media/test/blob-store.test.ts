@@ -1,11 +1,11 @@
 import { randomFillSync, randomUUID } from 'node:crypto';
-import { access, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { MongoClient, type Db } from 'mongodb';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DiskBlobStore } from '../src/adapters/blob-disk.js';
+import { DiskBlobStore, TEMP_MAX_AGE_MS } from '../src/adapters/blob-disk.js';
 import { GridFsBlobStore, mongoDatabaseName } from '../src/adapters/blob-gridfs.js';
 import { blobStoreContract } from './blob-store.contract.js';
 
@@ -27,6 +27,22 @@ blobStoreContract('Disk blob store', async () => DiskBlobStore.open(await freshR
 });
 
 describe('Disk blob store, on the filesystem', () => {
+  it('removes the temp files a crashed process left when it opens, and keeps those that may still be written', async () => {
+    const root = await freshRoot();
+    await mkdir(path.join(root, '.tmp'));
+    const crashed = path.join(root, '.tmp', 'put-crashed.part');
+    await writeFile(crashed, 'half a blob');
+    const longAgo = new Date(Date.now() - TEMP_MAX_AGE_MS - 60_000);
+    await utimes(crashed, longAgo, longAgo);
+    await writeFile(path.join(root, '.tmp', 'upload-arriving'), 'bytes so far');
+
+    const store = await DiskBlobStore.open(root);
+    expect(await readdir(store.scratchDir())).toEqual(['upload-arriving']);
+    // And on its timer, the same way.
+    expect(await store.sweepTemp(Date.now() + TEMP_MAX_AGE_MS + 60_000)).toEqual(['upload-arriving']);
+    await store.close();
+  });
+
   it('keeps blobs under <root>/<first two characters>/<key>, nothing in the scratch dir', async () => {
     const root = await freshRoot();
     const store = await DiskBlobStore.open(root);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { access, link, lstat, mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { access, link, lstat, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,6 +14,10 @@ import {
   type ByteRange,
 } from './blob-store.js';
 
+/** Temp files untouched this long are a crashed process's left-overs (see `sweepTemp`). */
+export const TEMP_MAX_AGE_MS = 25 * 3_600_000;
+const TEMP_SWEEP_EVERY_MS = 3_600_000;
+
 // Filesystems that cannot hard-link (some FUSE, SMB and vfat mounts) answer with one of these.
 const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
@@ -23,6 +27,7 @@ const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
  */
 export class DiskBlobStore implements BlobStore {
   readonly kind = 'disk' as const;
+  private sweeper: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly root: string,
@@ -34,7 +39,29 @@ export class DiskBlobStore implements BlobStore {
     // The temp dir lives inside the root so that publishing a finished file is a same-filesystem link.
     const tmp = path.join(absolute, '.tmp');
     await mkdir(tmp, { recursive: true });
-    return new DiskBlobStore(absolute, tmp);
+    const store = new DiskBlobStore(absolute, tmp);
+    await store.sweepTemp();
+    store.sweeper = setInterval(() => void store.sweepTemp(), TEMP_SWEEP_EVERY_MS).unref();
+    return store;
+  }
+
+  /**
+   * Removes temp files a crashed process left (they are removed on every failure path otherwise): those
+   * untouched for longer than any upload may idle (UPLOAD_IDLE_TIMEOUT_SECONDS is at most a day), so never
+   * one a running put or upload still writes. Returns the names removed; a failure waits for the next sweep.
+   */
+  async sweepTemp(now = Date.now()): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of await readdir(this.tmp).catch(() => [])) {
+      const file = path.join(this.tmp, name);
+      const info = await lstat(file).catch(() => undefined);
+      if (!info || now - info.mtimeMs <= TEMP_MAX_AGE_MS) continue;
+      await rm(file, { recursive: true, force: true }).then(
+        () => removed.push(name),
+        () => undefined,
+      );
+    }
+    return removed;
   }
 
   /** Where callers may write uploads so that `adopt` is a rename, not a copy. */
@@ -142,7 +169,8 @@ export class DiskBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {
-    // Nothing is held open between calls; read streams close themselves when done.
+    // Nothing else is held open between calls; read streams close themselves when done.
+    clearInterval(this.sweeper);
   }
 
   private pathOf(key: string): string {
