@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
-import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import { isRequestId, REQUEST_ID_HEADER } from './http.js';
 import type { Logger } from './logger.js';
 import type { Counter, Metrics } from './metrics.js';
@@ -181,11 +181,11 @@ export type Settlement = 'ack' | 'requeue' | 'dead-letter';
  * its unsettled messages back to RabbitMQ, which redelivers them: settling one there is skipped, not a failure
  * (amqplib throws on a closed channel, and an unhandled throw in a consumer would end the process).
  */
-export class Delivery {
+export class Delivery<M extends Message = ConsumeMessage> {
   private settled = false;
 
   constructor(
-    readonly msg: ConsumeMessage,
+    readonly msg: M,
     /** The channel it arrived on; undefined if unknown (then it is never settled: RabbitMQ takes it back). */
     readonly channel: ConfirmChannel | undefined,
   ) {}
