@@ -1,4 +1,11 @@
-import { REQUEST_ID_HEADER, type ConversionRequest, type JobEvent, type Logger, type Settlement } from '@vidmp3/shared';
+import {
+  REQUEST_ID_HEADER,
+  RETRY_DELAYS_MS,
+  type ConversionRequest,
+  type JobEvent,
+  type Logger,
+  type Settlement,
+} from '@vidmp3/shared';
 import type { Config } from './config.js';
 import { ClaimUnavailableError, planFailure, TransientError } from './errors.js';
 import type { JobsClient } from './jobs-client.js';
@@ -6,7 +13,6 @@ import type { EndEstimate } from './look-ahead.js';
 import type { MediaClient } from './media-client.js';
 import type { ConversionOutcome } from './metrics.js';
 import { expectedSeconds, ProgressThrottle } from './progress.js';
-import { RETRY_DELAYS_MS } from '@vidmp3/shared';
 import type { Scratch } from './scratch.js';
 import type { FfmpegLimits, transcode } from './transcoder.js';
 
