@@ -7,10 +7,11 @@
 //
 // Every client (one user, all from 127.0.0.1: our gateway's WebSocket limits are raised for the run)
 // subscribes to `jobUpdated` with fields of all three subgraphs and records each state it receives. Each
-// target gets a conversion of its own (a job of the same user, on its own upload), created with no worker
-// running, so that it waits QUEUED until every client has seen that first state; then one worker starts,
-// reading the input at realtime (READRATE=1), so a 12 s clip emits progress about every second. The targets
-// run one after the other, never overlapping; the worker is stopped between them. Per target: delivery
+// target gets a conversion of its own (a job of the same user, on its own upload), created while the one worker
+// (warm, reading at realtime: READRATE=1, so a 12 s clip emits progress about every second) is busy with a long
+// blocker job of the same user and jobs dispatches one job per user at a time, so that it waits QUEUED until
+// every client has seen that first state; then the blocker is cancelled and the worker takes the watched job.
+// The targets run one after the other, never overlapping. Per target: delivery
 // latency (receive time − the job's own `updatedAt`, ms precision: same machine, same clock), states missed
 // and duplicated per client, errors, the gateway's RSS idle → subscribed / peak (VmHWM, reset per target),
 // and after every client has left: how long the gateway took to close their sockets and its RSS about 10 s
@@ -170,9 +171,9 @@ function watcher(wsUrl: string, user: SignedUp, jobId: string, query = WATCH): W
   return w;
 }
 
-async function until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -188,6 +189,14 @@ async function convert(gatewayUrl: string, user: SignedUp, mediaId: string): Pro
   );
   if (!res.data) throw new Error(`convertMedia failed: ${JSON.stringify(res.errors)}`);
   return res.data.convertMedia.id;
+}
+
+async function jobStatus(gatewayUrl: string, user: SignedUp, id: string): Promise<string | undefined> {
+  const res = await graphql<{ job: { status: string } }>(gatewayUrl, 'query ($id: ID!) { job(id: $id) { status } }', {
+    token: user.token,
+    variables: { id },
+  });
+  return res.data?.job.status;
 }
 
 const percentile = (sorted: number[], p: number) =>
@@ -233,7 +242,7 @@ async function runTarget(
   system: System,
   target: Target,
   user: SignedUp,
-  mediaId: string,
+  media: { watched: string; blocker: string },
   clients: number,
 ): Promise<TargetResult> {
   const gatewayPid = target.process.child.pid;
@@ -241,7 +250,6 @@ async function runTarget(
   const wsUrl = `${target.url.replace(/^http/, 'ws')}/graphql`;
   const watchers: Watcher[] = [];
   let direct: Watcher | undefined;
-  let worker: ServiceProcess | undefined;
   try {
     // The same HTTP request through either gateway first, so that neither is measured cold.
     const warm = await graphql(target.url, '{ me { email } }', { token: user.token });
@@ -250,9 +258,13 @@ async function runTarget(
     await Promise.all([resetPeak(gatewayPid), resetPeak(jobsPid)]);
     const idle = { gateway: await vmRSS(gatewayPid), jobs: await vmRSS(jobsPid), sockets: await sockets(gatewayPid) };
 
-    // No worker yet: the job waits QUEUED while every client subscribes. jobUpdated starts with the job's
-    // current state, so a client that has seen QUEUED is subscribed; then the worker starts the conversion.
-    const jobId = await convert(target.url, user, mediaId);
+    // The worker is busy with a long blocker job of the same user, and jobs dispatches one job of a user at a
+    // time (MAX_DISPATCHED_PER_USER=1): the watched job waits QUEUED while every client subscribes (jobUpdated
+    // starts with the job's current state, so a client that has seen QUEUED is subscribed). Cancelling the
+    // blocker then dispatches it to the warm worker — no process start-up in the measured window.
+    const blocker = await convert(target.url, user, media.blocker);
+    await until('the blocker to run', async () => (await jobStatus(target.url, user, blocker)) === 'RUNNING', 60_000);
+    const jobId = await convert(target.url, user, media.watched);
     direct = watcher(`${system.services.jobs!.url.replace(/^http/, 'ws')}/graphql`, user, jobId, WATCH_JOBS);
     for (let i = 0; i < clients; i++) watchers.push(watcher(wsUrl, user, jobId));
     // A client has its answer once a result (data or errors) came, or its subscription failed.
@@ -264,8 +276,12 @@ async function runTarget(
       jobs: await vmRSS(jobsPid),
       sockets: await sockets(gatewayPid),
     };
-    const workerStarted = Date.now();
-    worker = await system.startWorker({ READRATE: '1' });
+    const released = Date.now();
+    const cancelled = await graphql(target.url, 'mutation ($id: ID!) { cancelJob(id: $id) { id } }', {
+      token: user.token,
+      variables: { id: blocker },
+    });
+    if (cancelled.errors) throw new Error(`cancelling the blocker failed: ${JSON.stringify(cancelled.errors)}`);
 
     const finished = (w: Watcher) =>
       w.failed !== undefined || (w.seen.get(jobId) ?? []).some((r) => FINAL.has(r.state.status) && r.state.complete);
@@ -293,7 +309,7 @@ async function runTarget(
     for (const w of watchers) {
       const got = w.seen.get(jobId) ?? [];
       for (const r of got) {
-        if (Date.parse(r.state.updatedAt) >= workerStarted) latencies.push(r.at - Date.parse(r.state.updatedAt));
+        if (Date.parse(r.state.updatedAt) >= released) latencies.push(r.at - Date.parse(r.state.updatedAt));
       }
       const keys = new Set(got.map((r) => stateKey(r.state)));
       const missed = history.filter((s) => !keys.has(stateKey(s))).length;
@@ -310,7 +326,7 @@ async function runTarget(
     }
     // Per state: when the first and the last client got it, after its updatedAt (where a tail comes from).
     const perState = history
-      .filter((state) => Date.parse(state.updatedAt) >= workerStarted)
+      .filter((state) => Date.parse(state.updatedAt) >= released)
       .map((state) => {
         const at = watchers.flatMap((w) =>
           (w.seen.get(jobId) ?? []).filter((r) => stateKey(r.state) === stateKey(state)).map((r) => r.at),
@@ -327,7 +343,7 @@ async function runTarget(
     const failed = watchers.flatMap((w) => (w.failed === undefined ? [] : [w.failed]));
     latencies.sort((a, b) => a - b);
     const jobsOwn = (direct.seen.get(jobId) ?? [])
-      .filter((r) => Date.parse(r.state.updatedAt) >= workerStarted)
+      .filter((r) => Date.parse(r.state.updatedAt) >= released)
       .map((r) => r.at - Date.parse(r.state.updatedAt))
       .sort((a, b) => a - b);
 
@@ -372,12 +388,10 @@ async function runTarget(
     await Promise.allSettled(
       [...watchers, ...(direct ? [direct] : [])].map((w) => Promise.resolve(w.client.dispose())),
     );
-    // The next target's job must wait QUEUED until its clients are subscribed: no worker between targets.
-    if (worker) await stopService(worker);
   }
 }
 
-async function runCount(clients: number, clip: string): Promise<TargetResult[]> {
+async function runCount(clients: number, clip: string, blockerClip: string): Promise<TargetResult[]> {
   const limit = String(clients + 100);
   // All clients come from 127.0.0.1 and one user: lift the per-user and per-address WebSocket limits.
   const system = await startSystem(
@@ -389,8 +403,12 @@ async function runCount(clients: number, clip: string): Promise<TargetResult[]> 
         MAX_SUBSCRIPTIONS_PER_IP: limit,
         ...(heapOption ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${heapOption}`.trim() } : {}),
       },
+      // One of the user's jobs in the converters' queue at a time: the watched job waits behind the blocker.
+      jobs: { MAX_DISPATCHED_PER_USER: '1' },
+      // Realtime reading: a 12 s clip emits progress about every second, and the blocker runs until cancelled.
+      worker: { READRATE: '1' },
     },
-    { workers: 0 },
+    { workers: 1 },
   );
   let hive: ServiceProcess | undefined;
   try {
@@ -412,11 +430,16 @@ async function runCount(clients: number, clip: string): Promise<TargetResult[]> 
     const user = await signUpUser(system.gatewayUrl);
     const results: TargetResult[] = [];
     for (const name of TARGETS) {
-      // One upload per target, so that each conversion is a job of its own from the start.
-      const upload = await uploadFile(system.gatewayUrl, clip, { token: user.token });
-      if (!upload.data) throw new Error(`upload failed: ${JSON.stringify(upload.errors)}`);
+      // Uploads per target, so that each conversion is a job of its own from the start.
+      const [watched, blocker] = await Promise.all(
+        [clip, blockerClip].map(async (path) => {
+          const upload = await uploadFile(system.gatewayUrl, path, { token: user.token });
+          if (!upload.data) throw new Error(`upload failed: ${JSON.stringify(upload.errors)}`);
+          return upload.data.uploadVideo.id;
+        }),
+      );
       console.log(`${clients} clients, ${LABELS[name]}…`);
-      results.push(await runTarget(system, targets[name]!, user, upload.data.uploadVideo.id, clients));
+      results.push(await runTarget(system, targets[name]!, user, { watched: watched!, blocker: blocker! }, clients));
       console.log(row(results.at(-1)!, results));
     }
     // Logging costs CPU on the gateway's event loop: how much each printed (LOG_LEVEL=info for both).
@@ -473,7 +496,10 @@ const results: TargetResult[] = [];
 try {
   const clip = join(work, 'clip.mp4');
   await generateVideo(clip, CLIP_SECONDS);
-  for (const clients of COUNTS) results.push(...(await runCount(clients, clip)));
+  // Long enough to keep the worker busy while thousands of clients subscribe; it is cancelled then.
+  const blockerClip = join(work, 'blocker.mp4');
+  await generateVideo(blockerClip, 300);
+  for (const clients of COUNTS) results.push(...(await runCount(clients, clip, blockerClip)));
 } finally {
   await rm(work, { recursive: true, force: true });
 }
