@@ -191,6 +191,14 @@ async function convert(gatewayUrl: string, user: SignedUp, mediaId: string): Pro
   return res.data.convertMedia.id;
 }
 
+/** Our gateway's V8 heap in use, MiB (prom-client's `nodejs_heap_size_used_bytes`); NaN for Hive. */
+async function heapUsed(target: Target): Promise<number> {
+  if (target.name !== 'ours') return NaN;
+  const text = await (await fetch(`${target.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('nodejs_heap_size_used_bytes'));
+  return line ? Number(line.split(' ').at(-1)) / 1024 ** 2 : NaN;
+}
+
 async function jobStatus(gatewayUrl: string, user: SignedUp, id: string): Promise<string | undefined> {
   const res = await graphql<{ job: { status: string } }>(gatewayUrl, 'query ($id: ID!) { job(id: $id) { status } }', {
     token: user.token,
@@ -223,6 +231,8 @@ interface TargetResult {
   errors: string[];
   failed: string[];
   rss: { idle: number; subscribed: number; peak: number; afterLeave: number };
+  /** V8 heap in use (MiB, from our gateway's /metrics; Hive has none): idle, subscribed, after leave. */
+  heap: { idle: number; subscribed: number; afterLeave: number };
   /** Open sockets of the gateway: idle, subscribed, after the clients left; ms until back near idle. */
   socks: { idle: number; subscribed: number; afterLeave: number; releasedMs: number | undefined };
   jobs: { idle: number; subscribed: number; peak: number };
@@ -257,6 +267,7 @@ async function runTarget(
     const loadAtStart = load();
     await Promise.all([resetPeak(gatewayPid), resetPeak(jobsPid)]);
     const idle = { gateway: await vmRSS(gatewayPid), jobs: await vmRSS(jobsPid), sockets: await sockets(gatewayPid) };
+    const idleHeap = await heapUsed(target);
 
     // The worker is busy with a long blocker job of the same user, and jobs dispatches one job of a user at a
     // time (MAX_DISPATCHED_PER_USER=1): the watched job waits QUEUED while every client subscribes (jobUpdated
@@ -276,6 +287,7 @@ async function runTarget(
       jobs: await vmRSS(jobsPid),
       sockets: await sockets(gatewayPid),
     };
+    const subscribedHeap = await heapUsed(target);
     const released = Date.now();
     const cancelled = await graphql(target.url, 'mutation ($id: ID!) { cancelJob(id: $id) { id } }', {
       token: user.token,
@@ -362,6 +374,7 @@ async function runTarget(
       open = await sockets(gatewayPid);
     }
     const afterLeave = await vmRSS(gatewayPid);
+    const afterLeaveHeap = await heapUsed(target);
 
     return {
       clients,
@@ -379,6 +392,7 @@ async function runTarget(
       errors,
       failed,
       rss: { idle: idle.gateway, subscribed: subscribed.gateway, peak: peak.gateway, afterLeave },
+      heap: { idle: idleHeap, subscribed: subscribedHeap, afterLeave: afterLeaveHeap },
       socks: { idle: idle.sockets, subscribed: subscribed.sockets, afterLeave: open, releasedMs },
       jobs: { idle: idle.jobs, subscribed: subscribed.jobs, peak: peak.jobs },
       jobsOwn: { p50: percentile(jobsOwn, 50), p99: percentile(jobsOwn, 99) },
@@ -470,6 +484,9 @@ function row(r: TargetResult, all: TargetResult[]): string {
     ` ${r.missedStates} (${r.clientsMissing} clients) | ${r.missedFinal} | ${r.missedQueued} | ${r.duplicates} |`,
     ` ${errors.length > 0 ? errors.join('; ') : '0'} |`,
     ` ${mib(r.rss.idle)} → ${mib(r.rss.subscribed)} / ${mib(r.rss.peak)} MiB | ${mib(r.rss.afterLeave)} MiB |`,
+    Number.isNaN(r.heap.idle)
+      ? ' n/a |'
+      : ` ${mib(r.heap.idle)} → ${mib(r.heap.subscribed)} → ${mib(r.heap.afterLeave)} MiB |`,
     ` ${perSubscriber.toFixed(1)} KiB |`,
     ` ${r.socks.idle} → ${r.socks.subscribed} → ${r.socks.afterLeave} (${released}) |`,
     ` ${mib(r.jobs.idle)} → ${mib(r.jobs.subscribed)} / ${mib(r.jobs.peak)} MiB |`,
@@ -479,7 +496,8 @@ function row(r: TargetResult, all: TargetResult[]): string {
 
 const HEADER = [
   '| clients | gateway | states | p50 | p99 | max | states missed | final missed | QUEUED missed | duplicates | errors',
-  ` | gateway RSS idle → subscribed / peak | gateway RSS after leave (~${AFTER_LEAVE_MS / 1000} s) | RSS growth per subscriber`,
+  ` | gateway RSS idle → subscribed / peak | gateway RSS after leave (~${AFTER_LEAVE_MS / 1000} s)`,
+  ' | gateway V8 heap used idle → subscribed → after leave | RSS growth per subscriber',
   ' | gateway sockets idle → subscribed → after leave (back near idle) | jobs RSS idle → subscribed / peak',
   ' | jobs subgraph directly, 1 client: p50 / p99 | load average 1/5/15 min (start → end) | Hive p99 ÷ ours |',
 ].join('');
