@@ -5,11 +5,11 @@
 import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, expect, it, onTestFailed } from 'vitest';
 import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
+import { claimedBy, conversionsHeld, conversionsOf } from './conversions.js';
 import { generateVideo } from './fixtures.js';
-import { MYSQL_SERVER, startSystem, type ServiceProcess, type System } from './harness.js';
+import { startSystem, type ServiceProcess, type System } from './harness.js';
 
 // Read at 8× real time, 48 s of video keep ffmpeg busy for about 6 s: long enough to look at what is held.
 const READRATE = '8';
@@ -54,32 +54,15 @@ interface JobView {
 }
 const FIELDS = 'id status progress attempts startedAt finishedAt output { id }';
 
-async function convert(): Promise<string> {
-  const res = await graphql<{ convertMedia: JobView }>(
-    system.gatewayUrl,
-    `mutation ($m: ID!) { convertMedia(mediaId: $m) { ${FIELDS} } }`,
-    { token: alice.token, variables: { m: videoId } },
-  );
-  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
-  return res.data!.convertMedia.id;
-}
-
-async function job(id: string): Promise<JobView> {
-  const res = await graphql<{ job: JobView }>(system.gatewayUrl, `query ($id: ID!) { job(id: $id) { ${FIELDS} } }`, {
-    token: alice.token,
-    variables: { id },
-  });
-  return res.data!.job;
-}
-
-const waitFor = (id: string, done: (j: JobView) => boolean, timeout = 60_000) =>
-  expect.poll(async () => done(await job(id)), { timeout, interval: 100 }).toBe(true);
-
-/** Conversion requests the worker holds now (its own gauge). */
-async function held(worker: ServiceProcess): Promise<number> {
-  const text = await (await fetch(`${worker.url}/metrics`)).text();
-  return Number(/^vidmp3_conversions_in_progress(?:\{[^}]*\})? (\d+)$/m.exec(text)?.[1] ?? NaN);
-}
+const conversions = conversionsOf<JobView>(
+  () => system,
+  () => alice,
+  FIELDS,
+);
+const convert = () => conversions.convert(videoId);
+const job = (id: string) => conversions.job(id);
+const waitFor = (id: string, done: (j: JobView) => boolean, timeout = 60_000) => conversions.waitFor(id, done, timeout);
+const held = conversionsHeld;
 
 /** ffmpeg processes the worker runs now (its children; prlimit execs ffmpeg in place). */
 async function ffmpegOf(worker: ServiceProcess): Promise<number> {
@@ -94,15 +77,7 @@ async function ffmpegOf(worker: ServiceProcess): Promise<number> {
   return count;
 }
 
-async function claimedBy(jobId: string): Promise<string | null> {
-  const conn = await mysql.createConnection(`${MYSQL_SERVER}/${system.databases.jobs}`);
-  try {
-    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT claimed_by FROM jobs WHERE id = ?', [jobId]);
-    return (rows[0]?.claimed_by as string | null) ?? null;
-  } finally {
-    await conn.end();
-  }
-}
+const claimedByWorker = (jobId: string) => claimedBy(system, jobId);
 
 it('holds the next request while one ffmpeg runs, leaves that job QUEUED, and cancels it without running it', async () => {
   const worker = system.services.worker1!;
@@ -123,7 +98,7 @@ it('holds the next request while one ffmpeg runs, leaves that job QUEUED, and ca
   // The worker let go of the cancelled request; it never ran.
   await expect.poll(() => held(worker), { timeout: 15_000, interval: 100 }).toBe(0);
   expect(await job(next)).toMatchObject({ status: 'CANCELLED', startedAt: null, output: null, attempts: 1 });
-  expect(await claimedBy(next)).toBeNull();
+  expect(await claimedByWorker(next)).toBeNull();
 }, 120_000);
 
 it('hands a held request back at once when its worker stops, to be converted elsewhere while the running one finishes', async () => {
@@ -147,6 +122,6 @@ it('hands a held request back at once when its worker stops, to be converted els
   expect(await exited).toBe(0);
   const [runningJob, nextJob] = [await job(running), await job(next)];
   expect(Date.parse(nextJob.startedAt!)).toBeLessThan(Date.parse(runningJob.finishedAt!));
-  expect(await claimedBy(running)).toBe('e2e-worker-1');
-  expect(await claimedBy(next)).toBe('e2e-worker-2');
+  expect(await claimedByWorker(running)).toBe('e2e-worker-1');
+  expect(await claimedByWorker(next)).toBe('e2e-worker-2');
 }, 180_000);

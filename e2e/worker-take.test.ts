@@ -4,11 +4,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, expect, it, onTestFailed } from 'vitest';
-import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
+import { signUpUser, uploadFile, type SignedUp } from './client.js';
+import { claimedBy, conversionsHeld, conversionsOf } from './conversions.js';
 import { generateVideo } from './fixtures.js';
-import { MYSQL_SERVER, startSystem, type ServiceProcess, type System } from './harness.js';
+import { startSystem, type System } from './harness.js';
 
 // Read at 8× real time, 96 s of video keep ffmpeg busy for about 12 s.
 const READRATE = '8';
@@ -50,42 +50,17 @@ interface JobView {
 }
 const FIELDS = 'id status progress startedAt finishedAt';
 
-async function convert(): Promise<string> {
-  const res = await graphql<{ convertMedia: JobView }>(
-    system.gatewayUrl,
-    `mutation ($m: ID!) { convertMedia(mediaId: $m) { ${FIELDS} } }`,
-    { token: alice.token, variables: { m: videoId } },
-  );
-  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
-  return res.data!.convertMedia.id;
-}
+const conversions = conversionsOf<JobView>(
+  () => system,
+  () => alice,
+  FIELDS,
+);
+const convert = () => conversions.convert(videoId);
+const job = (id: string) => conversions.job(id);
+const waitFor = (id: string, done: (j: JobView) => boolean, timeout = 90_000) => conversions.waitFor(id, done, timeout);
+const held = conversionsHeld;
 
-async function job(id: string): Promise<JobView> {
-  const res = await graphql<{ job: JobView }>(system.gatewayUrl, `query ($id: ID!) { job(id: $id) { ${FIELDS} } }`, {
-    token: alice.token,
-    variables: { id },
-  });
-  return res.data!.job;
-}
-
-const waitFor = (id: string, done: (j: JobView) => boolean, timeout = 90_000) =>
-  expect.poll(async () => done(await job(id)), { timeout, interval: 100 }).toBe(true);
-
-/** Conversion requests the worker holds now (its own gauge). */
-async function held(worker: ServiceProcess): Promise<number> {
-  const text = await (await fetch(`${worker.url}/metrics`)).text();
-  return Number(/^vidmp3_conversions_in_progress(?:\{[^}]*\})? (\d+)$/m.exec(text)?.[1] ?? NaN);
-}
-
-async function claimedBy(jobId: string): Promise<string | null> {
-  const conn = await mysql.createConnection(`${MYSQL_SERVER}/${system.databases.jobs}`);
-  try {
-    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT claimed_by FROM jobs WHERE id = ?', [jobId]);
-    return (rows[0]?.claimed_by as string | null) ?? null;
-  } finally {
-    await conn.end();
-  }
-}
+const claimedByWorker = (jobId: string) => claimedBy(system, jobId);
 
 it('leaves the next request in RabbitMQ while a long conversion runs, for another worker to convert', async () => {
   const busy = system.services.worker1!;
@@ -100,7 +75,7 @@ it('leaves the next request in RabbitMQ while a long conversion runs, for anothe
   await waitFor(running, (j) => j.status === 'SUCCEEDED');
   const [runningJob, nextJob] = [await job(running), await job(next)];
   expect(Date.parse(nextJob.startedAt!)).toBeLessThan(Date.parse(runningJob.finishedAt!));
-  expect(await claimedBy(running)).toBe('e2e-worker-1');
-  expect(await claimedBy(next)).toBe('e2e-worker-2');
+  expect(await claimedByWorker(running)).toBe('e2e-worker-1');
+  expect(await claimedByWorker(next)).toBe('e2e-worker-2');
   expect(await held(other)).toBe(0);
 }, 180_000);
