@@ -630,8 +630,8 @@ describe('subscriptions through the gateway', () => {
 // ---------------------------------------------------------------------------------------------------------------
 // Fan-out: upstream subscriptions and per-event queries shared between client subscriptions
 
-/** A client subscription driven by hand (the way graphql-ws pulls it), on a hub of its own. */
-async function relayFor(upstream: FakeJobs, executed: Executed[], userId: string, query: string) {
+/** A hub of upstream subscriptions of its own, to the fake jobs, that gives up at once when jobs goes away. */
+function hubFor(upstream: FakeJobs): UpstreamHub {
   const hub = new UpstreamHub({
     url: webSocketUrl(upstream.url),
     attempts: 0,
@@ -640,6 +640,12 @@ async function relayFor(upstream: FakeJobs, executed: Executed[], userId: string
     log: createLogger('test', 'silent'),
   });
   cleanups.push(() => hub.close());
+  return hub;
+}
+
+/** A client subscription driven by hand (the way graphql-ws pulls it), on a hub of its own. */
+async function relayFor(upstream: FakeJobs, executed: Executed[], userId: string, query: string) {
+  const hub = hubFor(upstream);
   const plan = planSubscription(
     schema,
     { query },
@@ -748,14 +754,7 @@ describe('fan-out of job events to many clients', () => {
     const alice = watch(connect(gateway.url, { token: tokenFor('alice') }), 'subscription { myJobUpdates { id } }');
     await vi.waitFor(() => expect(upstream.feeds.size).toBe(1));
     // A token the gateway accepted that jobs refuses (here: it expired between the two checks).
-    const hub = new UpstreamHub({
-      url: webSocketUrl(upstream.url),
-      attempts: 0,
-      maxDelayMs: 100,
-      sockets: 1,
-      log: createLogger('test', 'silent'),
-    });
-    cleanups.push(() => hub.close());
+    const hub = hubFor(upstream);
     const mallory = new Connection(
       {
         viewer: {
