@@ -1,9 +1,9 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { ConversionOptions } from '@vidmp3/shared';
 
-export type JobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
-export const FINAL_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
-export const isFinal = (status: JobStatus): boolean => FINAL_STATUSES.includes(status);
+import type { JobStatus } from '../services/job-state.js';
+
+export { FINAL_STATUSES, isFinal, type JobStatus } from '../services/job-state.js';
 
 export interface JobRecord {
   id: string;
