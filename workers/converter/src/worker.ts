@@ -95,6 +95,8 @@ interface Task {
    * request once, as soon as its ffmpeg is expected to end soon, or when it gives its slot back or ends.
    */
   takeNext?: Take;
+  /** Claimed: renews the attempt's lease in jobs until the task ends. */
+  heartbeat?: NodeJS.Timeout;
 }
 
 /**
@@ -348,6 +350,7 @@ export class ConverterWorker {
     } catch (err) {
       finished(await this.onFailure(err, request, delivery, task.controller.signal, log));
     } finally {
+      clearInterval(task.heartbeat);
       await rm(output, { force: true });
     }
   }
@@ -370,7 +373,7 @@ export class ConverterWorker {
     task.waiting = true;
     let claimed = 0;
     if (claimFirst) {
-      if (!(await this.claim(request, delivery, signal, log))) return 'not_claimed';
+      if (!(await this.claim(request, delivery, task, log))) return 'not_claimed';
       claimed = Date.now();
     }
     const slot = await this.slots.acquire(signal).finally(() => (task.waiting = false));
@@ -382,7 +385,7 @@ export class ConverterWorker {
     };
     try {
       if (!claimFirst) {
-        if (!(await this.claim(request, delivery, signal, log))) return 'not_claimed';
+        if (!(await this.claim(request, delivery, task, log))) return 'not_claimed';
         claimed = Date.now();
       }
       return await this.run(request, delivery, task, output, log, release, { slotted, claimed });
@@ -392,9 +395,9 @@ export class ConverterWorker {
   }
 
   /** Asks jobs whether this attempt may run here; when not, the request is acknowledged (dropped): false. */
-  private async claim(request: ConversionRequest, delivery: Delivery, signal: AbortSignal, log: Logger) {
+  private async claim(request: ConversionRequest, delivery: Delivery, task: Task, log: Logger) {
     const redelivered = delivery.msg.fields.redelivered;
-    const context = { requestId: request.requestId, signal };
+    const context = { requestId: request.requestId, signal: task.controller.signal };
     const claim = await this.deps.jobs
       .claim(request.jobId, request.attempt, redelivered, context)
       .catch((err: unknown) => {
@@ -406,6 +409,15 @@ export class ConverterWorker {
       this.settle(delivery, 'ack', log);
       return false;
     }
+    // The attempt is ours while jobs hears from us: progress may be silent for long (a slow input, a slot to
+    // wait for, the upload), so a heartbeat — a progress report of 0, which only renews the lease — goes out
+    // every third of it. Without it, jobs takes the job back and queues it again.
+    const leaseMs = (claim.leaseSeconds ?? DEFAULT_LEASE_SECONDS) * 1000;
+    task.heartbeat = setInterval(() => {
+      this.publish(request, { type: 'progress', ...stamp(request), progress: 0 }).catch((err: unknown) =>
+        log.warn({ err }, 'could not publish a heartbeat'),
+      );
+    }, leaseMs / 3);
     return true;
   }
 
@@ -611,6 +623,9 @@ export class ConverterWorker {
     }
   }
 }
+
+/** The lease of a jobs service that does not say (older than leases): its default. */
+const DEFAULT_LEASE_SECONDS = 60;
 
 /** How many times a request has waited for the jobs service to answer its claim (picks the next delay). */
 const DEFERRALS_HEADER = 'x-vidmp3-claim-deferrals';

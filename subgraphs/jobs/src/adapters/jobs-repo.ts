@@ -26,6 +26,8 @@ export interface JobRecord {
   dispatchedAt: Date | null;
   /** The last change of any kind (ms precision): `Job.updatedAt`, which clients measure delivery latency with. */
   updatedAt: Date;
+  /** RUNNING: until when the attempt is its worker's unless it reports (job-state.ts); null otherwise. */
+  leaseExpiresAt: Date | null;
 }
 
 export type JobPatch = Partial<
@@ -42,6 +44,7 @@ export type JobPatch = Partial<
     | 'startedAt'
     | 'finishedAt'
     | 'dispatchedAt'
+    | 'leaseExpiresAt'
   >
 >;
 
@@ -53,6 +56,9 @@ export interface OutboxMessage {
 }
 
 type Db = Pool | PoolConnection;
+
+/** Whether a patch changes anything a user sees (a renewed lease alone does not). */
+export const isVisible = (patch: JobPatch): boolean => Object.keys(patch).some((k) => k !== 'leaseExpiresAt');
 
 interface JobRow extends RowDataPacket {
   id: string;
@@ -73,6 +79,7 @@ interface JobRow extends RowDataPacket {
   finished_at: Date | null;
   dispatched_at: Date | null;
   updated_at: Date;
+  lease_expires_at: Date | null;
 }
 
 const toRecord = (r: JobRow): JobRecord => ({
@@ -95,6 +102,7 @@ const toRecord = (r: JobRow): JobRecord => ({
   finishedAt: r.finished_at,
   dispatchedAt: r.dispatched_at,
   updatedAt: r.updated_at,
+  leaseExpiresAt: r.lease_expires_at,
 });
 
 const columns: Record<keyof JobPatch, string> = {
@@ -109,6 +117,7 @@ const columns: Record<keyof JobPatch, string> = {
   startedAt: 'started_at',
   finishedAt: 'finished_at',
   dispatchedAt: 'dispatched_at',
+  leaseExpiresAt: 'lease_expires_at',
 };
 
 /** The jobs and outbox tables; SQL lives here and nowhere else. */
@@ -142,14 +151,20 @@ export class JobsRepository {
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
-  /** Every change stamps `updated_at` with the application's clock, like every other timestamp of the row. */
+  /**
+   * Every change stamps `updated_at` with the application's clock, like every other timestamp of the row; a
+   * lease renewed alone is no change a user sees, and leaves it.
+   */
   async update(db: Db, id: string, patch: JobPatch, now = new Date()): Promise<void> {
     const entries = Object.entries(patch) as [keyof JobPatch, JobPatch[keyof JobPatch]][];
     if (entries.length === 0) return;
-    await db.execute(
-      `UPDATE jobs SET ${entries.map(([k]) => `${columns[k]} = ?`).join(', ')}, updated_at = ? WHERE id = ?`,
-      [...entries.map(([, v]) => v ?? null), now, id],
-    );
+    const sets = entries.map(([k]) => `${columns[k]} = ?`);
+    const values = entries.map(([, v]) => v ?? null);
+    if (isVisible(patch)) {
+      sets.push('updated_at = ?');
+      values.push(now);
+    }
+    await db.execute(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ?`, [...values, id]);
   }
 
   /** One page of an owner's jobs, newest first, optionally only one status or the conversions of one video. */
@@ -194,6 +209,16 @@ export class JobsRepository {
       [before],
     );
     return rows.map(toRecord);
+  }
+
+  /** RUNNING jobs whose lease ran out before `now`: the ids and owners, read without locking (callers lock). */
+  async listExpiredLeases(now: Date, limit: number): Promise<{ id: string; ownerId: string }[]> {
+    const [rows] = await this.pool.execute<RowDataPacket[]>(
+      `SELECT id, owner_id FROM jobs WHERE status = 'RUNNING' AND lease_expires_at < ?
+       ORDER BY lease_expires_at LIMIT ${Math.trunc(limit)}`,
+      [now],
+    );
+    return rows.map((r) => ({ id: String(r.id), ownerId: String(r.owner_id) }));
   }
 
   // ---- per-user quotas and dispatching

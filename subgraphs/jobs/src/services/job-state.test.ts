@@ -7,6 +7,7 @@ import { canMove, TRANSITIONS, type Decision, type JobStatus } from './job-state
 const NOW = new Date('2026-01-01T12:00:00.000Z');
 const EARLIER = new Date('2026-01-01T11:00:00.000Z');
 const AT = '2026-01-01T11:59:00.000Z';
+const LEASE = new Date('2026-01-01T12:01:00.000Z');
 
 /** A job at attempt 2, as its row reads, in `status`, changed by `fields`. */
 function job(status: JobStatus, fields: Partial<JobRecord> = {}): JobRecord {
@@ -29,6 +30,7 @@ function job(status: JobStatus, fields: Partial<JobRecord> = {}): JobRecord {
     finishedAt: null,
     dispatchedAt: EARLIER,
     updatedAt: EARLIER,
+    leaseExpiresAt: status === 'RUNNING' ? new Date(NOW.getTime() + 10_000) : null,
     ...fields,
   };
 }
@@ -62,7 +64,7 @@ describe('the allowed moves', () => {
 
 describe('a worker claims an attempt', () => {
   const claim = (j: JobRecord, attempt = 2, workerId = 'worker-b', redelivered = false) =>
-    show(state.claim(j, { attempt, workerId, redelivered, now: NOW }));
+    show(state.claim(j, { attempt, workerId, redelivered, now: NOW, leaseUntil: LEASE }));
 
   it.each<[string, JobRecord, number, string, boolean, unknown]>([
     [
@@ -71,7 +73,7 @@ describe('a worker claims an attempt', () => {
       2,
       'worker-b',
       false,
-      { status: 'RUNNING', claimedBy: 'worker-b', startedAt: NOW },
+      { status: 'RUNNING', claimedBy: 'worker-b', startedAt: NOW, leaseExpiresAt: LEASE },
     ],
     ['a running attempt refuses another worker', job('RUNNING'), 2, 'worker-b', false, 'refused: job is RUNNING'],
     [
@@ -80,16 +82,23 @@ describe('a worker claims an attempt', () => {
       2,
       'worker-b',
       true,
-      { claimedBy: 'worker-b', progress: 0 },
+      { claimedBy: 'worker-b', progress: 0, leaseExpiresAt: LEASE },
     ],
-    ['the worker that runs it asking again proceeds, unchanged', job('RUNNING'), 2, 'worker-a', false, 'unchanged'],
+    [
+      'the worker that runs it asking again proceeds, its lease renewed',
+      job('RUNNING'),
+      2,
+      'worker-a',
+      false,
+      { leaseExpiresAt: LEASE },
+    ],
     [
       'the next attempt starts when its request outruns the retrying event',
       job('RUNNING'),
       3,
       'worker-b',
       false,
-      { status: 'RUNNING', attempts: 3, progress: 0, claimedBy: 'worker-b', startedAt: NOW },
+      { status: 'RUNNING', attempts: 3, progress: 0, claimedBy: 'worker-b', startedAt: NOW, leaseExpiresAt: LEASE },
     ],
     ['an older attempt is stale', job('QUEUED'), 1, 'worker-b', true, 'refused: stale attempt (current is 2)'],
     [
@@ -111,27 +120,43 @@ describe('a worker claims an attempt', () => {
 describe("a worker's event", () => {
   const at = new Date(AT);
   it.each<[string, JobRecord, JobEvent, unknown]>([
-    ['started makes a queued job RUNNING', job('QUEUED'), event('started'), { status: 'RUNNING', startedAt: at }],
-    ['started changes nothing on a running job', job('RUNNING'), event('started'), 'unchanged'],
+    [
+      'started makes a queued job RUNNING, with a lease',
+      job('QUEUED'),
+      event('started'),
+      { status: 'RUNNING', startedAt: at, leaseExpiresAt: LEASE },
+    ],
+    ['started renews a running job’s lease', job('RUNNING'), event('started'), { leaseExpiresAt: LEASE }],
     [
       'progress moves a running job forward',
       job('RUNNING'),
       event('progress', { progress: 0.6 }),
-      { status: 'RUNNING', progress: 0.6 },
+      { status: 'RUNNING', progress: 0.6, leaseExpiresAt: LEASE },
     ],
     [
       'progress makes a queued job RUNNING even if started was lost',
       job('QUEUED'),
       event('progress', { progress: 0.1 }),
-      { status: 'RUNNING', progress: 0.1, startedAt: at },
+      { status: 'RUNNING', progress: 0.1, startedAt: at, leaseExpiresAt: LEASE },
     ],
-    ['a smaller progress is an older message', job('RUNNING'), event('progress', { progress: 0.3 }), 'unchanged'],
-    ['an equal progress changes nothing', job('RUNNING'), event('progress', { progress: 0.4 }), 'unchanged'],
+    [
+      'a smaller progress (an older message, or a heartbeat) only renews the lease',
+      job('RUNNING'),
+      event('progress', { progress: 0 }),
+      { leaseExpiresAt: LEASE },
+    ],
+    [
+      'an equal progress only renews the lease',
+      job('RUNNING'),
+      event('progress', { progress: 0.4 }),
+      { leaseExpiresAt: LEASE },
+    ],
+    ['a heartbeat of a queued job changes nothing', job('QUEUED'), event('progress', { progress: 0 }), 'unchanged'],
     [
       'succeeded records the output and progress 1',
       job('RUNNING'),
       event('succeeded', { outputMediaId: 'out-1' }),
-      { status: 'SUCCEEDED', progress: 1, outputMediaId: 'out-1', finishedAt: at },
+      { status: 'SUCCEEDED', progress: 1, outputMediaId: 'out-1', finishedAt: at, leaseExpiresAt: null },
     ],
     [
       'retrying queues the next attempt and keeps the error',
@@ -145,21 +170,39 @@ describe("a worker's event", () => {
         errorMessage: 'ffmpeg ran too long',
         claimedBy: null,
         queuedAt: at,
+        leaseExpiresAt: null,
       },
     ],
     [
       'failed records the error',
       job('RUNNING'),
       event('failed', { error }),
-      { status: 'FAILED', errorCode: 'TIMEOUT', errorMessage: 'ffmpeg ran too long', finishedAt: at },
+      {
+        status: 'FAILED',
+        errorCode: 'TIMEOUT',
+        errorMessage: 'ffmpeg ran too long',
+        finishedAt: at,
+        leaseExpiresAt: null,
+      },
     ],
     [
       'failed ends a queued job too (a dead-lettered request)',
       job('QUEUED'),
       event('failed', { error }),
-      { status: 'FAILED', errorCode: 'TIMEOUT', errorMessage: 'ffmpeg ran too long', finishedAt: at },
+      {
+        status: 'FAILED',
+        errorCode: 'TIMEOUT',
+        errorMessage: 'ffmpeg ran too long',
+        finishedAt: at,
+        leaseExpiresAt: null,
+      },
     ],
-    ['cancelled ends a running job', job('RUNNING'), event('cancelled'), { status: 'CANCELLED', finishedAt: at }],
+    [
+      'cancelled ends a running job',
+      job('RUNNING'),
+      event('cancelled'),
+      { status: 'CANCELLED', finishedAt: at, leaseExpiresAt: null },
+    ],
     [
       'an event of an older attempt is stale',
       job('RUNNING'),
@@ -188,14 +231,14 @@ describe("a worker's event", () => {
       ]),
     ),
   ])('%s', (_name, j, e, expected) => {
-    expect(show(state.applyEvent(j, e))).toEqual(expected);
+    expect(show(state.applyEvent(j, e, { leaseUntil: LEASE }))).toEqual(expected);
   });
 });
 
 describe('the owner cancels', () => {
   it.each<[JobStatus, unknown]>([
-    ['QUEUED', { status: 'CANCELLED', finishedAt: NOW }],
-    ['RUNNING', { status: 'CANCELLED', finishedAt: NOW }],
+    ['QUEUED', { status: 'CANCELLED', finishedAt: NOW, leaseExpiresAt: null }],
+    ['RUNNING', { status: 'CANCELLED', finishedAt: NOW, leaseExpiresAt: null }],
     ['SUCCEEDED', 'refused: The job has already finished (SUCCEEDED)'],
     ['FAILED', 'refused: The job has already finished (FAILED)'],
     ['CANCELLED', 'refused: The job has already finished (CANCELLED)'],
@@ -256,5 +299,69 @@ describe('the sweeper', () => {
     ['leaves a cancelled job', job('CANCELLED'), 'refused: job is CANCELLED'],
   ])('%s', (_name, j, expected) => {
     expect(show(state.sweep(j, { staleBefore, now: NOW }))).toEqual(expected);
+  });
+});
+
+describe("a running attempt's lease runs out", () => {
+  const expired = { leaseExpiresAt: new Date(NOW.getTime() - 1) };
+  const expire = (j: JobRecord, maxAttempts = 3) => show(state.expireLease(j, { now: NOW, maxAttempts }));
+
+  it.each<[string, JobRecord, unknown]>([
+    [
+      'the job is taken back: its next attempt is queued and sent at once',
+      job('RUNNING', expired),
+      {
+        status: 'QUEUED',
+        attempts: 3,
+        progress: 0,
+        errorCode: 'TEMPORARY_FAILURE',
+        errorMessage: 'The converter working on it stopped answering; the conversion was queued again',
+        claimedBy: null,
+        queuedAt: NOW,
+        dispatchedAt: NOW,
+        leaseExpiresAt: null,
+      },
+    ],
+    ['a lease still held is left alone', job('RUNNING'), 'refused: lease still held'],
+    [
+      'a lease ending this very moment still holds',
+      job('RUNNING', { leaseExpiresAt: NOW }),
+      'refused: lease still held',
+    ],
+    [
+      'a running job without a lease is left alone',
+      job('RUNNING', { leaseExpiresAt: null }),
+      'refused: lease still held',
+    ],
+    [
+      'a job another replica took back already is left alone',
+      job('QUEUED', { attempts: 3, ...expired }),
+      'refused: job is QUEUED',
+    ],
+    ['a finished job is left alone', job('SUCCEEDED', expired), 'refused: job is SUCCEEDED'],
+    ['a cancelled job is left alone', job('CANCELLED', expired), 'refused: job is CANCELLED'],
+  ])('%s', (_name, j, expected) => {
+    expect(expire(j)).toEqual(expected);
+  });
+
+  it('fails the job when it was the last attempt', () => {
+    expect(expire(job('RUNNING', { attempts: 3, ...expired }), 3)).toEqual({
+      status: 'FAILED',
+      errorCode: 'GAVE_UP',
+      errorMessage: 'The conversion stopped answering on every attempt; retry it later',
+      finishedAt: NOW,
+      leaseExpiresAt: null,
+    });
+  });
+
+  it('lets the next attempt be claimed, and the old attempt’s worker no more', () => {
+    const taken = state.expireLease(job('RUNNING', expired), { now: NOW, maxAttempts: 3 });
+    const requeued = { ...job('RUNNING', expired), ...state.patchOf(taken) };
+    const input = { workerId: 'worker-a', redelivered: true, now: NOW, leaseUntil: LEASE };
+    expect(show(state.claim(requeued, { ...input, attempt: 2 }))).toBe('refused: stale attempt (current is 3)');
+    expect(show(state.applyEvent(requeued, event('succeeded', { outputMediaId: 'x' }), { leaseUntil: LEASE }))).toBe(
+      'refused: stale attempt (current is 3)',
+    );
+    expect(state.claim(requeued, { ...input, attempt: 3, workerId: 'worker-b', redelivered: false }).ok).toBe(true);
   });
 });

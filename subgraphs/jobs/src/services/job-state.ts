@@ -13,8 +13,13 @@
  *               CANCELLED
  *
  * `attempts` numbers the current attempt: a claim or event for another one is stale and changes nothing.
+ *
+ * A RUNNING attempt holds a lease (`leaseExpiresAt`): the claim grants it, every report of the worker about
+ * the attempt (its progress, or a heartbeat: a progress no higher than the last) renews it. A job whose lease
+ * ran out lost its worker (killed, frozen, cut off, or its claim's answer never arrived): `expireLease` takes
+ * it back and queues the next attempt, or gives up after the last one.
  */
-import type { JobEvent } from '@vidmp3/shared';
+import { JobErrorCode, type JobEvent } from '@vidmp3/shared';
 import type { JobPatch, JobRecord } from '../adapters/jobs-repo.js';
 
 export type JobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
@@ -25,7 +30,7 @@ export const isFinal = (status: JobStatus): boolean => FINAL_STATUSES.includes(s
 export const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
   // Claimed or started; cancelled; a final event can overtake the claim's own change (ordering across queues).
   QUEUED: ['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'],
-  // Retried (the worker's retrying event): back to QUEUED at the next attempt.
+  // Retried (the worker's retrying event, or its lease ran out): back to QUEUED at the next attempt.
   RUNNING: ['QUEUED', 'SUCCEEDED', 'FAILED', 'CANCELLED'],
   SUCCEEDED: [],
   // retryJob: a new attempt.
@@ -57,6 +62,8 @@ export interface ClaimInput {
   /** RabbitMQ redelivered the request: the worker that held it died or handed it back. */
   redelivered: boolean;
   now: Date;
+  /** Until when the attempt is the worker's unless it reports. */
+  leaseUntil: Date;
 }
 
 /**
@@ -64,17 +71,27 @@ export interface ClaimInput {
  * becomes RUNNING; a RUNNING one may be taken over only by a redelivery (its worker died or handed it back),
  * so a duplicated request never starts a second conversion. The same worker asking again proceeds.
  */
-export function claim(job: JobRecord, { attempt, workerId, redelivered, now }: ClaimInput): Decision {
+export function claim(job: JobRecord, { attempt, workerId, redelivered, now, leaseUntil }: ClaimInput): Decision {
+  const lease = { leaseExpiresAt: leaseUntil };
   // The request for the next attempt can outrun the `retrying` event that announces it (events and the
   // delayed request travel separately). Only the worker that claimed and failed the current attempt
   // publishes it, so while that attempt runs it is genuine: start it now; the late event is then stale.
   if (attempt === job.attempts + 1 && job.status === 'RUNNING') {
-    return change(job, { status: 'RUNNING', attempts: attempt, progress: 0, claimedBy: workerId, startedAt: now });
+    return change(job, {
+      status: 'RUNNING',
+      attempts: attempt,
+      progress: 0,
+      claimedBy: workerId,
+      startedAt: now,
+      ...lease,
+    });
   }
   if (attempt !== job.attempts) return refuse(`stale attempt (current is ${job.attempts})`);
-  if (job.status === 'QUEUED') return change(job, { status: 'RUNNING', claimedBy: workerId, startedAt: now });
-  if (job.status === 'RUNNING' && job.claimedBy === workerId) return unchanged;
-  if (job.status === 'RUNNING' && redelivered) return change(job, { claimedBy: workerId, progress: 0 });
+  if (job.status === 'QUEUED') {
+    return change(job, { status: 'RUNNING', claimedBy: workerId, startedAt: now, ...lease });
+  }
+  if (job.status === 'RUNNING' && job.claimedBy === workerId) return change(job, lease);
+  if (job.status === 'RUNNING' && redelivered) return change(job, { claimedBy: workerId, progress: 0, ...lease });
   return refuse(`job is ${job.status}`);
 }
 
@@ -82,19 +99,35 @@ export function claim(job: JobRecord, { attempt, workerId, redelivered, now }: C
  * A worker's report about an attempt. Stale (another attempt), duplicate and out-of-order events change
  * nothing: a final job stays final, progress only moves forward.
  */
-export function applyEvent(job: JobRecord, event: JobEvent): Decision {
+export function applyEvent(job: JobRecord, event: JobEvent, { leaseUntil }: { leaseUntil: Date }): Decision {
   if (isFinal(job.status)) return refuse(`job is ${job.status}`);
   if (event.attempt !== job.attempts) return refuse(`stale attempt (current is ${job.attempts})`);
   const at = new Date(event.at);
+  // The worker is alive: a running attempt's lease is renewed by any of its reports.
+  const renewed: Decision = job.status === 'RUNNING' ? change(job, { leaseExpiresAt: leaseUntil }) : unchanged;
+  const done = { leaseExpiresAt: null };
   switch (event.type) {
     case 'started':
-      return job.status === 'QUEUED' ? change(job, { status: 'RUNNING', startedAt: at }) : unchanged;
+      return job.status === 'QUEUED'
+        ? change(job, { status: 'RUNNING', startedAt: at, leaseExpiresAt: leaseUntil })
+        : renewed;
     case 'progress':
-      // A late, smaller value is an older message.
-      if (!(event.progress > job.progress)) return unchanged;
-      return change(job, { status: 'RUNNING', progress: event.progress, ...(job.startedAt ? {} : { startedAt: at }) });
+      // A late, smaller value is an older message; an equal or smaller one may be a heartbeat.
+      if (!(event.progress > job.progress)) return renewed;
+      return change(job, {
+        status: 'RUNNING',
+        progress: event.progress,
+        ...(job.startedAt ? {} : { startedAt: at }),
+        leaseExpiresAt: leaseUntil,
+      });
     case 'succeeded':
-      return change(job, { status: 'SUCCEEDED', progress: 1, outputMediaId: event.outputMediaId, finishedAt: at });
+      return change(job, {
+        status: 'SUCCEEDED',
+        progress: 1,
+        outputMediaId: event.outputMediaId,
+        finishedAt: at,
+        ...done,
+      });
     case 'retrying':
       return change(job, {
         status: 'QUEUED',
@@ -104,6 +137,7 @@ export function applyEvent(job: JobRecord, event: JobEvent): Decision {
         errorMessage: event.error.message,
         claimedBy: null,
         queuedAt: at,
+        ...done,
       });
     case 'failed':
       return change(job, {
@@ -111,16 +145,17 @@ export function applyEvent(job: JobRecord, event: JobEvent): Decision {
         errorCode: event.error.code,
         errorMessage: event.error.message,
         finishedAt: at,
+        ...done,
       });
     case 'cancelled':
-      return change(job, { status: 'CANCELLED', finishedAt: at });
+      return change(job, { status: 'CANCELLED', finishedAt: at, ...done });
   }
 }
 
 /** The owner cancels: any job not finished yet. A running conversion is then stopped by its worker. */
 export function cancel(job: JobRecord, now: Date): Decision {
   if (isFinal(job.status)) return refuse(`The job has already finished (${job.status})`);
-  return change(job, { status: 'CANCELLED', finishedAt: now });
+  return change(job, { status: 'CANCELLED', finishedAt: now, leaseExpiresAt: null });
 }
 
 /** The owner retries a failed or cancelled job: a new attempt, queued like a new job (its turn to come). */
@@ -163,4 +198,36 @@ export function sweep(job: JobRecord, { now }: { staleBefore: Date; now: Date })
   if (job.status !== 'QUEUED') return refuse(`job is ${job.status}`);
   if (job.dispatchedAt === null) return refuse('waiting for its turn: no request to lose');
   return change(job, { queuedAt: now });
+}
+
+/**
+ * The attempt's lease ran out: its worker stopped reporting (killed, frozen, cut off from RabbitMQ, or it
+ * never heard its claim's answer and dropped the request). The job is taken back and its next attempt queued
+ * and sent at once (it already had its turn), or, after the last attempt, it fails. Decided on the row read
+ * under its lock: of several replicas seeing the same expired lease, only the first acts; the others find the
+ * job QUEUED. A worker of the old attempt that comes back is stale from then on (its claim and events).
+ */
+export function expireLease(job: JobRecord, { now, maxAttempts }: { now: Date; maxAttempts: number }): Decision {
+  if (job.status !== 'RUNNING') return refuse(`job is ${job.status}`);
+  if (job.leaseExpiresAt === null || job.leaseExpiresAt >= now) return refuse('lease still held');
+  if (job.attempts >= maxAttempts) {
+    return change(job, {
+      status: 'FAILED',
+      errorCode: JobErrorCode.GAVE_UP,
+      errorMessage: 'The conversion stopped answering on every attempt; retry it later',
+      finishedAt: now,
+      leaseExpiresAt: null,
+    });
+  }
+  return change(job, {
+    status: 'QUEUED',
+    attempts: job.attempts + 1,
+    progress: 0,
+    errorCode: JobErrorCode.TEMPORARY_FAILURE,
+    errorMessage: 'The converter working on it stopped answering; the conversion was queued again',
+    claimedBy: null,
+    queuedAt: now,
+    dispatchedAt: now,
+    leaseExpiresAt: null,
+  });
 }

@@ -16,7 +16,7 @@ import {
   type PoolConnection,
   type Viewer,
 } from '@vidmp3/shared';
-import type { JobPatch, JobRecord, JobsRepository } from '../adapters/jobs-repo.js';
+import { isVisible, type JobPatch, type JobRecord, type JobsRepository } from '../adapters/jobs-repo.js';
 import type { MediaClient } from '../adapters/media-client.js';
 import type { ChangeBus } from './change-bus.js';
 import * as state from './job-state.js';
@@ -41,6 +41,8 @@ function requireViewer(viewer: Viewer | null): Viewer {
 export interface ClaimResult {
   proceed: boolean;
   reason?: string;
+  /** Granted: the attempt's lease, which the worker renews by reporting at least every third of it. */
+  leaseSeconds?: number;
 }
 
 /** What a job's state change needs to be announced: the outbox relay and the local subscribers' bus. */
@@ -60,6 +62,10 @@ export interface JobsUsage {
 export interface JobsServiceOptions {
   maxInputSeconds: number;
   sweepAfterSeconds: number;
+  /** A running attempt's lease (job-state.ts); 60 s unless given. */
+  leaseSeconds?: number;
+  /** A job whose lease runs out on this attempt fails; 3 unless given. */
+  maxAttempts?: number;
   limits: ConversionLimits;
   logger?: Logger;
 }
@@ -168,6 +174,7 @@ export class JobsService {
       finishedAt: null,
       dispatchedAt: null,
       updatedAt: now,
+      leaseExpiresAt: null,
     };
     // The quota check, the job and (when it is the user's turn) its request are written together, under the
     // user's lock: concurrent requests of one user, on any replica, are counted one after the other.
@@ -229,16 +236,19 @@ export class JobsService {
   async claim(jobId: string, attempt: number, workerId: string, redelivered: boolean): Promise<ClaimResult | null> {
     let decision: Decision = { ok: false, reason: 'not decided' };
     const found = await this.mutate(jobId, async (_conn, job) => {
-      decision = state.claim(job, { attempt, workerId, redelivered, now: new Date() });
+      decision = state.claim(job, { attempt, workerId, redelivered, now: new Date(), leaseUntil: this.leaseUntil() });
       return patchOf(decision);
     });
     if (!found) return null;
-    return decision.ok ? { proceed: true } : { proceed: false, reason: decision.reason };
+    return decision.ok
+      ? { proceed: true, leaseSeconds: this.leaseSeconds }
+      : { proceed: false, reason: decision.reason };
   }
 
   /** Applies a worker's event (the rules: `state.applyEvent`); stale, duplicate and late events change nothing. */
   async applyEvent(event: JobEvent): Promise<void> {
-    const decide = async (_conn: PoolConnection, job: JobRecord) => patchOf(state.applyEvent(job, event));
+    const decide = async (_conn: PoolConnection, job: JobRecord) =>
+      patchOf(state.applyEvent(job, event, { leaseUntil: this.leaseUntil() }));
     const final = event.type === 'succeeded' || event.type === 'failed' || event.type === 'cancelled';
     if (!final) {
       await this.mutate(event.jobId, decide);
@@ -287,6 +297,32 @@ export class JobsService {
       });
     }
     return stale.length;
+  }
+
+  /**
+   * Takes back the RUNNING jobs whose lease ran out (their worker stopped reporting) and queues their next
+   * attempt, or fails them after the last. Each is decided again under the owner's and the job's locks, so
+   * that of several replicas sweeping at once exactly one acts. Returns how many it took back.
+   */
+  async expireLeases(now = new Date()): Promise<number> {
+    let taken = 0;
+    const maxAttempts = this.options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    for (const { id, ownerId } of await this.repo.listExpiredLeases(now, 100)) {
+      const changed = await this.asUser(ownerId, async (conn) => {
+        const result = await this.mutateIn(conn, id, async (_conn, job) => {
+          const patch = patchOf(state.expireLease(job, { now, maxAttempts }));
+          if (patch?.status === 'QUEUED') await this.enqueue(conn, { ...job, ...patch });
+          return patch;
+        });
+        if (result?.changed && isFinal(result.job.status)) await this.dispatchWaiting(conn, ownerId);
+        return result?.changed ?? false;
+      });
+      if (changed) {
+        taken++;
+        this.relay.kick();
+      }
+    }
+    return taken;
   }
 
   /**
@@ -354,6 +390,14 @@ export class JobsService {
   }
 
   // ---- internals
+
+  private get leaseSeconds(): number {
+    return this.options.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+  }
+
+  private leaseUntil(): Date {
+    return new Date(Date.now() + this.leaseSeconds * 1000);
+  }
 
   /**
    * Runs `work` in one transaction holding the user's lock (their `job_quota_users` row, FOR UPDATE), so that
@@ -473,6 +517,8 @@ export class JobsService {
     if (!patch) return { job, changed: false };
     await this.repo.update(conn, id, patch);
     const updated = { ...job, ...patch };
+    // A renewed lease alone is nothing to announce.
+    if (!isVisible(patch)) return { job: updated, changed: false };
     await this.announce(conn, updated);
     return { job: updated, changed: true };
   }
@@ -497,6 +543,9 @@ export class JobsService {
     this.announcements.get(conn)?.push(change);
   }
 }
+
+const DEFAULT_LEASE_SECONDS = 60;
+const DEFAULT_MAX_ATTEMPTS = 3;
 
 /** How many times a transaction MariaDB picked as a deadlock's victim is run again before the error stands. */
 const DEADLOCK_RETRIES = 3;
