@@ -19,7 +19,10 @@ export const ConfigSchema = z
     MEDIA_INTERNAL_URL: env.url('http://127.0.0.1:4002'),
     /** Shared with media and the converter workers. */
     INTERNAL_API_TOKEN: z.string().min(16).optional(),
-    /** A QUEUED job whose request nobody picked up for this long is published again. */
+    /**
+     * A QUEUED job whose request nobody picked up for this long is published again (by one replica); each
+     * further re-publish of the same request waits twice as long (a long backlog is not re-sent every time).
+     */
     SWEEP_AFTER_SECONDS: z.coerce.number().int().positive().default(600),
     /**
      * A running attempt whose worker has not reported (progress or heartbeat) for this long is taken back and

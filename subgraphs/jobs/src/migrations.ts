@@ -87,4 +87,12 @@ export const migrations: Migration[] = [
       'CREATE INDEX IF NOT EXISTS jobs_status_lease ON jobs (status, lease_expires_at)',
     ],
   },
+  {
+    id: 5,
+    name: 'jobs.sweeps',
+    statements: [
+      // How many times the sweeper re-sent the current request: each further re-send waits twice as long.
+      'ALTER TABLE jobs ADD COLUMN IF NOT EXISTS sweeps INT NOT NULL DEFAULT 0',
+    ],
+  },
 ];

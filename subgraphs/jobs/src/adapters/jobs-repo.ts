@@ -28,6 +28,8 @@ export interface JobRecord {
   updatedAt: Date;
   /** RUNNING: until when the attempt is its worker's unless it reports (job-state.ts); null otherwise. */
   leaseExpiresAt: Date | null;
+  /** How many times the sweeper re-sent the current request (each wait doubles: job-state.ts `sweep`). */
+  sweeps: number;
 }
 
 export type JobPatch = Partial<
@@ -45,6 +47,7 @@ export type JobPatch = Partial<
     | 'finishedAt'
     | 'dispatchedAt'
     | 'leaseExpiresAt'
+    | 'sweeps'
   >
 >;
 
@@ -80,6 +83,7 @@ interface JobRow extends RowDataPacket {
   dispatched_at: Date | null;
   updated_at: Date;
   lease_expires_at: Date | null;
+  sweeps: number;
 }
 
 const toRecord = (r: JobRow): JobRecord => ({
@@ -103,6 +107,7 @@ const toRecord = (r: JobRow): JobRecord => ({
   dispatchedAt: r.dispatched_at,
   updatedAt: r.updated_at,
   leaseExpiresAt: r.lease_expires_at,
+  sweeps: r.sweeps,
 });
 
 const columns: Record<keyof JobPatch, string> = {
@@ -118,6 +123,7 @@ const columns: Record<keyof JobPatch, string> = {
   finishedAt: 'finished_at',
   dispatchedAt: 'dispatched_at',
   leaseExpiresAt: 'lease_expires_at',
+  sweeps: 'sweeps',
 };
 
 /** The jobs and outbox tables; SQL lives here and nowhere else. */
@@ -199,14 +205,16 @@ export class JobsRepository {
   }
 
   /**
-   * QUEUED jobs whose request has been waiting since before `before` (a lost or purged message). Jobs still
-   * waiting their turn (not dispatched) have no request to lose.
+   * QUEUED jobs whose request has been waiting longer than `afterMs` (a lost or purged message), twice as long
+   * for each time it was re-sent already (job-state.ts `sweepDue`). Jobs still waiting their turn (not
+   * dispatched) have no request to lose. Read without locking: the caller locks each and decides again.
    */
-  async listStaleQueued(before: Date, limit: number): Promise<JobRecord[]> {
+  async listStaleQueued(now: Date, afterMs: number, limit: number): Promise<JobRecord[]> {
     const [rows] = await this.pool.execute<JobRow[]>(
       `SELECT * FROM jobs WHERE status = 'QUEUED' AND dispatched_at IS NOT NULL AND queued_at < ?
+         AND queued_at <= DATE_SUB(?, INTERVAL ? * POW(2, LEAST(sweeps, 10)) * 1000 MICROSECOND)
        ORDER BY queued_at LIMIT ${Math.trunc(limit)}`,
-      [before],
+      [new Date(now.getTime() - afterMs), now, afterMs],
     );
     return rows.map(toRecord);
   }

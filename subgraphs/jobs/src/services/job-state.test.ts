@@ -31,6 +31,7 @@ function job(status: JobStatus, fields: Partial<JobRecord> = {}): JobRecord {
     dispatchedAt: EARLIER,
     updatedAt: EARLIER,
     leaseExpiresAt: status === 'RUNNING' ? new Date(NOW.getTime() + 10_000) : null,
+    sweeps: 0,
     ...fields,
   };
 }
@@ -170,6 +171,7 @@ describe("a worker's event", () => {
         errorMessage: 'ffmpeg ran too long',
         claimedBy: null,
         queuedAt: at,
+        sweeps: 0,
         leaseExpiresAt: null,
       },
     ],
@@ -274,7 +276,7 @@ describe('the owner retries', () => {
 
 describe("the owner's turn comes (dispatch)", () => {
   it.each<[string, JobRecord, unknown]>([
-    ['a waiting job is sent', job('QUEUED', { dispatchedAt: null }), { dispatchedAt: NOW, queuedAt: NOW }],
+    ['a waiting job is sent', job('QUEUED', { dispatchedAt: null }), { dispatchedAt: NOW, queuedAt: NOW, sweeps: 0 }],
     ['a job already sent is not sent again', job('QUEUED'), 'refused: already dispatched'],
     [
       'a job cancelled while waiting is not sent',
@@ -287,9 +289,35 @@ describe("the owner's turn comes (dispatch)", () => {
 });
 
 describe('the sweeper', () => {
-  const staleBefore = new Date(NOW.getTime() - 600_000);
+  const sweepAfterMs = 600_000;
+  const ago = (ms: number) => new Date(NOW.getTime() - ms);
   it.each<[string, JobRecord, unknown]>([
-    ['re-sends a request sent before the threshold', job('QUEUED'), { queuedAt: NOW }],
+    ['re-sends a request sent longer ago than the threshold', job('QUEUED'), { queuedAt: NOW, sweeps: 1 }],
+    [
+      're-sends a request sent exactly the threshold ago',
+      job('QUEUED', { queuedAt: ago(sweepAfterMs) }),
+      { queuedAt: NOW, sweeps: 1 },
+    ],
+    [
+      'leaves a request sent within the threshold (another replica just re-sent it)',
+      job('QUEUED', { queuedAt: ago(sweepAfterMs - 1) }),
+      'refused: request sent recently',
+    ],
+    [
+      'waits twice the threshold before re-sending a request re-sent once already (a long backlog)',
+      job('QUEUED', { queuedAt: ago(2 * sweepAfterMs - 1), sweeps: 1 }),
+      'refused: request sent recently',
+    ],
+    [
+      're-sends it once that double wait is over',
+      job('QUEUED', { queuedAt: ago(2 * sweepAfterMs), sweeps: 1 }),
+      { queuedAt: NOW, sweeps: 2 },
+    ],
+    [
+      'waits four times the threshold after two re-sends',
+      job('QUEUED', { queuedAt: ago(3 * sweepAfterMs), sweeps: 2 }),
+      'refused: request sent recently',
+    ],
     [
       'leaves a job waiting for its turn',
       job('QUEUED', { dispatchedAt: null }),
@@ -298,7 +326,11 @@ describe('the sweeper', () => {
     ['leaves a running job', job('RUNNING'), 'refused: job is RUNNING'],
     ['leaves a cancelled job', job('CANCELLED'), 'refused: job is CANCELLED'],
   ])('%s', (_name, j, expected) => {
-    expect(show(state.sweep(j, { staleBefore, now: NOW }))).toEqual(expected);
+    expect(show(state.sweep(j, { now: NOW, sweepAfterMs }))).toEqual(expected);
+  });
+
+  it('never waits more than 1024 thresholds, however often it re-sent', () => {
+    expect(state.sweepDue({ queuedAt: NOW, sweeps: 50 }, 1000).getTime()).toBe(NOW.getTime() + 1024 * 1000);
   });
 });
 
@@ -319,6 +351,7 @@ describe("a running attempt's lease runs out", () => {
         claimedBy: null,
         queuedAt: NOW,
         dispatchedAt: NOW,
+        sweeps: 0,
         leaseExpiresAt: null,
       },
     ],

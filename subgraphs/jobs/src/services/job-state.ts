@@ -137,6 +137,7 @@ export function applyEvent(job: JobRecord, event: JobEvent, { leaseUntil }: { le
         errorMessage: event.error.message,
         claimedBy: null,
         queuedAt: at,
+        sweeps: 0,
         ...done,
       });
     case 'failed':
@@ -186,18 +187,26 @@ export function retry(job: JobRecord, now: Date): Decision {
 export function dispatch(job: JobRecord, now: Date): Decision {
   if (job.status !== 'QUEUED') return refuse(`job is ${job.status}`);
   if (job.dispatchedAt !== null) return refuse('already dispatched');
-  return change(job, { dispatchedAt: now, queuedAt: now });
+  return change(job, { dispatchedAt: now, queuedAt: now, sweeps: 0 });
 }
 
+/** When a request sent at `queuedAt` and already re-sent `sweeps` times is sent again: each wait twice the last. */
+export function sweepDue(job: Pick<JobRecord, 'queuedAt' | 'sweeps'>, sweepAfterMs: number): Date {
+  return new Date(job.queuedAt.getTime() + sweepAfterMs * 2 ** Math.min(job.sweeps, MAX_SWEEP_DOUBLINGS));
+}
+const MAX_SWEEP_DOUBLINGS = 10;
+
 /**
- * The sweeper found the job's request waiting since before `staleBefore` (a lost or purged message): send it
+ * The sweeper found the job's request waiting too long (a lost or purged message, or a long backlog): send it
  * again. Decided on the row read under its lock, so that of several replicas sweeping at once only the first
- * re-sends it; the others see the `queued_at` it wrote.
+ * re-sends it; the others see the `queued_at` it wrote. Each further re-send of the same request waits twice
+ * as long as the one before: a long backlog, where the request is not lost, is not re-sent every threshold.
  */
-export function sweep(job: JobRecord, { now }: { staleBefore: Date; now: Date }): Decision {
+export function sweep(job: JobRecord, { now, sweepAfterMs }: { now: Date; sweepAfterMs: number }): Decision {
   if (job.status !== 'QUEUED') return refuse(`job is ${job.status}`);
   if (job.dispatchedAt === null) return refuse('waiting for its turn: no request to lose');
-  return change(job, { queuedAt: now });
+  if (sweepDue(job, sweepAfterMs) > now) return refuse('request sent recently');
+  return change(job, { queuedAt: now, sweeps: job.sweeps + 1 });
 }
 
 /**
@@ -228,6 +237,7 @@ export function expireLease(job: JobRecord, { now, maxAttempts }: { now: Date; m
     claimedBy: null,
     queuedAt: now,
     dispatchedAt: now,
+    sweeps: 0,
     leaseExpiresAt: null,
   });
 }

@@ -175,6 +175,7 @@ export class JobsService {
       dispatchedAt: null,
       updatedAt: now,
       leaseExpiresAt: null,
+      sweeps: 0,
     };
     // The quota check, the job and (when it is the user's turn) its request are written together, under the
     // user's lock: concurrent requests of one user, on any replica, are counted one after the other.
@@ -285,18 +286,25 @@ export class JobsService {
     });
   }
 
-  /** Publishes again the requests of jobs that stayed QUEUED too long (a lost or purged message). */
-  async sweep(): Promise<number> {
-    const staleBefore = new Date(Date.now() - this.options.sweepAfterSeconds * 1000);
-    const stale = await this.repo.listStaleQueued(staleBefore, 100);
-    for (const job of stale) {
+  /**
+   * Publishes again the requests of jobs that stayed QUEUED too long (a lost or purged message), each decided
+   * again under the job's lock (`state.sweep`): of several replicas sweeping at once, one re-sends it. Returns
+   * how many this call re-sent.
+   */
+  async sweep(now = new Date()): Promise<number> {
+    const sweepAfterMs = this.options.sweepAfterSeconds * 1000;
+    let sent = 0;
+    for (const job of await this.repo.listStaleQueued(now, sweepAfterMs, 100)) {
       await this.mutate(job.id, async (conn, current) => {
-        const patch = patchOf(state.sweep(current, { staleBefore, now: new Date() }));
-        if (patch) await this.enqueue(conn, current);
+        const patch = patchOf(state.sweep(current, { now, sweepAfterMs }));
+        if (patch) {
+          await this.enqueue(conn, current);
+          sent++;
+        }
         return patch;
       });
     }
-    return stale.length;
+    return sent;
   }
 
   /**

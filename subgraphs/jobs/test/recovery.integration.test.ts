@@ -197,3 +197,38 @@ describe('the lease of a running attempt', () => {
     }
   });
 });
+
+describe('sweeping requests nobody picked up', () => {
+  const SWEEP_AFTER_MS = 600_000;
+
+  async function backdate(id: string, ms: number): Promise<void> {
+    await pool.query('UPDATE jobs SET queued_at = ? WHERE id = ?', [new Date(Date.now() - ms), id]);
+  }
+
+  it('re-sends a stale request exactly once when two replicas sweep at the same time', async () => {
+    const stale = await Promise.all(Array.from({ length: 8 }, () => queuedJob()));
+    for (const { job } of stale) await backdate(job.id, 10 * SWEEP_AFTER_MS);
+
+    await Promise.all([jobs.sweep(), other.sweep()]);
+    await Promise.all([jobs.sweep(), other.sweep()]);
+
+    for (const { job } of stale) expect(await requested(job.id)).toEqual([1, 1]);
+  });
+
+  it('re-sends a request of a long backlog once per doubled wait, not at every threshold', async () => {
+    const { job } = await queuedJob();
+    await backdate(job.id, SWEEP_AFTER_MS + 1000);
+    await jobs.sweep();
+    expect(await requested(job.id)).toEqual([1, 1]);
+
+    // One threshold later the re-sent request is still queued behind the backlog: it is not sent a third time.
+    await backdate(job.id, SWEEP_AFTER_MS + 1000);
+    await jobs.sweep();
+    expect(await requested(job.id)).toEqual([1, 1]);
+
+    // Twice the threshold: once more.
+    await backdate(job.id, 2 * SWEEP_AFTER_MS + 1000);
+    await jobs.sweep();
+    expect(await requested(job.id)).toEqual([1, 1, 1]);
+  });
+});
