@@ -79,8 +79,15 @@ export type JobEvent = z.infer<typeof JobEvent>;
 export const JobChanged = z.object({ jobId: z.string(), ownerId: z.string() });
 export type JobChanged = z.infer<typeof JobChanged>;
 
-/** jobs → every worker: stop working on this job now. */
-export const JobControl = z.object({ type: z.literal('cancel'), jobId: z.string() });
+/**
+ * jobs → every worker: stop working on this job now. `attempt`: the attempt that was current when the owner
+ * cancelled; a worker running another (a later one, after a retry) ignores it. Absent from older senders.
+ */
+export const JobControl = z.object({
+  type: z.literal('cancel'),
+  jobId: z.string(),
+  attempt: z.number().int().positive().optional(),
+});
 export type JobControl = z.infer<typeof JobControl>;
 
 /** Parses a message body against its schema; throws on anything else (the consumer dead-letters it). */

@@ -589,8 +589,19 @@ describe('cancelJob', () => {
     const control = added.filter((m) => m.exchange === Topology.controlExchange);
     expect(control).toHaveLength(1);
     expect(control[0]?.routingKey).toBe('');
-    expect(JobControl.parse(control[0]?.payload)).toEqual({ type: 'cancel', jobId: job.id });
+    expect(JobControl.parse(control[0]?.payload)).toEqual({ type: 'cancel', jobId: job.id, attempt: 1 });
     expect(added.filter((m) => m.exchange === Topology.changesExchange)).toHaveLength(1);
+  });
+
+  it('names the attempt it stops, so that a worker of a later attempt ignores it', async () => {
+    const { viewer, job } = await runningJob();
+    await jobs.applyEvent(event('retrying', job, { nextAttempt: 2, error: failure }));
+    await jobs.claim(job.id, 2, 'worker-b', false);
+
+    await jobs.cancel(viewer, job.id);
+
+    const control = (await outboxOf(job.id)).filter((m) => m.exchange === Topology.controlExchange);
+    expect(control.map((m) => JobControl.parse(m.payload))).toEqual([{ type: 'cancel', jobId: job.id, attempt: 2 }]);
   });
 
   it.each(['SUCCEEDED', 'FAILED', 'CANCELLED'] as const)(

@@ -196,7 +196,7 @@ export class JobsService {
     const job = await this.mutate(id, async (conn, current) => {
       if (current.ownerId !== userId) throw notFound();
       const patch = accepted(state.cancel(current, new Date()));
-      const control: JobControl = { type: 'cancel', jobId: id };
+      const control: JobControl = { type: 'cancel', jobId: id, attempt: current.attempts };
       // A running conversion is stopped by its worker; a queued one is dropped when a worker claims it.
       await this.repo.addOutbox(conn, Topology.controlExchange, '', control);
       return patch;
