@@ -9,7 +9,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, expect, it, onTestFailed } from 'vitest';
 import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
 import { generateVideo } from './fixtures.js';
-import { MYSQL_SERVER, startSystem, stopService, type ServiceProcess, type System } from './harness.js';
+import { MYSQL_SERVER, startSystem, stopService, type System } from './harness.js';
 
 // A short lease, so that a frozen worker loses its job within seconds (workers heartbeat every third of it).
 const LEASE_SECONDS = 3;
@@ -88,10 +88,6 @@ const workerOf = async (jobId: string) =>
     ])
   ).claimed_by;
 
-/** The worker process whose WORKER_ID is `workerId`. */
-const processOf = (workerId: string | null): ServiceProcess | undefined =>
-  Object.values(system.services).find((s) => s.env.WORKER_ID === workerId);
-
 it('takes a job back from a worker frozen (SIGSTOP) longer than its lease; another converts it once', async () => {
   const frozen = await system.startWorker();
   const id = await convertLongVideo();
@@ -103,7 +99,11 @@ it('takes a job back from a worker frozen (SIGSTOP) longer than its lease; anoth
     const other = await system.startWorker();
     // Taken back at attempt 2, and converted by the worker still reporting.
     await waitFor(id, (j) => j.status === 'SUCCEEDED', 90_000);
-    expect(await job(id)).toMatchObject({ status: 'SUCCEEDED', attempts: 2, output: { id: expect.any(String) } });
+    expect(await job(id)).toMatchObject({
+      status: 'SUCCEEDED',
+      attempts: 2,
+      output: { id: expect.any(String) as string },
+    });
     expect(await workerOf(id)).toBe(other.env.WORKER_ID);
   } finally {
     frozen.child.kill('SIGCONT');

@@ -427,7 +427,7 @@ describe('applying workers’ events', () => {
     await jobs.applyEvent(event('started', job, {}));
 
     // Only the lease was renewed (the worker is alive): nothing a user sees.
-    expect(await storedOrFail(job.id)).toEqual({ ...afterFirst, leaseExpiresAt: expect.any(Date) });
+    expect(await storedOrFail(job.id)).toEqual({ ...afterFirst, leaseExpiresAt: expect.any(Date) as Date });
     expect(await outboxOf(job.id)).toHaveLength(messages);
   });
 
