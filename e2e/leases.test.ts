@@ -9,7 +9,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, expect, it, onTestFailed } from 'vitest';
 import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
 import { generateVideo } from './fixtures.js';
-import { MYSQL_SERVER, startSystem, stopService, type System } from './harness.js';
+import { MYSQL_SERVER, startSystem, stopService, type ServiceProcess, type System } from './harness.js';
 
 // A short lease, so that a frozen worker loses its job within seconds (workers heartbeat every third of it).
 const LEASE_SECONDS = 3;
@@ -95,8 +95,9 @@ it('takes a job back from a worker frozen (SIGSTOP) longer than its lease; anoth
   expect(await workerOf(id)).toBe(frozen.env.WORKER_ID);
 
   frozen.child.kill('SIGSTOP');
+  let other: ServiceProcess | undefined;
   try {
-    const other = await system.startWorker();
+    other = await system.startWorker();
     // Taken back at attempt 2, and converted by the worker still reporting.
     await waitFor(id, (j) => j.status === 'SUCCEEDED', 90_000);
     expect(await job(id)).toMatchObject({
@@ -117,16 +118,20 @@ it('takes a job back from a worker frozen (SIGSTOP) longer than its lease; anoth
     .toBe(true);
   expect(await job(id)).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
   expect(await outputsOf(id)).toBe(1);
+  // The next test runs its own worker alone.
   await stopService(frozen);
+  if (other) await stopService(other);
 }, 180_000);
 
 /**
  * A TCP proxy in front of media whose answers the test can hold back: the worker's ffmpeg then reads nothing
- * and prints no progress, though the worker is well. Answers are passed on at a trickle (about what ffmpeg
- * reads at READRATE), so that little sits in socket buffers: held back, ffmpeg starves at once.
+ * and prints no progress, though the worker is well. Answers are passed on at a trickle, so that nothing
+ * sits in socket buffers: held back, ffmpeg starves at once.
  */
 async function stallingProxy(target: URL): Promise<{ url: string; stall(on: boolean): void; close(): Promise<void> }> {
-  const BYTES_PER_TICK = 8 * 1024; // every 100 ms: 80 KB/s
+  // Every 100 ms: 25 KB/s, slower than ffmpeg reads the sample at READRATE (about 70 KB/s), so ffmpeg waits
+  // for every byte and nothing piles up ahead of it.
+  const BYTES_PER_TICK = 2500;
   const connections = new Set<{ client: Socket; upstream: Socket; timer: NodeJS.Timeout }>();
   let stalled = false;
   const server: Server = createServer((client) => {
@@ -180,7 +185,6 @@ async function stallingProxy(target: URL): Promise<{ url: string; stall(on: bool
 }
 
 it('keeps a job with its worker while ffmpeg prints no progress for longer than the lease (heartbeat)', async () => {
-  for (const s of Object.values(system.services)) if (s.name.startsWith('worker')) await stopService(s);
   const proxy = await stallingProxy(new URL(system.services.media!.url));
   try {
     const worker = await system.startWorker({ MEDIA_INTERNAL_URL: proxy.url });
