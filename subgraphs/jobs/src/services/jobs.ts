@@ -18,7 +18,7 @@ import {
 } from '@vidmp3/shared';
 import { isVisible, type JobPatch, type JobRecord, type JobsRepository } from '../adapters/jobs-repo.js';
 import type { MediaClient } from '../adapters/media-client.js';
-import type { ChangeBus } from './change-bus.js';
+import { closable, type ChangeBus } from './change-bus.js';
 import * as state from './job-state.js';
 import { isFinal, patchOf, type Decision, type JobStatus } from './job-state.js';
 import { unseen } from './seen-states.js';
@@ -574,21 +574,3 @@ async function retryDeadlocks<T>(transaction: () => Promise<T>): Promise<T> {
 }
 
 const ER_LOCK_DEADLOCK = 1213;
-
-/**
- * An async generator's return() waits for the await it is suspended at — here, the next change, which may
- * never come. Closing the change feed first ends that wait at once, so an unsubscribe releases its listener
- * immediately.
- */
-function closable<T>(changes: AsyncIterator<unknown>, inner: AsyncGenerator<T>): AsyncIterableIterator<T> {
-  const iterator: AsyncIterableIterator<T> = {
-    next: () => inner.next(),
-    async return() {
-      await changes.return?.();
-      return inner.return(undefined);
-    },
-    throw: (err: unknown) => inner.throw(err),
-    [Symbol.asyncIterator]: () => iterator,
-  };
-  return iterator;
-}
