@@ -5,12 +5,12 @@
  * clock: `now` is given. `JobsService` holds the locks, writes the patch and its outbox messages in one
  * transaction.
  *
- *   QUEUED ──claim──▶ RUNNING ──succeeded──▶ SUCCEEDED
- *     ▲  │              │ │ └───failed───▶ FAILED ──retryJob──┐
- *     │  └──cancel──┐   │ └────cancel───▶ CANCELLED ─retryJob─┤
- *     └─────────────┼───┴ retrying (next attempt) ◀───────────┘
- *                   ▼
- *               CANCELLED
+ *   QUEUED             → RUNNING (claim, started, progress) · CANCELLED (cancel)
+ *                        · FAILED, SUCCEEDED (a dead-lettered request; an event overtaking the claim)
+ *   RUNNING            → SUCCEEDED · FAILED · CANCELLED (the worker's outcome, cancel)
+ *                        · QUEUED at attempt + 1 (the worker's retrying, or its lease ran out)
+ *   FAILED, CANCELLED  → QUEUED at attempt + 1 (retryJob)
+ *   SUCCEEDED          → nothing
  *
  * `attempts` numbers the current attempt: a claim or event for another one is stale and changes nothing.
  *
