@@ -56,6 +56,8 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
     {
       maxInputSeconds: config.MAX_INPUT_SECONDS,
       sweepAfterSeconds: config.SWEEP_AFTER_SECONDS,
+      leaseSeconds: config.LEASE_SECONDS,
+      maxAttempts: config.MAX_ATTEMPTS,
       limits: {
         activeJobs: config.MAX_ACTIVE_JOBS_PER_USER,
         conversionsPerHour: config.MAX_CONVERSIONS_PER_HOUR,
@@ -81,6 +83,16 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
     jobs.pruneStarts().catch(() => undefined);
     repo.pruneOutbox(new Date(Date.now() - 24 * 3600_000)).catch(() => undefined);
   }, 60_000);
+  // Expired leases are looked for at least twice per lease: a job whose worker is gone waits 1.5 leases at most.
+  const leases = setInterval(
+    () => {
+      jobs.expireLeases().then(
+        (n) => n > 0 && logger.warn({ jobs: n }, 'took back running jobs whose worker stopped reporting'),
+        (err: unknown) => logger.warn({ err }, 'expiring leases failed'),
+      );
+    },
+    Math.min(60, config.LEASE_SECONDS / 2) * 1000,
+  );
 
   const verifier = createTokenVerifier({
     keys: jwksKeyResolver(config.JWKS_URL, {
@@ -122,6 +134,7 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
     ...server,
     async close() {
       clearInterval(sweeper);
+      clearInterval(leases);
       await subscriptions.close();
       await server.close();
       await relay.stop();

@@ -19,8 +19,18 @@ export const ConfigSchema = z
     MEDIA_INTERNAL_URL: env.url('http://127.0.0.1:4002'),
     /** Shared with media and the converter workers. */
     INTERNAL_API_TOKEN: z.string().min(16).optional(),
-    /** A QUEUED job whose request nobody picked up for this long is published again. */
+    /**
+     * A QUEUED job whose request nobody picked up for this long is published again (by one replica); each
+     * further re-publish of the same request waits twice as long (a long backlog is not re-sent every time).
+     */
     SWEEP_AFTER_SECONDS: z.coerce.number().int().positive().default(600),
+    /**
+     * A running attempt whose worker has not reported (progress or heartbeat) for this long is taken back and
+     * queued again (attempt + 1). Workers report at least every third of it (the claim tells them).
+     */
+    LEASE_SECONDS: z.coerce.number().positive().default(60),
+    /** Attempts per job, as the workers' MAX_ATTEMPTS: a job whose lease runs out on the last one fails. */
+    MAX_ATTEMPTS: z.coerce.number().int().positive().default(3),
     /** The longest input accepted for conversion. */
     MAX_INPUT_SECONDS: z.coerce
       .number()

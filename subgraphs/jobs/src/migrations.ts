@@ -76,4 +76,23 @@ export const migrations: Migration[] = [
       'ALTER TABLE jobs MODIFY COLUMN updated_at DATETIME(3) NOT NULL',
     ],
   },
+  {
+    id: 4,
+    name: 'jobs.lease_expires_at',
+    statements: [
+      // A RUNNING attempt's lease (services/job-state.ts): renewed by its worker's reports; once it runs out the
+      // job is queued again. Jobs running when this is applied get a lease of 10 minutes to report in.
+      'ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_expires_at DATETIME(3) NULL',
+      "UPDATE jobs SET lease_expires_at = DATE_ADD(NOW(3), INTERVAL 10 MINUTE) WHERE status = 'RUNNING' AND lease_expires_at IS NULL",
+      'CREATE INDEX IF NOT EXISTS jobs_status_lease ON jobs (status, lease_expires_at)',
+    ],
+  },
+  {
+    id: 5,
+    name: 'jobs.sweeps',
+    statements: [
+      // How many times the sweeper re-sent the current request: each further re-send waits twice as long.
+      'ALTER TABLE jobs ADD COLUMN IF NOT EXISTS sweeps INT NOT NULL DEFAULT 0',
+    ],
+  },
 ];

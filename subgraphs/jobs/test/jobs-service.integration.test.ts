@@ -348,7 +348,7 @@ describe('claiming an attempt', () => {
   it('starts a queued attempt: the job becomes RUNNING, claimed by the worker', async () => {
     const { job } = await queuedJob();
 
-    expect(await jobs.claim(job.id, 1, 'worker-a', false)).toEqual({ proceed: true });
+    expect(await jobs.claim(job.id, 1, 'worker-a', false)).toMatchObject({ proceed: true });
 
     const claimed = await storedOrFail(job.id);
     expect(claimed).toMatchObject({ status: 'RUNNING', claimedBy: 'worker-a' });
@@ -393,7 +393,7 @@ describe('claiming an attempt', () => {
   it('starts the next attempt even when its request arrives before the retrying event', async () => {
     const { job } = await runningJob('worker-a');
 
-    expect(await jobs.claim(job.id, 2, 'worker-b', false)).toEqual({ proceed: true });
+    expect(await jobs.claim(job.id, 2, 'worker-b', false)).toMatchObject({ proceed: true });
     expect(await storedOrFail(job.id)).toMatchObject({ status: 'RUNNING', attempts: 2, claimedBy: 'worker-b' });
     // The late event of attempt 1 no longer moves the job back to QUEUED, and a copy of the request is refused.
     await jobs.applyEvent(event('retrying', job, { nextAttempt: 2, error: failure }));
@@ -426,7 +426,8 @@ describe('applying workers’ events', () => {
     await jobs.applyEvent(progress);
     await jobs.applyEvent(event('started', job, {}));
 
-    expect(await storedOrFail(job.id)).toEqual(afterFirst);
+    // Only the lease was renewed (the worker is alive): nothing a user sees.
+    expect(await storedOrFail(job.id)).toEqual({ ...afterFirst, leaseExpiresAt: expect.any(Date) as Date });
     expect(await outboxOf(job.id)).toHaveLength(messages);
   });
 
@@ -588,8 +589,19 @@ describe('cancelJob', () => {
     const control = added.filter((m) => m.exchange === Topology.controlExchange);
     expect(control).toHaveLength(1);
     expect(control[0]?.routingKey).toBe('');
-    expect(JobControl.parse(control[0]?.payload)).toEqual({ type: 'cancel', jobId: job.id });
+    expect(JobControl.parse(control[0]?.payload)).toEqual({ type: 'cancel', jobId: job.id, attempt: 1 });
     expect(added.filter((m) => m.exchange === Topology.changesExchange)).toHaveLength(1);
+  });
+
+  it('names the attempt it stops, so that a worker of a later attempt ignores it', async () => {
+    const { viewer, job } = await runningJob();
+    await jobs.applyEvent(event('retrying', job, { nextAttempt: 2, error: failure }));
+    await jobs.claim(job.id, 2, 'worker-b', false);
+
+    await jobs.cancel(viewer, job.id);
+
+    const control = (await outboxOf(job.id)).filter((m) => m.exchange === Topology.controlExchange);
+    expect(control.map((m) => JobControl.parse(m.payload))).toEqual([{ type: 'cancel', jobId: job.id, attempt: 2 }]);
   });
 
   it.each(['SUCCEEDED', 'FAILED', 'CANCELLED'] as const)(
@@ -641,7 +653,7 @@ describe('retryJob', () => {
       const requests = await requestsOf(job.id);
       expect(requests.map((r) => r.attempt)).toEqual([1, 2]);
       expect(requests[1]).toMatchObject({ jobId: job.id, ownerId: viewer.userId, requestId: 'req-retry' });
-      expect(await jobs.claim(job.id, 2, 'worker-b', false)).toEqual({ proceed: true });
+      expect(await jobs.claim(job.id, 2, 'worker-b', false)).toMatchObject({ proceed: true });
     },
   );
 

@@ -81,16 +81,31 @@ export const DEFERRALS_HEADER = 'x-vidmp3-claim-deferrals';
  */
 export async function handleConversion(request: ConversionRequest, ports: ConversionPorts): Promise<Disposition> {
   const output = ports.scratch.reserve('.mp3');
+  const lease: Lease = {};
   try {
-    return await convert(request, ports, output);
+    return await convert(request, ports, output, lease);
   } catch (err) {
     return await onFailure(err, request, ports);
   } finally {
+    clearInterval(lease.heartbeat);
     await ports.scratch.release(output);
   }
 }
 
-async function convert(request: ConversionRequest, ports: ConversionPorts, output: string): Promise<Disposition> {
+/** Claimed: renews the attempt's lease in jobs until the handling ends. */
+interface Lease {
+  heartbeat?: NodeJS.Timeout;
+}
+
+/** The lease of a jobs service that does not say (older than leases): its default. */
+const DEFAULT_LEASE_SECONDS = 60;
+
+async function convert(
+  request: ConversionRequest,
+  ports: ConversionPorts,
+  output: string,
+  lease: Lease,
+): Promise<Disposition> {
   // Taken on demand, a request waits for a slot only while the ffmpeg before it ends (about LOOKAHEAD_MS at
   // most): it is claimed first, in that time, so that its ffmpeg follows the slot at once. With a fixed
   // PREFETCH it may wait behind a long conversion: claimed only once a slot is free, it stays QUEUED for
@@ -98,7 +113,7 @@ async function convert(request: ConversionRequest, ports: ConversionPorts, outpu
   const claimFirst = ports.takeNext !== undefined;
   let claimed = 0;
   if (claimFirst) {
-    if (!(await claim(request, ports))) return { outcome: 'not_claimed', settle: 'ack' };
+    if (!(await claim(request, ports, lease))) return { outcome: 'not_claimed', settle: 'ack' };
     claimed = Date.now();
   }
   const slot = await ports.slot();
@@ -110,7 +125,7 @@ async function convert(request: ConversionRequest, ports: ConversionPorts, outpu
   };
   try {
     if (!claimFirst) {
-      if (!(await claim(request, ports))) return { outcome: 'not_claimed', settle: 'ack' };
+      if (!(await claim(request, ports, lease))) return { outcome: 'not_claimed', settle: 'ack' };
       claimed = Date.now();
     }
     return await run(request, ports, output, release, { slotted, claimed });
@@ -120,7 +135,8 @@ async function convert(request: ConversionRequest, ports: ConversionPorts, outpu
 }
 
 /** Asks jobs whether this attempt may run here; when not, the request is dropped (acknowledged): false. */
-async function claim(request: ConversionRequest, { jobs, delivery, signal, log }: ConversionPorts): Promise<boolean> {
+async function claim(request: ConversionRequest, ports: ConversionPorts, lease: Lease): Promise<boolean> {
+  const { jobs, delivery, signal, log } = ports;
   const context = { requestId: request.requestId, signal };
   const claim = await jobs
     .claim(request.jobId, request.attempt, delivery.redelivered, context)
@@ -128,8 +144,20 @@ async function claim(request: ConversionRequest, { jobs, delivery, signal, log }
       if (err instanceof TransientError) throw new ClaimUnavailableError(err.message, { cause: err });
       throw err;
     });
-  if (!claim.proceed) log.info({ reason: claim.reason }, 'attempt not claimed; dropping the request');
-  return claim.proceed;
+  if (!claim.proceed) {
+    log.info({ reason: claim.reason }, 'attempt not claimed; dropping the request');
+    return false;
+  }
+  // The attempt is ours while jobs hears from us: progress may be silent for long (a slow input, a slot to
+  // wait for, the upload), so a heartbeat — a progress report of 0, which only renews the lease — goes out
+  // every third of it. Without it, jobs takes the job back and queues it again.
+  const leaseMs = (claim.leaseSeconds ?? DEFAULT_LEASE_SECONDS) * 1000;
+  lease.heartbeat = setInterval(() => {
+    ports
+      .publish(request, { type: 'progress', ...stamp(request), progress: 0 })
+      .catch((err: unknown) => log.warn({ err }, 'could not publish a heartbeat'));
+  }, leaseMs / 3);
+  return true;
 }
 
 /** Claimed, with an ffmpeg slot held; gives it back (`release`) as soon as ffmpeg has ended, before the upload. */

@@ -5,7 +5,12 @@ import type { CallContext } from './media-client.js';
 
 const CLAIM_TIMEOUT_MS = 10_000;
 
-const ClaimResponse = z.object({ proceed: z.boolean(), reason: z.string().optional() });
+/** `leaseSeconds`: the attempt is ours while we report at least every third of it (jobs' LEASE_SECONDS). */
+const ClaimResponse = z.object({
+  proceed: z.boolean(),
+  reason: z.string().optional(),
+  leaseSeconds: z.number().positive().optional(),
+});
 export type ClaimResult = z.infer<typeof ClaimResponse>;
 
 /** Jobs' internal API for workers. */

@@ -1,9 +1,9 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { ConversionOptions } from '@vidmp3/shared';
 
-export type JobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
-export const FINAL_STATUSES: readonly JobStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
-export const isFinal = (status: JobStatus): boolean => FINAL_STATUSES.includes(status);
+import type { JobStatus } from '../services/job-state.js';
+
+export { FINAL_STATUSES, isFinal, type JobStatus } from '../services/job-state.js';
 
 export interface JobRecord {
   id: string;
@@ -26,6 +26,10 @@ export interface JobRecord {
   dispatchedAt: Date | null;
   /** The last change of any kind (ms precision): `Job.updatedAt`, which clients measure delivery latency with. */
   updatedAt: Date;
+  /** RUNNING: until when the attempt is its worker's unless it reports (job-state.ts); null otherwise. */
+  leaseExpiresAt: Date | null;
+  /** How many times the sweeper re-sent the current request (each wait doubles: job-state.ts `sweep`). */
+  sweeps: number;
 }
 
 export type JobPatch = Partial<
@@ -42,6 +46,8 @@ export type JobPatch = Partial<
     | 'startedAt'
     | 'finishedAt'
     | 'dispatchedAt'
+    | 'leaseExpiresAt'
+    | 'sweeps'
   >
 >;
 
@@ -53,6 +59,9 @@ export interface OutboxMessage {
 }
 
 type Db = Pool | PoolConnection;
+
+/** Whether a patch changes anything a user sees (a renewed lease alone does not). */
+export const isVisible = (patch: JobPatch): boolean => Object.keys(patch).some((k) => k !== 'leaseExpiresAt');
 
 interface JobRow extends RowDataPacket {
   id: string;
@@ -73,6 +82,8 @@ interface JobRow extends RowDataPacket {
   finished_at: Date | null;
   dispatched_at: Date | null;
   updated_at: Date;
+  lease_expires_at: Date | null;
+  sweeps: number;
 }
 
 const toRecord = (r: JobRow): JobRecord => ({
@@ -95,6 +106,8 @@ const toRecord = (r: JobRow): JobRecord => ({
   finishedAt: r.finished_at,
   dispatchedAt: r.dispatched_at,
   updatedAt: r.updated_at,
+  leaseExpiresAt: r.lease_expires_at,
+  sweeps: r.sweeps,
 });
 
 const columns: Record<keyof JobPatch, string> = {
@@ -109,6 +122,8 @@ const columns: Record<keyof JobPatch, string> = {
   startedAt: 'started_at',
   finishedAt: 'finished_at',
   dispatchedAt: 'dispatched_at',
+  leaseExpiresAt: 'lease_expires_at',
+  sweeps: 'sweeps',
 };
 
 /** The jobs and outbox tables; SQL lives here and nowhere else. */
@@ -142,14 +157,20 @@ export class JobsRepository {
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
-  /** Every change stamps `updated_at` with the application's clock, like every other timestamp of the row. */
+  /**
+   * Every change stamps `updated_at` with the application's clock, like every other timestamp of the row; a
+   * lease renewed alone is no change a user sees, and leaves it.
+   */
   async update(db: Db, id: string, patch: JobPatch, now = new Date()): Promise<void> {
     const entries = Object.entries(patch) as [keyof JobPatch, JobPatch[keyof JobPatch]][];
     if (entries.length === 0) return;
-    await db.execute(
-      `UPDATE jobs SET ${entries.map(([k]) => `${columns[k]} = ?`).join(', ')}, updated_at = ? WHERE id = ?`,
-      [...entries.map(([, v]) => v ?? null), now, id],
-    );
+    const sets = entries.map(([k]) => `${columns[k]} = ?`);
+    const values = entries.map(([, v]) => v ?? null);
+    if (isVisible(patch)) {
+      sets.push('updated_at = ?');
+      values.push(now);
+    }
+    await db.execute(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ?`, [...values, id]);
   }
 
   /** One page of an owner's jobs, newest first, optionally only one status or the conversions of one video. */
@@ -184,16 +205,28 @@ export class JobsRepository {
   }
 
   /**
-   * QUEUED jobs whose request has been waiting since before `before` (a lost or purged message). Jobs still
-   * waiting their turn (not dispatched) have no request to lose.
+   * QUEUED jobs whose request has been waiting longer than `afterMs` (a lost or purged message), twice as long
+   * for each time it was re-sent already (job-state.ts `sweepDue`). Jobs still waiting their turn (not
+   * dispatched) have no request to lose. Read without locking: the caller locks each and decides again.
    */
-  async listStaleQueued(before: Date, limit: number): Promise<JobRecord[]> {
+  async listStaleQueued(now: Date, afterMs: number, limit: number): Promise<JobRecord[]> {
     const [rows] = await this.pool.execute<JobRow[]>(
       `SELECT * FROM jobs WHERE status = 'QUEUED' AND dispatched_at IS NOT NULL AND queued_at < ?
+         AND queued_at <= DATE_SUB(?, INTERVAL ? * POW(2, LEAST(sweeps, 10)) * 1000 MICROSECOND)
        ORDER BY queued_at LIMIT ${Math.trunc(limit)}`,
-      [before],
+      [new Date(now.getTime() - afterMs), now, afterMs],
     );
     return rows.map(toRecord);
+  }
+
+  /** RUNNING jobs whose lease ran out before `now`: the ids and owners, read without locking (callers lock). */
+  async listExpiredLeases(now: Date, limit: number): Promise<{ id: string; ownerId: string }[]> {
+    const [rows] = await this.pool.execute<RowDataPacket[]>(
+      `SELECT id, owner_id FROM jobs WHERE status = 'RUNNING' AND lease_expires_at < ?
+       ORDER BY lease_expires_at LIMIT ${Math.trunc(limit)}`,
+      [now],
+    );
+    return rows.map((r) => ({ id: String(r.id), ownerId: String(r.owner_id) }));
   }
 
   // ---- per-user quotas and dispatching

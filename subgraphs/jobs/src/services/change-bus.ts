@@ -43,3 +43,21 @@ export class ChangeBus {
     return iterator;
   }
 }
+
+/**
+ * An async generator's return() waits for the await it is suspended at — here, the next change, which may
+ * never come. Closing the change feed first ends that wait at once, so an unsubscribe releases its listener
+ * immediately.
+ */
+export function closable<T>(changes: AsyncIterator<unknown>, inner: AsyncGenerator<T>): AsyncIterableIterator<T> {
+  const iterator: AsyncIterableIterator<T> = {
+    next: () => inner.next(),
+    async return() {
+      await changes.return?.();
+      return inner.return(undefined);
+    },
+    throw: (err: unknown) => inner.throw(err),
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}

@@ -16,14 +16,22 @@ import {
   type PoolConnection,
   type Viewer,
 } from '@vidmp3/shared';
-import { isFinal, type JobPatch, type JobRecord, type JobsRepository, type JobStatus } from '../adapters/jobs-repo.js';
+import { isVisible, type JobPatch, type JobRecord, type JobsRepository } from '../adapters/jobs-repo.js';
 import type { MediaClient } from '../adapters/media-client.js';
-import type { ChangeBus } from './change-bus.js';
+import { closable, type ChangeBus } from './change-bus.js';
+import * as state from './job-state.js';
+import { isFinal, patchOf, type Decision, type JobStatus } from './job-state.js';
 import { unseen } from './seen-states.js';
 import { validateOptions, type OptionsInput } from './options.js';
 import { dispatchRoom, HOUR_MS, refuseConversion, type ConversionLimits } from './quotas.js';
 
 const notFound = () => userError(ErrorCode.NOT_FOUND, 'Job not found');
+
+/** The patch of a decision the user asked for; a refusal is their CONFLICT, with its reason. */
+function accepted(decision: Decision): JobPatch {
+  if (!decision.ok) throw userError(ErrorCode.CONFLICT, decision.reason);
+  return decision.patch ?? {};
+}
 
 function requireViewer(viewer: Viewer | null): Viewer {
   if (!viewer) throw userError(ErrorCode.UNAUTHENTICATED, 'Log in to use conversions');
@@ -33,6 +41,8 @@ function requireViewer(viewer: Viewer | null): Viewer {
 export interface ClaimResult {
   proceed: boolean;
   reason?: string;
+  /** Granted: the attempt's lease, which the worker renews by reporting at least every third of it. */
+  leaseSeconds?: number;
 }
 
 /** What a job's state change needs to be announced: the outbox relay and the local subscribers' bus. */
@@ -52,6 +62,10 @@ export interface JobsUsage {
 export interface JobsServiceOptions {
   maxInputSeconds: number;
   sweepAfterSeconds: number;
+  /** A running attempt's lease (job-state.ts); 60 s unless given. */
+  leaseSeconds?: number;
+  /** A job whose lease runs out on this attempt fails; 3 unless given. */
+  maxAttempts?: number;
   limits: ConversionLimits;
   logger?: Logger;
 }
@@ -160,6 +174,8 @@ export class JobsService {
       finishedAt: null,
       dispatchedAt: null,
       updatedAt: now,
+      leaseExpiresAt: null,
+      sweeps: 0,
     };
     // The quota check, the job and (when it is the user's turn) its request are written together, under the
     // user's lock: concurrent requests of one user, on any replica, are counted one after the other.
@@ -179,13 +195,11 @@ export class JobsService {
     const { userId } = requireViewer(viewer);
     const job = await this.mutate(id, async (conn, current) => {
       if (current.ownerId !== userId) throw notFound();
-      if (isFinal(current.status)) {
-        throw userError(ErrorCode.CONFLICT, `The job has already finished (${current.status})`);
-      }
-      const control: JobControl = { type: 'cancel', jobId: id };
+      const patch = accepted(state.cancel(current, new Date()));
+      const control: JobControl = { type: 'cancel', jobId: id, attempt: current.attempts };
       // A running conversion is stopped by its worker; a queued one is dropped when a worker claims it.
       await this.repo.addOutbox(conn, Topology.controlExchange, '', control);
-      return { status: 'CANCELLED', finishedAt: new Date() };
+      return patch;
     });
     if (!job) throw notFound();
     // The cancel is done whatever happens next; a missed turn is given by the sweeper.
@@ -203,27 +217,9 @@ export class JobsService {
     const job = await this.asUser(userId, async (conn) => {
       const current = await this.repo.find(conn, id, true);
       if (!current || current.ownerId !== userId) throw notFound();
-      if (current.status !== 'FAILED' && current.status !== 'CANCELLED') {
-        throw userError(
-          ErrorCode.CONFLICT,
-          `Only failed or cancelled jobs can be retried (this one is ${current.status})`,
-        );
-      }
       const now = new Date();
+      const patch = accepted(state.retry(current, now));
       await this.checkQuotas(conn, userId, now);
-      const patch: JobPatch = {
-        status: 'QUEUED',
-        attempts: current.attempts + 1,
-        progress: 0,
-        outputMediaId: null,
-        errorCode: null,
-        errorMessage: null,
-        claimedBy: null,
-        queuedAt: now,
-        startedAt: null,
-        finishedAt: null,
-        dispatchedAt: null,
-      };
       await this.repo.update(conn, id, patch);
       await this.repo.recordStart(conn, userId, id, now);
       const retried = { ...current, ...patch };
@@ -237,73 +233,26 @@ export class JobsService {
 
   // ---- the workers' side
 
-  /**
-   * A worker asks to start an attempt. Only the current attempt of a job still wanted may run: a QUEUED
-   * job becomes RUNNING; a RUNNING one may be taken over only by a redelivery (its worker died or handed it
-   * back), so a duplicated request never starts a second conversion.
-   */
+  /** A worker asks to start an attempt (the rules: `state.claim`). Null when there is no such job. */
   async claim(jobId: string, attempt: number, workerId: string, redelivered: boolean): Promise<ClaimResult | null> {
-    let result: ClaimResult = { proceed: false };
+    let decision: Decision = { ok: false, reason: 'not decided' };
     const found = await this.mutate(jobId, async (_conn, job) => {
-      // The request for the next attempt can outrun the `retrying` event that announces it (events and the
-      // delayed request travel separately). Only the worker that claimed and failed the current attempt
-      // publishes it, so while that attempt runs it is genuine: start it now; the late event is then stale.
-      if (attempt === job.attempts + 1 && job.status === 'RUNNING') {
-        result = { proceed: true };
-        return { status: 'RUNNING', attempts: attempt, progress: 0, claimedBy: workerId, startedAt: new Date() };
-      }
-      if (job.attempts !== attempt) {
-        result = { proceed: false, reason: `stale attempt (current is ${job.attempts})` };
-        return null;
-      }
-      if (job.status === 'QUEUED') {
-        result = { proceed: true };
-        return { status: 'RUNNING', claimedBy: workerId, startedAt: new Date() };
-      }
-      if (job.status === 'RUNNING' && (redelivered || job.claimedBy === workerId)) {
-        result = { proceed: true };
-        return job.claimedBy === workerId ? null : { claimedBy: workerId, progress: 0 };
-      }
-      result = { proceed: false, reason: `job is ${job.status}` };
-      return null;
+      decision = state.claim(job, { attempt, workerId, redelivered, now: new Date(), leaseUntil: this.leaseUntil() });
+      return patchOf(decision);
     });
-    return found ? result : null;
+    if (!found) return null;
+    return decision.ok
+      ? { proceed: true, leaseSeconds: this.leaseSeconds }
+      : { proceed: false, reason: decision.reason };
   }
 
-  /** Applies a worker's event; stale (older attempt), duplicate and out-of-order events change nothing. */
+  /** Applies a worker's event (the rules: `state.applyEvent`); stale, duplicate and late events change nothing. */
   async applyEvent(event: JobEvent): Promise<void> {
-    const decide = (job: JobRecord): JobPatch | null => {
-      if (isFinal(job.status) || event.attempt !== job.attempts) return null;
-      const at = new Date(event.at);
-      switch (event.type) {
-        case 'started':
-          return job.status === 'QUEUED' ? { status: 'RUNNING', startedAt: at } : null;
-        case 'progress':
-          // Progress only moves forward: a late, smaller value is an older message.
-          return event.progress > job.progress
-            ? { status: 'RUNNING', progress: event.progress, ...(job.startedAt ? {} : { startedAt: at }) }
-            : null;
-        case 'succeeded':
-          return { status: 'SUCCEEDED', progress: 1, outputMediaId: event.outputMediaId, finishedAt: at };
-        case 'retrying':
-          return {
-            status: 'QUEUED',
-            attempts: event.nextAttempt,
-            progress: 0,
-            errorCode: event.error.code,
-            errorMessage: event.error.message,
-            claimedBy: null,
-            queuedAt: at,
-          };
-        case 'failed':
-          return { status: 'FAILED', errorCode: event.error.code, errorMessage: event.error.message, finishedAt: at };
-        case 'cancelled':
-          return { status: 'CANCELLED', finishedAt: at };
-      }
-    };
+    const decide = async (_conn: PoolConnection, job: JobRecord) =>
+      patchOf(state.applyEvent(job, event, { leaseUntil: this.leaseUntil() }));
     const final = event.type === 'succeeded' || event.type === 'failed' || event.type === 'cancelled';
     if (!final) {
-      await this.mutate(event.jobId, async (_conn, job) => decide(job));
+      await this.mutate(event.jobId, decide);
       return;
     }
     // A finished job frees one of its owner's turns: the owner's next waiting job is dispatched in the same
@@ -313,7 +262,7 @@ export class JobsService {
     const seen = await this.repo.find(this.repo.pool, event.jobId);
     if (!seen) return;
     const changed = await this.asUser(seen.ownerId, async (conn) => {
-      const result = await this.mutateIn(conn, event.jobId, async (_conn, job) => decide(job));
+      const result = await this.mutateIn(conn, event.jobId, decide);
       if (result && isFinal(result.job.status)) {
         const dispatched = await this.dispatchWaiting(conn, seen.ownerId);
         return result.changed || dispatched.length > 0;
@@ -337,17 +286,51 @@ export class JobsService {
     });
   }
 
-  /** Publishes again the requests of jobs that stayed QUEUED too long (a lost or purged message). */
-  async sweep(): Promise<number> {
-    const stale = await this.repo.listStaleQueued(new Date(Date.now() - this.options.sweepAfterSeconds * 1000), 100);
-    for (const job of stale) {
+  /**
+   * Publishes again the requests of jobs that stayed QUEUED too long (a lost or purged message), each decided
+   * again under the job's lock (`state.sweep`): of several replicas sweeping at once, one re-sends it. Returns
+   * how many this call re-sent.
+   */
+  async sweep(now = new Date()): Promise<number> {
+    const sweepAfterMs = this.options.sweepAfterSeconds * 1000;
+    let sent = 0;
+    for (const job of await this.repo.listStaleQueued(now, sweepAfterMs, 100)) {
       await this.mutate(job.id, async (conn, current) => {
-        if (current.status !== 'QUEUED') return null;
-        await this.enqueue(conn, current);
-        return { queuedAt: new Date() };
+        const patch = patchOf(state.sweep(current, { now, sweepAfterMs }));
+        if (patch) {
+          await this.enqueue(conn, current);
+          sent++;
+        }
+        return patch;
       });
     }
-    return stale.length;
+    return sent;
+  }
+
+  /**
+   * Takes back the RUNNING jobs whose lease ran out (their worker stopped reporting) and queues their next
+   * attempt, or fails them after the last. Each is decided again under the owner's and the job's locks, so
+   * that of several replicas sweeping at once exactly one acts. Returns how many it took back.
+   */
+  async expireLeases(now = new Date()): Promise<number> {
+    let taken = 0;
+    const maxAttempts = this.options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    for (const { id, ownerId } of await this.repo.listExpiredLeases(now, 100)) {
+      const changed = await this.asUser(ownerId, async (conn) => {
+        const result = await this.mutateIn(conn, id, async (_conn, job) => {
+          const patch = patchOf(state.expireLease(job, { now, maxAttempts }));
+          if (patch?.status === 'QUEUED') await this.enqueue(conn, { ...job, ...patch });
+          return patch;
+        });
+        if (result?.changed && isFinal(result.job.status)) await this.dispatchWaiting(conn, ownerId);
+        return result?.changed ?? false;
+      });
+      if (changed) {
+        taken++;
+        this.relay.kick();
+      }
+    }
+    return taken;
   }
 
   /**
@@ -415,6 +398,14 @@ export class JobsService {
   }
 
   // ---- internals
+
+  private get leaseSeconds(): number {
+    return this.options.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+  }
+
+  private leaseUntil(): Date {
+    return new Date(Date.now() + this.leaseSeconds * 1000);
+  }
 
   /**
    * Runs `work` in one transaction holding the user's lock (their `job_quota_users` row, FOR UPDATE), so that
@@ -485,21 +476,20 @@ export class JobsService {
     userId: string,
     request?: { jobId: string; requestId: string | undefined },
   ): Promise<string[]> {
-    const { dispatched } = await this.repo.countActive(conn, userId);
-    const room = dispatchRoom(this.options.limits, dispatched);
+    const room = dispatchRoom(this.options.limits, (await this.repo.countActive(conn, userId)).dispatched);
     if (room === 0) return [];
     // The rows come back locked and current; a job cancelled meanwhile is skipped rather than sent (its turn
     // goes to the next event or the sweeper).
-    const waiting = (await this.repo.lockWaiting(conn, userId, room)).filter(
-      (j) => j.status === 'QUEUED' && j.dispatchedAt === null,
-    );
     const now = new Date();
-    for (const job of waiting) {
+    const dispatched: string[] = [];
+    for (const job of await this.repo.lockWaiting(conn, userId, room)) {
+      const patch = patchOf(state.dispatch(job, now));
+      if (!patch) continue;
       await this.enqueue(conn, job, job.id === request?.jobId ? request.requestId : undefined);
-      // queued_at restarts: the sweeper gives a request the whole threshold from when it was sent.
-      await this.repo.update(conn, job.id, { dispatchedAt: now, queuedAt: now });
+      await this.repo.update(conn, job.id, patch);
+      dispatched.push(job.id);
     }
-    return waiting.map((j) => j.id);
+    return dispatched;
   }
 
   /** Gives the user's free turns to their waiting jobs, in a transaction of its own; returns how many. */
@@ -535,6 +525,8 @@ export class JobsService {
     if (!patch) return { job, changed: false };
     await this.repo.update(conn, id, patch);
     const updated = { ...job, ...patch };
+    // A renewed lease alone is nothing to announce.
+    if (!isVisible(patch)) return { job: updated, changed: false };
     await this.announce(conn, updated);
     return { job: updated, changed: true };
   }
@@ -560,6 +552,9 @@ export class JobsService {
   }
 }
 
+const DEFAULT_LEASE_SECONDS = 60;
+const DEFAULT_MAX_ATTEMPTS = 3;
+
 /** How many times a transaction MariaDB picked as a deadlock's victim is run again before the error stands. */
 const DEADLOCK_RETRIES = 3;
 
@@ -579,21 +574,3 @@ async function retryDeadlocks<T>(transaction: () => Promise<T>): Promise<T> {
 }
 
 const ER_LOCK_DEADLOCK = 1213;
-
-/**
- * An async generator's return() waits for the await it is suspended at — here, the next change, which may
- * never come. Closing the change feed first ends that wait at once, so an unsubscribe releases its listener
- * immediately.
- */
-function closable<T>(changes: AsyncIterator<unknown>, inner: AsyncGenerator<T>): AsyncIterableIterator<T> {
-  const iterator: AsyncIterableIterator<T> = {
-    next: () => inner.next(),
-    async return() {
-      await changes.return?.();
-      return inner.return(undefined);
-    },
-    throw: (err: unknown) => inner.throw(err),
-    [Symbol.asyncIterator]: () => iterator,
-  };
-  return iterator;
-}
