@@ -15,3 +15,4 @@ export * from './broker.js';
 export * from './metrics.js';
 export * from './child-process.js';
 export * from './client-address.js';
+export * from './internal-api.js';

@@ -1,17 +1,10 @@
-import { REQUEST_ID_HEADER } from '@vidmp3/shared';
-import { z } from 'zod';
+import { ClaimResponse, InternalApi, REQUEST_ID_HEADER, type ClaimRequest } from '@vidmp3/shared';
 import { TransientError } from './errors.js';
 import type { CallContext } from './media-client.js';
 
 const CLAIM_TIMEOUT_MS = 10_000;
 
-/** `leaseSeconds`: the attempt is ours while we report at least every third of it (jobs' LEASE_SECONDS). */
-const ClaimResponse = z.object({
-  proceed: z.boolean(),
-  reason: z.string().optional(),
-  leaseSeconds: z.number().positive().optional(),
-});
-export type ClaimResult = z.infer<typeof ClaimResponse>;
+export type ClaimResult = ClaimResponse;
 
 /** Jobs' internal API for workers. */
 export class JobsClient {
@@ -33,14 +26,14 @@ export class JobsClient {
     const signals = [AbortSignal.timeout(CLAIM_TIMEOUT_MS), ...(context.signal ? [context.signal] : [])];
     let response: Response;
     try {
-      response = await fetch(`${this.base}/internal/jobs/${encodeURIComponent(jobId)}/claim`, {
+      response = await fetch(`${this.base}${InternalApi.claim.path(jobId)}`, {
         method: 'POST',
         headers: {
           authorization: `Bearer ${this.token}`,
           'content-type': 'application/json',
           ...(context.requestId ? { [REQUEST_ID_HEADER]: context.requestId } : {}),
         },
-        body: JSON.stringify({ attempt, workerId: this.workerId, redelivered }),
+        body: JSON.stringify({ attempt, workerId: this.workerId, redelivered } satisfies ClaimRequest),
         signal: AbortSignal.any(signals),
       });
     } catch (err) {

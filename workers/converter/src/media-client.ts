@@ -3,7 +3,13 @@ import { stat } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { pipeline } from 'node:stream/promises';
-import { JobErrorCode, REQUEST_ID_HEADER } from '@vidmp3/shared';
+import {
+  InternalApi,
+  JobErrorCode,
+  OutputUploadResponse,
+  REQUEST_ID_HEADER,
+  type OutputUploadHeaders,
+} from '@vidmp3/shared';
 import { PermanentError, TransientError } from './errors.js';
 
 /** An upload that makes no progress this long is dropped (and retried later). */
@@ -28,7 +34,7 @@ export class MediaClient {
 
   /** Where ffmpeg reads the input: served with Range support, so it can seek (moov atom at the end). */
   contentUrl(mediaId: string): string {
-    return `${this.base}/internal/media/${encodeURIComponent(mediaId)}/content`;
+    return `${this.base}${InternalApi.mediaContent.path(mediaId)}`;
   }
 
   /** Headers for every internal call (ffmpeg's reads included), with the job's request id when it has one. */
@@ -59,13 +65,12 @@ export class MediaClient {
     context: CallContext = {},
   ): Promise<{ id: string }> {
     const { size } = await stat(filePath);
-    const url = new URL(`${this.base}/internal/jobs/${encodeURIComponent(jobId)}/output`);
+    const url = new URL(`${this.base}${InternalApi.outputUpload.path(jobId)}`);
     const request = (url.protocol === 'https:' ? https : http).request(url, {
       method: 'PUT',
       headers: {
         ...this.authHeaders(context.requestId),
-        'x-owner-id': ownerId,
-        'x-source-media-id': sourceMediaId,
+        ...({ 'x-owner-id': ownerId, 'x-source-media-id': sourceMediaId } satisfies OutputUploadHeaders),
         'content-type': 'audio/mpeg',
         'content-length': size,
       },
@@ -98,8 +103,8 @@ export class MediaClient {
     await sent;
     const status = response.statusCode ?? 0;
     if (status === 200 || status === 201) {
-      const id = parseId(body);
-      if (id) return { id };
+      const stored = parseStored(body);
+      if (stored) return { id: stored.id };
       throw new TransientError('The storage service gave an unexpected answer.', { cause: new Error(body) });
     }
     if (status === 404) {
@@ -155,11 +160,9 @@ async function readSmall(response: IncomingMessage): Promise<string> {
   return text;
 }
 
-function parseId(body: string): string | undefined {
+function parseStored(body: string): OutputUploadResponse | undefined {
   try {
-    const parsed: unknown = JSON.parse(body);
-    const id = (parsed as { id?: unknown } | null)?.id;
-    return typeof id === 'string' && id ? id : undefined;
+    return OutputUploadResponse.parse(JSON.parse(body));
   } catch {
     return undefined;
   }

@@ -1,13 +1,6 @@
-import { z } from 'zod';
+import { InternalApi, MediaFacts } from '@vidmp3/shared';
 
-const MediaFacts = z.object({
-  id: z.string(),
-  ownerId: z.string(),
-  kind: z.enum(['VIDEO', 'AUDIO']),
-  filename: z.string(),
-  durationSeconds: z.number().nullable(),
-});
-export type MediaFacts = z.infer<typeof MediaFacts>;
+export type { MediaFacts };
 
 /** media's internal API, as jobs uses it: the facts about one media (null when it does not exist). */
 export class MediaClient {
@@ -17,7 +10,7 @@ export class MediaClient {
   ) {}
 
   async get(id: string, requestId?: string): Promise<MediaFacts | null> {
-    const res = await fetch(new URL(`/internal/media/${encodeURIComponent(id)}`, this.baseUrl), {
+    const res = await fetch(new URL(InternalApi.mediaFacts.path(id), this.baseUrl), {
       headers: { authorization: `Bearer ${this.token}`, ...(requestId ? { 'x-request-id': requestId } : {}) },
       signal: AbortSignal.timeout(5_000),
     });

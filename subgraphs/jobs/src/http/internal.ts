@@ -1,19 +1,12 @@
 import express, { type Express } from 'express';
-import { z } from 'zod';
-import { serviceTokenAuth } from '@vidmp3/shared';
+import { ClaimRequest, InternalApi, serviceTokenAuth, type ClaimResponse } from '@vidmp3/shared';
 import type { JobsService } from '../services/jobs.js';
-
-const ClaimBody = z.object({
-  attempt: z.number().int().positive(),
-  workerId: z.string().min(1).max(200),
-  redelivered: z.boolean().default(false),
-});
 
 /** The converter workers' API on jobs: claim an attempt before starting it. Service token; not routed publicly. */
 export function internalRoutes(app: Express, jobs: JobsService, token: string): void {
   app.use('/internal', serviceTokenAuth(token));
-  app.post('/internal/jobs/:id/claim', express.json({ limit: '16kb' }), async (req, res) => {
-    const body = ClaimBody.safeParse(req.body);
+  app.post(InternalApi.claim.route, express.json({ limit: '16kb' }), async (req, res) => {
+    const body = ClaimRequest.safeParse(req.body);
     if (!body.success) {
       res.status(400).json({ error: 'BAD_REQUEST', message: body.error.message });
       return;
@@ -26,10 +19,10 @@ export function internalRoutes(app: Express, jobs: JobsService, token: string): 
         body.data.redelivered,
       );
       if (!result) {
-        res.status(404).json({ proceed: false, reason: 'no such job' });
+        res.status(404).json({ proceed: false, reason: 'no such job' } satisfies ClaimResponse);
         return;
       }
-      res.json(result);
+      res.json(result satisfies ClaimResponse);
     } catch (err) {
       res.locals.log.error({ err }, 'claim failed');
       res.status(500).json({ error: 'INTERNAL', requestId: res.locals.requestId });

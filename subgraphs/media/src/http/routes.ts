@@ -2,8 +2,14 @@ import { PassThrough } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { GraphQLError } from 'graphql';
-import { z } from 'zod';
-import { isPublicError, serviceTokenAuth } from '@vidmp3/shared';
+import {
+  InternalApi,
+  isPublicError,
+  OutputUploadHeaders,
+  serviceTokenAuth,
+  type MediaFacts,
+  type OutputUploadResponse,
+} from '@vidmp3/shared';
 import type { DownloadLinks } from '../services/download-links.js';
 import type { MediaService } from '../services/media.js';
 import { sendMedia } from './send-media.js';
@@ -64,11 +70,6 @@ function announcedLength(req: Request): number | undefined {
   return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
 }
 
-const DerivedHeaders = z.object({
-  'x-owner-id': z.string().min(1).max(64),
-  'x-source-media-id': z.string().min(1).max(64),
-});
-
 /**
  * The internal API (jobs and the converter workers): a media's facts; its bytes, ranged, so ffmpeg can seek in
  * an mp4 whose moov atom is at the end; and a job's mp3, written idempotently per job. Authenticated by a
@@ -79,7 +80,7 @@ export function internalRoutes(app: Express, media: MediaService, token: string)
 
   // What jobs needs to accept a conversion: who owns it, what it is, how long it lasts.
   app.get(
-    '/internal/media/:id',
+    InternalApi.mediaFacts.route,
     route(async (req, res) => {
       const record = await media.findAny(String(req.params.id));
       if (!record) {
@@ -92,7 +93,7 @@ export function internalRoutes(app: Express, media: MediaService, token: string)
         kind: record.kind,
         filename: record.filename,
         durationSeconds: record.durationSeconds,
-      });
+      } satisfies MediaFacts);
     }),
   );
 
@@ -105,13 +106,13 @@ export function internalRoutes(app: Express, media: MediaService, token: string)
     }
     await sendMedia(req, res, record, (range) => media.openContent(id, range).then((c) => c.stream));
   });
-  app.get('/internal/media/:id/content', content);
-  app.head('/internal/media/:id/content', content);
+  app.get(InternalApi.mediaContent.route, content);
+  app.head(InternalApi.mediaContent.route, content);
 
   app.put(
-    '/internal/jobs/:jobId/output',
+    InternalApi.outputUpload.route,
     route(async (req, res) => {
-      const headers = DerivedHeaders.safeParse(req.headers);
+      const headers = OutputUploadHeaders.safeParse(req.headers);
       if (!headers.success) {
         res.status(400).json({ error: 'BAD_REQUEST', message: 'x-owner-id and x-source-media-id are required' });
         return;
@@ -141,7 +142,7 @@ export function internalRoutes(app: Express, media: MediaService, token: string)
         sha256: stored.sha256,
         durationSeconds: stored.durationSeconds,
         created,
-      });
+      } satisfies OutputUploadResponse);
     }),
   );
 }
