@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ErrorCode, userError } from '@vidmp3/shared';
 
 const MediaFacts = z.object({
   id: z.string(),
@@ -22,6 +23,9 @@ export class MediaClient {
       signal: AbortSignal.timeout(5_000),
     });
     if (res.status === 404) return null;
+    if (res.status === 503) {
+      throw userError(ErrorCode.SERVICE_UNAVAILABLE, 'The media service is unavailable right now; try again shortly');
+    }
     if (!res.ok) throw new Error(`media answered ${res.status} for a media lookup`);
     return MediaFacts.parse(await res.json());
   }

@@ -3,7 +3,7 @@ import { finished } from 'node:stream/promises';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { GraphQLError } from 'graphql';
 import { z } from 'zod';
-import { isPublicError, serviceTokenAuth } from '@vidmp3/shared';
+import { isDependencyDown, isPublicError, serviceTokenAuth } from '@vidmp3/shared';
 import type { DownloadLinks } from '../services/download-links.js';
 import type { MediaService } from '../services/media.js';
 import { sendMedia } from './send-media.js';
@@ -29,6 +29,11 @@ const route =
         return;
       }
       res.locals.log.error({ err }, 'request failed');
+      // The database lost: a failure of the moment, which the caller may retry (and tell its own caller so).
+      if (isDependencyDown(err)) {
+        res.status(503).json({ error: 'SERVICE_UNAVAILABLE', requestId: res.locals.requestId });
+        return;
+      }
       res.status(500).json({ error: 'INTERNAL', requestId: res.locals.requestId });
     });
 
