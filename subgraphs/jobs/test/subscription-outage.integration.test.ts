@@ -70,7 +70,7 @@ describe('a jobUpdated subscription while MariaDB is unreachable', () => {
       filename: 'a.mp4',
       durationSeconds: 3,
     });
-    const job = await other.convert(viewer, videoId);
+    const job = await other.convert(viewer, videoId, null);
 
     const updates = await watching.watchJob(viewer, job.id);
     expect((await updates.next()).value).toMatchObject({ jobUpdated: { status: 'QUEUED' } });
@@ -99,7 +99,7 @@ describe('a jobUpdated subscription while MariaDB is unreachable', () => {
       filename: 'a.mp4',
       durationSeconds: 3,
     });
-    const job = await service(direct, new ChangeBus()).convert(viewer, videoId);
+    const job = await service(direct, new ChangeBus()).convert(viewer, videoId, null);
     const updates = await watching.watchJob(viewer, job.id);
     await updates.next();
 
