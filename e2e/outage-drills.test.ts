@@ -165,31 +165,38 @@ async function drill(name: string, targets: Target[], mode: CutMode = 'refuse') 
   const cutAt = Date.now();
   for (const target of targets) proxies[target].cut(mode);
 
-  // During the outage the API answers, within a bound, with data or a coded error: never a hang.
+  // Restored whatever happens, so that a failing drill leaves the next ones a system that works.
+  let during: Answer<{ job: { id: string; status: string } }>;
+  let convertDuring: Answer<{ convertMedia: { id: string } }>;
+  let answerMs: number;
   const owner = load.jobs[0]!;
-  // Sent together: a frozen database holds each for up to the gateway's subgraph timeout.
-  const askedAt = Date.now();
-  const [during, convertDuring] = await Promise.all([
-    ask<{ job: { id: string; status: string } }>(owner.user, 'query ($id: ID!) { job(id: $id) { id status } }', {
-      id: owner.id,
-    }),
-    ask<{ convertMedia: { id: string } }>(owner.user, 'mutation ($m: ID!) { convertMedia(mediaId: $m) { id } }', {
-      m: videos[0],
-    }),
-  ]);
-  const answerMs = Date.now() - askedAt;
-  if (targets.includes('mysql')) {
-    expect(during.errors?.[0]?.extensions?.code, JSON.stringify(during)).toBe('SERVICE_UNAVAILABLE');
-    expect(convertDuring.errors?.[0]?.extensions?.code, JSON.stringify(convertDuring)).toBe('SERVICE_UNAVAILABLE');
-  } else {
-    // RabbitMQ alone: reads and new conversions go on (the outbox publishes them once the broker is back).
-    expect(during.data?.job.id, JSON.stringify(during)).toBe(owner.id);
-    expect(convertDuring.errors, JSON.stringify(convertDuring)).toBeUndefined();
-  }
-  if (convertDuring.data?.convertMedia) ids.push(convertDuring.data.convertMedia.id);
+  try {
+    // During the outage the API answers, within a bound, with data or a coded error: never a hang.
+    // Sent together: a frozen database holds each for up to the gateway's subgraph timeout.
+    const askedAt = Date.now();
+    [during, convertDuring] = await Promise.all([
+      ask<{ job: { id: string; status: string } }>(owner.user, 'query ($id: ID!) { job(id: $id) { id status } }', {
+        id: owner.id,
+      }),
+      ask<{ convertMedia: { id: string } }>(owner.user, 'mutation ($m: ID!) { convertMedia(mediaId: $m) { id } }', {
+        m: videos[0],
+      }),
+    ]);
+    answerMs = Date.now() - askedAt;
+    if (targets.includes('mysql')) {
+      expect(during.errors?.[0]?.extensions?.code, JSON.stringify(during)).toBe('SERVICE_UNAVAILABLE');
+      expect(convertDuring.errors?.[0]?.extensions?.code, JSON.stringify(convertDuring)).toBe('SERVICE_UNAVAILABLE');
+    } else {
+      // RabbitMQ alone: reads and new conversions go on (the outbox publishes them once the broker is back).
+      expect(during.data?.job.id, JSON.stringify(during)).toBe(owner.id);
+      expect(convertDuring.errors, JSON.stringify(convertDuring)).toBeUndefined();
+    }
+    if (convertDuring.data?.convertMedia) ids.push(convertDuring.data.convertMedia.id);
 
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, OUTAGE_MS - (Date.now() - cutAt))));
-  for (const target of targets) proxies[target].restore();
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, OUTAGE_MS - (Date.now() - cutAt))));
+  } finally {
+    for (const target of targets) proxies[target].restore();
+  }
   const restoredAt = Date.now();
   const succeededAtRestore = [...(await statuses(ids)).values()].filter((s) => s === 'SUCCEEDED').length;
   let resumedAt: number | undefined; // the first conversion to succeed after the outage
