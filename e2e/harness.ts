@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 
 import { inheritedEnv, MYSQL_SERVER, RABBITMQ_SERVER } from './env.js';
+import { startTcpProxy, type TcpProxy } from './lib/tcp-proxy.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -41,6 +42,12 @@ export interface System {
   restart(name: string): Promise<ServiceProcess>;
   /** Starts one more converter worker (the system starts `workers` of them). */
   startWorker(env?: Record<string, string>): Promise<ServiceProcess>;
+  /**
+   * With `{ proxies: true }`: the proxies every service reaches MariaDB and RabbitMQ through (the test's own
+   * connections, `MYSQL_SERVER` and `rabbitmqUrl`, go direct). Cutting one is an outage of that server for the
+   * system alone; the shared servers are never stopped.
+   */
+  proxies?: { mysql: TcpProxy; rabbitmq: TcpProxy };
   /** Everything the services printed, for a failing test's report. */
   logs(): string;
   stop(): Promise<void>;
@@ -132,7 +139,7 @@ async function deleteVhost(name: string): Promise<void> {
 
 export async function startSystem(
   env: Partial<Record<ServiceName, Record<string, string>>> = {},
-  options: { workers?: number } = {},
+  options: { workers?: number; proxies?: boolean } = {},
 ): Promise<System> {
   const run = randomBytes(4).toString('hex');
   const databases = {
@@ -149,8 +156,18 @@ export async function startSystem(
   // Media writes download URLs on the gateway's origin, so that origin is fixed before either starts.
   const gatewayPort = await freePort();
   const started: ServiceProcess[] = [];
+  const proxies = options.proxies
+    ? { mysql: await proxyTo(MYSQL_SERVER), rabbitmq: await proxyTo(RABBITMQ_SERVER) }
+    : undefined;
+  // What the services are given: the servers themselves, or the proxies in front of them.
+  const servicesMysql = proxies ? through(MYSQL_SERVER, proxies.mysql) : MYSQL_SERVER;
+  const servicesRabbitmq = proxies ? `${through(RABBITMQ_SERVER, proxies.rabbitmq)}/${vhost}` : rabbitmqUrl;
   const stop = async () => {
+    // Restored first, so that the services can shut down cleanly (close their connections, settle messages).
+    proxies?.mysql.restore();
+    proxies?.rabbitmq.restore();
     await Promise.allSettled(started.map(stopService));
+    await Promise.allSettled([proxies?.mysql.close(), proxies?.rabbitmq.close()]);
     const conn = await mysql.createConnection(MYSQL_SERVER);
     for (const db of Object.values(databases)) await conn.query(`DROP DATABASE IF EXISTS \`${db}\``);
     await conn.end();
@@ -167,7 +184,7 @@ export async function startSystem(
   try {
     const users = await track(
       startService('users', 'subgraphs/users/dist/main.js', {
-        MYSQL_URL: `${MYSQL_SERVER}/${databases.users}`,
+        MYSQL_URL: `${servicesMysql}/${databases.users}`,
         KEYS_DIR: keysDir,
         // Every test signs its users up from 127.0.0.1; tests of the sign-up limit set their own.
         SIGNUP_MAX_PER_IP_PER_HOUR: '100000',
@@ -178,7 +195,7 @@ export async function startSystem(
     const media = await track(
       startService('media', 'subgraphs/media/dist/main.js', {
         ...jwks,
-        MYSQL_URL: `${MYSQL_SERVER}/${databases.media}`,
+        MYSQL_URL: `${servicesMysql}/${databases.media}`,
         BLOB_DIR: blobDir,
         DOWNLOAD_KEY_FILE: join(keysDir, 'media-download.key'),
         PUBLIC_URL: `http://127.0.0.1:${gatewayPort}`,
@@ -188,8 +205,8 @@ export async function startSystem(
     const jobs = await track(
       startService('jobs', 'subgraphs/jobs/dist/main.js', {
         ...jwks,
-        MYSQL_URL: `${MYSQL_SERVER}/${databases.jobs}`,
-        RABBITMQ_URL: rabbitmqUrl,
+        MYSQL_URL: `${servicesMysql}/${databases.jobs}`,
+        RABBITMQ_URL: servicesRabbitmq,
         MEDIA_INTERNAL_URL: media.url,
         ...env.jobs,
       }),
@@ -198,7 +215,7 @@ export async function startSystem(
     const startWorker = (extra: Record<string, string> = {}) =>
       track(
         startService(`worker${++workerCount}`, 'workers/converter/dist/main.js', {
-          RABBITMQ_URL: rabbitmqUrl,
+          RABBITMQ_URL: servicesRabbitmq,
           MEDIA_INTERNAL_URL: media.url,
           JOBS_INTERNAL_URL: jobs.url,
           HEALTH_PORT: '0',
@@ -227,6 +244,7 @@ export async function startSystem(
       databases,
       vhost,
       rabbitmqUrl,
+      ...(proxies ? { proxies } : {}),
       startWorker,
       async restart(name) {
         const old = services[name];
@@ -244,4 +262,20 @@ export async function startSystem(
     await stop();
     throw err;
   }
+}
+
+const defaultPorts: Record<string, number> = { 'mysql:': 3306, 'amqp:': 5672 };
+
+/** A proxy on loopback to the server a URL names. */
+function proxyTo(serverUrl: string): Promise<TcpProxy> {
+  const url = new URL(serverUrl);
+  return startTcpProxy({ host: url.hostname, port: Number(url.port) || defaultPorts[url.protocol]! });
+}
+
+/** The same server URL (credentials kept), through the proxy. */
+function through(serverUrl: string, proxy: TcpProxy): string {
+  const url = new URL(serverUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String(proxy.port);
+  return url.toString().replace(/\/$/, '');
 }

@@ -172,10 +172,13 @@ describe('createSubgraphFetcher', () => {
     expect(upstream.received).toHaveLength(1);
   });
 
-  it('gives up on a subgraph that does not answer within timeoutMs', async () => {
+  it('gives up on a subgraph that does not answer within timeoutMs, as a dependency that is down', async () => {
     const upstream = await subgraph(() => undefined);
 
-    await expect(fetcherWith({ timeoutMs: 200 })(upstream.url, post(QUERY))).rejects.toThrow(/did not answer/);
+    const failure = fetcherWith({ timeoutMs: 200 })(upstream.url, post(QUERY));
+    await expect(failure).rejects.toThrow(/did not answer/);
+    // What makes the client's error SERVICE_UNAVAILABLE rather than INTERNAL (isDependencyDown).
+    await expect(failure).rejects.toMatchObject({ code: 'ETIMEDOUT' });
   });
 
   it('refuses an answer larger than maxResponseBytes', async () => {

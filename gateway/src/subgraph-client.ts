@@ -123,7 +123,13 @@ export function createSubgraphFetcher(overrides: Partial<SubgraphClientOptions> 
         req.destroy();
       };
       const timer = setTimeout(
-        () => fail(new Error(`subgraph ${url.origin} did not answer within ${options.timeoutMs} ms`)),
+        // ETIMEDOUT: the client is told SERVICE_UNAVAILABLE (a dependency is down), not INTERNAL.
+        () =>
+          fail(
+            Object.assign(new Error(`subgraph ${url.origin} did not answer within ${options.timeoutMs} ms`), {
+              code: 'ETIMEDOUT',
+            }),
+          ),
         options.timeoutMs,
       );
       req.on('error', (err: NodeJS.ErrnoException) => {

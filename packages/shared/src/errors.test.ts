@@ -151,6 +151,50 @@ describe('createFormatError', () => {
     });
   });
 
+  describe('for a dependency that is down', () => {
+    const lost = (code: string) => Object.assign(new Error(`connect ${code} 10.0.0.7:3306`), { code });
+
+    it.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'PROTOCOL_CONNECTION_LOST'])(
+      'answers SERVICE_UNAVAILABLE for %s, however deeply wrapped, without the address',
+      (code) => {
+        const original = new GraphQLError('wrapped', {
+          originalError: new Error('fetch failed', { cause: lost(code) }),
+        });
+        const formatted = production(reported(`connect ${code} 10.0.0.7:3306`), original);
+
+        expect(formatted).toEqual({
+          message: 'A service this request needs is unavailable right now; try again shortly',
+          path: ['me', 'email'],
+          locations: [{ line: 1, column: 3 }],
+          extensions: { code: 'SERVICE_UNAVAILABLE' },
+        });
+      },
+    );
+
+    it("answers SERVICE_UNAVAILABLE for mysql2's command on a closed connection, INTERNAL for a fatal server error", () => {
+      const closed = Object.assign(new Error("Can't add new command when connection is in closed state"), {
+        fatal: true,
+      });
+      const denied = Object.assign(new Error('Access denied'), { fatal: true, sqlState: '28000' });
+      expect(production(reported('closed'), closed).extensions).toEqual({ code: 'SERVICE_UNAVAILABLE' });
+      expect(production(reported('denied'), denied).extensions).toEqual({ code: 'INTERNAL' });
+    });
+
+    it('answers SERVICE_UNAVAILABLE for a request to one that timed out', () => {
+      const timeout = Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' });
+      expect(production(reported('aborted'), timeout).extensions).toEqual({ code: 'SERVICE_UNAVAILABLE' });
+    });
+
+    it("passes a subgraph's SERVICE_UNAVAILABLE through the gateway as it is", () => {
+      expect(isPublicError({ extensions: { code: 'SERVICE_UNAVAILABLE' } })).toBe(true);
+    });
+
+    it('keeps INTERNAL for any other error', () => {
+      const other = Object.assign(new Error('Duplicate entry'), { code: 'ER_DUP_ENTRY' });
+      expect(production(reported('Duplicate entry'), other).extensions).toEqual({ code: 'INTERNAL' });
+    });
+  });
+
   describe('for an unexpected error in development', () => {
     it('keeps the original message but still no stack or other internals', () => {
       const formatted = development(reported("Table 'vidmp3_users.users' doesn't exist"));

@@ -12,6 +12,8 @@ export const ErrorCode = {
   /** A per-user limit is reached; `extensions` carry `quota`, `limit` and `used` (see quotaExceeded). */
   QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
   INTERNAL: 'INTERNAL',
+  /** A dependency (the database, another service) is down or unreachable right now: try again shortly. */
+  SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -68,18 +70,55 @@ function publicExtensions(extensions: Record<string, unknown> = {}): Record<stri
   return Object.fromEntries(Object.entries(extensions).filter(([key]) => !internalExtensions.has(key)));
 }
 
-/** Apollo `formatError`: known codes pass; anything else becomes INTERNAL without stack, SQL or paths. */
+// Node's and mysql2's codes for a connection that could not be made or was lost: the peer is down or unreachable.
+const connectionLostCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+]);
+
+/**
+ * True when an error (or what it wraps: `originalError`, `cause`) is a lost or refused connection to a
+ * dependency, or a request to one that timed out: a failure of the moment, not of the request.
+ */
+export function isDependencyDown(error: unknown): boolean {
+  let current = error;
+  for (let depth = 0; depth < 5 && current !== null && typeof current === 'object'; depth++) {
+    const { code, name, fatal, sqlState } = current as Record<string, unknown>;
+    if (typeof code === 'string' && connectionLostCodes.has(code)) return true;
+    // mysql2's "Can't add new command when connection is in closed state" and the like: the connection is
+    // gone (fatal) and the server said nothing (no SQL state).
+    if (fatal === true && sqlState === undefined) return true;
+    if (name === 'TimeoutError') return true;
+    const wrapper = current as { originalError?: unknown; cause?: unknown };
+    current = wrapper.originalError ?? wrapper.cause;
+  }
+  return false;
+}
+
+const unavailableMessage = 'A service this request needs is unavailable right now; try again shortly';
+
+/**
+ * Apollo `formatError`: known codes pass; a dependency that is down becomes SERVICE_UNAVAILABLE; anything else
+ * becomes INTERNAL. Neither carries a stack, SQL or paths.
+ */
 export function createFormatError(options: FormatErrorOptions) {
-  return (formatted: GraphQLFormattedError): GraphQLFormattedError => {
+  return (formatted: GraphQLFormattedError, error?: unknown): GraphQLFormattedError => {
     if (isPublicError(formatted)) {
       return { ...formatted, extensions: publicExtensions(formatted.extensions) };
     }
     // Logged (with the request id) by the server's error-logging plugin, not here.
+    const unavailable = isDependencyDown(error);
     return {
-      message: options.exposeInternals ? formatted.message : 'Internal server error',
+      message: options.exposeInternals ? formatted.message : unavailable ? unavailableMessage : 'Internal server error',
       ...(formatted.path ? { path: formatted.path } : {}),
       ...(formatted.locations ? { locations: formatted.locations } : {}),
-      extensions: { code: ErrorCode.INTERNAL },
+      extensions: { code: unavailable ? ErrorCode.SERVICE_UNAVAILABLE : ErrorCode.INTERNAL },
     };
   };
 }

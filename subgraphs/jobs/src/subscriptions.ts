@@ -106,7 +106,7 @@ export function serveSubscriptions(options: {
       },
       // Same masking as HTTP: user errors keep their code, anything else becomes INTERNAL.
       onNext: (_ctx, _id, _payload, _args, result) =>
-        result.errors ? { ...result, errors: result.errors.map((e) => format(e.toJSON())) } : result,
+        result.errors ? { ...result, errors: result.errors.map((e) => format(e.toJSON(), e)) } : result,
     },
     wss,
   );

@@ -1,4 +1,4 @@
-import { InternalApi, MediaFacts } from '@vidmp3/shared';
+import { ErrorCode, InternalApi, MediaFacts, userError } from '@vidmp3/shared';
 
 export type { MediaFacts };
 
@@ -15,6 +15,9 @@ export class MediaClient {
       signal: AbortSignal.timeout(5_000),
     });
     if (res.status === 404) return null;
+    if (res.status === 503) {
+      throw userError(ErrorCode.SERVICE_UNAVAILABLE, 'The media service is unavailable right now; try again shortly');
+    }
     if (!res.ok) throw new Error(`media answered ${res.status} for a media lookup`);
     return MediaFacts.parse(await res.json());
   }

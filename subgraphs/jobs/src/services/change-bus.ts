@@ -49,10 +49,15 @@ export class ChangeBus {
  * never come. Closing the change feed first ends that wait at once, so an unsubscribe releases its listener
  * immediately.
  */
-export function closable<T>(changes: AsyncIterator<unknown>, inner: AsyncGenerator<T>): AsyncIterableIterator<T> {
+export function closable<T>(
+  changes: AsyncIterator<unknown>,
+  inner: AsyncGenerator<T>,
+  closed?: AbortController,
+): AsyncIterableIterator<T> {
   const iterator: AsyncIterableIterator<T> = {
     next: () => inner.next(),
     async return() {
+      closed?.abort(); // and a re-read waiting for the database gives up
       await changes.return?.();
       return inner.return(undefined);
     },

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   connection,
   ErrorCode,
@@ -357,20 +358,23 @@ export class JobsService {
   async watchJob(viewer: Viewer | null, id: string): Promise<AsyncIterableIterator<{ jobUpdated: JobRecord }>> {
     await this.get(viewer, id);
     const changes = this.bus.job(id); // listening before reading the state it starts with: nothing slips between
-    return closable(changes, this.jobUpdates(changes, viewer, id));
+    const closed = new AbortController();
+    return closable(changes, this.jobUpdates(changes, viewer, id, closed.signal), closed);
   }
 
   /** Every change of any of the viewer's jobs. */
   async watchMine(viewer: Viewer | null): Promise<AsyncIterableIterator<{ myJobUpdates: JobRecord }>> {
     const { userId } = requireViewer(viewer);
     const changes = this.bus.owner(userId);
-    return closable(changes, this.ownerUpdates(changes, userId));
+    const closed = new AbortController();
+    return closable(changes, this.ownerUpdates(changes, userId, closed.signal), closed);
   }
 
   private async *jobUpdates(
     changes: AsyncIterator<JobChanged>,
     viewer: Viewer | null,
     id: string,
+    closed: AbortSignal,
   ): AsyncGenerator<{ jobUpdated: JobRecord }> {
     let job = await this.get(viewer, id);
     const seen = unseen();
@@ -379,7 +383,7 @@ export class JobsService {
     while (!isFinal(job.status)) {
       const next = await changes.next();
       if (next.done) return;
-      const current = await this.repo.find(this.repo.pool, id);
+      const current = await this.readAgain(id, closed);
       if (!current) return;
       job = current;
       if (seen(job)) yield { jobUpdated: job };
@@ -389,11 +393,28 @@ export class JobsService {
   private async *ownerUpdates(
     changes: AsyncIterableIterator<JobChanged>,
     userId: string,
+    closed: AbortSignal,
   ): AsyncGenerator<{ myJobUpdates: JobRecord }> {
     const seen = unseen();
     for await (const change of changes) {
-      const job = await this.repo.find(this.repo.pool, change.jobId);
+      const job = await this.readAgain(change.jobId, closed);
       if (job && job.ownerId === userId && seen(job)) yield { myJobUpdates: job };
+    }
+  }
+
+  /**
+   * A job's state after a change, for a subscription: read again until the database answers (a subscription
+   * outlives a database outage and delivers the state once it is back), or until the subscription is closed.
+   */
+  private async readAgain(id: string, closed: AbortSignal): Promise<JobRecord | null> {
+    for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, 2_000)) {
+      try {
+        return await this.repo.find(this.repo.pool, id);
+      } catch (err) {
+        if (closed.aborted) throw err;
+        this.options.logger?.warn({ err, jobId: id }, 'subscription: could not read the job; will retry');
+        await sleep(delayMs, undefined, { signal: closed }).catch(() => undefined);
+      }
     }
   }
 

@@ -4,6 +4,7 @@ import type { Express, NextFunction, Request, Response } from 'express';
 import { GraphQLError } from 'graphql';
 import {
   InternalApi,
+  isDependencyDown,
   isPublicError,
   OutputUploadHeaders,
   serviceTokenAuth,
@@ -35,6 +36,11 @@ const route =
         return;
       }
       res.locals.log.error({ err }, 'request failed');
+      // The database lost: a failure of the moment, which the caller may retry (and tell its own caller so).
+      if (isDependencyDown(err)) {
+        res.status(503).json({ error: 'SERVICE_UNAVAILABLE', requestId: res.locals.requestId });
+        return;
+      }
       res.status(500).json({ error: 'INTERNAL', requestId: res.locals.requestId });
     });
 

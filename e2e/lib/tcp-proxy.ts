@@ -1,0 +1,111 @@
+// A TCP proxy a test controls, put between the services and a shared server (MariaDB, RabbitMQ) that must
+// never be stopped: cutting the proxy is the outage, restoring it the recovery.
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+/**
+ * How a cut looks to the services:
+ * - `refuse`: every open connection is reset and new ones are closed at once (a server down, a port closed);
+ * - `hang`: open connections go silent (nothing is forwarded either way, nothing is closed) and new ones are
+ *   accepted and never answered (a network partition, a server frozen): only the clients' timeouts help.
+ */
+export type CutMode = 'refuse' | 'hang';
+
+export interface TcpProxy {
+  /** The loopback port the proxy listens on. */
+  port: number;
+  /** Connections accepted since the start (forwarded or not). */
+  readonly accepted: number;
+  /** Connections open right now (client side). */
+  readonly open: number;
+  /** True between `cut()` and `restore()`. */
+  readonly isCut: boolean;
+  cut(mode?: CutMode): void;
+  /** Forwards new connections again; connections held by a `hang` cut are closed (their peers saw nothing). */
+  restore(): void;
+  close(): Promise<void>;
+}
+
+interface Pair {
+  client: Socket;
+  upstream: Socket | null;
+}
+
+/** Listens on 127.0.0.1 (port 0: any free port) and forwards every connection to `target`. */
+export async function startTcpProxy(target: { host: string; port: number }, port = 0): Promise<TcpProxy> {
+  const pairs = new Set<Pair>();
+  let mode: CutMode | null = null;
+  let accepted = 0;
+
+  const drop = (pair: Pair) => {
+    pair.client.destroy();
+    pair.upstream?.destroy();
+    pairs.delete(pair);
+  };
+
+  const server: Server = createServer((client) => {
+    accepted++;
+    if (mode === 'refuse') {
+      client.on('error', () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
+    const pair: Pair = { client, upstream: null };
+    pairs.add(pair);
+    client.on('error', () => drop(pair));
+    client.on('close', () => drop(pair));
+    if (mode === 'hang') {
+      client.pause(); // held open, never read, never answered
+      return;
+    }
+    const upstream = createConnection(target);
+    pair.upstream = upstream;
+    upstream.on('error', () => drop(pair));
+    upstream.on('close', () => drop(pair));
+    // Forwarding only while not cut: a `hang` cut stops the flow without closing anything.
+    client.on('data', (chunk: Buffer) => {
+      if (mode === null) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (mode === null) client.write(chunk);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('proxy has no TCP address');
+
+  return {
+    port: address.port,
+    get accepted() {
+      return accepted;
+    },
+    get open() {
+      return pairs.size;
+    },
+    get isCut() {
+      return mode !== null;
+    },
+    cut(how: CutMode = 'refuse') {
+      mode = how;
+      if (how === 'refuse') {
+        for (const pair of [...pairs]) {
+          pair.client.resetAndDestroy();
+          pair.upstream?.destroy();
+          pairs.delete(pair);
+        }
+      }
+    },
+    restore() {
+      // A connection that lost bytes in a hang is of no use to either side (its protocol state is broken).
+      if (mode === 'hang') for (const pair of [...pairs]) drop(pair);
+      mode = null;
+    },
+    async close() {
+      for (const pair of [...pairs]) drop(pair);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
