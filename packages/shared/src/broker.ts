@@ -4,7 +4,7 @@ import type { ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import { isRequestId, REQUEST_ID_HEADER } from './http.js';
 import type { Logger } from './logger.js';
 import type { Counter, Metrics } from './metrics.js';
-import { RETRY_DELAYS_MS, Topology } from './messaging.js';
+import { CLAIM_RETRY_DELAYS_MS, RETRY_DELAYS_MS, Topology } from './messaging.js';
 import { redact } from './startup.js';
 
 export type { AmqpConnectionManager, ChannelWrapper, ConfirmChannel, ConsumeMessage };
@@ -33,7 +33,7 @@ export async function declareTopology(ch: ConfirmChannel): Promise<void> {
   await ch.bindQueue(Topology.conversionsQueue, Topology.conversionsExchange, Topology.conversionsQueue);
   // A retry waits out its delay in a queue nobody consumes, then dead-letters back to the work queue: no
   // hot requeue loop, and the delay survives a broker restart.
-  for (const delay of RETRY_DELAYS_MS) {
+  for (const delay of new Set<number>([...RETRY_DELAYS_MS, ...CLAIM_RETRY_DELAYS_MS])) {
     await ch.assertQueue(Topology.retryQueue(delay), {
       durable: true,
       arguments: {

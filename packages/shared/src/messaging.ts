@@ -31,6 +31,13 @@ export const Topology = {
 /** Retry delays for transient failures, by attempt (1-based); the last applies beyond. */
 export const RETRY_DELAYS_MS = [5_000, 30_000, 120_000] as const;
 
+/**
+ * Delays before a worker asks jobs again about a request whose claim jobs could not answer (jobs or its database
+ * away), by how many times it has waited already; the last applies beyond. Short: no attempt is spent, and the
+ * request should run within seconds of jobs coming back.
+ */
+export const CLAIM_RETRY_DELAYS_MS = [1_000, 2_000, 5_000] as const;
+
 export const ConversionOptions = z.object({
   bitrateKbps: z.number().int(),
   sampleRateHz: z.number().int().nullable(),

@@ -128,8 +128,18 @@ describe('handleConversion', () => {
       deferrals: 1,
     });
     expect(await handleConversion(request, ports)).toEqual({ outcome: 'claim_deferred', settle: 'ack' });
-    expect(retries).toEqual([{ request, delayMs: RETRY_DELAYS_MS[1], headers: { [DEFERRALS_HEADER]: '2' } }]);
+    // Short waits, not the attempts' back-off: the request runs within seconds of jobs coming back.
+    expect(retries).toEqual([{ request, delayMs: 2_000, headers: { [DEFERRALS_HEADER]: '2' } }]);
     expect(events).toEqual([]);
+  });
+
+  it('asks again every 5 s at most however long jobs stays away', async () => {
+    const { ports, retries } = fakes({
+      claim: () => Promise.reject(new TransientError('jobs is unreachable')),
+      deferrals: 9,
+    });
+    await handleConversion(request, ports);
+    expect(retries.map((r) => r.delayMs)).toEqual([5_000]);
   });
 
   it('sends a transient failure to the retry queue as the next attempt, and says so', async () => {

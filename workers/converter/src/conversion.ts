@@ -1,6 +1,6 @@
 import {
   REQUEST_ID_HEADER,
-  RETRY_DELAYS_MS,
+  CLAIM_RETRY_DELAYS_MS,
   type ConversionRequest,
   type JobEvent,
   type Logger,
@@ -263,7 +263,7 @@ async function onFailure(err: unknown, request: ConversionRequest, ports: Conver
   if (err instanceof ClaimUnavailableError) {
     // Spending attempts while jobs is away would fail jobs that never ran: wait, and ask again.
     const { deferrals } = ports.delivery;
-    const delayMs = RETRY_DELAYS_MS[deferrals] ?? Math.max(...RETRY_DELAYS_MS);
+    const delayMs = CLAIM_RETRY_DELAYS_MS[deferrals] ?? Math.max(...CLAIM_RETRY_DELAYS_MS);
     log.warn({ err, deferrals, delayMs }, 'the job service did not answer the claim; asking again later');
     await ports.retryLater(request, delayMs, { [DEFERRALS_HEADER]: String(deferrals + 1) });
     return { outcome: 'claim_deferred', settle: 'ack' };
