@@ -8,6 +8,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import WebSocket from 'ws';
 import { errorCode, graphql, signUpUser, uploadFile, type SignedUp, type UploadedMedia } from './client.js';
+import { claimedBy } from './conversions.js';
 import { generateVideo, sample } from './fixtures.js';
 import { MYSQL_SERVER, startSystem, type System } from './harness.js';
 
@@ -146,15 +147,7 @@ async function outputsOf(jobId: string): Promise<number> {
   }
 }
 
-async function workerOf(jobId: string): Promise<string | null> {
-  const conn = await mysql.createConnection(`${MYSQL_SERVER}/${system.databases.jobs}`);
-  try {
-    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT claimed_by FROM jobs WHERE id = ?', [jobId]);
-    return (rows[0]?.claimed_by as string | null) ?? null;
-  } finally {
-    await conn.end();
-  }
-}
+const workerOf = (jobId: string) => claimedBy(system, jobId);
 
 /**
  * Overwrites a stored blob with other bytes, zero-padded to the recorded size (so ranged reads stay valid):
