@@ -24,8 +24,9 @@ const ffprobePath = process.env.FFPROBE_PATH ?? 'ffprobe';
 let server: Server;
 let baseUrl: string;
 let scratch: string;
-/** Requests that came without the right token (fluent-ffmpeg's own ffprobe would be one). */
+/** Requests that came without the right token (fluent-ffmpeg's own ffprobe would be one), and with it. */
 let unauthorized = 0;
+let authorized = 0;
 /** Inputs made by a test, served like the samples: name → path. */
 const generated = new Map<string, string>();
 /** Range headers seen, by sample. */
@@ -58,6 +59,7 @@ async function serve(
     res.writeHead(401).end();
     return;
   }
+  authorized++;
   const status = /^\/status\/(\d{3})$/.exec(url);
   if (status) {
     res.writeHead(Number(status[1]), { 'content-type': 'text/plain' }).end('no');
@@ -263,10 +265,16 @@ describe('transcode', () => {
     expect(seen.at(-1)).toBeGreaterThan(0.9);
   });
 
-  it('reads the input only with the given headers (no unauthenticated side probe)', () => {
-    // Every successful conversion above went through the token check; fluent-ffmpeg's own ffprobe, were it
-    // to run, would have arrived without it.
-    expect(unauthorized).toBe(0);
+  it('reads the input only with the given headers (no unauthenticated side probe)', async () => {
+    // A conversion of its own (the test must not lean on the others): every read of it carries the token;
+    // fluent-ffmpeg's own ffprobe, were it to run, would arrive without it.
+    const before = { authorized, unauthorized };
+    const req = request('faststart.mp4');
+    await transcode(req);
+
+    expect((await probe(req.output)).streams[0]?.codec_name).toBe('mp3');
+    expect(authorized).toBeGreaterThan(before.authorized);
+    expect(unauthorized).toBe(before.unauthorized);
   });
 
   it('refuses a video without an audio stream and keeps nothing', async () => {
