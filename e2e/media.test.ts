@@ -226,11 +226,17 @@ describe('refused uploads leave nothing behind', () => {
       `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="cut.mp4"\r\n` +
       'Content-Type: video/mp4\r\n\r\n';
     const controller = new AbortController();
+    let reachedScratch = false;
     const body = new ReadableStream<Uint8Array>({
       async start(stream) {
         stream.enqueue(new TextEncoder().encode(head));
         stream.enqueue(new Uint8Array(256 * 1024).fill(7));
-        await new Promise((r) => setTimeout(r, 300)); // the bytes reach media's scratch space…
+        // The upload reaches media's scratch space (a file appears under the blob store)…
+        const deadline = Date.now() + 10_000;
+        while (!reachedScratch && Date.now() < deadline) {
+          reachedScratch = (await storedFiles()).some((file) => !before.includes(file));
+          if (!reachedScratch) await new Promise((r) => setTimeout(r, 20));
+        }
         controller.abort(); // …and the client disappears
       },
     });
@@ -247,6 +253,7 @@ describe('refused uploads leave nothing behind', () => {
         signal: controller.signal,
       } as RequestInit),
     ).rejects.toThrow();
+    expect(reachedScratch).toBe(true);
     await expect.poll(() => storedFiles(), { timeout: 5_000 }).toEqual(before);
     expect(await mediaRows(dave.id)).toBe(0);
   });
