@@ -483,26 +483,35 @@ describe('only the owner reaches a job', () => {
   });
 
   it('tells each user about their own jobs only (myJobUpdates)', async () => {
-    const aliceClient = subscriber(alice);
-    const bobClient = subscriber(bob);
-    const bobEvents: unknown[] = [];
-    const bobIterator = bobClient.iterate({ query: 'subscription { myJobUpdates { id status } }' });
-    void (async () => {
-      for await (const e of bobIterator) bobEvents.push(e);
-    })();
-    const media = await upload(await sample('faststart.mp4'));
-    const [events] = await Promise.all([
-      collect<{ myJobUpdates: { id: string; status: string } }>(
-        aliceClient,
-        'subscription { myJobUpdates { id status } }',
-        {},
-        (es) => es.some((e) => e.data?.myJobUpdates.status === 'SUCCEEDED'),
-      ),
-      new Promise((r) => setTimeout(r, 300)).then(() => convert(media.id)),
-    ]);
-    expect(events.map((e) => e.data!.myJobUpdates.status)).toContain('SUCCEEDED');
-    expect(bobEvents).toEqual([]);
-    await bobIterator.return?.();
-    await Promise.all([aliceClient.dispose(), bobClient.dispose()]);
+    type Update = { data?: { myJobUpdates: { id: string; status: string } } | null };
+    const listen = (user: SignedUp) => {
+      const client = subscriber(user);
+      const events: Update[] = [];
+      const iterator = client.iterate<{ myJobUpdates: { id: string; status: string } }>({
+        query: 'subscription { myJobUpdates { id status } }',
+      });
+      void (async () => {
+        for await (const e of iterator) events.push(e);
+      })();
+      return { client, events, iterator, ids: () => new Set(events.map((e) => e.data?.myJobUpdates.id)) };
+    };
+    const aliceFeed = listen(alice);
+    const bobFeed = listen(bob);
+    // Each subscription is shown live by a job of the user's own before the other user's job exists.
+    const bobsJob = await convert((await upload(await sample('faststart.mp4'), bob)).id, {}, bob);
+    await expect.poll(() => bobFeed.ids().has(bobsJob.id), { timeout: 30_000 }).toBe(true);
+    const alicesFirst = await convert((await upload(await sample('faststart.mp4'))).id);
+    await expect.poll(() => aliceFeed.ids().has(alicesFirst.id), { timeout: 30_000 }).toBe(true);
+
+    const alicesJob = await convert((await upload(await sample('faststart.mp4'))).id);
+    const succeeded = (feed: typeof aliceFeed, id: string) =>
+      feed.events.some((e) => e.data?.myJobUpdates.id === id && e.data.myJobUpdates.status === 'SUCCEEDED');
+    await expect.poll(() => succeeded(aliceFeed, alicesJob.id), { timeout: 60_000 }).toBe(true);
+    await expect.poll(() => succeeded(bobFeed, bobsJob.id), { timeout: 60_000 }).toBe(true);
+
+    expect([...aliceFeed.ids()].sort()).toEqual([alicesFirst.id, alicesJob.id].sort());
+    expect([...bobFeed.ids()]).toEqual([bobsJob.id]);
+    await Promise.all([aliceFeed.iterator.return?.(), bobFeed.iterator.return?.()]);
+    await Promise.all([aliceFeed.client.dispose(), bobFeed.client.dispose()]);
   });
 });
