@@ -1,5 +1,6 @@
 // Conversions as the e2e tests drive and inspect them: through the gateway as a user, and from the outside
 // (a worker's own metrics, the jobs database).
+import { readdir, readFile } from 'node:fs/promises';
 import mysql from 'mysql2/promise';
 import { expect } from 'vitest';
 import { graphql, type SignedUp } from './client.js';
@@ -50,4 +51,18 @@ export async function claimedBy(system: System, jobId: string): Promise<string |
   } finally {
     await conn.end();
   }
+}
+
+/** ffmpeg processes these workers run now (their children: prlimit execs ffmpeg in place). */
+export async function ffmpegOf(...workers: ServiceProcess[]): Promise<number> {
+  const parents = new Set(workers.map((w) => w.child.pid));
+  let count = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // "pid (comm) state ppid …"
+    const match = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat);
+    if (match?.[1] === 'ffmpeg' && parents.has(Number(match[2]))) count++;
+  }
+  return count;
 }

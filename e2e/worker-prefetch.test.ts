@@ -2,14 +2,14 @@
 // ffmpeg ends, while the last output is still being stored. The requests it holds have not started: they stay
 // QUEUED for their owner, can be cancelled without ever running, and go back to RabbitMQ at once when the
 // worker stops.
-import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, expect, it, onTestFailed } from 'vitest';
 import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
-import { claimedBy, conversionsHeld, conversionsOf } from './conversions.js';
+import { claimedBy, conversionsHeld, conversionsOf, ffmpegOf } from './conversions.js';
 import { generateVideo } from './fixtures.js';
-import { startSystem, type ServiceProcess, type System } from './harness.js';
+import { startSystem, type System } from './harness.js';
 
 // Read at 8× real time, 48 s of video keep ffmpeg busy for about 6 s: long enough to look at what is held.
 const READRATE = '8';
@@ -63,19 +63,6 @@ const convert = () => conversions.convert(videoId);
 const job = (id: string) => conversions.job(id);
 const waitFor = (id: string, done: (j: JobView) => boolean, timeout = 60_000) => conversions.waitFor(id, done, timeout);
 const held = conversionsHeld;
-
-/** ffmpeg processes the worker runs now (its children; prlimit execs ffmpeg in place). */
-async function ffmpegOf(worker: ServiceProcess): Promise<number> {
-  let count = 0;
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    // "pid (comm) state ppid …"
-    const match = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat);
-    if (match?.[1] === 'ffmpeg' && Number(match[2]) === worker.child.pid) count++;
-  }
-  return count;
-}
 
 const claimedByWorker = (jobId: string) => claimedBy(system, jobId);
 
