@@ -145,6 +145,23 @@ async function unpublished(jobIds: string[]): Promise<string[]> {
   return rows.map((r) => String(r.jobId));
 }
 
+/** Whether another transaction holds the lock on the job's outbox row (a NOWAIT probe: no waiting). */
+async function isLocked(jobId: string): Promise<boolean> {
+  const conn = await pool.getConnection();
+  try {
+    await conn.beginTransaction();
+    await conn.query(`SELECT id FROM outbox WHERE JSON_VALUE(payload, '$.jobId') = ? FOR UPDATE NOWAIT`, [jobId]);
+    return false;
+  } catch (err) {
+    // ER_LOCK_WAIT_TIMEOUT: MariaDB's answer to NOWAIT on a locked row.
+    if ((err as { errno?: number }).errno === 1205) return true;
+    throw err;
+  } finally {
+    await conn.rollback();
+    conn.release();
+  }
+}
+
 async function eventually(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -248,16 +265,15 @@ describe('OutboxRelay', () => {
 
   it('does not hold writers up while it waits for RabbitMQ', { timeout: 30_000 }, async () => {
     const { relay, warn } = await replica({ url: brokerUrl(await freePort()) });
-    await writeRequest();
+    const taken = await writeRequest();
     relay.start();
-    // The relay has taken the row and now waits for a broker that does not answer.
-    await sleep(500);
+    // The relay has taken the row (it holds its lock) and now waits for a broker that does not answer.
+    await eventually(() => isLocked(taken), 10_000, 'the relay to lock the row it publishes');
 
-    const started = Date.now();
-    await writeRequest();
-    const waitedMs = Date.now() - started;
-
-    expect(waitedMs, 'how long a writer waited for the relay (ms)').toBeLessThan(1_000);
+    // A writer gets through meanwhile: its row commits while the relay still holds the first one.
+    const written = await writeRequest();
+    expect(await isLocked(taken)).toBe(true);
+    expect(await unpublished([written])).toEqual([written]);
     expect(warn).not.toHaveBeenCalled();
   });
 
