@@ -181,6 +181,18 @@ describe('a request id, end to end', () => {
       value(jobs, 'vidmp3_rabbitmq_publishes_total', { exchange: 'vidmp3.conversions', outcome: 'confirmed' }),
     ).toBe(1);
     expect(value(jobs, 'vidmp3_rabbitmq_connected')).toBe(1);
+    // The services that do see URLs with the job's id (the claim, the output upload) label them by template:
+    // the requests were counted, and no label anywhere holds the id.
+    expect(
+      value(jobs, 'vidmp3_http_request_duration_seconds_count', {
+        method: 'POST',
+        route: '/internal/jobs/:id/claim',
+        status: '200',
+      }),
+    ).toBeGreaterThanOrEqual(1);
+    for (const series of [gateway, media, jobs]) {
+      expect(series.filter((s) => Object.values(s.labels).some((v) => v.includes(jobId)))).toEqual([]);
+    }
 
     const worker = await scrape(metricsUrl('worker1'));
     expect(value(worker, 'vidmp3_conversions_total', { service: 'converter', outcome: 'succeeded' })).toBe(1);
