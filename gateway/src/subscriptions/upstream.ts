@@ -281,13 +281,6 @@ export class UpstreamHub {
 
   constructor(private readonly options: UpstreamOptions) {}
 
-  /** Upstream sockets open or opening (for tests and metrics). */
-  get sockets(): number {
-    let open = 0;
-    for (const client of this.clients.values()) open += client.sockets.size;
-    return open;
-  }
-
   /** Joins (or starts) the feed for this subscription; returns how to leave it. */
   join(listener: FeedListener, upstream: UpstreamSubscription): { leave(): void; result: Feed['result'] } {
     const shareKey = listener.connection.shareKey;

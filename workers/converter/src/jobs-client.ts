@@ -4,8 +4,6 @@ import type { CallContext } from './media-client.js';
 
 const CLAIM_TIMEOUT_MS = 10_000;
 
-export type ClaimResult = ClaimResponse;
-
 /** Jobs' internal API for workers. */
 export class JobsClient {
   private readonly base: string;
@@ -22,7 +20,7 @@ export class JobsClient {
    * Asks whether this attempt of the job may run here. No when the job was cancelled, is already running
    * elsewhere (a duplicated request), belongs to an older attempt, or does not exist.
    */
-  async claim(jobId: string, attempt: number, redelivered: boolean, context: CallContext = {}): Promise<ClaimResult> {
+  async claim(jobId: string, attempt: number, redelivered: boolean, context: CallContext = {}): Promise<ClaimResponse> {
     const signals = [AbortSignal.timeout(CLAIM_TIMEOUT_MS), ...(context.signal ? [context.signal] : [])];
     let response: Response;
     try {

@@ -15,6 +15,7 @@ import {
   type JobEvent,
   type Logger,
   type PoolConnection,
+  type ClaimResponse,
   type Viewer,
 } from '@vidmp3/shared';
 import { isVisible, type JobPatch, type JobRecord, type JobsRepository } from '../adapters/jobs-repo.js';
@@ -37,13 +38,6 @@ function accepted(decision: Decision): JobPatch {
 function requireViewer(viewer: Viewer | null): Viewer {
   if (!viewer) throw userError(ErrorCode.UNAUTHENTICATED, 'Log in to use conversions');
   return viewer;
-}
-
-export interface ClaimResult {
-  proceed: boolean;
-  reason?: string;
-  /** Granted: the attempt's lease, which the worker renews by reporting at least every third of it. */
-  leaseSeconds?: number;
 }
 
 /** What a job's state change needs to be announced: the outbox relay and the local subscribers' bus. */
@@ -235,7 +229,7 @@ export class JobsService {
   // ---- the workers' side
 
   /** A worker asks to start an attempt (the rules: `state.claim`). Null when there is no such job. */
-  async claim(jobId: string, attempt: number, workerId: string, redelivered: boolean): Promise<ClaimResult | null> {
+  async claim(jobId: string, attempt: number, workerId: string, redelivered: boolean): Promise<ClaimResponse | null> {
     let decision: Decision = { ok: false, reason: 'not decided' };
     const found = await this.mutate(jobId, async (_conn, job) => {
       decision = state.claim(job, { attempt, workerId, redelivered, now: new Date(), leaseUntil: this.leaseUntil() });
