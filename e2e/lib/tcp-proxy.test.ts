@@ -93,4 +93,61 @@ describe('tcp proxy', () => {
     expect(await roundTrip(after, 'back')).toBe('back');
     after.destroy();
   });
+
+  it('delay: bytes arrive that much later, in order', async () => {
+    const socket = await connect();
+    proxy.delay(200);
+    const sentAt = Date.now();
+    const got: string[] = [];
+    const all = new Promise<void>((resolve) =>
+      socket.on('data', (chunk) => {
+        got.push(chunk.toString());
+        if (got.join('') === 'abc') resolve();
+      }),
+    );
+    for (const text of ['a', 'b', 'c']) socket.write(text);
+    await all;
+    // Both ways: at least twice the delay (a bound that only holds if the delay applies at all).
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(400);
+    expect(got.join('')).toBe('abc');
+    proxy.delay(0);
+    expect(await roundTrip(socket, 'now')).toBe('now');
+    socket.destroy();
+  });
+
+  it("leads a server's view of a connection (the proxy's port) back to the client's port", async () => {
+    const seen = new Promise<number>((resolve) => echo.once('connection', (s: Socket) => resolve(s.remotePort!)));
+    const socket = await connect();
+    const proxyPort = await seen;
+    await expect.poll(() => proxy.clientPortOf(proxyPort)).toBe(socket.localPort);
+    expect(proxy.clientPortOf(1)).toBeUndefined();
+    socket.destroy();
+  });
+});
+
+describe('tcp proxy over several targets', () => {
+  it('goes round robin, and past a target that refuses', async () => {
+    const named = (name: string) => createServer((socket) => socket.end(name));
+    const a = named('a');
+    const b = named('b');
+    await Promise.all([a, b].map((s) => new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))));
+    const port = (s: Server) => (s.address() as { port: number }).port;
+    const lb = await startTcpProxy([a, b].map((s) => ({ host: '127.0.0.1', port: port(s) })));
+    const answer = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = createConnection({ host: '127.0.0.1', port: lb.port });
+        let text = '';
+        socket.on('data', (chunk) => (text += chunk.toString()));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+    try {
+      expect([await answer(), await answer(), await answer()]).toEqual(['a', 'b', 'a']);
+      await new Promise((resolve) => b.close(resolve)); // a replica gone: everything goes to the other
+      expect([await answer(), await answer(), await answer()]).toEqual(['a', 'a', 'a']);
+    } finally {
+      await lb.close();
+      await new Promise((resolve) => a.close(resolve));
+    }
+  });
 });

@@ -25,6 +25,7 @@ import { internalRoutes } from './http/internal.js';
 import { migrations } from './migrations.js';
 import { resolvers } from './resolvers.js';
 import { ChangeBus } from './services/change-bus.js';
+import { JobFeeds } from './services/job-feeds.js';
 import { JobsService } from './services/jobs.js';
 import { OutboxRelay } from './services/outbox-relay.js';
 import { serveSubscriptions } from './subscriptions.js';
@@ -66,6 +67,7 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
       logger,
     },
   );
+  const services = { jobs, feeds: new JobFeeds(repo, bus, logger) };
   const consumer = startConsumers(broker, jobs, bus, logger, metrics);
   relay.start();
 
@@ -117,7 +119,7 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
         rabbitmq: async () => broker.isConnected() && publishing.ready() && consumer.ready(),
       },
       metrics,
-      context: (base) => ({ ...base, services: { jobs } }),
+      context: (base) => ({ ...base, services }),
       routes: (app) => internalRoutes(app, jobs, config.INTERNAL_API_TOKEN),
     },
     { port: config.PORT, host: config.HOST },
@@ -126,7 +128,7 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
     server: server.server,
     schema: server.schema,
     verifier,
-    jobs,
+    services,
     logger,
     production,
   });

@@ -13,8 +13,8 @@ export const resolvers: Resolvers = {
     retryJob: (_parent, { id }, ctx) => ctx.services.jobs.retry(ctx.viewer, id, ctx.requestId),
   },
   Subscription: {
-    jobUpdated: { subscribe: (_parent, { id }, ctx) => ctx.services.jobs.watchJob(ctx.viewer, id) },
-    myJobUpdates: { subscribe: (_parent, _args, ctx) => ctx.services.jobs.watchMine(ctx.viewer) },
+    jobUpdated: { subscribe: (_parent, { id }, ctx) => ctx.services.feeds.watchJob(ctx.viewer, id) },
+    myJobUpdates: { subscribe: (_parent, _args, ctx) => ctx.services.feeds.watchMine(ctx.viewer) },
   },
   Job: {
     __resolveReference: (ref, ctx) => ctx.services.jobs.resolveReference(ctx.viewer, ref.id),

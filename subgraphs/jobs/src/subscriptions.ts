@@ -12,7 +12,6 @@ import {
   type Viewer,
 } from '@vidmp3/shared';
 import type { Context } from './context.js';
-import type { JobsService } from './services/jobs.js';
 
 type ConnectionParams = Record<string, unknown> & {
   authorization?: string;
@@ -37,7 +36,7 @@ export function serveSubscriptions(options: {
   server: Server;
   schema: GraphQLSchema;
   verifier: TokenVerifier;
-  jobs: JobsService;
+  services: Context['services'];
   logger: Logger;
   production: boolean;
 }): { close(): Promise<void> } {
@@ -48,7 +47,7 @@ export function serveSubscriptions(options: {
     requestId,
     log: options.logger.child({ requestId }),
     ip: ip ?? 'unknown',
-    services: { jobs: options.jobs },
+    services: options.services,
   });
   const format = createFormatError({ exposeInternals: !options.production });
   const cleanup = useServer<ConnectionParams | undefined, { requestId?: string }>(

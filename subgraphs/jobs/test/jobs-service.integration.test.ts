@@ -18,6 +18,7 @@ import { JobsRepository, type JobRecord, type JobStatus } from '../src/adapters/
 import { MediaClient, type MediaFacts } from '../src/adapters/media-client.js';
 import { migrations } from '../src/migrations.js';
 import { ChangeBus } from '../src/services/change-bus.js';
+import { JobFeeds } from '../src/services/job-feeds.js';
 import { JobsService } from '../src/services/jobs.js';
 import type { OptionsInput } from '../src/services/options.js';
 import type { ConversionLimits } from '../src/services/quotas.js';
@@ -747,7 +748,7 @@ describe('watching a job', () => {
   }
 
   /** What a `jobUpdated` subscriber is handed. */
-  const watch = async (viewer: Viewer, id: string) => await jobs.watchJob(viewer, id);
+  const watch = async (viewer: Viewer, id: string) => await new JobFeeds(repo, bus).watchJob(viewer, id);
 
   it('yields the current state, then one update per change, and ends after the final state', async () => {
     const { viewer, job } = await queuedJob();

@@ -9,6 +9,7 @@ import { JobsRepository } from '../src/adapters/jobs-repo.js';
 import { MediaClient, type MediaFacts } from '../src/adapters/media-client.js';
 import { migrations } from '../src/migrations.js';
 import { ChangeBus } from '../src/services/change-bus.js';
+import { JobFeeds } from '../src/services/job-feeds.js';
 import { JobsService } from '../src/services/jobs.js';
 
 const SERVER = 'mysql://root@127.0.0.1:3306';
@@ -31,12 +32,16 @@ let proxy: TcpProxy;
 let direct: Pool;
 let proxied: Pool;
 const media = new StubMedia();
-const service = (pool: Pool, bus: ChangeBus) =>
-  new JobsService(new JobsRepository(pool), media, { kick() {} }, bus, {
+/** A replica's service and its subscriptions, on a pool and a change bus of their own. */
+const service = (pool: Pool, bus: ChangeBus) => {
+  const repo = new JobsRepository(pool);
+  const jobs = new JobsService(repo, media, { kick() {} }, bus, {
     maxInputSeconds: 3600,
     sweepAfterSeconds: 30,
     limits,
   });
+  return Object.assign(jobs, { feeds: new JobFeeds(repo, bus) });
+};
 
 beforeAll(async () => {
   direct = await openDatabase({ url: `${SERVER}/${DATABASE}`, migrations, logger, connectionLimit: 2 });
@@ -72,7 +77,7 @@ describe('a jobUpdated subscription while MariaDB is unreachable', () => {
     });
     const job = await other.convert(viewer, videoId, null);
 
-    const updates = await watching.watchJob(viewer, job.id);
+    const updates = await watching.feeds.watchJob(viewer, job.id);
     expect((await updates.next()).value).toMatchObject({ jobUpdated: { status: 'QUEUED' } });
 
     // The other replica starts the job; its change reaches this replica while this one's database is away.
@@ -100,7 +105,7 @@ describe('a jobUpdated subscription while MariaDB is unreachable', () => {
       durationSeconds: 3,
     });
     const job = await service(direct, new ChangeBus()).convert(viewer, videoId, null);
-    const updates = await watching.watchJob(viewer, job.id);
+    const updates = await watching.feeds.watchJob(viewer, job.id);
     await updates.next();
 
     proxy.cut('refuse');

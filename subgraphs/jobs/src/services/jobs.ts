@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   connection,
   ErrorCode,
@@ -20,24 +19,17 @@ import {
 } from '@vidmp3/shared';
 import { isVisible, type JobPatch, type JobRecord, type JobsRepository } from '../adapters/jobs-repo.js';
 import type { MediaClient } from '../adapters/media-client.js';
-import { closable, type ChangeBus } from './change-bus.js';
+import { notFound, ownJob, requireViewer } from './access.js';
+import type { ChangeBus } from './change-bus.js';
 import * as state from './job-state.js';
 import { isFinal, patchOf, type Decision, type JobStatus } from './job-state.js';
-import { unseen } from './seen-states.js';
 import { validateOptions, type OptionsInput } from './options.js';
 import { dispatchRoom, HOUR_MS, refuseConversion, type ConversionLimits } from './quotas.js';
-
-const notFound = () => userError(ErrorCode.NOT_FOUND, 'Job not found');
 
 /** The patch of a decision the user asked for; a refusal is their CONFLICT, with its reason. */
 function accepted(decision: Decision): JobPatch {
   if (!decision.ok) throw userError(ErrorCode.CONFLICT, decision.reason);
   return decision.patch ?? {};
-}
-
-function requireViewer(viewer: Viewer | null): Viewer {
-  if (!viewer) throw userError(ErrorCode.UNAUTHENTICATED, 'Log in to use conversions');
-  return viewer;
 }
 
 /** What a job's state change needs to be announced: the outbox relay and the local subscribers' bus. */
@@ -80,10 +72,7 @@ export class JobsService {
   // ---- queries
 
   async get(viewer: Viewer | null, id: string): Promise<JobRecord> {
-    const { userId } = requireViewer(viewer);
-    const job = await this.repo.find(this.repo.pool, id);
-    if (!job || job.ownerId !== userId) throw notFound();
-    return job;
+    return ownJob(this.repo, viewer, id);
   }
 
   /** Entity resolution: null unless the viewer owns the job. */
@@ -341,75 +330,6 @@ export class JobsService {
   /** Starts older than the hour no longer count: forgotten. */
   async pruneStarts(): Promise<number> {
     return this.repo.pruneStarts(new Date(Date.now() - HOUR_MS));
-  }
-
-  // ---- subscriptions
-
-  /**
-   * The job's current state, then every change, ending after a final state. The access check runs first, so
-   * a foreign or missing job fails the subscribe itself (NOT_FOUND) rather than its first event.
-   */
-  async watchJob(viewer: Viewer | null, id: string): Promise<AsyncIterableIterator<{ jobUpdated: JobRecord }>> {
-    await this.get(viewer, id);
-    const changes = this.bus.job(id); // listening before reading the state it starts with: nothing slips between
-    const closed = new AbortController();
-    return closable(changes, this.jobUpdates(changes, viewer, id, closed.signal), closed);
-  }
-
-  /** Every change of any of the viewer's jobs. */
-  async watchMine(viewer: Viewer | null): Promise<AsyncIterableIterator<{ myJobUpdates: JobRecord }>> {
-    const { userId } = requireViewer(viewer);
-    const changes = this.bus.owner(userId);
-    const closed = new AbortController();
-    return closable(changes, this.ownerUpdates(changes, userId, closed.signal), closed);
-  }
-
-  private async *jobUpdates(
-    changes: AsyncIterator<JobChanged>,
-    viewer: Viewer | null,
-    id: string,
-    closed: AbortSignal,
-  ): AsyncGenerator<{ jobUpdated: JobRecord }> {
-    let job = await this.get(viewer, id);
-    const seen = unseen();
-    seen(job);
-    yield { jobUpdated: job };
-    while (!isFinal(job.status)) {
-      const next = await changes.next();
-      if (next.done) return;
-      const current = await this.readAgain(id, closed);
-      if (!current) return;
-      job = current;
-      if (seen(job)) yield { jobUpdated: job };
-    }
-  }
-
-  private async *ownerUpdates(
-    changes: AsyncIterableIterator<JobChanged>,
-    userId: string,
-    closed: AbortSignal,
-  ): AsyncGenerator<{ myJobUpdates: JobRecord }> {
-    const seen = unseen();
-    for await (const change of changes) {
-      const job = await this.readAgain(change.jobId, closed);
-      if (job && job.ownerId === userId && seen(job)) yield { myJobUpdates: job };
-    }
-  }
-
-  /**
-   * A job's state after a change, for a subscription: read again until the database answers (a subscription
-   * outlives a database outage and delivers the state once it is back), or until the subscription is closed.
-   */
-  private async readAgain(id: string, closed: AbortSignal): Promise<JobRecord | null> {
-    for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, 2_000)) {
-      try {
-        return await this.repo.find(this.repo.pool, id);
-      } catch (err) {
-        if (closed.aborted) throw err;
-        this.options.logger?.warn({ err, jobId: id }, 'subscription: could not read the job; will retry');
-        await sleep(delayMs, undefined, { signal: closed }).catch(() => undefined);
-      }
-    }
   }
 
   // ---- internals
