@@ -15,7 +15,8 @@
 // latency (receive time − the job's own `updatedAt`, ms precision: same machine, same clock), states missed
 // and duplicated per client, errors, the gateway's RSS idle → subscribed / peak (VmHWM, reset per target),
 // and after every client has left: how long the gateway took to close their sockets and its RSS about 10 s
-// later (no forced GC: what a production process would show), with the growth per subscriber.
+// later (no forced GC: what a production process would show), then after one full GC (what it still holds),
+// with the growth per subscriber.
 // Hive Gateway (bench/lib/hive-gateway.ts) runs as shipped, subscribing to jobs over graphql-ws.
 import { readFile, readdir, readlink, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -191,6 +192,30 @@ async function convert(gatewayUrl: string, user: SignedUp, mediaId: string): Pro
   return res.data.convertMedia.id;
 }
 
+/**
+ * One full garbage collection in a gateway process, through its inspector: SIGUSR1 opens it (on 127.0.0.1:9229,
+ * Node's default), and the DevTools protocol's `HeapProfiler.collectGarbage` runs the collection.
+ */
+async function collectGarbage(pid: number): Promise<void> {
+  process.kill(pid, 'SIGUSR1');
+  let targets: { webSocketDebuggerUrl: string }[] = [];
+  for (let tries = 0; tries < 50 && targets.length === 0; tries++) {
+    targets = await fetch('http://127.0.0.1:9229/json/list')
+      .then((res) => res.json() as Promise<typeof targets>)
+      .catch(async () => (await sleep(100), []));
+  }
+  if (targets.length === 0) throw new Error(`the inspector of ${pid} did not open`);
+  const inspector = new WebSocket(targets[0]!.webSocketDebuggerUrl);
+  await new Promise<void>((resolve, reject) => {
+    inspector.once('open', () => inspector.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })));
+    inspector.on('message', (data: Buffer) => {
+      if ((JSON.parse(data.toString()) as { id?: number }).id === 1) resolve();
+    });
+    inspector.once('error', reject);
+  });
+  inspector.close();
+}
+
 /** Our gateway's V8 heap in use, MiB (prom-client's `nodejs_heap_size_used_bytes`); NaN for Hive. */
 async function heapUsed(target: Target): Promise<number> {
   if (target.name !== 'ours') return NaN;
@@ -230,9 +255,9 @@ interface TargetResult {
   incomplete: number;
   errors: string[];
   failed: string[];
-  rss: { idle: number; subscribed: number; peak: number; afterLeave: number };
+  rss: { idle: number; subscribed: number; peak: number; afterLeave: number; afterGc: number };
   /** V8 heap in use (MiB, from our gateway's /metrics; Hive has none): idle, subscribed, after leave. */
-  heap: { idle: number; subscribed: number; afterLeave: number };
+  heap: { idle: number; subscribed: number; afterLeave: number; afterGc: number };
   /** Open sockets of the gateway: idle, subscribed, after the clients left; ms until back near idle. */
   socks: { idle: number; subscribed: number; afterLeave: number; releasedMs: number | undefined };
   jobs: { idle: number; subscribed: number; peak: number };
@@ -375,6 +400,11 @@ async function runTarget(
     }
     const afterLeave = await vmRSS(gatewayPid);
     const afterLeaveHeap = await heapUsed(target);
+    // Then one full collection: what the gateway still holds once garbage is gone (V8 collects lazily, so RSS
+    // after leave also counts garbage no allocation has yet asked it to reclaim).
+    await collectGarbage(gatewayPid!);
+    const afterGc = await vmRSS(gatewayPid);
+    const afterGcHeap = await heapUsed(target);
 
     return {
       clients,
@@ -391,8 +421,8 @@ async function runTarget(
       incomplete,
       errors,
       failed,
-      rss: { idle: idle.gateway, subscribed: subscribed.gateway, peak: peak.gateway, afterLeave },
-      heap: { idle: idleHeap, subscribed: subscribedHeap, afterLeave: afterLeaveHeap },
+      rss: { idle: idle.gateway, subscribed: subscribed.gateway, peak: peak.gateway, afterLeave, afterGc },
+      heap: { idle: idleHeap, subscribed: subscribedHeap, afterLeave: afterLeaveHeap, afterGc: afterGcHeap },
       socks: { idle: idle.sockets, subscribed: subscribed.sockets, afterLeave: open, releasedMs },
       jobs: { idle: idle.jobs, subscribed: subscribed.jobs, peak: peak.jobs },
       jobsOwn: { p50: percentile(jobsOwn, 50), p99: percentile(jobsOwn, 99) },
@@ -484,9 +514,10 @@ function row(r: TargetResult, all: TargetResult[]): string {
     ` ${r.missedStates} (${r.clientsMissing} clients) | ${r.missedFinal} | ${r.missedQueued} | ${r.duplicates} |`,
     ` ${errors.length > 0 ? errors.join('; ') : '0'} |`,
     ` ${mib(r.rss.idle)} → ${mib(r.rss.subscribed)} / ${mib(r.rss.peak)} MiB | ${mib(r.rss.afterLeave)} MiB |`,
+    ` ${mib(r.rss.afterGc)} MiB |`,
     Number.isNaN(r.heap.idle)
       ? ' n/a |'
-      : ` ${mib(r.heap.idle)} → ${mib(r.heap.subscribed)} → ${mib(r.heap.afterLeave)} MiB |`,
+      : ` ${mib(r.heap.idle)} → ${mib(r.heap.subscribed)} → ${mib(r.heap.afterLeave)} → ${mib(r.heap.afterGc)} MiB |`,
     ` ${perSubscriber.toFixed(1)} KiB |`,
     ` ${r.socks.idle} → ${r.socks.subscribed} → ${r.socks.afterLeave} (${released}) |`,
     ` ${mib(r.jobs.idle)} → ${mib(r.jobs.subscribed)} / ${mib(r.jobs.peak)} MiB |`,
@@ -497,7 +528,8 @@ function row(r: TargetResult, all: TargetResult[]): string {
 const HEADER = [
   '| clients | gateway | states | p50 | p99 | max | states missed | final missed | QUEUED missed | duplicates | errors',
   ` | gateway RSS idle → subscribed / peak | gateway RSS after leave (~${AFTER_LEAVE_MS / 1000} s)`,
-  ' | gateway V8 heap used idle → subscribed → after leave | RSS growth per subscriber',
+  ' | gateway RSS after a full GC | gateway V8 heap used idle → subscribed → after leave → after a full GC',
+  ' | RSS growth per subscriber',
   ' | gateway sockets idle → subscribed → after leave (back near idle) | jobs RSS idle → subscribed / peak',
   ' | jobs subgraph directly, 1 client: p50 / p99 | load average 1/5/15 min (start → end) | Hive p99 ÷ ours |',
 ].join('');

@@ -43,6 +43,11 @@ export interface System {
   /** Starts one more converter worker (the system starts `workers` of them). */
   startWorker(env?: Record<string, string>): Promise<ServiceProcess>;
   /**
+   * With `{ jobsReplicas: n > 1 }`: the replicas (`jobs`, `jobs2`, …) sit behind one address the gateway and the
+   * workers use, as behind a Kubernetes Service (a replica that is down is skipped).
+   */
+  jobsReplicas: ServiceProcess[];
+  /**
    * With `{ proxies: true }`: the proxies every service reaches MariaDB and RabbitMQ through (the test's own
    * connections, `MYSQL_SERVER` and `rabbitmqUrl`, go direct). Cutting one is an outage of that server for the
    * system alone; the shared servers are never stopped.
@@ -139,7 +144,7 @@ async function deleteVhost(name: string): Promise<void> {
 
 export async function startSystem(
   env: Partial<Record<ServiceName, Record<string, string>>> = {},
-  options: { workers?: number; proxies?: boolean } = {},
+  options: { workers?: number; proxies?: boolean; jobsReplicas?: number } = {},
 ): Promise<System> {
   const run = randomBytes(4).toString('hex');
   const databases = {
@@ -159,6 +164,7 @@ export async function startSystem(
   const proxies = options.proxies
     ? { mysql: await proxyTo(MYSQL_SERVER), rabbitmq: await proxyTo(RABBITMQ_SERVER) }
     : undefined;
+  let jobsBalancer: TcpProxy | undefined;
   // What the services are given: the servers themselves, or the proxies in front of them.
   const servicesMysql = proxies ? through(MYSQL_SERVER, proxies.mysql) : MYSQL_SERVER;
   const servicesRabbitmq = proxies ? `${through(RABBITMQ_SERVER, proxies.rabbitmq)}/${vhost}` : rabbitmqUrl;
@@ -167,7 +173,7 @@ export async function startSystem(
     proxies?.mysql.restore();
     proxies?.rabbitmq.restore();
     await Promise.allSettled(started.map(stopService));
-    await Promise.allSettled([proxies?.mysql.close(), proxies?.rabbitmq.close()]);
+    await Promise.allSettled([proxies?.mysql.close(), proxies?.rabbitmq.close(), jobsBalancer?.close()]);
     const conn = await mysql.createConnection(MYSQL_SERVER);
     for (const db of Object.values(databases)) await conn.query(`DROP DATABASE IF EXISTS \`${db}\``);
     await conn.end();
@@ -202,15 +208,24 @@ export async function startSystem(
         ...env.media,
       }),
     );
-    const jobs = await track(
-      startService('jobs', 'subgraphs/jobs/dist/main.js', {
-        ...jwks,
-        MYSQL_URL: `${servicesMysql}/${databases.jobs}`,
-        RABBITMQ_URL: servicesRabbitmq,
-        MEDIA_INTERNAL_URL: media.url,
-        ...env.jobs,
-      }),
-    );
+    const jobsEnv = {
+      ...jwks,
+      MYSQL_URL: `${servicesMysql}/${databases.jobs}`,
+      RABBITMQ_URL: servicesRabbitmq,
+      MEDIA_INTERNAL_URL: media.url,
+      ...env.jobs,
+    };
+    // One after the other: the first runs the migrations the others then find done.
+    const jobsReplicas = [await track(startService('jobs', 'subgraphs/jobs/dist/main.js', jobsEnv))];
+    for (let n = 2; n <= (options.jobsReplicas ?? 1); n++) {
+      jobsReplicas.push(await track(startService(`jobs${n}`, 'subgraphs/jobs/dist/main.js', jobsEnv)));
+    }
+    if (jobsReplicas.length > 1) {
+      jobsBalancer = await startTcpProxy(
+        jobsReplicas.map((r) => ({ host: '127.0.0.1', port: Number(new URL(r.url).port) })),
+      );
+    }
+    const jobs = { url: jobsBalancer ? `http://127.0.0.1:${jobsBalancer.port}` : jobsReplicas[0]!.url };
     let workerCount = 0;
     const startWorker = (extra: Record<string, string> = {}) =>
       track(
@@ -246,6 +261,9 @@ export async function startSystem(
       rabbitmqUrl,
       ...(proxies ? { proxies } : {}),
       startWorker,
+      get jobsReplicas() {
+        return jobsReplicas.map((r) => services[r.name]!);
+      },
       async restart(name) {
         const old = services[name];
         if (!old) throw new Error(`no service ${name}`);

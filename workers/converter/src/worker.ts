@@ -140,6 +140,11 @@ export class ConverterWorker {
   private async setup(ch: ConfirmChannel): Promise<void> {
     this.current = ch;
     await declareTopology(ch);
+    // Each work consumer's prefetch (basic.qos, per consumer: it applies to the consumers opened after it on this
+    // channel), set here rather than as consume()'s `prefetch` option: amqp-connection-manager sends that one
+    // without awaiting it, and a channel that closes meanwhile rejects it unhandled, which ends the process.
+    const { PREFETCH, CONCURRENCY } = this.deps.settings;
+    await ch.prefetch(PREFETCH === undefined ? 1 : Math.max(PREFETCH, CONCURRENCY));
     // One server-named queue per worker, gone with its connection: every worker hears every cancel.
     const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
     await ch.bindQueue(queue, Topology.controlExchange, '');
@@ -154,10 +159,10 @@ export class ConverterWorker {
     if (PREFETCH === undefined) {
       await Promise.all(Array.from({ length: CONCURRENCY }, () => this.take()));
     } else {
+      // Prefetch max(PREFETCH, CONCURRENCY), set on the channel (setup): above CONCURRENCY, RabbitMQ hands over
+      // more requests than run at once; they wait for a slot.
       const { consumerTag } = await this.channel.consume(Topology.conversionsQueue, (msg) => this.onDelivery(msg), {
         noAck: false,
-        // Above CONCURRENCY, RabbitMQ hands over more requests than run at once; they wait for a slot.
-        prefetch: Math.max(PREFETCH, CONCURRENCY),
       });
       this.consumerTag = consumerTag;
     }
@@ -176,8 +181,7 @@ export class ConverterWorker {
     this.takers.add(consumerTag);
     try {
       await this.channel.consume(Topology.conversionsQueue, (msg) => this.onDelivery(msg), {
-        noAck: false,
-        prefetch: 1,
+        noAck: false, // prefetch 1: set on the channel (setup)
         consumerTag,
       });
     } catch (err) {
