@@ -2,8 +2,8 @@
 // back, rather than ending the subscription with an error (found by e2e/outage-drills.test.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
 import mysql from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, openDatabase, type Pool, type Viewer } from '@vidmp3/shared';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createLogger, openDatabase, type Logger, type Pool, type Viewer } from '@vidmp3/shared';
 import { startTcpProxy, type TcpProxy } from '../../../e2e/lib/tcp-proxy.js';
 import { JobsRepository } from '../src/adapters/jobs-repo.js';
 import { MediaClient, type MediaFacts } from '../src/adapters/media-client.js';
@@ -40,7 +40,13 @@ const service = (pool: Pool, bus: ChangeBus) => {
     sweepAfterSeconds: 30,
     limits,
   });
-  return Object.assign(jobs, { feeds: new JobFeeds(repo, bus) });
+  // The feeds' warnings are how the test knows a re-read failed (the database away), without sleeping.
+  const warn = vi.fn();
+  const feedsLogger = { warn } as unknown as Logger;
+  return Object.assign(jobs, {
+    feeds: new JobFeeds(repo, bus, feedsLogger),
+    readFailed: () => warn.mock.calls.length > 0,
+  });
 };
 
 beforeAll(async () => {
@@ -85,7 +91,7 @@ describe('a jobUpdated subscription while MariaDB is unreachable', () => {
     proxy.cut('refuse');
     watchedBus.publish({ jobId: job.id, ownerId: viewer.userId });
     const next = updates.next();
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await expect.poll(() => watching.readFailed(), { timeout: 15_000 }).toBe(true); // it tried while away
     proxy.restore();
 
     expect((await next).value).toMatchObject({ jobUpdated: { id: job.id, status: 'RUNNING' } });
@@ -111,7 +117,7 @@ describe('a jobUpdated subscription while MariaDB is unreachable', () => {
     proxy.cut('refuse');
     bus.publish({ jobId: job.id, ownerId: viewer.userId });
     const next = updates.next();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await expect.poll(() => watching.readFailed(), { timeout: 15_000 }).toBe(true); // retrying the re-read
     await updates.return?.();
     // The re-read gives up (its error ends the pending next) instead of waiting for the database.
     await expect(next).rejects.toThrow();

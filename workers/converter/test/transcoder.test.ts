@@ -344,7 +344,8 @@ describe('transcode', () => {
     controller.abort();
     const err = await outcome;
 
-    expect(Date.now() - abortedAt).toBeLessThan(2000);
+    // Rejected well before the 6 s the conversion would take to run its course: it was cut, not finished.
+    expect(Date.now() - abortedAt).toBeLessThan(5000);
     expect(err).toBeInstanceOf(AbortError);
     expect(err.name).toBe('AbortError');
     expect(await processesMentioning(req.output)).toEqual([]);
@@ -364,7 +365,7 @@ describe('transcode', () => {
     const started = Date.now();
     const err = await rejection(transcode(req));
 
-    expect(Date.now() - started).toBeLessThan(3000);
+    expect(Date.now() - started).toBeLessThan(5000); // cut: running its course takes 6 s
     expect(err).toBeInstanceOf(TimeoutError);
     expect((err as TimeoutError).code).toBe(JobErrorCode.TIMEOUT);
     expectReadable(err.message);
