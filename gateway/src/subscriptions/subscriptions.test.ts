@@ -581,7 +581,15 @@ describe('subscriptions through the gateway', () => {
     await vi.waitFor(() => expect(seen.events).toHaveLength(1));
 
     await upstream.crash();
-    await new Promise((resolve) => setTimeout(resolve, 500)); // down long enough for refused reconnections
+    // Down until the gateway has tried to reconnect and been turned away (a port that resets what it accepts).
+    let refused = 0;
+    const down = createTcpServer((socket: Socket) => {
+      refused++;
+      socket.resetAndDestroy();
+    });
+    await new Promise<void>((resolve) => down.listen(upstream.port, '127.0.0.1', resolve));
+    await vi.waitFor(() => expect(refused).toBeGreaterThan(0), { timeout: 10_000 });
+    await new Promise((resolve) => down.close(resolve));
     await upstream.start(); // same port
     await vi.waitFor(() => expect(upstream.feeds.size).toBe(1), { timeout: 5_000 });
     job.progress = 0.75;
