@@ -6,10 +6,10 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
-import { signUpUser, uploadFile, type SignedUp } from './client.js';
+import type { SignedUp } from './client.js';
 import { generateVideo } from './fixtures.js';
 import { startSystem, type System } from './harness.js';
-import { ask, countIn, expectRecovered, queueLoad, untilRunning, watch, type Answer } from './lib/drill.js';
+import { ask, countIn, drillUsers, expectRecovered, queueLoad, untilRunning, watch, type Answer } from './lib/drill.js';
 import type { CutMode } from './lib/tcp-proxy.js';
 
 /** How long each outage lasts. */
@@ -42,14 +42,7 @@ beforeAll(async () => {
     { jobs: quotas, worker: { READRATE }, gateway },
     { workers: 2, jobsReplicas: 2, proxies: true },
   );
-  users = await Promise.all(Array.from({ length: USERS }, () => signUpUser(system.gatewayUrl)));
-  videos = await Promise.all(
-    users.map(async (user) => {
-      const res = await uploadFile(system.gatewayUrl, clip, { token: user.token });
-      if (!res.data) throw new Error(`upload failed: ${JSON.stringify(res.errors)}`);
-      return res.data.uploadVideo.id;
-    }),
-  );
+  ({ users, videos } = await drillUsers(system, clip, USERS));
   for (const [name, service] of Object.entries(system.services)) pids.set(name, service.child.pid);
 }, 120_000);
 afterAll(async () => {

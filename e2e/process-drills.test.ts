@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
-import { signUpUser, uploadFile, type SignedUp } from './client.js';
+import type { SignedUp } from './client.js';
 import { generateVideo } from './fixtures.js';
 import { MYSQL_SERVER, startSystem, type ServiceProcess, type System } from './harness.js';
-import { countIn, expectRecovered, inDatabase, queueLoad, untilRunning, watch } from './lib/drill.js';
+import { countIn, drillUsers, expectRecovered, inDatabase, queueLoad, untilRunning, watch } from './lib/drill.js';
 
 const JOBS_PER_DRILL = 50;
 const USERS = 3;
@@ -38,14 +38,7 @@ beforeAll(async () => {
     LEASE_SECONDS: String(LEASE_SECONDS),
   };
   system = await startSystem({ jobs, worker: { READRATE } }, { workers: 2, jobsReplicas: 2, proxies: true });
-  users = await Promise.all(Array.from({ length: USERS }, () => signUpUser(system.gatewayUrl)));
-  videos = await Promise.all(
-    users.map(async (user) => {
-      const res = await uploadFile(system.gatewayUrl, clip, { token: user.token });
-      if (!res.data) throw new Error(`upload failed: ${JSON.stringify(res.errors)}`);
-      return res.data.uploadVideo.id;
-    }),
-  );
+  ({ users, videos } = await drillUsers(system, clip, USERS));
 }, 120_000);
 afterAll(async () => {
   if (figures.length) console.log(`drill figures ${JSON.stringify(figures)}`);

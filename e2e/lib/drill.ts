@@ -7,7 +7,7 @@ import { createClient } from 'graphql-ws';
 import mysql from 'mysql2/promise';
 import { expect } from 'vitest';
 import WebSocket from 'ws';
-import type { GraphQLErrorBody, SignedUp } from '../client.js';
+import { signUpUser, uploadFile, type GraphQLErrorBody, type SignedUp } from '../client.js';
 import { MYSQL_SERVER, type System } from '../harness.js';
 
 export const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
@@ -29,6 +29,19 @@ export interface Outcome {
   duplicates: number;
   lost: number;
   retried: number;
+}
+
+/** `count` users, each with one uploaded video (the file at `clip`): who queues the drills' load. */
+export async function drillUsers(system: System, clip: string, count: number) {
+  const users = await Promise.all(Array.from({ length: count }, () => signUpUser(system.gatewayUrl)));
+  const videos = await Promise.all(
+    users.map(async (user) => {
+      const res = await uploadFile(system.gatewayUrl, clip, { token: user.token });
+      if (!res.data) throw new Error(`upload failed: ${JSON.stringify(res.errors)}`);
+      return res.data.uploadVideo.id;
+    }),
+  );
+  return { users, videos };
 }
 
 /** One GraphQL request through the gateway; rejects if no answer comes within `boundMs` (a hang). */
