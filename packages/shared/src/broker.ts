@@ -51,6 +51,23 @@ export async function declareTopology(ch: ConfirmChannel): Promise<void> {
 
   await ch.assertExchange(Topology.changesExchange, 'fanout', { durable: true });
   await ch.assertExchange(Topology.controlExchange, 'fanout', { durable: true });
+
+  // Declared by jobs (the publisher) as well as the notifier: the outbox's mandatory publishes need the queue
+  // even before a notifier first starts, and the events wait there for it. Dead letters (malformed events, or
+  // ones delivered too often) go through the shared dead-letter exchange, keyed by the queue they left.
+  await ch.assertQueue(Topology.notificationsDeadQueue, { durable: true, arguments: quorum });
+  await ch.bindQueue(Topology.notificationsDeadQueue, Topology.deadLetterExchange, Topology.notificationsQueue);
+  await ch.assertExchange(Topology.notificationsExchange, 'direct', { durable: true });
+  await ch.assertQueue(Topology.notificationsQueue, {
+    durable: true,
+    arguments: {
+      ...quorum,
+      'x-delivery-limit': Topology.notificationsDeliveryLimit,
+      'x-dead-letter-exchange': Topology.deadLetterExchange,
+      'x-dead-letter-routing-key': Topology.notificationsQueue,
+    },
+  });
+  await ch.bindQueue(Topology.notificationsQueue, Topology.notificationsExchange, Topology.notificationsQueue);
 }
 
 /**

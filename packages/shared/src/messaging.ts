@@ -12,6 +12,8 @@ import { z } from 'zod';
  *   jobs (after a state change) ──▶ fanout vidmp3.job-changes ──▶ one exclusive queue per jobs replica, so
  *       every replica can push to every subscriber
  *   jobs (cancelJob) ──▶ fanout vidmp3.job-control ──▶ one exclusive queue per worker (kill ffmpeg)
+ *   jobs (a job succeeded or failed) ──ConversionFinished──▶ exchange vidmp3.notifications ──▶ queue
+ *       vidmp3.notifications (quorum, x-delivery-limit, dead-letters to vidmp3.notifications.dead): the notifier
  */
 export const Topology = {
   conversionsExchange: 'vidmp3.conversions',
@@ -24,6 +26,16 @@ export const Topology = {
   eventsQueue: 'vidmp3.job-events',
   changesExchange: 'vidmp3.job-changes',
   controlExchange: 'vidmp3.job-control',
+  /** What the notifier hears about (NotifierEvent), through the jobs outbox. */
+  notificationsExchange: 'vidmp3.notifications',
+  notificationsQueue: 'vidmp3.notifications',
+  /** Notifier events that could never be handled (malformed, or delivered too often), for an operator to read. */
+  notificationsDeadQueue: 'vidmp3.notifications.dead',
+  /**
+   * Deliveries of one notifier event before RabbitMQ dead-letters it. The notifier holds an event while a
+   * dependency is down rather than handing it back, so only crashes, restarts and lost connections count.
+   */
+  notificationsDeliveryLimit: 20,
   /** Deliveries of one request before RabbitMQ dead-letters it (a message that kills every worker). */
   deliveryLimit: 5,
 } as const;
@@ -96,6 +108,34 @@ export const JobControl = z.object({
   attempt: z.number().int().positive().optional(),
 });
 export type JobControl = z.infer<typeof JobControl>;
+
+/**
+ * jobs → notifier: a job ended in SUCCEEDED or FAILED (cancelled jobs are the user's own doing: nothing to tell).
+ * Written to the outbox in the transaction that records the end, so it is announced exactly when the job ends,
+ * and at least once. `eventId` names this end of this attempt (`${jobId}:${attempt}:${status}`): a redelivered
+ * or re-published copy carries the same one, and the notifier sends at most one mail per eventId. A job retried
+ * after failing ends again under a new attempt: a new event.
+ */
+export const ConversionFinished = z.object({
+  type: z.literal('conversion-finished'),
+  eventId: z.string().min(1).max(200),
+  jobId: z.string().min(1),
+  attempt: z.number().int().positive(),
+  ownerId: z.string().min(1),
+  status: z.enum(['SUCCEEDED', 'FAILED']),
+  outputMediaId: z.string().nullable(),
+  /** `JobErrorCode` of a failed job (null when it succeeded). */
+  errorCode: z.string().nullable(),
+  finishedAt: z.iso.datetime(),
+});
+export type ConversionFinished = z.infer<typeof ConversionFinished>;
+
+export const conversionFinishedEventId = (jobId: string, attempt: number, status: ConversionFinished['status']) =>
+  `${jobId}:${attempt}:${status}`;
+
+/** Everything on the notifier's queue (account events — verification, password reset — are to join it). */
+export const NotifierEvent = z.discriminatedUnion('type', [ConversionFinished]);
+export type NotifierEvent = z.infer<typeof NotifierEvent>;
 
 /** Parses a message body against its schema; throws on anything else (the consumer dead-letters it). */
 export function decodeMessage<S extends z.ZodType>(schema: S, content: Buffer): z.output<S> {

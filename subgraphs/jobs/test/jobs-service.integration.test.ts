@@ -3,6 +3,7 @@ import { GraphQLError } from 'graphql';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  ConversionFinished,
   ConversionRequest,
   createLogger,
   JobChanged,
@@ -413,6 +414,55 @@ describe('claiming an attempt', () => {
 
   it('answers null for a job that does not exist', async () => {
     expect(await jobs.claim(randomUUID(), 1, 'worker-a', false)).toBeNull();
+  });
+});
+
+describe('announcing a finished conversion to the notifier', () => {
+  const finishedOf = async (jobId: string) =>
+    (await outboxOf(jobId))
+      .filter((m) => m.exchange === Topology.notificationsExchange)
+      .map((m) => ({ routingKey: m.routingKey, event: ConversionFinished.parse(m.payload) }));
+
+  it('writes one ConversionFinished with the end it records, and none for a duplicate of the final event', async () => {
+    const { job, viewer } = await runningJob();
+    const outputMediaId = randomUUID();
+    const succeeded = event('succeeded', job, { outputMediaId });
+    await jobs.applyEvent(succeeded);
+    await jobs.applyEvent(succeeded);
+
+    expect(await finishedOf(job.id)).toEqual([
+      {
+        routingKey: Topology.notificationsQueue,
+        event: {
+          type: 'conversion-finished',
+          eventId: `${job.id}:1:SUCCEEDED`,
+          jobId: job.id,
+          attempt: 1,
+          ownerId: viewer.userId,
+          status: 'SUCCEEDED',
+          outputMediaId,
+          errorCode: null,
+          finishedAt: succeeded.at,
+        },
+      },
+    ]);
+  });
+
+  it('announces a failure with its code, and a retried job’s next end as a new event', async () => {
+    const { job, viewer } = await finishedJob('FAILED');
+    await jobs.retry(viewer, job.id);
+    await jobs.claim(job.id, 2, 'worker-b', false);
+    await jobs.applyEvent(event('failed', job, { attempt: 2, error: failure }));
+
+    expect((await finishedOf(job.id)).map(({ event: e }) => [e.eventId, e.errorCode])).toEqual([
+      [`${job.id}:1:FAILED`, 'TIMEOUT'],
+      [`${job.id}:2:FAILED`, 'TIMEOUT'],
+    ]);
+  });
+
+  it('announces nothing for a cancelled job', async () => {
+    const { job } = await finishedJob('CANCELLED');
+    expect(await finishedOf(job.id)).toEqual([]);
   });
 });
 

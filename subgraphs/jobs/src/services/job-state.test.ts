@@ -398,3 +398,56 @@ describe("a running attempt's lease runs out", () => {
     expect(state.claim(requeued, { ...input, attempt: 3, workerId: 'worker-b', redelivered: false }).ok).toBe(true);
   });
 });
+
+describe('what the notifier hears (finishedEvent)', () => {
+  const after = (before: JobRecord, decision: Decision) => ({ ...before, ...state.patchOf(decision) });
+  const running = job('RUNNING');
+
+  it('announces a success once, named by the job, its attempt and the outcome', () => {
+    const done = after(
+      running,
+      state.applyEvent(running, event('succeeded', { outputMediaId: 'mp3-1' }), { leaseUntil: LEASE }),
+    );
+    expect(state.finishedEvent(running, done)).toEqual({
+      type: 'conversion-finished',
+      eventId: 'job-1:2:SUCCEEDED',
+      jobId: 'job-1',
+      attempt: 2,
+      ownerId: 'user-1',
+      status: 'SUCCEEDED',
+      outputMediaId: 'mp3-1',
+      errorCode: null,
+      finishedAt: AT,
+    });
+  });
+
+  it('announces a failure with its code, whether the worker, RabbitMQ or a lost lease ended it', () => {
+    const failed = after(running, state.applyEvent(running, event('failed', { error }), { leaseUntil: LEASE }));
+    expect(state.finishedEvent(running, failed)).toMatchObject({ eventId: 'job-1:2:FAILED', errorCode: 'TIMEOUT' });
+    const expired = job('RUNNING', { attempts: 3, leaseExpiresAt: EARLIER });
+    const gaveUp = after(expired, state.expireLease(expired, { now: NOW, maxAttempts: 3 }));
+    expect(state.finishedEvent(expired, gaveUp)).toMatchObject({
+      eventId: 'job-1:3:FAILED',
+      errorCode: 'GAVE_UP',
+      finishedAt: NOW.toISOString(),
+    });
+  });
+
+  it.each<[string, JobRecord, JobRecord]>([
+    ['progress', running, { ...running, progress: 0.5 }],
+    ['a duplicate of the final change', job('SUCCEEDED'), job('SUCCEEDED', { progress: 1 })],
+    ['a cancel', running, job('CANCELLED')],
+    ['a retry', job('FAILED'), job('QUEUED', { attempts: 3 })],
+  ])('announces nothing for %s', (_name, before, changed) => {
+    expect(state.finishedEvent(before, changed)).toBeNull();
+  });
+
+  it('gives a retried job that ends again a new event', () => {
+    const first = state.finishedEvent(running, job('FAILED', { finishedAt: NOW }));
+    const second = state.finishedEvent(
+      job('RUNNING', { attempts: 3 }),
+      job('FAILED', { attempts: 3, finishedAt: NOW }),
+    );
+    expect(first?.eventId).not.toBe(second?.eventId);
+  });
+});

@@ -19,7 +19,7 @@
  * ran out lost its worker (killed, frozen, cut off, or its claim's answer never arrived): `expireLease` takes
  * it back and queues the next attempt, or gives up after the last one.
  */
-import { JobErrorCode, type JobEvent } from '@vidmp3/shared';
+import { conversionFinishedEventId, JobErrorCode, type ConversionFinished, type JobEvent } from '@vidmp3/shared';
 import type { JobPatch, JobRecord } from '../adapters/jobs-repo.js';
 
 export type JobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
@@ -240,4 +240,24 @@ export function expireLease(job: JobRecord, { now, maxAttempts }: { now: Date; m
     sweeps: 0,
     leaseExpiresAt: null,
   });
+}
+
+/**
+ * What the notifier hears of a change: a job that has just ended in SUCCEEDED or FAILED (not one that was
+ * already there, nor a cancel, which the user did themselves). Null for any other change.
+ */
+export function finishedEvent(before: JobRecord, after: JobRecord): ConversionFinished | null {
+  if (before.status === after.status) return null;
+  if (after.status !== 'SUCCEEDED' && after.status !== 'FAILED') return null;
+  return {
+    type: 'conversion-finished',
+    eventId: conversionFinishedEventId(after.id, after.attempts, after.status),
+    jobId: after.id,
+    attempt: after.attempts,
+    ownerId: after.ownerId,
+    status: after.status,
+    outputMediaId: after.status === 'SUCCEEDED' ? after.outputMediaId : null,
+    errorCode: after.status === 'FAILED' ? after.errorCode : null,
+    finishedAt: (after.finishedAt ?? after.updatedAt).toISOString(),
+  };
 }

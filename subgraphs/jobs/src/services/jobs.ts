@@ -463,6 +463,11 @@ export class JobsService {
     // A renewed lease alone is nothing to announce.
     if (!isVisible(patch)) return { job: updated, changed: false };
     await this.announce(conn, updated);
+    // The notifier learns of the end in the same transaction that records it: announced if and only if it ended.
+    const finished = state.finishedEvent(job, updated);
+    if (finished) {
+      await this.repo.addOutbox(conn, Topology.notificationsExchange, Topology.notificationsQueue, finished);
+    }
     return { job: updated, changed: true };
   }
 
