@@ -29,6 +29,11 @@ export const InternalApi = {
     route: '/internal/jobs/:jobId/output',
     path: (jobId: string) => `/internal/jobs/${segment(jobId)}/output`,
   },
+  /** GET, users: where to write to a user and what they agreed to receive. Answer `UserContact`; 404 when gone. */
+  userContact: {
+    route: '/internal/users/:id/contact',
+    path: (userId: string) => `/internal/users/${segment(userId)}/contact`,
+  },
 } as const;
 
 export const ClaimRequest = z.object({
@@ -70,3 +75,11 @@ export const OutputUploadResponse = z.object({
   created: z.boolean(),
 });
 export type OutputUploadResponse = z.infer<typeof OutputUploadResponse>;
+
+/** A user's address and their mail settings (`me { notifications }`), for the notifier. */
+export const UserContact = z.object({
+  email: z.string().min(1),
+  /** Opted in to "your mp3 is ready" / "your conversion failed" mails; off unless the user turned it on. */
+  conversionEmails: z.boolean(),
+});
+export type UserContact = z.infer<typeof UserContact>;

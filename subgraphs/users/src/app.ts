@@ -15,11 +15,14 @@ import type { Context } from './context.js';
 import { buildSigningKeys, loadOrCreateDevKey, parsePublicKeys } from './adapters/signing-keys.js';
 import { MySqlCounterStore } from './adapters/throttle-store.js';
 import { UserRepository } from './adapters/user-repo.js';
+import { NotificationSettingsRepository } from './adapters/notification-settings-repo.js';
+import { internalRoutes } from './http/internal.js';
 import { migrations } from './migrations.js';
 import { resolvers } from './resolvers.js';
 import { AccountService } from './services/accounts.js';
 import { LoginThrottle, throttlePolicy } from './services/login-throttle.js';
 import { TokenIssuer } from './services/tokens.js';
+import { NotificationSettingsService } from './services/notification-settings.js';
 
 const typeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
 
@@ -41,6 +44,7 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
     // Counters in MySQL: shared by every replica of this service.
     new LoginThrottle(new MySqlCounterStore(pool), throttlePolicy(config)),
   );
+  const notifications = new NotificationSettingsService(new NotificationSettingsRepository(pool));
   // This service verifies with its own public keys directly; everyone else fetches them from the JWKS route.
   const verifier = createTokenVerifier({
     keys: async (kid) => keys.publicKeys.get(kid),
@@ -59,11 +63,12 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
       trustProxy: config.TRUST_PROXY,
       readiness: { mysql: () => pingDatabase(pool) },
       metrics: createMetrics('users', { enabled: config.METRICS_ENABLED }),
-      context: (base) => ({ ...base, services: { accounts } }),
+      context: (base) => ({ ...base, services: { accounts, notifications } }),
       routes: (app) => {
         app.get('/.well-known/jwks.json', (_req, res) => {
           res.set('Cache-Control', 'public, max-age=300').json(keys.jwks);
         });
+        internalRoutes(app, notifications, config.INTERNAL_API_TOKEN, logger);
       },
     },
     { port: config.PORT, host: config.HOST },

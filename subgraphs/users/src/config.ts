@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { env, loadConfig } from '@vidmp3/shared';
+import { DEV_INTERNAL_API_TOKEN, env, loadConfig } from '@vidmp3/shared';
 
 export const ConfigSchema = z
   .object({
@@ -8,6 +8,11 @@ export const ConfigSchema = z
     HOST: z.string().default('127.0.0.1'),
     PORT: env.port(4001),
     MYSQL_URL: env.url('mysql://root@127.0.0.1:3306/vidmp3_users'),
+    /**
+     * Bearer token the notifier presents on the internal API (shared with media, jobs and the workers). Unset in
+     * production: the internal API is not served.
+     */
+    INTERNAL_API_TOKEN: z.string().min(16).optional(),
     /** Whose X-Forwarded-For to believe, in Express `trust proxy` syntax: the gateway's addresses. */
     TRUST_PROXY: z.string().default('loopback, linklocal, uniquelocal'),
     /** `/metrics` (Prometheus) on the service port; no auth, so keep the port off any public ingress. */
@@ -58,7 +63,13 @@ export const ConfigSchema = z
         message: 'required in production (generated development keys are for one machine only)',
       });
     }
-  });
+  })
+  // Unset in production: the internal API stays closed (the notifier then cannot send conversion mails), so
+  // that deployments made before the notifier keep starting.
+  .transform((c) => ({
+    ...c,
+    INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? (c.NODE_ENV === 'production' ? undefined : DEV_INTERNAL_API_TOKEN),
+  }));
 
 export type Config = z.output<typeof ConfigSchema>;
 

@@ -1,6 +1,7 @@
 import type { RequestContext } from '@vidmp3/shared';
 import type { AccountService } from './services/accounts.js';
+import type { NotificationSettingsService } from './services/notification-settings.js';
 
 export interface Context extends RequestContext {
-  services: { accounts: AccountService };
+  services: { accounts: AccountService; notifications: NotificationSettingsService };
 }

@@ -42,4 +42,18 @@ export const migrations: Migration[] = [
       'DROP TABLE IF EXISTS login_throttle',
     ],
   },
+  {
+    // 5, not 4: 4 is the sessions' tables (being built alongside); ids only need to be unique and ordered.
+    id: 5,
+    name: 'create notification_settings',
+    // Which mails a user agreed to (`me { notifications }`); no row means none. Goes with its account.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS notification_settings (
+        user_id CHAR(36) NOT NULL PRIMARY KEY,
+        conversion_emails BOOLEAN NOT NULL DEFAULT FALSE,
+        updated_at DATETIME(3) NOT NULL,
+        CONSTRAINT notification_settings_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
 ];

@@ -7,6 +7,8 @@ export const resolvers: Resolvers = {
     me: (_parent, _args, ctx) => ctx.services.accounts.me(ctx.viewer),
   },
   Mutation: {
+    updateNotificationSettings: (_parent, { conversionEmails }, ctx) =>
+      ctx.services.notifications.update(ctx.viewer, { conversionEmails }),
     signUp: (_parent, { email, password }, ctx) => ctx.services.accounts.signUp(email, password, ctx.ip),
     logIn: (_parent, { email, password }, ctx) => ctx.services.accounts.logIn(email, password, ctx.ip),
   },
@@ -14,5 +16,6 @@ export const resolvers: Resolvers = {
     __resolveReference: (ref, ctx) => ctx.services.accounts.resolveReference(ctx.viewer, ref.id),
     // A reference only: media and jobs fill in the figures, each checking that the viewer is this user.
     usage: (user) => ({ userId: user.id }),
+    notifications: (user, _args, ctx) => ctx.services.notifications.get(ctx.viewer, user.id),
   },
 };

@@ -1,0 +1,35 @@
+import { ErrorCode, userError, type UserContact, type Viewer } from '@vidmp3/shared';
+import type { NotificationSettings, NotificationSettingsRepository } from '../adapters/notification-settings-repo.js';
+
+/**
+ * `me { notifications }` and `updateNotificationSettings`: which mails a user receives (off until they turn them
+ * on), and the notifier's question "where, and may I?" (`contact`, internal API only).
+ */
+export class NotificationSettingsService {
+  constructor(private readonly repo: NotificationSettingsRepository) {}
+
+  /** `User.notifications`: only the user themselves (a `User` is only ever visible to itself anyway). */
+  async get(viewer: Viewer | null, userId: string): Promise<NotificationSettings> {
+    if (!viewer || viewer.userId !== userId) throw userError(ErrorCode.NOT_FOUND, 'User not found');
+    return this.repo.find(userId);
+  }
+
+  async update(viewer: Viewer | null, settings: NotificationSettings): Promise<NotificationSettings> {
+    if (!viewer) throw userError(ErrorCode.UNAUTHENTICATED, 'Log in first');
+    try {
+      await this.repo.save(viewer.userId, settings, new Date());
+    } catch (err) {
+      // The token outlived its account (deleted meanwhile): the foreign key refused the row.
+      if ((err as { code?: string } | null)?.code === 'ER_NO_REFERENCED_ROW_2') {
+        throw userError(ErrorCode.UNAUTHENTICATED, 'This account no longer exists');
+      }
+      throw err;
+    }
+    return this.repo.find(viewer.userId);
+  }
+
+  /** For services only (service token): null when the user is gone. */
+  async contact(userId: string): Promise<UserContact | null> {
+    return this.repo.contact(userId);
+  }
+}
