@@ -57,6 +57,7 @@ describe('what each image runs with', () => {
     'subgraphs/media',
     'subgraphs/jobs',
     'workers/converter',
+    'workers/notifier',
     'sdk',
     'cli',
   ]) {

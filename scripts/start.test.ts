@@ -72,16 +72,17 @@ describe('log line formatting', () => {
   });
 
   it('prefixes every line, stack lines included, with a fixed-width service column', () => {
-    expect(prefix('users', false)).toBe('users   │ ');
-    expect(prefix('gateway', false)).toBe('gateway │ ');
+    expect(prefix('users', false)).toBe('users    │ ');
+    expect(prefix('gateway', false)).toBe('gateway  │ ');
+    expect(prefix('notifier', false)).toBe('notifier │ ');
     const err = { message: 'x', stack: 'Error: x\n    at y' };
     const out = formatOutput('media', line({ level: 'fatal', msg: 'failed to start', err }), plain);
     expect(out).toHaveLength(3);
-    for (const l of out) expect(l.startsWith('media   │ ')).toBe(true);
+    for (const l of out) expect(l.startsWith('media    │ ')).toBe(true);
     // Coloured, the name is wrapped in escape codes and still padded to the same width.
     const coloured = prefix('jobs', true);
     expect(coloured.startsWith('\x1b[')).toBe(true);
-    expect(coloured.endsWith('jobs   \x1b[0m │ ')).toBe(true);
+    expect(coloured.endsWith('jobs    \x1b[0m │ ')).toBe(true);
   });
 
   it('renders an unparseable time as it came', () => {
@@ -101,7 +102,14 @@ describe('colour', () => {
 
 describe('ports and the processes to start', () => {
   it('defaults to 4001, 4002, 4003, the gateway on 4000 and the converter health port on 4010', () => {
-    expect(resolvePorts({})).toEqual({ users: 4001, media: 4002, jobs: 4003, gateway: 4000, worker: 4010 });
+    expect(resolvePorts({})).toEqual({
+      users: 4001,
+      media: 4002,
+      jobs: 4003,
+      gateway: 4000,
+      worker: 4010,
+      notifier: 4011,
+    });
   });
 
   it('takes overrides from the environment, an empty value counting as unset', () => {
@@ -111,6 +119,7 @@ describe('ports and the processes to start', () => {
       jobs: 4003,
       gateway: 5000,
       worker: 4010,
+      notifier: 4011,
     });
   });
 
@@ -121,12 +130,20 @@ describe('ports and the processes to start', () => {
   });
 
   it('tells every service where the JWKS is, the gateway where each subgraph is, the converter where media and jobs are', () => {
-    const services = planServices({ users: 5001, media: 5002, jobs: 5003, gateway: 5000, worker: 5010 });
+    const services = planServices({
+      users: 5001,
+      media: 5002,
+      jobs: 5003,
+      gateway: 5000,
+      worker: 5010,
+      notifier: 5011,
+    });
     expect(services.map((s) => [s.name, s.script, s.env.PORT])).toEqual([
       ['users', 'subgraphs/users/dist/main.js', '5001'],
       ['media', 'subgraphs/media/dist/main.js', '5002'],
       ['jobs', 'subgraphs/jobs/dist/main.js', '5003'],
       ['worker', 'workers/converter/dist/main.js', '5010'],
+      ['notifier', 'workers/notifier/dist/main.js', '5011'],
       ['gateway', 'gateway/dist/main.js', '5000'],
     ]);
     for (const s of services) expect(s.env.JWKS_URL).toBe('http://127.0.0.1:5001/.well-known/jwks.json');
@@ -137,6 +154,11 @@ describe('ports and the processes to start', () => {
     });
     expect(services[2]!.env.MEDIA_INTERNAL_URL).toBe('http://127.0.0.1:5002');
     expect(services[4]!.env).toMatchObject({
+      HEALTH_PORT: '5011',
+      USERS_INTERNAL_URL: 'http://127.0.0.1:5001',
+      PUBLIC_URL: 'http://127.0.0.1:5000',
+    });
+    expect(services[5]!.env).toMatchObject({
       SUBGRAPH_USERS_URL: 'http://127.0.0.1:5001/graphql',
       SUBGRAPH_MEDIA_URL: 'http://127.0.0.1:5002/graphql',
       SUBGRAPH_JOBS_URL: 'http://127.0.0.1:5003/graphql',

@@ -2,7 +2,7 @@
 // dependencies are, and how a service's JSON log line is shown to a human. No I/O here, so it is unit-tested.
 import { delimiter, join } from 'node:path';
 
-export const SERVICE_NAMES = ['users', 'media', 'jobs', 'worker', 'gateway'] as const;
+export const SERVICE_NAMES = ['users', 'media', 'jobs', 'worker', 'notifier', 'gateway'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 /** The label of the runner's own lines, shown in the same column as the service names. */
@@ -27,6 +27,7 @@ const PORT_VARIABLES: Record<ServiceName, { variable: string; fallback: number }
   jobs: { variable: 'JOBS_PORT', fallback: 4003 },
   gateway: { variable: 'GATEWAY_PORT', fallback: 4000 },
   worker: { variable: 'WORKER_HEALTH_PORT', fallback: 4010 },
+  notifier: { variable: 'NOTIFIER_HEALTH_PORT', fallback: 4011 },
 };
 
 /** Every service's port from USERS_PORT, MEDIA_PORT, JOBS_PORT and GATEWAY_PORT; throws naming every problem. */
@@ -66,6 +67,7 @@ const SCRIPTS: Record<ServiceName, string> = {
   jobs: 'subgraphs/jobs/dist/main.js',
   gateway: 'gateway/dist/main.js',
   worker: 'workers/converter/dist/main.js',
+  notifier: 'workers/notifier/dist/main.js',
 };
 
 const local = (port: number, path: string) => `http://127.0.0.1:${port}${path}`;
@@ -73,7 +75,7 @@ const local = (port: number, path: string) => `http://127.0.0.1:${port}${path}`;
 export const readyzUrl = (port: number): string => local(port, '/readyz');
 export const graphqlUrl = (port: number): string => local(port, '/graphql');
 
-/** The four services in start order, each told its port and where the others are. */
+/** The services in start order, each told its port and where the others are. */
 export function planServices(ports: Ports): ServiceSpec[] {
   // Every service verifies tokens against the keys users publishes.
   const common = { JWKS_URL: local(ports.users, '/.well-known/jwks.json') };
@@ -100,6 +102,15 @@ export function planServices(ports: Ports): ServiceSpec[] {
             HEALTH_PORT: String(ports.worker),
             MEDIA_INTERNAL_URL: local(ports.media, ''),
             JOBS_INTERNAL_URL: local(ports.jobs, ''),
+          }
+        : {}),
+      // The notifier serves only health routes too; it asks users who wants mail, and links to the gateway's page.
+      // Without SMTP_URL (in the runner's own environment) its mails go to the log.
+      ...(name === 'notifier'
+        ? {
+            HEALTH_PORT: String(ports.notifier),
+            USERS_INTERNAL_URL: local(ports.users, ''),
+            PUBLIC_URL: local(ports.gateway, ''),
           }
         : {}),
     },

@@ -16,3 +16,4 @@ export * from './metrics.js';
 export * from './child-process.js';
 export * from './client-address.js';
 export * from './internal-api.js';
+export * from './health-server.js';

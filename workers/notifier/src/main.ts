@@ -1,0 +1,98 @@
+import {
+  connectBroker,
+  createLogger,
+  createMetrics,
+  DependencyError,
+  onShutdown,
+  openDatabase,
+  pingDatabase,
+  redact,
+  runService,
+  startHealthServer,
+} from '@vidmp3/shared';
+import { readConfig } from './config.js';
+import { EventConsumer } from './adapters/consumer.js';
+import { logTransport, smtpTransport } from './adapters/mail-transport.js';
+import { NotificationRepository } from './adapters/notification-repo.js';
+import { UsersClient } from './adapters/users-client.js';
+import { backlogGauges, eventMeter, sendMeter } from './metrics.js';
+import { migrations } from './migrations.js';
+import { MailSender } from './services/mail-sender.js';
+import { Notifier } from './services/notifier.js';
+
+/** How long start waits for RabbitMQ before giving up with one clear line (it reconnects by itself later). */
+const BROKER_START_TIMEOUT_MS = 15_000;
+const PRUNE_EVERY_MS = 60 * 60_000;
+
+const config = readConfig();
+const logger = createLogger('notifier', config.LOG_LEVEL).child({ notifierId: config.NOTIFIER_ID });
+
+/** Wiring only: config → adapters → services → health server; graceful shutdown. */
+runService(logger, async () => {
+  const metrics = createMetrics('notifier', { enabled: config.METRICS_ENABLED });
+  const pool = await openDatabase({ url: config.MYSQL_URL, migrations, logger, connectionLimit: 5 });
+  const repo = new NotificationRepository(pool);
+  const transport = config.SMTP_URL
+    ? smtpTransport(config.SMTP_URL, config.MAIL_FROM, config.SMTP_TIMEOUT_SECONDS * 1000)
+    : logTransport(config.MAIL_FROM, logger);
+  if (!config.SMTP_URL) logger.warn('SMTP_URL is not set: mails are written to the log, not sent');
+  const sender = new MailSender(
+    repo,
+    transport,
+    {
+      baseMs: config.MAIL_RETRY_BASE_SECONDS * 1000,
+      maxMs: config.MAIL_RETRY_MAX_SECONDS * 1000,
+      giveUpAfterMs: config.MAIL_GIVE_UP_HOURS * 3_600_000,
+      jitter: 0.2,
+    },
+    logger,
+    sendMeter(metrics),
+    config.SEND_POLL_INTERVAL_MS,
+  );
+  const users = new UsersClient(config.USERS_INTERNAL_URL, config.INTERNAL_API_TOKEN);
+  const notifier = new Notifier(repo, users, { publicUrl: config.PUBLIC_URL }, () => sender.kick(), logger);
+  backlogGauges(metrics, repo, logger);
+
+  const connection = connectBroker(config.RABBITMQ_URL, logger, metrics);
+  await connection.connect({ timeout: BROKER_START_TIMEOUT_MS }).catch((err: unknown) => {
+    throw new DependencyError('RabbitMQ', redact(config.RABBITMQ_URL), err);
+  });
+  const consumer = new EventConsumer(connection, notifier, logger, {
+    prefetch: config.PREFETCH,
+    outcome: eventMeter(metrics),
+  });
+  await consumer.started();
+  sender.start();
+  const prune = setInterval(() => {
+    const before = new Date(Date.now() - config.RETENTION_DAYS * 86_400_000);
+    repo.prune(before).catch((err: unknown) => logger.warn({ err }, 'could not prune old notifications'));
+  }, PRUNE_EVERY_MS);
+  prune.unref();
+
+  const health = await startHealthServer(
+    config.HOST,
+    config.HEALTH_PORT,
+    // Events come from RabbitMQ and are recorded in MariaDB; users answers who gets what. (An SMTP outage is not
+    // unreadiness: mails wait in the database, as /metrics shows.)
+    { rabbitmq: async () => consumer.ready(), mysql: () => pingDatabase(pool), users: () => users.ping() },
+    metrics,
+  );
+  logger.info(
+    { url: health.url, smtp: config.SMTP_URL ? redact(config.SMTP_URL) : 'none (mails go to the log)' },
+    'notifier ready',
+  );
+
+  onShutdown(
+    logger,
+    async () => {
+      clearInterval(prune);
+      await consumer.close();
+      await sender.stop();
+      transport.close();
+      await connection.close();
+      await pool.end();
+      await health.close();
+    },
+    (config.SHUTDOWN_GRACE_SECONDS + 5) * 1000,
+  );
+});

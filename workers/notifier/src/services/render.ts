@@ -1,0 +1,108 @@
+// What a mail says, as pure functions of the event: unit-tested, no I/O. Every mail has a plain-text part and an
+// HTML part saying the same, and links to the job's page on the public site — never to the file or a download
+// URL (a mail is forwarded, archived and scanned; the page asks its reader to sign in).
+import { JobErrorCode, type ConversionFinished } from '@vidmp3/shared';
+
+export interface MailContent {
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export interface RenderSettings {
+  /** The public origin (and path, if any) the page is served at. */
+  publicUrl: string;
+}
+
+/**
+ * The page that shows one job: the conversion page with the job named in its query. The page itself needs no
+ * secret from the mail: it shows the job to its owner once signed in.
+ */
+export function jobPageUrl(publicUrl: string, jobId: string): string {
+  const base = publicUrl.endsWith('/') ? publicUrl : `${publicUrl}/`;
+  const url = new URL('./', base);
+  url.searchParams.set('job', jobId);
+  return url.toString();
+}
+
+/** Why a job failed, in words for its owner, with what they can do about it: from its error code. */
+export function failureReason(code: string | null): string {
+  switch (code ?? '') {
+    case JobErrorCode.UNSUPPORTED_MEDIA:
+      return 'the video could not be read. It may be damaged, or in a format we cannot convert.';
+    case JobErrorCode.INPUT_GONE:
+      return 'the video was deleted before it could be converted.';
+    case JobErrorCode.QUOTA_EXCEEDED:
+      return 'the mp3 would not fit in your storage. Delete some of your files to make room, then try again.';
+    case JobErrorCode.INVALID_OPTIONS:
+      return 'the conversion settings you chose could not be applied to this video. Try other settings.';
+    case JobErrorCode.TIMEOUT:
+      return 'the conversion took longer than we allow. A shorter video, or a part of it, may work.';
+    case JobErrorCode.GAVE_UP:
+    case JobErrorCode.DELIVERY_LIMIT:
+      return 'something went wrong on our side, several times in a row. Please try again later.';
+    default:
+      return 'something went wrong on our side. Please try again later.';
+  }
+}
+
+const FOOTER =
+  'You get this email because you turned on conversion emails. You can turn them off in your account settings.';
+
+/** "6 December 2026, 10:45 UTC" */
+function when(iso: string): string {
+  const at = new Date(iso);
+  const date = at.toLocaleDateString('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+  const time = at.toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit', hour12: false, timeZone: 'UTC' });
+  return `${date}, ${time} UTC`;
+}
+
+const escapeHtml = (value: string): string =>
+  value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+function html(title: string, paragraphs: string[], link: { href: string; label: string }): string {
+  const body = paragraphs.map((p) => `<p>${escapeHtml(p)}</p>`).join('\n');
+  return `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>
+<body style="font-family: sans-serif; line-height: 1.5; max-width: 36em">
+<h1 style="font-size: 1.3em">${escapeHtml(title)}</h1>
+${body}
+<p><a href="${escapeHtml(link.href)}">${escapeHtml(link.label)}</a></p>
+<p style="color: #666; font-size: 0.9em">${escapeHtml(FOOTER)}</p>
+</body>
+</html>
+`;
+}
+
+/** The mail for a finished conversion: "Your mp3 is ready" or "Your conversion failed". */
+export function conversionMail(event: ConversionFinished, settings: RenderSettings): MailContent {
+  const link = jobPageUrl(settings.publicUrl, event.jobId);
+  const finished = when(event.finishedAt);
+  switch (event.status) {
+    case 'SUCCEEDED': {
+      const subject = 'Your mp3 is ready';
+      const lines = [
+        `Your conversion finished on ${finished}: the mp3 is ready.`,
+        'Listen to it or download it from its page (sign in if you are asked to):',
+      ];
+      return {
+        subject,
+        text: `Hello,\n\n${lines.join('\n\n')}\n${link}\n\n${FOOTER}\n`,
+        html: html(subject, lines, { href: link, label: 'Open your conversion' }),
+      };
+    }
+    case 'FAILED': {
+      const subject = 'Your conversion failed';
+      const lines = [
+        `Your conversion could not be completed (${finished}): ${failureReason(event.errorCode)}`,
+        'You can see it, and try it again, on its page:',
+      ];
+      return {
+        subject,
+        text: `Hello,\n\n${lines.join('\n\n')}\n${link}\n\n${FOOTER}\n`,
+        html: html(subject, lines, { href: link, label: 'Open your conversion' }),
+      };
+    }
+  }
+}
