@@ -10,6 +10,7 @@ import { Topology, type ConversionFinished } from '@vidmp3/shared';
 import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
 import { conversionsOf } from './conversions.js';
 import { sample } from './fixtures.js';
+import { startTcpProxy, type TcpProxy } from './lib/tcp-proxy.js';
 import {
   freePort,
   MYSQL_SERVER,
@@ -72,6 +73,8 @@ let system: System;
 let notifier: ServiceProcess;
 let smtp: MailServer;
 let notifierDb: string;
+/** Between the notifier and users: cutting it is a users outage for the notifier alone. */
+let usersLink: TcpProxy;
 
 beforeAll(async () => {
   system = await startSystem({}, { workers: 1 });
@@ -79,10 +82,11 @@ beforeAll(async () => {
   await smtp.listen();
   // The harness's database naming, for the notifier's own database (dropped in afterAll).
   notifierDb = system.databases.jobs.replace('_jobs_', '_notifier_');
+  usersLink = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(system.services.users!.url).port) });
   notifier = await startService('notifier', 'workers/notifier/dist/main.js', {
     RABBITMQ_URL: system.rabbitmqUrl,
     MYSQL_URL: `${MYSQL_SERVER}/${notifierDb}`,
-    USERS_INTERNAL_URL: system.services.users!.url,
+    USERS_INTERNAL_URL: `http://127.0.0.1:${usersLink.port}`,
     PUBLIC_URL: system.gatewayUrl,
     SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
     MAIL_FROM: FROM,
@@ -96,6 +100,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (notifier) await stopService(notifier);
   await smtp?.close();
+  await usersLink?.close();
   await system?.stop();
   if (notifierDb) {
     const conn = await mysql.createConnection(MYSQL_SERVER);
@@ -171,6 +176,38 @@ async function eventsCounted(outcome: string): Promise<number> {
 
 const pageLink = (jobId: string) => `${system.gatewayUrl}/?job=${jobId}`;
 const links = (text: string) => text.match(/https?:\/\/[^\s"<>]+/g) ?? [];
+
+/** Publishes events to the notifier's queue as jobs' outbox does (persistent, mandatory, confirmed). */
+async function publish(...events: ConversionFinished[]): Promise<void> {
+  const connection = await amqplib.connect(system.rabbitmqUrl);
+  try {
+    const channel = await connection.createConfirmChannel();
+    for (const event of events) {
+      channel.publish(Topology.notificationsExchange, Topology.notificationsQueue, Buffer.from(JSON.stringify(event)), {
+        persistent: true,
+        mandatory: true,
+      });
+    }
+    await channel.waitForConfirms();
+  } finally {
+    await connection.close();
+  }
+}
+
+function failedEvent(user: SignedUp): ConversionFinished {
+  const jobId = randomUUID();
+  return {
+    type: 'conversion-finished',
+    eventId: `${jobId}:1:FAILED`,
+    jobId,
+    attempt: 1,
+    ownerId: user.id,
+    status: 'FAILED',
+    outputMediaId: null,
+    errorCode: 'UNSUPPORTED_MEDIA',
+    finishedAt: new Date().toISOString(),
+  };
+}
 
 async function optedInUser(): Promise<SignedUp> {
   const user = await signUpUser(system.gatewayUrl);
@@ -255,38 +292,11 @@ describe('conversion emails', () => {
 
   it('send one mail for an event delivered twice, and say in plain words why a conversion failed', async () => {
     const user = await optedInUser();
-    const jobId = randomUUID();
-    const event: ConversionFinished = {
-      type: 'conversion-finished',
-      eventId: `${jobId}:1:FAILED`,
-      jobId,
-      attempt: 1,
-      ownerId: user.id,
-      status: 'FAILED',
-      outputMediaId: null,
-      errorCode: 'UNSUPPORTED_MEDIA',
-      finishedAt: new Date().toISOString(),
-    };
+    const event = failedEvent(user);
+    const jobId = event.jobId;
     const duplicatesBefore = await eventsCounted('duplicate');
     // Published twice, as the outbox does after a crash between RabbitMQ's confirm and its commit.
-    const connection = await amqplib.connect(system.rabbitmqUrl);
-    try {
-      const channel = await connection.createConfirmChannel();
-      for (let copy = 0; copy < 2; copy++) {
-        channel.publish(
-          Topology.notificationsExchange,
-          Topology.notificationsQueue,
-          Buffer.from(JSON.stringify(event)),
-          {
-            persistent: true,
-            mandatory: true,
-          },
-        );
-      }
-      await channel.waitForConfirms();
-    } finally {
-      await connection.close();
-    }
+    await publish(event, event);
 
     await expect.poll(() => eventsCounted('duplicate'), { timeout: 60_000 }).toBeGreaterThan(duplicatesBefore);
     await expect.poll(async () => (await notificationRow(event.eventId))?.status, { timeout: 60_000 }).toBe('sent');
@@ -297,5 +307,25 @@ describe('conversion emails', () => {
     expect(mails[0]!.html).toContain('the video could not be read');
     expect(mails[0]!.text).not.toContain('UNSUPPORTED_MEDIA');
     expect(links(mails[0]!.text!)).toEqual([pageLink(jobId)]);
+  }, 120_000);
+
+  it('wait out a users outage: the event is held and its mail sent once users answers again', async () => {
+    const user = await optedInUser();
+    const event = failedEvent(user);
+    usersLink.cut('refuse');
+    try {
+      await publish(event);
+      // The notifier asked, could not get an answer, and holds the event (nothing decided yet).
+      await expect
+        .poll(() => notifier.logs.some((l) => l.includes(event.eventId) && l.includes('could not handle an event')), {
+          timeout: 60_000,
+        })
+        .toBe(true);
+      expect(await notificationRow(event.eventId)).toBeUndefined();
+    } finally {
+      usersLink.restore();
+    }
+    await expect.poll(async () => (await notificationRow(event.eventId))?.status, { timeout: 60_000 }).toBe('sent');
+    expect(smtp.to(user.email)).toHaveLength(1);
   }, 120_000);
 });
