@@ -45,17 +45,14 @@ function message(mail: OutgoingMail, from: string) {
   };
 }
 
-/** nodemailer over SMTP (`smtp://` with STARTTLS when the server offers it, `smtps://` for TLS from the start). */
+/**
+ * nodemailer over SMTP, configured by its URL: `smtp://` (STARTTLS when the server offers it) or `smtps://` (TLS
+ * from the start), credentials in the URL, and nodemailer's own options as query parameters
+ * (`?requireTLS=true`, `?tls.rejectUnauthorized=false`); the timeouts are ours.
+ */
 export function smtpTransport(url: string, from: string, timeoutMs: number): MailTransport {
-  const parsed = new URL(url);
-  const secure = parsed.protocol === 'smtps:';
   const transport = nodemailer.createTransport({
-    host: parsed.hostname.replace(/^\[|\]$/g, ''),
-    port: parsed.port ? Number(parsed.port) : secure ? 465 : 587,
-    secure,
-    ...(parsed.username
-      ? { auth: { user: decodeURIComponent(parsed.username), pass: decodeURIComponent(parsed.password) } }
-      : {}),
+    url,
     connectionTimeout: timeoutMs,
     greetingTimeout: timeoutMs,
     socketTimeout: timeoutMs,
