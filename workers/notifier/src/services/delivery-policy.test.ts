@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { afterFailure, isPermanentFailure, retryDelayMs, type RetryPolicy } from './delivery-policy.js';
+import { afterFailure, isPermanentFailure, isServerAway, retryDelayMs, type RetryPolicy } from './delivery-policy.js';
 
 const policy: RetryPolicy = { baseMs: 5_000, maxMs: 60_000, giveUpAfterMs: 3_600_000, jitter: 0.2 };
 const noJitter = () => 0;
@@ -37,6 +37,21 @@ describe('which SMTP failures are for good', () => {
     ['nothing at all', undefined, false],
   ])('%s: %s', (_name, err, permanent) => {
     expect(isPermanentFailure(err)).toBe(permanent);
+  });
+});
+
+describe('which failures say the server is away (not about the mail)', () => {
+  it.each([
+    ['a refused connection', { code: 'ESOCKET', errno: -111 }, true],
+    ['a closed connection', { code: 'ECONNECTION' }, true],
+    ['a timeout', { code: 'ETIMEDOUT' }, true],
+    ['an unknown host', { code: 'EDNS' }, true],
+    ['a server shutting down (421)', { code: 'EENVELOPE', responseCode: 421 }, true],
+    ['a mailbox refused', { code: 'EENVELOPE', responseCode: 550 }, false],
+    ['greylisting', { code: 'EENVELOPE', responseCode: 451 }, false],
+    ['nothing at all', undefined, false],
+  ])('%s: %s', (_name, err, away) => {
+    expect(isServerAway(err)).toBe(away);
   });
 });
 

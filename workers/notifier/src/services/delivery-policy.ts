@@ -31,6 +31,17 @@ export function isPermanentFailure(err: unknown): boolean {
   return refused && (code === 'EENVELOPE' || code === 'EMESSAGE');
 }
 
+/**
+ * Whether a failure says the server is away (unreachable, refusing connections, timing out), rather than anything
+ * about this mail: the other mails due would fail the same way, so the sender waits for its next round instead
+ * of trying each of them (one try per round during an outage, each mail keeping its own backoff).
+ */
+export function isServerAway(err: unknown): boolean {
+  const { code, responseCode } = (err ?? {}) as { code?: unknown; responseCode?: unknown };
+  // 421: "service not available, closing transmission channel".
+  return responseCode === 421 || ['ECONNECTION', 'ESOCKET', 'ETIMEDOUT', 'EDNS'].includes(String(code));
+}
+
 export type FailureVerdict = { action: 'retry'; at: Date } | { action: 'give-up'; reason: 'rejected' | 'expired' };
 
 /** After a failed send: when to try again, or why not to. `failures` counts this one. */

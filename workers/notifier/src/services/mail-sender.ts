@@ -1,7 +1,7 @@
 import { withTransaction, type Logger } from '@vidmp3/shared';
 import type { NotificationRepository, PendingMail } from '../adapters/notification-repo.js';
 import type { MailTransport } from '../adapters/mail-transport.js';
-import { afterFailure, type RetryPolicy } from './delivery-policy.js';
+import { afterFailure, isServerAway, type RetryPolicy } from './delivery-policy.js';
 
 export type SendOutcome = 'sent' | 'retry' | 'failed';
 
@@ -64,20 +64,21 @@ export class MailSender {
   }
 
   private async flush(): Promise<void> {
-    // Each failed mail is due again only later, so this ends once every mail due now has had its try.
-    while (!this.stopped && (await this.sendOne())) {
+    // Each failed mail is due again only later, so this ends once every mail due now has had its try — or at
+    // the first sign that the server is away, when the others would fail the same way: the next round tries again.
+    while (!this.stopped && (await this.sendOne()) === 'next') {
       // next
     }
   }
 
-  /** Takes and tries one due mail; false when none is due. */
-  private async sendOne(): Promise<boolean> {
+  /** Takes and tries one due mail: 'next' to go on, 'done' when none is due or the server is away. */
+  private async sendOne(): Promise<'next' | 'done'> {
     return withTransaction(
       this.repo.pool,
       async (conn) => {
         const now = new Date();
         const mail = await this.repo.takeDue(conn, now);
-        if (!mail) return false;
+        if (!mail) return 'done';
         const attempts = mail.attempts + 1;
         const log = this.logger.child({ eventId: mail.eventId, attempt: attempts });
         try {
@@ -94,12 +95,12 @@ export class MailSender {
             log.error({ err: error, reason: verdict.reason }, 'mail given up');
             this.meter.finished('failed');
           }
-          return true;
+          return isServerAway(err) ? 'done' : 'next';
         }
         await this.repo.markSent(conn, mail.eventId, attempts, new Date());
         log.info(this.transport.kind === 'smtp' ? 'mail sent' : 'mail logged (development: not sent)');
         this.meter.finished('sent');
-        return true;
+        return 'next';
       },
       'READ COMMITTED',
     );
