@@ -189,7 +189,7 @@ describe('sessions through the gateway', () => {
     await mutate(here.accessToken, 'logOut');
 
     // jobs verifies the token's signature and expiry and cannot know the session ended: the token still
-    // identifies its user there (NOT_FOUND for a job that is not theirs), for at most its 15 minutes.
+    // identifies its user there (NOT_FOUND for a job that is not theirs), for at most the rest of its life.
     const jobs = await graphql(system.gatewayUrl, '{ job(id: "00000000-0000-4000-8000-000000000000") { id } }', {
       token: here.accessToken,
     });

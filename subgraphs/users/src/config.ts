@@ -18,7 +18,7 @@ export const ConfigSchema = z
      * Access tokens are short-lived: only this service refuses one whose session has ended; the gateway and
      * the other subgraphs accept it until it expires (docs/SECURITY.md, "Sessions").
      */
-    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(900),
+    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
     /** How long a refresh token lives unused; every refresh issues a new one with a full lifetime. */
     REFRESH_TOKEN_TTL_SECONDS: z.coerce
       .number()
