@@ -124,6 +124,9 @@ async function deadLettersOf(jobId: string): Promise<DeadLetter[]> {
 }
 
 const logsOf = (service: ServiceProcess) => service.logs.join('\n');
+/** Jobs' log line for a dead letter of the job it handled, with the reason it read. */
+const handledDeadLetter = (jobId: string, reason: string) =>
+  new RegExp(`"jobId":"${jobId}".*"reason":"${reason}","msg":"dead-lettered conversion request handled"`);
 
 /** A worker that reaches media through the refusing proxy: every conversion fails for a transient reason. */
 const startFaultyWorker = (maxAttempts: number) =>
@@ -189,10 +192,11 @@ describe('a conversion that keeps failing for a transient reason', () => {
       { queue: Topology.conversionsQueue, reason: 'rejected' },
       { queue: retryQueue, reason: 'expired' },
     ]);
-    // Jobs consumed the dead-letter queue too; the job keeps the reason it failed for.
+    // Jobs consumed the dead-letter queue too, as a converter's give-up (its latest death), which the converter's
+    // own `failed` event has recorded: the job keeps the reason it failed for.
     await expect
       .poll(() => logsOf(system.services.jobs!), { timeout: 15_000 })
-      .toMatch(new RegExp(`"jobId":"${jobId}".*dead-lettered conversion request handled`));
+      .toMatch(handledDeadLetter(jobId, 'rejected'));
     expect(await messagesIn(Topology.deadLetterQueue)).toBe(0);
     expect((await conversions.job(jobId)).error?.code).toBe('GAVE_UP');
 
@@ -273,6 +277,7 @@ describe('a request that crashes its worker on every delivery', () => {
     const job = await conversions.job(jobId);
     expect(job).toMatchObject({ attempts: 2, output: null, error: { code: 'DELIVERY_LIMIT' } });
     expect(job.error!.message).toMatch(/every delivery failed/);
+    expect(logsOf(system.services.jobs!)).toMatch(handledDeadLetter(jobId, 'delivery_limit'));
     expect(await messagesIn(Topology.deadLetterQueue)).toBe(0);
   }, 240_000);
 });
