@@ -1,16 +1,16 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, truncate } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, readlink, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createClient, type Client } from 'graphql-ws';
 import mysql from 'mysql2/promise';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed, vi } from 'vitest';
 import WebSocket from 'ws';
 import { errorCode, graphql, signUpUser, uploadFile, type SignedUp, type UploadedMedia } from './client.js';
 import { claimedBy, ffmpegOf } from './conversions.js';
 import { generateVideo, sample } from './fixtures.js';
-import { MYSQL_SERVER, startSystem, type System } from './harness.js';
+import { MYSQL_SERVER, startSystem, type ServiceProcess, type System } from './harness.js';
 
 const run = promisify(execFile);
 
@@ -159,8 +159,108 @@ async function replaceStoredBytes(media: UploadedMedia, replacement: string): Pr
   await truncate(path, media.byteSize);
 }
 
+/** Workers this file started after the system's own (the system's `services` lists only those it started). */
+const laterWorkers: ServiceProcess[] = [];
+
+/** The converter workers running now: the system's and this file's, minus those killed or stopped. */
+function runningWorkers(): ServiceProcess[] {
+  const all = [...Object.values(system.services).filter((s) => s.name.startsWith('worker')), ...laterWorkers];
+  const byPid = new Map(all.map((s) => [s.child.pid, s]));
+  return [...byPid.values()].filter((s) => s.child.exitCode === null && s.child.signalCode === null);
+}
+
+/** The running worker that holds a job's claim (WORKER_ID `e2e-worker-N` is service `workerN`). */
+async function workerHolding(jobId: string): Promise<ServiceProcess | undefined> {
+  const workerId = await workerOf(jobId);
+  return runningWorkers().find((s) => workerId === `e2e-${s.name.replace('worker', 'worker-')}`);
+}
+
 /** ffmpeg processes the workers run now: what cancel and crashes must not leave behind. */
-const ffmpegRunning = () => ffmpegOf(...Object.values(system.services).filter((s) => s.name.startsWith('worker')));
+const ffmpegRunning = () => ffmpegOf(...runningWorkers());
+
+/** A service's /readyz status (0 when it does not answer at all). */
+async function readiness(service: ServiceProcess): Promise<number> {
+  try {
+    const res = await fetch(`${service.url}/readyz`);
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Resolves once the service's /readyz has answered 503 and then 200 again: it noticed the loss of its
+ * connection and recovered by itself. Polled every 20 ms; a lost connection is retried after 1 s, so the
+ * 503 lasts far longer than that.
+ */
+async function notReadyThenReady(service: ServiceProcess, deadline: number): Promise<void> {
+  let sawNotReady = false;
+  for (;;) {
+    const status = await readiness(service);
+    if (status === 503) sawNotReady = true;
+    else if (status === 200 && sawNotReady) return;
+    if (Date.now() > deadline) {
+      throw new Error(`${service.name} ${sawNotReady ? 'did not become ready again' : 'never reported not ready'}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+interface BrokerConnection {
+  /** RabbitMQ's name for it ("client address:port -> server address:port") and its Erlang process. */
+  name: string;
+  pid: string;
+  /** The OS process at the client's end of it. */
+  holder: number | undefined;
+}
+
+/** The system's RabbitMQ connections as RabbitMQ lists them, each with the local process holding it. */
+async function brokerConnections(): Promise<BrokerConnection[]> {
+  // list_connections lists the whole node's (other test systems' too) and takes no vhost: filtered here.
+  const { stdout } = await run('rabbitmqctl', [
+    '-q',
+    'list_connections',
+    '--no-table-headers',
+    'vhost',
+    'name',
+    'pid',
+    'peer_port',
+  ]);
+  const rows = stdout
+    .split('\n')
+    .map((line) => line.split('\t'))
+    .filter(([vhost]) => vhost === system.vhost);
+  const holders = await socketHolders(Object.values(system.services).concat(laterWorkers));
+  return rows.map(([, name, pid, port]) => ({ name: name!, pid: pid!, holder: holders.get(Number(port)) }));
+}
+
+/**
+ * For each local port of a TCP connection to RabbitMQ's port, the process (among `services`) holding its
+ * socket: the kernel's socket table gives the inode per port, each process's file descriptors the inodes.
+ */
+async function socketHolders(services: ServiceProcess[]): Promise<Map<number, number>> {
+  const brokerPort = (Number(new URL(system.rabbitmqUrl).port) || 5672).toString(16).toUpperCase().padStart(4, '0');
+  const portOf = new Map<string, number>(); // socket inode → local port
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const text = await readFile(table, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      // "sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode …"
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 10 || !fields[2]!.endsWith(`:${brokerPort}`)) continue;
+      portOf.set(fields[9]!, parseInt(fields[1]!.split(':').at(-1)!, 16));
+    }
+  }
+  const holders = new Map<number, number>();
+  for (const pid of new Set(services.map((s) => s.child.pid!))) {
+    for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+      const inode = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''))?.[1];
+      const port = inode === undefined ? undefined : portOf.get(inode);
+      if (port !== undefined) holders.set(port, pid);
+    }
+  }
+  return holders;
+}
 
 describe('converting a video, watched live through the gateway', () => {
   it('goes QUEUED/RUNNING → rising progress → SUCCEEDED, with fields of all three subgraphs, and the mp3 is right', async () => {
@@ -346,15 +446,12 @@ describe('cancelling, retrying and surviving failures', () => {
     const media = await upload(longVideo);
     const created = await convert(media.id);
     await waitFor(created.id, (j) => j.status === 'RUNNING' && j.progress > 0.1);
-    const workerId = await workerOf(created.id);
-    const victim = Object.values(system.services).find(
-      (s) => workerId === `e2e-${s.name.replace('worker', 'worker-')}`,
-    );
-    expect(victim, `worker ${workerId}`).toBeDefined();
+    const victim = await workerHolding(created.id);
+    expect(victim, `worker ${await workerOf(created.id)}`).toBeDefined();
     victim!.child.kill('SIGKILL');
     await waitFor(created.id, (j) => j.status === 'SUCCEEDED', 90_000);
     expect(await outputsOf(created.id)).toBe(1);
-    await system.startWorker(); // back to two for the tests after this one
+    laterWorkers.push(await system.startWorker()); // back to two for the tests after this one
   });
 
   it('hands a running job back when its worker is stopped (SIGTERM), and another worker finishes it', async () => {
@@ -362,9 +459,7 @@ describe('cancelling, retrying and surviving failures', () => {
     const created = await convert(media.id);
     await waitFor(created.id, (j) => j.status === 'RUNNING' && j.progress > 0.1);
     const workerId = await workerOf(created.id);
-    const stopped = Object.values(system.services).find(
-      (s) => workerId === `e2e-${s.name.replace('worker', 'worker-')}`,
-    );
+    const stopped = await workerHolding(created.id);
     expect(stopped, `worker ${workerId}`).toBeDefined();
     const exited = new Promise<number | null>((resolve) => stopped!.child.once('exit', (code) => resolve(code)));
     stopped!.child.kill('SIGTERM');
@@ -372,7 +467,7 @@ describe('cancelling, retrying and surviving failures', () => {
     await waitFor(created.id, (j) => j.status === 'SUCCEEDED', 60_000);
     expect(await workerOf(created.id)).not.toBe(workerId);
     expect(await outputsOf(created.id)).toBe(1);
-    await system.startWorker();
+    laterWorkers.push(await system.startWorker());
   });
 
   it('keeps a subscription going through the gateway while the jobs service restarts', async () => {
@@ -399,12 +494,62 @@ describe('cancelling, retrying and surviving failures', () => {
     expect(events.at(-1)?.data?.jobUpdated.status).toBe('SUCCEEDED');
   });
 
-  it('keeps working when RabbitMQ drops every connection', async () => {
-    await run('rabbitmqctl', ['-q', 'close_all_connections', '--vhost', system.vhost, 'e2e: simulated broker failure']);
-    const media = await upload(await sample('sample.mkv'));
-    const created = await convert(media.id);
-    await waitFor(created.id, (j) => j.status === 'SUCCEEDED', 60_000);
-  });
+  it(
+    'keeps working when RabbitMQ drops every connection: each service notices, reconnects by itself, and conversions go through',
+    { timeout: 120_000 },
+    async () => {
+      // The services that use RabbitMQ: jobs and the two workers. Each connected and ready before the drop.
+      const services = [system.services.jobs!, ...runningWorkers()];
+      expect(services.map((s) => s.name)).toEqual([
+        'jobs',
+        expect.stringMatching(/^worker/),
+        expect.stringMatching(/^worker/),
+      ]);
+      for (const service of services) await expect.poll(() => readiness(service), { timeout: 30_000 }).toBe(200);
+      const pids = services.map((s) => s.child.pid).sort();
+      const holders = (connections: BrokerConnection[]) => connections.map((c) => c.holder).sort();
+      // One connection each, and none held by anybody else.
+      const before = await vi.waitFor(
+        async () => {
+          const connections = await brokerConnections();
+          expect(holders(connections)).toEqual(pids);
+          return connections;
+        },
+        { timeout: 30_000, interval: 250 },
+      );
+      const lost = (s: ServiceProcess) => s.logs.filter((l) => l.includes('RabbitMQ connection lost')).length;
+      const lostBefore = services.map(lost);
+
+      const deadline = Date.now() + 60_000;
+      const recovered = Promise.all(services.map((s) => notReadyThenReady(s, deadline)));
+      await run('rabbitmqctl', [
+        '-q',
+        'close_all_connections',
+        '--vhost',
+        system.vhost,
+        'e2e: simulated broker failure',
+      ]);
+      // Each reported not ready while disconnected, and ready again once it had reconnected on its own…
+      await recovered;
+      services.forEach((s, i) => expect(lost(s), s.name).toBeGreaterThan(lostBefore[i]!));
+
+      // …over new connections: the same processes (reconnected, not restarted) hold one each, none of the old ones.
+      const after = await vi.waitFor(
+        async () => {
+          const connections = await brokerConnections();
+          expect(holders(connections)).toEqual(pids);
+          return connections;
+        },
+        { timeout: 30_000, interval: 250 },
+      );
+      const old = new Set(before.flatMap((c) => [c.name, c.pid]));
+      expect(after.filter((c) => old.has(c.name) || old.has(c.pid))).toEqual([]);
+
+      const media = await upload(await sample('sample.mkv'));
+      const created = await convert(media.id);
+      await waitFor(created.id, (j) => j.status === 'SUCCEEDED', 60_000);
+    },
+  );
 });
 
 describe('only the owner reaches a job', () => {

@@ -100,6 +100,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     // Without introspection, "Did you mean …?" suggestions would still map out the schema.
     hideSchemaDetailsFromClientErrors: !config.INTROSPECTION,
     csrfPrevention: true,
+    // SIGTERM is main.ts's (onShutdown). Apollo's own handler, installed whenever NODE_ENV is not `test`, stops the
+    // server too and then raises the signal again, which onShutdown takes for a second one: exit 1, mid-close.
+    stopOnTerminationSignals: false,
     allowBatchedHttpRequests: false,
     includeStacktraceInErrorResponses: false,
     validationRules: limits.validationRules,

@@ -3,12 +3,16 @@ import { createClient as createWsClient, type Client as WsClient } from 'graphql
 import { aborted, isAbort, Vidmp3Error } from './errors.js';
 import {
   CancelJobDocument,
+  ChangePasswordDocument,
   ConvertMediaDocument,
   JobDocument,
   JobsDocument,
   MediaDocument,
   LogInDocument,
+  LogOutDocument,
+  LogOutEverywhereDocument,
   MeDocument,
+  RefreshSessionDocument,
   RetryJobDocument,
   SignUpDocument,
   type TypedDocumentString,
@@ -31,6 +35,7 @@ import type {
   JobPage,
   JobsFilter,
   Media,
+  Session,
   UploadInput,
   UploadOptions,
   Usage,
@@ -62,6 +67,16 @@ function disposeQuietly(client: WsClient): void {
   Promise.resolve(client.dispose()).catch(() => undefined);
 }
 
+/** Refreshed this long before the access token's expiry, so no request goes out with a token about to lapse. */
+const REFRESH_AHEAD_MS = 30_000;
+
+const sessionOf = ({ accessToken, expiresAt, refreshToken, refreshTokenExpiresAt }: Session): Session => ({
+  accessToken,
+  expiresAt,
+  refreshToken,
+  refreshTokenExpiresAt,
+});
+
 /** A graphql-ws client bound to one token; retired on token change once its last watcher is done. */
 interface Socket {
   client: WsClient;
@@ -71,6 +86,9 @@ interface Socket {
 
 class Vidmp3Client implements Client {
   private currentToken: string | undefined;
+  private currentSession: Session | undefined;
+  /** The refresh under way: one at a time, as a refresh token works once (a second use ends the session). */
+  private refreshing: Promise<Session> | undefined;
   private socket: Socket | undefined;
   private readonly url: string;
   private readonly wsUrl: string;
@@ -83,13 +101,30 @@ class Vidmp3Client implements Client {
     this.url = options.url;
     this.wsUrl = options.wsUrl ?? webSocketUrl(options.url);
     this.currentToken = options.token || undefined;
+    if (options.session) this.useSession(options.session, false);
   }
 
   get token(): string | undefined {
     return this.currentToken;
   }
 
+  get session(): Session | undefined {
+    return this.currentSession;
+  }
+
   setToken(token: string | undefined): void {
+    this.currentSession = undefined;
+    this.useToken(token);
+  }
+
+  /** Signs this client in with `session` (null: out), and tells `onSession` if it is news. */
+  private useSession(session: Session | null, announce = true): void {
+    this.currentSession = session ? sessionOf(session) : undefined;
+    this.useToken(session?.accessToken);
+    if (announce) this.options.onSession?.(this.currentSession ?? null);
+  }
+
+  private useToken(token: string | undefined): void {
     if (token === this.currentToken) return;
     this.currentToken = token || undefined;
     // An open socket was authenticated with the old token: new watches need a new one.
@@ -108,14 +143,68 @@ class Vidmp3Client implements Client {
     };
   }
 
+  /**
+   * A GraphQL request with the session kept alive: refreshed first when the access token is about to expire,
+   * and once more, then the request sent again, when the server refuses it as unauthenticated (the token expired
+   * on the way, or the clock here is off). A refused request had no effect, so sending it again is safe.
+   */
   private async request<TResult, TVariables>(
     document: TypedDocumentString<TResult, TVariables>,
     variables: TVariables,
   ): Promise<TResult> {
+    await this.freshSession();
+    const session = this.currentSession;
+    try {
+      return await this.send(document, variables);
+    } catch (err) {
+      if (!session || !(err instanceof Vidmp3Error) || err.code !== 'UNAUTHENTICATED') throw err;
+      if (this.currentSession === session) await this.refreshSession().catch(() => undefined);
+      if (!this.currentSession || this.currentSession === session) throw err;
+      return this.send(document, variables);
+    }
+  }
+
+  /** Refreshes the session if its access token expires within REFRESH_AHEAD_MS. */
+  private async freshSession(): Promise<void> {
+    const session = this.currentSession;
+    if (!session || Date.parse(session.expiresAt) - Date.now() > REFRESH_AHEAD_MS) return;
+    // A session the server no longer takes shows in the request that follows (UNAUTHENTICATED).
+    await this.refreshSession().catch(() => undefined);
+  }
+
+  refreshSession(): Promise<Session> {
+    const session = this.currentSession;
+    if (!session) return Promise.reject(new Vidmp3Error('UNAUTHENTICATED', 'No session to refresh: log in first'));
+    this.refreshing ??= this.send(RefreshSessionDocument, { refreshToken: session.refreshToken }, true)
+      .then(({ refreshSession }) => {
+        // Unless the session changed meanwhile (log-in, log-out): then this answer is not ours to use.
+        if (this.currentSession === session) this.useSession(refreshSession);
+        return sessionOf(refreshSession);
+      })
+      .catch((err: unknown) => {
+        // The server ended the session (a spent or revoked refresh token): signed out.
+        if (err instanceof Vidmp3Error && err.code === 'UNAUTHENTICATED' && this.currentSession === session) {
+          this.useSession(null);
+        }
+        throw err;
+      })
+      .finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  /**
+   * One GraphQL request as it is. `anonymous`: without the access token — signing in and refreshing need none,
+   * and an expired or refused one would only get them refused at the gateway.
+   */
+  private async send<TResult, TVariables>(
+    document: TypedDocumentString<TResult, TVariables>,
+    variables: TVariables,
+    anonymous = false,
+  ): Promise<TResult> {
     const answer = await fetchAnswer(this.url, {
       method: 'POST',
       headers: {
-        ...this.headers(),
+        ...(anonymous ? this.options.headers : this.headers()),
         'content-type': 'application/json',
         accept: 'application/graphql-response+json, application/json',
       },
@@ -125,15 +214,31 @@ class Vidmp3Client implements Client {
   }
 
   async signUp(email: string, password: string): Promise<AuthPayload> {
-    const { signUp } = await this.request(SignUpDocument, { email, password });
-    this.setToken(signUp.accessToken);
+    const { signUp } = await this.send(SignUpDocument, { email, password }, true);
+    this.useSession(signUp);
     return signUp;
   }
 
   async logIn(email: string, password: string): Promise<AuthPayload> {
-    const { logIn } = await this.request(LogInDocument, { email, password });
-    this.setToken(logIn.accessToken);
+    const { logIn } = await this.send(LogInDocument, { email, password }, true);
+    this.useSession(logIn);
     return logIn;
+  }
+
+  async changePassword(currentPassword: string, newPassword: string): Promise<AuthPayload> {
+    const { changePassword } = await this.request(ChangePasswordDocument, { currentPassword, newPassword });
+    this.useSession(changePassword);
+    return changePassword;
+  }
+
+  async logOut(): Promise<void> {
+    await this.request(LogOutDocument, {});
+    this.useSession(null);
+  }
+
+  async logOutEverywhere(): Promise<void> {
+    await this.request(LogOutEverywhereDocument, {});
+    this.useSession(null);
   }
 
   async me(): Promise<User | null> {
@@ -147,6 +252,8 @@ class Vidmp3Client implements Client {
   }
 
   async uploadVideo(input: UploadInput, options: UploadOptions = {}): Promise<Media> {
+    // A stream cannot be sent twice: the session is made fresh before, never refreshed after a refusal.
+    await this.freshSession();
     const answer = await this.platform.upload({
       url: this.url,
       // CSRF prevention stays on at the gateway: a multipart POST needs this header to be accepted.
@@ -198,7 +305,16 @@ class Vidmp3Client implements Client {
 
   watchJob(id: string, options: WatchOptions = {}): AsyncGenerator<Job> {
     return watchJob(
-      { socket: () => this.acquireSocket(), queryJob: (jobId) => this.job(jobId), wsUrl: this.wsUrl },
+      {
+        socket: () => this.acquireSocket(),
+        queryJob: (jobId) => this.job(jobId),
+        wsUrl: this.wsUrl,
+        // The socket's token expired: refreshed already by a request meanwhile, or now; then a new socket.
+        renew: async () => {
+          await this.freshSession();
+          return this.currentSession !== undefined;
+        },
+      },
       id,
       options.signal,
     );
@@ -209,8 +325,12 @@ class Vidmp3Client implements Client {
       client: createWsClient({
         url: this.wsUrl,
         webSocketImpl: this.platform.webSocket,
-        // Read when each connection opens, so a reconnect carries the token of the moment.
-        connectionParams: () => (this.currentToken ? { authorization: `Bearer ${this.currentToken}` } : {}),
+        // Read when each connection opens, so a reconnect carries the token of the moment — refreshed first when
+        // it is about to expire (the gateway closes a socket, 4401, when its token expires: see watch.ts).
+        connectionParams: async () => {
+          await this.freshSession();
+          return this.currentToken ? { authorization: `Bearer ${this.currentToken}` } : {};
+        },
         // Lazy: the socket opens with the first watch and closes after the last, so scripts can exit.
         lazy: true,
         // A server that accepts the socket but never acknowledges it is given up on (4418, then retried).

@@ -20,10 +20,23 @@ export type ConversionOptions = GeneratedConversionOptions;
  */
 export type Usage = UsageFieldsFragment;
 
-export interface AuthPayload {
-  accessToken: string;
-  expiresAt: string;
+export interface AuthPayload extends Session {
   user: User;
+}
+
+/**
+ * A signed-in session: a short-lived access token and the refresh token that renews it. The client refreshes
+ * by itself (shortly before the access token expires, or when the server says it has) and hands every new
+ * session to `onSession`, so a program can keep it (the refresh token changes at every refresh: an old one,
+ * used again, ends the session everywhere).
+ */
+export interface Session {
+  accessToken: string;
+  /** When the access token expires (ISO 8601). */
+  expiresAt: string;
+  refreshToken: string;
+  /** When the refresh token expires unless used before (ISO 8601). */
+  refreshTokenExpiresAt: string;
 }
 
 export interface JobPage {
@@ -35,8 +48,12 @@ export interface JobPage {
 export interface ClientOptions {
   /** The gateway's GraphQL endpoint, e.g. `http://127.0.0.1:4000/graphql`. */
   url: string;
-  /** A bearer token from signUp/logIn. */
+  /** A bearer token from signUp/logIn (or an API key). Without `session`, it is used as it is, never refreshed. */
   token?: string | undefined;
+  /** A session kept from an earlier run (`onSession`): used and refreshed as needed. Wins over `token`. */
+  session?: Session | undefined;
+  /** Called with every new session (sign-up, log-in, refresh, password change), and with null once it ended. */
+  onSession?: ((session: Session | null) => void) | undefined;
   /** The graphql-ws endpoint; defaults to `url` with http(s) turned into ws(s). */
   wsUrl?: string | undefined;
   /** How many times watchJob reconnects after losing its WebSocket (default 10). */
@@ -130,7 +147,18 @@ export interface ConvertFileResult {
 export interface Client {
   /** The bearer token sent with every request, if any. */
   readonly token: string | undefined;
+  /** Uses this token from now on, as it is (no session: nothing to refresh). */
   setToken(token: string | undefined): void;
+  /** The current session, if signed in with one. */
+  readonly session: Session | undefined;
+  /** Trades the refresh token for a new session now (the client also does it by itself when needed). */
+  refreshSession(): Promise<Session>;
+  /** Ends this session on the server and forgets it here. */
+  logOut(): Promise<void>;
+  /** Ends every session of this user, this one included. */
+  logOutEverywhere(): Promise<void>;
+  /** Changes the password; every other session ends, and this client goes on with the new one it gets. */
+  changePassword(currentPassword: string, newPassword: string): Promise<AuthPayload>;
   /** Creates an account and uses its token from now on. */
   signUp(email: string, password: string): Promise<AuthPayload>;
   /** Logs in and uses the token from now on. */

@@ -63,6 +63,11 @@ export interface WatchDeps {
   socket(): { client: WsClient; release: () => void };
   queryJob(id: string): Promise<Job | null>;
   wsUrl: string;
+  /**
+   * The server closed the socket because its access token expired: make the session fresh (refresh it), and
+   * say whether watching can go on with a new socket. Absent: such a close ends the watch.
+   */
+  renew?: () => Promise<boolean>;
 }
 
 /** A job fetched after a reconnect: tried up to 5 times, 0.5 s apart and doubling (7.5 s in all). */
@@ -84,6 +89,15 @@ function closeCode(err: unknown): number | undefined {
   return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number'
     ? err.code
     : undefined;
+}
+
+/**
+ * The gateway closed the socket because its access token expired (4401 "Access token expired"). graphql-ws
+ * never reconnects after a 4401, so the watch opens a new socket itself once the session is fresh.
+ */
+function isTokenExpiry(error: Vidmp3Error): boolean {
+  const reason = error.extensions?.closeReason;
+  return error.extensions?.closeCode === 4401 && typeof reason === 'string' && /expired/i.test(reason);
 }
 
 /** Whether graphql-ws should reconnect after `errOrCloseEvent`: yes, unless the server refused the connection. */
@@ -143,7 +157,6 @@ export function subscriptionError(err: unknown, wsUrl: string): Vidmp3Error {
 export async function* watchJob(deps: WatchDeps, id: string, signal?: AbortSignal): AsyncGenerator<Job> {
   if (signal?.aborted) throw aborted(signal.reason);
   const queue = new EventQueue();
-  const { client, release } = deps.socket();
   let ended = false;
   /** Fetches the job into the queue; a transient failure is tried again up to `attempts` times in all. */
   const query = async (attempts: number) => {
@@ -161,25 +174,38 @@ export async function* watchJob(deps: WatchDeps, id: string, signal?: AbortSigna
       }
     }
   };
-  // Subscribe first, then query: a change between the two reaches us one way or the other.
-  const unsubscribe = client.subscribe<JobUpdatedSubscription>(
-    { query: JobUpdatedDocument.toString(), variables: { id } },
-    {
-      next: (result) => {
-        if (result.errors?.length) {
-          queue.push({ kind: 'error', error: fromGraphQLErrors(result.errors) });
-        } else if (result.data) {
-          queue.push({ kind: 'job', job: result.data.jobUpdated });
-        }
+  /** Subscribes on a socket of the moment; returns how to leave. Events of a subscription left are ignored. */
+  const subscribe = () => {
+    const { client, release } = deps.socket();
+    let left = false;
+    const push = (event: Event) => left || queue.push(event);
+    const unsubscribe = client.subscribe<JobUpdatedSubscription>(
+      { query: JobUpdatedDocument.toString(), variables: { id } },
+      {
+        next: (result) => {
+          if (result.errors?.length) {
+            push({ kind: 'error', error: fromGraphQLErrors(result.errors) });
+          } else if (result.data) {
+            push({ kind: 'job', job: result.data.jobUpdated });
+          }
+        },
+        error: (err) => push({ kind: 'error', error: subscriptionError(err, deps.wsUrl) }),
+        complete: () => push({ kind: 'complete' }),
       },
-      error: (err) => queue.push({ kind: 'error', error: subscriptionError(err, deps.wsUrl) }),
-      complete: () => queue.push({ kind: 'complete' }),
-    },
-  );
-  // After a reconnect graphql-ws subscribes again; a state reached while the socket was down is fetched here.
-  // The socket being back does not mean every service is (a reconnect often follows a restart), so a failed
-  // fetch is tried again a few times before it ends the watch.
-  const offConnected = client.on('connected', () => queue.push({ kind: 'resync' }));
+    );
+    // After a reconnect graphql-ws subscribes again; a state reached while the socket was down is fetched here.
+    // The socket being back does not mean every service is (a reconnect often follows a restart), so a failed
+    // fetch is tried again a few times before it ends the watch.
+    const offConnected = client.on('connected', () => push({ kind: 'resync' }));
+    return () => {
+      left = true;
+      offConnected();
+      unsubscribe();
+      release();
+    };
+  };
+  // Subscribe first, then query: a change between the two reaches us one way or the other.
+  let leave = subscribe();
   const onAbort = () => queue.push({ kind: 'error', error: aborted(signal?.reason) });
   signal?.addEventListener('abort', onAbort, { once: true });
   void query(1);
@@ -204,6 +230,12 @@ export async function* watchJob(deps: WatchDeps, id: string, signal?: AbortSigna
           void query(RESYNC_ATTEMPTS);
           break;
         case 'error':
+          if (deps.renew && isTokenExpiry(event.error) && (await deps.renew())) {
+            leave();
+            leave = subscribe();
+            void query(RESYNC_ATTEMPTS); // what changed while no socket was open
+            break;
+          }
           throw event.error;
         case 'complete': {
           // The server ends the subscription after a final state; make sure we have seen it.
@@ -217,8 +249,6 @@ export async function* watchJob(deps: WatchDeps, id: string, signal?: AbortSigna
   } finally {
     ended = true;
     signal?.removeEventListener('abort', onAbort);
-    offConnected();
-    unsubscribe();
-    release();
+    leave();
   }
 }

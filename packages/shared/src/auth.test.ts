@@ -77,6 +77,19 @@ describe('createTokenVerifier', () => {
     });
   });
 
+  it('carries the session a token was issued for (its sid claim) into the viewer', async () => {
+    const exp = now() + 600;
+    const token = signToken({ sub: 'user-42', sid: 'session-7', exp });
+
+    expect(await verifierWith().verify(token)).toStrictEqual({
+      userId: 'user-42',
+      token,
+      expiresAt: new Date(exp * 1000),
+      sessionId: 'session-7',
+    });
+    expect(await verifierWith().verify(signToken({ sub: 'user-42' }))).not.toHaveProperty('sessionId');
+  });
+
   it('refuses an expired token, saying it expired', async () => {
     const token = signToken({ iat: now() - 3_600, exp: now() - 60 });
 

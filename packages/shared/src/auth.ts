@@ -11,6 +11,11 @@ export interface Viewer {
   /** The verified bearer token, forwarded as it is to the services behind. */
   token: string;
   expiresAt: Date;
+  /**
+   * The session the token was issued for (its `sid` claim). Only the users service can tell whether that
+   * session has ended since (docs/SECURITY.md, "Sessions"); everyone else trusts the token until its `exp`.
+   */
+  sessionId?: string;
 }
 
 /** Finds the public key for a `kid`; undefined when no such key is known. */
@@ -109,7 +114,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       throw invalid('bad signature');
     }
     if (typeof claims === 'string' || !claims.sub || typeof claims.exp !== 'number') throw invalid('missing claims');
-    const viewer = { userId: claims.sub, token, expiresAt: new Date(claims.exp * 1000) };
+    const viewer: Viewer = { userId: claims.sub, token, expiresAt: new Date(claims.exp * 1000) };
+    if (typeof claims.sid === 'string' && claims.sid !== '') viewer.sessionId = claims.sid;
     // Only a token that passed every check is remembered; one that failed is checked again each time.
     remember(token, { viewer, kid, key, expiresAtMs: claims.exp * 1000 });
     return viewer;

@@ -103,6 +103,9 @@ export async function startSubgraphServer<Ctx extends RequestContext>(
     schema,
     introspection: !options.production,
     includeStacktraceInErrorResponses: false,
+    // SIGTERM is the service's (onShutdown). Apollo's own handler, installed whenever NODE_ENV is not `test`, stops
+    // the server too and then raises the signal again, which onShutdown takes for a second one: exit 1, mid-close.
+    stopOnTerminationSignals: false,
     formatError: createFormatError({ exposeInternals: !options.production }),
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: options.shutdownGraceMs ?? 10_000 }),

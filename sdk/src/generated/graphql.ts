@@ -36,13 +36,15 @@ export type MediaKind =
 
 export type UserFieldsFragment = { id: string, email: string, createdAt: string };
 
+export type SessionFieldsFragment = { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, createdAt: string } };
+
 export type SignUpMutationVariables = Exact<{
   email: string;
   password: string;
 }>;
 
 
-export type SignUpMutation = { signUp: { accessToken: string, expiresAt: string, user: { id: string, email: string, createdAt: string } } };
+export type SignUpMutation = { signUp: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, createdAt: string } } };
 
 export type LogInMutationVariables = Exact<{
   email: string;
@@ -50,7 +52,32 @@ export type LogInMutationVariables = Exact<{
 }>;
 
 
-export type LogInMutation = { logIn: { accessToken: string, expiresAt: string, user: { id: string, email: string, createdAt: string } } };
+export type LogInMutation = { logIn: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, createdAt: string } } };
+
+export type RefreshSessionMutationVariables = Exact<{
+  refreshToken: string;
+}>;
+
+
+export type RefreshSessionMutation = { refreshSession: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, createdAt: string } } };
+
+export type ChangePasswordMutationVariables = Exact<{
+  currentPassword: string;
+  newPassword: string;
+}>;
+
+
+export type ChangePasswordMutation = { changePassword: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, createdAt: string } } };
+
+export type LogOutMutationVariables = Exact<{ [key: string]: never; }>;
+
+
+export type LogOutMutation = { logOut: boolean };
+
+export type LogOutEverywhereMutationVariables = Exact<{ [key: string]: never; }>;
+
+
+export type LogOutEverywhereMutation = { logOutEverywhere: boolean };
 
 export type MeQueryVariables = Exact<{ [key: string]: never; }>;
 
@@ -152,6 +179,21 @@ export const UserFieldsFragmentDoc = new TypedDocumentString(`
   createdAt
 }
     `, {"fragmentName":"UserFields"}) as unknown as TypedDocumentString<UserFieldsFragment, unknown>;
+export const SessionFieldsFragmentDoc = new TypedDocumentString(`
+    fragment SessionFields on AuthPayload {
+  accessToken
+  expiresAt
+  refreshToken
+  refreshTokenExpiresAt
+  user {
+    ...UserFields
+  }
+}
+    fragment UserFields on User {
+  id
+  email
+  createdAt
+}`, {"fragmentName":"SessionFields"}) as unknown as TypedDocumentString<SessionFieldsFragment, unknown>;
 export const MediaFieldsFragmentDoc = new TypedDocumentString(`
     fragment MediaFields on Media {
   id
@@ -212,33 +254,93 @@ export const UsageFieldsFragmentDoc = new TypedDocumentString(`
 export const SignUpDocument = new TypedDocumentString(`
     mutation SignUp($email: String!, $password: String!) {
   signUp(email: $email, password: $password) {
-    accessToken
-    expiresAt
-    user {
-      ...UserFields
-    }
+    ...SessionFields
   }
 }
     fragment UserFields on User {
   id
   email
   createdAt
+}
+fragment SessionFields on AuthPayload {
+  accessToken
+  expiresAt
+  refreshToken
+  refreshTokenExpiresAt
+  user {
+    ...UserFields
+  }
 }`) as unknown as TypedDocumentString<SignUpMutation, SignUpMutationVariables>;
 export const LogInDocument = new TypedDocumentString(`
     mutation LogIn($email: String!, $password: String!) {
   logIn(email: $email, password: $password) {
-    accessToken
-    expiresAt
-    user {
-      ...UserFields
-    }
+    ...SessionFields
   }
 }
     fragment UserFields on User {
   id
   email
   createdAt
+}
+fragment SessionFields on AuthPayload {
+  accessToken
+  expiresAt
+  refreshToken
+  refreshTokenExpiresAt
+  user {
+    ...UserFields
+  }
 }`) as unknown as TypedDocumentString<LogInMutation, LogInMutationVariables>;
+export const RefreshSessionDocument = new TypedDocumentString(`
+    mutation RefreshSession($refreshToken: String!) {
+  refreshSession(refreshToken: $refreshToken) {
+    ...SessionFields
+  }
+}
+    fragment UserFields on User {
+  id
+  email
+  createdAt
+}
+fragment SessionFields on AuthPayload {
+  accessToken
+  expiresAt
+  refreshToken
+  refreshTokenExpiresAt
+  user {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<RefreshSessionMutation, RefreshSessionMutationVariables>;
+export const ChangePasswordDocument = new TypedDocumentString(`
+    mutation ChangePassword($currentPassword: String!, $newPassword: String!) {
+  changePassword(currentPassword: $currentPassword, newPassword: $newPassword) {
+    ...SessionFields
+  }
+}
+    fragment UserFields on User {
+  id
+  email
+  createdAt
+}
+fragment SessionFields on AuthPayload {
+  accessToken
+  expiresAt
+  refreshToken
+  refreshTokenExpiresAt
+  user {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<ChangePasswordMutation, ChangePasswordMutationVariables>;
+export const LogOutDocument = new TypedDocumentString(`
+    mutation LogOut {
+  logOut
+}
+    `) as unknown as TypedDocumentString<LogOutMutation, LogOutMutationVariables>;
+export const LogOutEverywhereDocument = new TypedDocumentString(`
+    mutation LogOutEverywhere {
+  logOutEverywhere
+}
+    `) as unknown as TypedDocumentString<LogOutEverywhereMutation, LogOutEverywhereMutationVariables>;
 export const MeDocument = new TypedDocumentString(`
     query Me {
   me {

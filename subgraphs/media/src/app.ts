@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'graphql';
 import {
-  connectTo,
   createMetrics,
   createTokenVerifier,
   httpTimeouts,
@@ -40,7 +39,8 @@ async function openBlobStore(config: Config): Promise<{ blobs: BlobStore; scratc
     // Loaded only when used: the MongoDB driver (and the 17 MiB buffer its BSON serializer allocates on load) is
     // most of what a disk-store media service would otherwise hold for nothing (issue #11).
     const { GridFsBlobStore } = await import('./adapters/blob-gridfs.js');
-    const blobs = await connectTo('MongoDB', url, () => GridFsBlobStore.connect(url));
+    // An unreachable server is the adapter's DependencyError: the driver's errors carry no socket error code.
+    const blobs = await GridFsBlobStore.connect(url);
     return { blobs, scratchDir: config.SCRATCH_DIR ?? join(tmpdir(), 'vidmp3-media') };
   }
   const blobs = await DiskBlobStore.open(config.BLOB_DIR);
@@ -54,7 +54,11 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
     ? Buffer.from(config.DOWNLOAD_SIGNING_KEY)
     : await loadOrCreateDevKey(config.DOWNLOAD_KEY_FILE);
   const pool = await openDatabase({ url: config.MYSQL_URL, migrations, logger });
-  const { blobs, scratchDir } = await openBlobStore(config);
+  // A start that fails here (MongoDB unreachable) leaves no MariaDB connection open behind it.
+  const { blobs, scratchDir } = await openBlobStore(config).catch(async (err: unknown) => {
+    await pool.end();
+    throw err;
+  });
   await mkdir(scratchDir, { recursive: true });
   logger.info({ store: blobs.kind }, 'blob store ready');
 

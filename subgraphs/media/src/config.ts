@@ -1,6 +1,18 @@
 import { z } from 'zod';
 import { DEFAULT_TOOL_PATH, DEV_INTERNAL_API_TOKEN, env, httpTimeoutSettings, loadConfig } from '@vidmp3/shared';
 
+/**
+ * A MongoDB connection string, checked for its shape only (the driver parses it at start). Not `z.url()`: a
+ * replica set's hosts with their ports (`mongodb://a:27017,b:27017/db`) are no WHATWG URL, while `localhost:27017`
+ * and `http://…` are, and would only fail at start.
+ */
+const mongoConnectionString = z
+  .string()
+  .regex(
+    /^mongodb(?:\+srv)?:\/\/(?:[^@/?#]+@)?[^@/?#,]+(?:,[^@/?#,]+)*(?:\/[^?#]*)?(?:\?[^#]*)?$/,
+    'must be a mongodb:// or mongodb+srv:// connection string naming at least one host',
+  );
+
 export const ConfigSchema = z
   .object({
     NODE_ENV: env.nodeEnv(),
@@ -12,7 +24,7 @@ export const ConfigSchema = z
     METRICS_ENABLED: env.bool(true),
     MYSQL_URL: env.url('mysql://root@127.0.0.1:3306/vidmp3_media'),
     /** Set → blobs in MongoDB GridFS; unset → blobs on local disk under BLOB_DIR. */
-    MONGODB_URL: z.url().optional(),
+    MONGODB_URL: mongoConnectionString.optional(),
     BLOB_DIR: z.string().default('./data/blobs'),
     /** Where uploads are written while they are checked; defaults to the disk store's own temp dir. */
     SCRATCH_DIR: z.string().optional(),

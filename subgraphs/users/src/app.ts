@@ -13,6 +13,7 @@ import {
 import type { Config } from './config.js';
 import type { Context } from './context.js';
 import { buildSigningKeys, loadOrCreateDevKey, parsePublicKeys } from './adapters/signing-keys.js';
+import { SessionRepository } from './adapters/session-repo.js';
 import { MySqlCounterStore } from './adapters/throttle-store.js';
 import { UserRepository } from './adapters/user-repo.js';
 import { NotificationSettingsRepository } from './adapters/notification-settings-repo.js';
@@ -21,6 +22,8 @@ import { migrations } from './migrations.js';
 import { resolvers } from './resolvers.js';
 import { AccountService } from './services/accounts.js';
 import { LoginThrottle, throttlePolicy } from './services/login-throttle.js';
+import { sessionPolicy } from './services/session-policy.js';
+import { SessionService } from './services/sessions.js';
 import { TokenIssuer } from './services/tokens.js';
 import { NotificationSettingsService } from './services/notification-settings.js';
 
@@ -36,11 +39,15 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
 
   const accounts = await AccountService.create(
     new UserRepository(pool),
-    new TokenIssuer(keys, {
-      issuer: config.JWT_ISSUER,
-      audience: config.JWT_AUDIENCE,
-      ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
-    }),
+    new SessionService(
+      new SessionRepository(pool),
+      new TokenIssuer(keys, {
+        issuer: config.JWT_ISSUER,
+        audience: config.JWT_AUDIENCE,
+        ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+      }),
+      sessionPolicy(config),
+    ),
     // Counters in MySQL: shared by every replica of this service.
     new LoginThrottle(new MySqlCounterStore(pool), throttlePolicy(config)),
   );

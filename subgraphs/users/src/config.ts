@@ -19,7 +19,23 @@ export const ConfigSchema = z
     METRICS_ENABLED: env.bool(true),
     JWT_ISSUER: z.string().min(1).default('vidmp3'),
     JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
-    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3_600),
+    /**
+     * Access tokens are short-lived: only this service refuses one whose session has ended; the gateway and
+     * the other subgraphs accept it until it expires (docs/SECURITY.md, "Sessions").
+     */
+    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+    /** How long a refresh token lives unused; every refresh issues a new one with a full lifetime. */
+    REFRESH_TOKEN_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(300)
+      .default(30 * 86_400),
+    /** The most a session lives from its sign-in, however often it is refreshed. */
+    SESSION_MAX_AGE_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(300)
+      .default(90 * 86_400),
     /** PEM of the ES256 (P-256) signing key. Required in production; development generates one in KEYS_DIR. */
     JWT_PRIVATE_KEY: z.string().optional(),
     /** PEMs of retired public keys still served in the JWKS so that tokens they signed stay valid. */
@@ -56,6 +72,20 @@ export const ConfigSchema = z
     SIGNUP_MAX_PER_IP_PER_HOUR: z.coerce.number().int().positive().default(10),
   })
   .superRefine((c, ctx) => {
+    if (c.REFRESH_TOKEN_TTL_SECONDS <= c.ACCESS_TOKEN_TTL_SECONDS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REFRESH_TOKEN_TTL_SECONDS'],
+        message: 'must be longer than ACCESS_TOKEN_TTL_SECONDS (a refresh token renews access tokens)',
+      });
+    }
+    if (c.SESSION_MAX_AGE_SECONDS < c.REFRESH_TOKEN_TTL_SECONDS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SESSION_MAX_AGE_SECONDS'],
+        message: 'must be at least REFRESH_TOKEN_TTL_SECONDS',
+      });
+    }
     if (c.NODE_ENV === 'production' && !c.JWT_PRIVATE_KEY) {
       ctx.addIssue({
         code: 'custom',

@@ -43,7 +43,40 @@ export const migrations: Migration[] = [
     ],
   },
   {
-    // 5, not 4: 4 is the sessions' tables (being built alongside); ids only need to be unique and ordered.
+    id: 4,
+    name: 'create sessions and refresh_tokens',
+    // A session is one sign-in and the chain of refresh tokens rotated from it (services/session-policy.ts).
+    // Refresh tokens are stored as their sha256 only; spent ones stay until their own expiry so that a reused
+    // one is recognised. Both go with their account.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS sessions (
+        id CHAR(36) NOT NULL PRIMARY KEY,
+        user_id CHAR(36) NOT NULL,
+        created_at DATETIME(3) NOT NULL,
+        last_used_at DATETIME(3) NOT NULL,
+        expires_at DATETIME(3) NOT NULL,
+        revoked_at DATETIME(3) NULL,
+        revoked_reason VARCHAR(32) NULL,
+        created_ip VARCHAR(64) NOT NULL,
+        last_used_ip VARCHAR(64) NOT NULL,
+        KEY sessions_user (user_id, revoked_at),
+        KEY sessions_expires (expires_at),
+        KEY sessions_revoked (revoked_at),
+        CONSTRAINT sessions_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS refresh_tokens (
+        token_hash BINARY(32) NOT NULL PRIMARY KEY,
+        session_id CHAR(36) NOT NULL,
+        issued_at DATETIME(3) NOT NULL,
+        expires_at DATETIME(3) NOT NULL,
+        spent_at DATETIME(3) NULL,
+        KEY refresh_tokens_session (session_id),
+        KEY refresh_tokens_expires (expires_at),
+        CONSTRAINT refresh_tokens_session_fk FOREIGN KEY (session_id) REFERENCES sessions (id) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
+  {
     id: 5,
     name: 'create notification_settings',
     // Which mails a user agreed to (`me { notifications }`); no row means none. Goes with its account.

@@ -11,6 +11,11 @@ export const resolvers: Resolvers = {
       ctx.services.notifications.update(ctx.viewer, { conversionEmails }),
     signUp: (_parent, { email, password }, ctx) => ctx.services.accounts.signUp(email, password, ctx.ip),
     logIn: (_parent, { email, password }, ctx) => ctx.services.accounts.logIn(email, password, ctx.ip),
+    refreshSession: (_parent, { refreshToken }, ctx) => ctx.services.accounts.refreshSession(refreshToken, ctx.ip),
+    logOut: (_parent, _args, ctx) => ctx.services.accounts.logOut(ctx.viewer),
+    logOutEverywhere: (_parent, _args, ctx) => ctx.services.accounts.logOutEverywhere(ctx.viewer),
+    changePassword: (_parent, { currentPassword, newPassword }, ctx) =>
+      ctx.services.accounts.changePassword(ctx.viewer, currentPassword, newPassword, ctx.ip),
   },
   User: {
     __resolveReference: (ref, ctx) => ctx.services.accounts.resolveReference(ctx.viewer, ref.id),

@@ -10,6 +10,8 @@ import { migrations } from '../src/migrations.js';
 import { AccountService } from '../src/services/accounts.js';
 import { MySqlCounterStore } from '../src/adapters/throttle-store.js';
 import { LoginThrottle, type ThrottlePolicy } from '../src/services/login-throttle.js';
+import { SessionRepository } from '../src/adapters/session-repo.js';
+import { SessionService } from '../src/services/sessions.js';
 import { TokenIssuer } from '../src/services/tokens.js';
 
 const SERVER = 'mysql://root@127.0.0.1:3306';
@@ -79,7 +81,11 @@ function accounts(
   }
   return AccountService.create(
     users,
-    new TokenIssuer(keys, { issuer: ISSUER, audience: AUDIENCE, ttlSeconds: TTL_SECONDS }),
+    new SessionService(
+      new SessionRepository(pool),
+      new TokenIssuer(keys, { issuer: ISSUER, audience: AUDIENCE, ttlSeconds: TTL_SECONDS }),
+      { refreshTtlMs: 30 * 24 * 60 * MINUTE, maxAgeMs: 90 * 24 * 60 * MINUTE },
+    ),
     new LoginThrottle(
       new MySqlCounterStore(pool),
       { ...policy, ...overrides },
@@ -447,10 +453,11 @@ describe('the issued access token', () => {
 
     const viewer = await viewerFor(accessToken);
 
-    expect(viewer).toEqual({ userId: user.id, token: accessToken, expiresAt });
+    expect(viewer).toMatchObject({ userId: user.id, token: accessToken, expiresAt });
+    expect(viewer.sessionId).toMatch(/^[0-9a-f-]{36}$/);
     const { header, payload } = jwt.decode(accessToken, { complete: true }) as jwt.Jwt & { payload: jwt.JwtPayload };
     expect(header).toMatchObject({ alg: 'ES256', kid: keys.kid });
-    expect(payload).toMatchObject({ sub: user.id, iss: ISSUER, aud: AUDIENCE });
+    expect(payload).toMatchObject({ sub: user.id, iss: ISSUER, aud: AUDIENCE, sid: viewer.sessionId });
     expect(payload.exp).toBeGreaterThanOrEqual(now + TTL_SECONDS - 5);
     expect(payload.exp).toBeLessThanOrEqual(now + TTL_SECONDS + 5);
     expect(expiresAt.getTime()).toBe((payload.exp as number) * 1000);
@@ -481,12 +488,12 @@ describe('me', () => {
     expect(me).toEqual(user);
   });
 
-  it('is null when the account behind a still-valid token is gone', async () => {
+  it('refuses a still-valid token once the account behind it is gone (its sessions went with it)', async () => {
     const service = await accounts();
     const { accessToken, user } = await signUpUser(service);
     await pool.query('DELETE FROM users WHERE id = ?', [user.id]);
 
-    expect(await service.me(await viewerFor(accessToken))).toBeNull();
+    expect((await failureOf(service.me(await viewerFor(accessToken)))).extensions.code).toBe('UNAUTHENTICATED');
   });
 });
 

@@ -23,7 +23,8 @@ const RETRY_AFTER_FAILURE_MS = 1_000;
 /**
  * What jobs consumes, set up again after every reconnection:
  * - `job-events` (shared by all replicas): workers' events, applied to the database once;
- * - the dead-letter queue: requests RabbitMQ gave up on, whose jobs are failed;
+ * - the dead-letter queue: requests RabbitMQ gave up on (delivery limit), whose jobs are failed, and requests
+ *   converters gave up on, whose jobs their own `failed` event has failed already;
  * - an exclusive queue on the `job-changes` fanout: every change, pushed to this replica's subscribers.
  */
 export function startConsumers(
@@ -83,13 +84,13 @@ export function startConsumers(
         await ch.consume(Topology.deadLetterQueue, (msg) => {
           if (!msg) return;
           const log = logger.child({ requestId: messageRequestId(msg) });
-          const reason = msg.properties.headers?.['x-first-death-reason'];
+          const reason = lastDeathReason(msg);
           const work = Promise.resolve().then(async () => {
             const request = decodeMessage(ConversionRequest, msg.content);
-            await jobs.failUndeliverable(
-              request,
-              reason === 'delivery_limit' ? 'every delivery failed' : 'a converter gave up',
-            );
+            // A converter rejects a request (gives up on it) only once its `failed` event, which says why, is
+            // confirmed: failing the job here too would race that event, and the first applied would set the
+            // job's error (a GAVE_UP job could show DELIVERY_LIMIT). Only RabbitMQ's own give-ups are ours to record.
+            if (reason !== 'rejected') await jobs.failUndeliverable(request, 'every delivery failed');
             log.warn(
               { jobId: request.jobId, attempt: request.attempt, reason },
               'dead-lettered conversion request handled',
@@ -115,4 +116,16 @@ export function startConsumers(
     },
     logger,
   );
+}
+
+/**
+ * Why RabbitMQ dead-lettered a message this time: the newest entry of its `x-death` (RabbitMQ puts the latest
+ * death first). Not `x-first-death-reason`: every request after a first attempt, or after a deferred claim, has
+ * died once already in a retry queue (`expired`), and that header keeps the first death for good.
+ */
+function lastDeathReason(msg: ConsumeMessage): unknown {
+  const deaths: unknown = msg.properties.headers?.['x-death'];
+  if (!Array.isArray(deaths)) return undefined;
+  const [latest] = deaths as unknown[];
+  return typeof latest === 'object' && latest !== null ? (latest as { reason?: unknown }).reason : undefined;
 }

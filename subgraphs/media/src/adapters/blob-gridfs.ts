@@ -7,11 +7,13 @@ import {
   GridFSBucket,
   MongoClient,
   MongoServerError,
+  MongoServerSelectionError,
   type Collection,
   type Db,
   type GridFSBucketWriteStream,
   type ObjectId,
 } from 'mongodb';
+import { DependencyError } from '@vidmp3/shared';
 import {
   BlobExistsError,
   BlobNotFoundError,
@@ -73,7 +75,10 @@ export class GridFsBlobStore implements BlobStore {
     this.reservations = db.collection<ReservationDoc>(`${bucketName}.reservations`);
   }
 
-  /** Connects and makes sure the bucket's indexes exist; the database comes from the URL's path. */
+  /**
+   * Connects and makes sure the bucket's indexes exist; the database comes from the URL's path. No server to
+   * be found there is a DependencyError (one line at start, naming MongoDB, no credentials, no stack).
+   */
   static async connect(url: string, bucketName = 'blobs'): Promise<GridFsBlobStore> {
     const client = new MongoClient(url);
     try {
@@ -83,6 +88,9 @@ export class GridFsBlobStore implements BlobStore {
       return store;
     } catch (err) {
       await client.close();
+      // The driver reports an unreachable server (refused, hung up, not MongoDB) only as a failed server
+      // selection after serverSelectionTimeoutMS, never with the socket's error code connectTo() looks for.
+      if (err instanceof MongoServerSelectionError) throw new DependencyError('MongoDB', mongoAddress(url), err);
       throw err;
     }
   }
@@ -244,6 +252,12 @@ async function settle(upload: GridFSBucketWriteStream): Promise<void> {
 export function mongoDatabaseName(url: string): string {
   const path = /^mongodb(?:\+srv)?:\/\/[^/?#]*\/([^?#]*)/.exec(url)?.[1];
   return path ? decodeURIComponent(path) : DEFAULT_DATABASE;
+}
+
+/** The connection string's scheme and hosts, without credentials, database or options: for messages. */
+export function mongoAddress(url: string): string {
+  const parts = /^(mongodb(?:\+srv)?:\/\/)(?:[^@/?#]*@)?([^/?#]*)/.exec(url);
+  return parts ? `${parts[1]}${parts[2]}` : '(invalid url)';
 }
 
 // GridFS accepts any BSON value as a file id (the GridFS spec says so and the driver passes it through);

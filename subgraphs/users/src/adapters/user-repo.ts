@@ -1,4 +1,6 @@
-import type { Pool, RowDataPacket } from 'mysql2/promise';
+import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import { withTransaction } from '@vidmp3/shared';
+import { revokeAllOf } from './session-repo.js';
 
 export interface UserRecord {
   id: string;
@@ -22,6 +24,9 @@ interface UserRow extends RowDataPacket {
   password_hash: string;
   created_at: Date;
 }
+
+/** The account without its secret, as it may leave the service. */
+export const withoutSecret = ({ passwordHash: _secret, ...user }: UserWithSecret): UserRecord => user;
 
 const toRecord = (row: UserRow): UserWithSecret => ({
   id: row.id,
@@ -53,10 +58,38 @@ export class UserRepository {
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
+  /**
+   * The user, if `sessionId` is one of their sessions and has not ended: the users service's check of every
+   * access token, in the same query that reads the account.
+   */
+  async findBySession(id: string, sessionId: string): Promise<UserWithSecret | null> {
+    const [rows] = await this.pool.execute<UserRow[]>(
+      `SELECT u.* FROM users u JOIN sessions s ON s.user_id = u.id
+       WHERE u.id = ? AND s.id = ? AND s.revoked_at IS NULL`,
+      [id, sessionId],
+    );
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /**
+   * Replaces the password hash if it is still `currentHash`, and ends every session of the user, in one
+   * transaction: no moment exists where the new password is set and an old session still works. False when
+   * the hash had changed meanwhile (a concurrent change).
+   */
+  async changePassword(id: string, currentHash: string, newHash: string, at: Date): Promise<boolean> {
+    return withTransaction(this.pool, async (conn) => {
+      const [result] = await conn.execute<ResultSetHeader>(
+        'UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?',
+        [newHash, id, currentHash],
+      );
+      if (result.affectedRows === 0) return false;
+      await revokeAllOf(conn, id, at, 'password_change');
+      return true;
+    });
+  }
+
   async findById(id: string): Promise<UserRecord | null> {
     const [rows] = await this.pool.execute<UserRow[]>('SELECT * FROM users WHERE id = ?', [id]);
-    if (!rows[0]) return null;
-    const { passwordHash: _secret, ...user } = toRecord(rows[0]);
-    return user;
+    return rows[0] ? withoutSecret(toRecord(rows[0])) : null;
   }
 }

@@ -1,30 +1,47 @@
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, userError, type Viewer } from '@vidmp3/shared';
-import { EmailTakenError, type UserRecord, type UserRepository } from '../adapters/user-repo.js';
+import {
+  EmailTakenError,
+  withoutSecret,
+  type UserRecord,
+  type UserRepository,
+  type UserWithSecret,
+} from '../adapters/user-repo.js';
 import { normaliseEmail } from './emails.js';
 import type { LoginThrottle } from './login-throttle.js';
 import { checkPasswordRules, hashPassword, verifyPassword } from './passwords.js';
-import type { TokenIssuer } from './tokens.js';
+import type { SessionService, SessionTokens } from './sessions.js';
 
-export interface AuthResult {
-  accessToken: string;
-  expiresAt: Date;
+/** What signing in, refreshing or changing the password returns (`AuthPayload`). */
+export interface AuthResult extends Omit<SessionTokens, 'sessionId'> {
   user: UserRecord;
 }
 
 const wrongCredentials = () => userError(ErrorCode.UNAUTHENTICATED, 'Email or password is incorrect');
+const sessionEnded = () => userError(ErrorCode.UNAUTHENTICATED, 'This session has ended; log in again');
+const notSignedIn = () => userError(ErrorCode.UNAUTHENTICATED, 'Log in first');
+
+/** A viewer whose session the users service has checked, with their account. */
+interface SignedIn {
+  user: UserWithSecret;
+  sessionId: string;
+}
 
 export class AccountService {
   private constructor(
     private readonly users: UserRepository,
-    private readonly tokens: TokenIssuer,
+    private readonly sessions: SessionService,
     private readonly throttle: LoginThrottle,
     /** Verified against when the email is unknown, so both failures take the same time. */
     private readonly decoyHash: string,
   ) {}
 
-  static async create(users: UserRepository, tokens: TokenIssuer, throttle: LoginThrottle): Promise<AccountService> {
-    return new AccountService(users, tokens, throttle, await hashPassword(randomUUID()));
+  static async create(
+    users: UserRepository,
+    sessions: SessionService,
+    throttle: LoginThrottle,
+  ): Promise<AccountService> {
+    return new AccountService(users, sessions, throttle, await hashPassword(randomUUID()));
   }
 
   async signUp(emailInput: string, password: string, ip: string): Promise<AuthResult> {
@@ -33,7 +50,12 @@ export class AccountService {
     // Counted after the cheap checks (a typo costs no budget) and before the hash and the insert (which do
     // cost, and tell whether an email has an account).
     await this.throttle.reserveSignUp(ip);
-    const user = { id: randomUUID(), email, createdAt: new Date(), passwordHash: await hashPassword(password) };
+    const user: UserWithSecret = {
+      id: randomUUID(),
+      email,
+      createdAt: new Date(),
+      passwordHash: await hashPassword(password),
+    };
     try {
       await this.users.insert(user);
     } catch (err) {
@@ -42,7 +64,7 @@ export class AccountService {
       }
       throw err;
     }
-    return this.authenticated({ id: user.id, email: user.email, createdAt: user.createdAt });
+    return this.startSession(user, ip);
   }
 
   async logIn(emailInput: string, password: string, ip: string): Promise<AuthResult> {
@@ -54,13 +76,68 @@ export class AccountService {
     const ok = await verifyPassword(user?.passwordHash ?? this.decoyHash, password);
     if (!user || !ok) throw wrongCredentials();
     await attempt.succeeded();
-    return this.authenticated({ id: user.id, email: user.email, createdAt: user.createdAt });
+    return this.startSession(user, ip);
   }
 
-  /** The caller's own account; null when anonymous (or the account no longer exists). */
+  /** Trades a refresh token for new tokens (the refresh token is the proof: no access token needed). */
+  async refreshSession(refreshToken: string, ip: string): Promise<AuthResult> {
+    const { userId, tokens } = await this.sessions.refresh(refreshToken, ip);
+    // The session's rows go with the account (foreign key), so a refreshed session has its user.
+    const user = await this.users.findById(userId);
+    if (!user) throw sessionEnded();
+    return { ...withoutSessionId(tokens), user };
+  }
+
+  /** Ends the session of the access token; its refresh token and its access tokens stop working here at once. */
+  async logOut(viewer: Viewer | null): Promise<true> {
+    const { user, sessionId } = await this.requireSession(viewer);
+    await this.sessions.end(user.id, sessionId, 'logout');
+    return true;
+  }
+
+  /** Ends every session of the signed-in user, this one included. */
+  async logOutEverywhere(viewer: Viewer | null): Promise<true> {
+    const { user } = await this.requireSession(viewer);
+    await this.sessions.endAll(user.id, 'logout_everywhere');
+    return true;
+  }
+
+  /**
+   * Changes the password after checking the current one (through the logIn throttle: a stolen access token
+   * buys no extra guesses), ends every session of the user — this one too, so that none of its tokens outlives
+   * the change — and starts a new one for this client.
+   */
+  async changePassword(
+    viewer: Viewer | null,
+    currentPassword: string,
+    newPassword: string,
+    ip: string,
+  ): Promise<AuthResult> {
+    const { user } = await this.requireSession(viewer);
+    checkPasswordRules(newPassword, user.email, 'newPassword');
+    if (newPassword === currentPassword) {
+      throw userError(ErrorCode.BAD_USER_INPUT, 'The new password must differ from the current one', {
+        field: 'newPassword',
+      });
+    }
+    const attempt = await this.throttle.reserveLogIn(ip, user.email);
+    if (!(await verifyPassword(user.passwordHash, currentPassword))) throw wrongCurrentPassword();
+    await attempt.succeeded();
+    const newHash = await hashPassword(newPassword);
+    // Compare-and-set on the hash just checked: of two changes racing from the same password, one wins.
+    if (!(await this.users.changePassword(user.id, user.passwordHash, newHash, new Date()))) {
+      throw wrongCurrentPassword();
+    }
+    return this.startSession({ ...user, passwordHash: newHash }, ip);
+  }
+
+  /**
+   * The caller's own account; null when anonymous. A token of a session that has ended (or of an account that
+   * is gone) is refused, although its signature and expiry are still good.
+   */
   async me(viewer: Viewer | null): Promise<UserRecord | null> {
     if (!viewer) return null;
-    return this.users.findById(viewer.userId);
+    return withoutSecret((await this.requireSession(viewer)).user);
   }
 
   /**
@@ -69,10 +146,32 @@ export class AccountService {
    */
   async resolveReference(viewer: Viewer | null, id: string): Promise<UserRecord | null> {
     if (!viewer || viewer.userId !== id) return null;
-    return this.users.findById(id);
+    return withoutSecret((await this.requireSession(viewer)).user);
   }
 
-  private authenticated(user: UserRecord): AuthResult {
-    return { ...this.tokens.issue(user.id), user };
+  /**
+   * The access check of every operation on behalf of a signed-in user: the token verified (by the server),
+   * and its session (`sid`) still going — which only this service knows. A token without a session id was
+   * issued before sessions existed, and cannot be ended: it is refused here.
+   */
+  private async requireSession(viewer: Viewer | null): Promise<SignedIn> {
+    if (!viewer) throw notSignedIn();
+    const sessionId = viewer.sessionId;
+    if (!sessionId) throw sessionEnded();
+    const user = await this.users.findBySession(viewer.userId, sessionId);
+    if (!user) throw sessionEnded();
+    return { user, sessionId };
+  }
+
+  private async startSession(user: UserWithSecret, ip: string): Promise<AuthResult> {
+    const tokens = await this.sessions.start(user.id, user.passwordHash, ip);
+    // The password changed between its check and now: what was checked no longer proves anything.
+    if (!tokens) throw wrongCredentials();
+    return { ...withoutSessionId(tokens), user: withoutSecret(user) };
   }
 }
+
+const wrongCurrentPassword = () =>
+  userError(ErrorCode.BAD_USER_INPUT, 'The current password is incorrect', { field: 'currentPassword' });
+
+const withoutSessionId = ({ sessionId: _sessionId, ...tokens }: SessionTokens) => tokens;

@@ -35,23 +35,23 @@ const common = new Set([
   'monkey12345',
 ]);
 
-/** Throws BAD_USER_INPUT with a message a person can act on. */
-export function checkPasswordRules(password: string, email: string): void {
+/** Throws BAD_USER_INPUT with a message a person can act on, naming the argument (`field`) it is about. */
+export function checkPasswordRules(password: string, email: string, field = 'password'): void {
   const length = [...password].length;
   if (length < MIN_PASSWORD_LENGTH) {
     throw userError(ErrorCode.BAD_USER_INPUT, `Password must have at least ${MIN_PASSWORD_LENGTH} characters`, {
-      field: 'password',
+      field,
     });
   }
   if (length > MAX_PASSWORD_LENGTH) {
     throw userError(ErrorCode.BAD_USER_INPUT, `Password must have at most ${MAX_PASSWORD_LENGTH} characters`, {
-      field: 'password',
+      field,
     });
   }
   const lower = password.toLowerCase();
   if (common.has(lower) || new Set(lower).size < 3 || lower === email || lower === email.split('@')[0]) {
     throw userError(ErrorCode.BAD_USER_INPUT, 'Password is too easy to guess; choose a longer or less common one', {
-      field: 'password',
+      field,
     });
   }
 }

@@ -15,10 +15,14 @@ export class TokenIssuer {
     private readonly options: { issuer: string; audience: string; ttlSeconds: number },
   ) {}
 
-  issue(userId: string): IssuedToken {
-    const now = Math.floor(Date.now() / 1000);
+  /**
+   * An access token for a user in one of their sessions (`sid`): short-lived, because only this service checks
+   * whether the session has ended since; the gateway and the other subgraphs trust it until its `exp`.
+   */
+  issue(userId: string, sessionId: string, at = new Date()): IssuedToken {
+    const now = Math.floor(at.getTime() / 1000);
     const exp = now + this.options.ttlSeconds;
-    const accessToken = jwt.sign({ iat: now, exp }, this.keys.privateKey, {
+    const accessToken = jwt.sign({ iat: now, exp, sid: sessionId }, this.keys.privateKey, {
       algorithm: JWT_ALGORITHM,
       keyid: this.keys.kid,
       issuer: this.options.issuer,
