@@ -84,6 +84,17 @@ describe('conversion emails setting', () => {
     }
   });
 
+  it('cannot be changed with the token of a session that has ended', async () => {
+    const user = await signUp();
+    expect((await graphql<{ logOut: boolean }>('mutation { logOut }', user.token)).data).toEqual({ logOut: true });
+    const res = await graphql(
+      'mutation { updateNotificationSettings(conversionEmails: true) { conversionEmails } }',
+      user.token,
+    );
+    expect(res.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect(await (await contact(user.id)).json()).toEqual({ email: user.email, conversionEmails: false });
+  });
+
   it('cannot be changed without signing in', async () => {
     const res = await graphql('mutation { updateNotificationSettings(conversionEmails: true) { conversionEmails } }');
     expect(res.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');

@@ -140,6 +140,11 @@ export class AccountService {
     return withoutSecret((await this.requireSession(viewer)).user);
   }
 
+  /** The signed-in user, their session checked as `me` checks it: for the other services of this subgraph. */
+  async signedIn(viewer: Viewer | null): Promise<UserRecord> {
+    return withoutSecret((await this.requireSession(viewer)).user);
+  }
+
   /**
    * Entity resolution for `User` references from other subgraphs (`Job.owner`, `Media.owner`). A user is only
    * ever visible to themselves, so a reference to anyone else resolves to null.
