@@ -1,5 +1,5 @@
-// The per-user config file: which server to talk to and the session token for each server. It holds a
-// bearer token, so it is written 0600 in a 0700 directory, atomically (a crash never leaves half a file).
+// The per-user config file: which server to talk to and the session for each server. It holds a bearer token
+// and a refresh token, so it is written 0600 in a 0700 directory, atomically (a crash never leaves half a file).
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -9,10 +9,15 @@ import { CliError, ExitCode } from './errors.js';
 export const DEFAULT_URL = 'http://127.0.0.1:4000/graphql';
 
 export interface Session {
+  /** The access token. */
   token: string;
   email: string;
-  /** ISO date; a session past it is treated as logged out. */
+  /** ISO date: when the access token expires. */
   expiresAt?: string;
+  /** Renews the access token (each use gives a new one: the SDK rotates it, the CLI saves it). */
+  refreshToken?: string;
+  /** ISO date; a session past it (or past `expiresAt` without a refresh token) is treated as logged out. */
+  refreshTokenExpiresAt?: string;
 }
 
 export interface ConfigFile {
@@ -46,7 +51,7 @@ function isSession(value: unknown): value is Session {
   return (
     typeof v.token === 'string' &&
     typeof v.email === 'string' &&
-    (v.expiresAt === undefined || typeof v.expiresAt === 'string')
+    ['expiresAt', 'refreshToken', 'refreshTokenExpiresAt'].every((k) => v[k] === undefined || typeof v[k] === 'string')
   );
 }
 
@@ -107,10 +112,11 @@ export async function writeConfig(location: ConfigLocation, config: ConfigFile):
   }
 }
 
-/** The session for a server, unless it has expired. */
+/** The session for a server, unless it has expired (with a refresh token: unless that one has). */
 export function activeSession(config: ConfigFile, url: string, now = new Date()): Session | undefined {
   const session = config.sessions[url];
   if (!session) return undefined;
-  if (session.expiresAt && Date.parse(session.expiresAt) <= now.getTime()) return undefined;
+  const until = session.refreshToken ? session.refreshTokenExpiresAt : session.expiresAt;
+  if (until && Date.parse(until) <= now.getTime()) return undefined;
   return session;
 }

@@ -2,7 +2,7 @@
 // either for people (text) or for scripts (--json: one JSON document on stdout).
 import { activeSession, configLocation, DEFAULT_URL, readConfig, writeConfig, type ConfigFile } from './config.js';
 import { notLoggedIn, usageError } from './errors.js';
-import { createClient, type Client } from './sdk.js';
+import { createClient, type Client, type SdkSession } from './sdk.js';
 
 export interface GlobalOptions {
   url?: string;
@@ -38,6 +38,8 @@ export class Context {
   readonly location;
   private config: ConfigFile | undefined;
   private clients: Client[] = [];
+  /** Config writes under way (a refreshed session): awaited before the command ends. */
+  private saving: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly globals: GlobalOptions,
@@ -73,16 +75,60 @@ export class Context {
     return this.track(createClient({ url: await this.url() }));
   }
 
-  /** A client with the session token ($VIDMP3_TOKEN wins over the config file); exit 3 when there is none. */
+  /**
+   * A client signed in: with $VIDMP3_TOKEN as it is, else with the config file's session, which the SDK
+   * refreshes when needed — every new session is saved back at once (a refresh token works once). Exit 3 when
+   * there is neither.
+   */
   async authedClient(): Promise<Client> {
-    return this.track(createClient(await this.credentials()));
+    const url = await this.url();
+    const token = this.io.env.VIDMP3_TOKEN;
+    if (token) return this.track(createClient({ url, token }));
+    const session = activeSession(await this.loadConfig(), url);
+    if (!session) throw notLoggedIn(url);
+    if (!session.refreshToken || !session.refreshTokenExpiresAt || !session.expiresAt) {
+      return this.track(createClient({ url, token: session.token })); // a session saved before refresh tokens
+    }
+    const kept: SdkSession = {
+      accessToken: session.token,
+      expiresAt: session.expiresAt,
+      refreshToken: session.refreshToken,
+      refreshTokenExpiresAt: session.refreshTokenExpiresAt,
+    };
+    return this.track(
+      createClient({
+        url,
+        session: kept,
+        onSession: (next) => void this.keepSession(url, session.email, next).catch(() => undefined),
+      }),
+    );
   }
 
-  async credentials(): Promise<{ url: string; token: string }> {
-    const url = await this.url();
-    const token = this.io.env.VIDMP3_TOKEN || activeSession(await this.loadConfig(), url)?.token;
-    if (!token) throw notLoggedIn(url);
-    return { url, token };
+  /** Saves a server's session (null: removes it), after any save still under way. */
+  keepSession(url: string, email: string, session: SdkSession | null): Promise<void> {
+    this.saving = this.saving.then(async () => {
+      const config = await this.loadConfig();
+      const { [url]: _old, ...others } = config.sessions;
+      const sessions = session
+        ? {
+            ...others,
+            [url]: {
+              token: session.accessToken,
+              email,
+              expiresAt: session.expiresAt,
+              refreshToken: session.refreshToken,
+              refreshTokenExpiresAt: session.refreshTokenExpiresAt,
+            },
+          }
+        : others;
+      await this.saveConfig({ ...config, sessions });
+    });
+    return this.saving;
+  }
+
+  /** Waits for the config writes under way (a failed one rejects here, for the command to report). */
+  async flush(): Promise<void> {
+    await this.saving;
   }
 
   private track(client: Client): Client {

@@ -162,6 +162,7 @@ Examples:
     }
     return failure.exitCode;
   } finally {
+    await ctx?.flush().catch((err: unknown) => io.stderr.write(`vidmp3: could not save the session: ${String(err)}\n`));
     ctx?.close();
   }
 }

@@ -1,13 +1,13 @@
 // The real `vidmp3` binary (cli/dist/main.js) against a real running system: every service as its own process,
 // MariaDB, RabbitMQ and one converter worker running ffmpeg.
 import { execFile, spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
-import { uniqueEmail } from '../../e2e/client.js';
+import { graphql, uniqueEmail } from '../../e2e/client.js';
 import { probeAudio, sample, sampleDurationSeconds } from '../../e2e/fixtures.js';
 import { freePort, startSystem, type System } from '../../e2e/harness.js';
 
@@ -17,6 +17,11 @@ const STORAGE_QUOTA_BYTES = 3 * 1024 ** 2;
 const run = promisify(execFile);
 
 let system: System;
+/** The config file as the CLI writes it. */
+interface ConfigJson {
+  sessions: Record<string, { token: string; expiresAt: string; refreshToken: string; refreshTokenExpiresAt: string }>;
+}
+
 let work: string;
 let configPath: string;
 let email: string;
@@ -81,10 +86,16 @@ describe('accounts', () => {
     expect(signup.code).toBe(0);
     expect(signup.stdout).toContain(`Signed up and logged in to ${system.gatewayUrl}/graphql as ${email}`);
 
-    const config = JSON.parse(await readFile(configPath, 'utf8')) as { sessions: Record<string, { token: string }> };
-    const token = config.sessions[`${system.gatewayUrl}/graphql`]!.token;
+    const config = JSON.parse(await readFile(configPath, 'utf8')) as {
+      sessions: Record<string, { token: string; refreshToken: string; refreshTokenExpiresAt: string }>;
+    };
+    const session = config.sessions[`${system.gatewayUrl}/graphql`]!;
+    const token = session.token;
     expect(token.length).toBeGreaterThan(20);
+    expect(session.refreshToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(Date.parse(session.refreshTokenExpiresAt)).toBeGreaterThan(Date.now());
     expect(signup.stdout).not.toContain(token);
+    expect(signup.stdout).not.toContain(session.refreshToken);
     expect((await stat(configPath)).mode & 0o777).toBe(0o600);
     expect((await stat(join(work, 'home', 'vidmp3'))).mode & 0o777).toBe(0o700);
 
@@ -110,14 +121,46 @@ describe('accounts', () => {
     expect(right.stdout).not.toMatch(/accessToken|token/i);
   });
 
+  it('keeps its session alive: an expired access token is renewed by the next command, and the new session saved', async () => {
+    const other = join(work, 'refresh-config.json');
+    const env = { VIDMP3_CONFIG: other, VIDMP3_PASSWORD: PASSWORD };
+    expect((await vidmp3(['login', email], { env })).code).toBe(0);
+    const url = `${system.gatewayUrl}/graphql`;
+    const saved = JSON.parse(await readFile(other, 'utf8')) as ConfigJson;
+    const before = saved.sessions[url]!;
+    // The access token has run out (as far as the config says): the next command must refresh first.
+    saved.sessions[url] = { ...before, expiresAt: new Date(Date.now() - 1_000).toISOString() };
+    await writeFile(other, JSON.stringify(saved));
+
+    const who = await vidmp3(['whoami'], { env });
+    expect(who).toMatchObject({ code: 0, stderr: '' });
+    const after = (JSON.parse(await readFile(other, 'utf8')) as ConfigJson).sessions[url]!;
+    expect(after.refreshToken).not.toBe(before.refreshToken); // rotated, and saved
+    expect(after.token).not.toBe(before.token);
+    expect(Date.parse(after.expiresAt)).toBeGreaterThan(Date.now());
+    expect((await stat(other)).mode & 0o777).toBe(0o600);
+    // And the saved one works for the next command (the spent one would end the session).
+    expect((await vidmp3(['whoami'], { env })).code).toBe(0);
+  });
+
   it('logs out, after which commands that need an account exit 3 and say how to log in', async () => {
     const other = join(work, 'logout-config.json');
     const env = { VIDMP3_CONFIG: other, VIDMP3_PASSWORD: PASSWORD };
     expect((await vidmp3(['login', email], { env })).code).toBe(0);
     expect((await vidmp3(['whoami'], { env })).code).toBe(0);
+    const session = (JSON.parse(await readFile(other, 'utf8')) as ConfigJson).sessions[`${system.gatewayUrl}/graphql`]!;
     const out = await vidmp3(['logout'], { env });
     expect(out).toMatchObject({ code: 0 });
     expect(out.stdout).toContain('Logged out');
+    // Ended on the server too: the refresh token it held is refused there.
+    const refresh = await graphql(
+      system.gatewayUrl,
+      'mutation ($r: String!) { refreshSession(refreshToken: $r) { accessToken } }',
+      {
+        variables: { r: session.refreshToken },
+      },
+    );
+    expect(refresh.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     const who = await vidmp3(['whoami'], { env });
     expect(who.code).toBe(3);
     expect(who.stderr).toContain('not logged in');

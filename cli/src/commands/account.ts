@@ -20,14 +20,8 @@ async function authenticate(
   const url = await ctx.url();
   const client = await ctx.anonymousClient();
   const auth = how === 'signUp' ? await client.signUp(email, password) : await client.logIn(email, password);
-  const config = await ctx.loadConfig();
-  await ctx.saveConfig({
-    url,
-    sessions: {
-      ...config.sessions,
-      [url]: { token: auth.accessToken, email: auth.user.email, expiresAt: auth.expiresAt },
-    },
-  });
+  await ctx.keepSession(url, auth.user.email, auth);
+  await ctx.saveConfig({ ...(await ctx.loadConfig()), url });
   return auth;
 }
 
@@ -46,16 +40,30 @@ export async function login(ctx: Context, email: string, flags: PasswordFlags): 
   ctx.print(publicView(auth, url), `Logged in to ${url} as ${auth.user.email}`);
 }
 
+/**
+ * Ends the session on the server (its refresh token and access tokens stop working), then forgets it here.
+ * A server that cannot be reached or no longer knows the session still gets it forgotten locally, said so.
+ */
 export async function logout(ctx: Context): Promise<void> {
   const url = await ctx.url();
-  const config = await ctx.loadConfig();
-  const session = config.sessions[url];
-  if (session) {
-    const { [url]: _removed, ...sessions } = config.sessions;
-    await ctx.saveConfig({ ...config, sessions });
+  const session = (await ctx.loadConfig()).sessions[url];
+  let ended = false;
+  if (session && !ctx.io.env.VIDMP3_TOKEN) {
+    const client = await ctx.authedClient().catch(() => undefined);
+    ended =
+      (await client?.logOut().then(
+        () => true,
+        (err: unknown) => {
+          ctx.warn(
+            `vidmp3: warning: the server did not end the session (${(err as Error).message}); forgetting it here`,
+          );
+          return false;
+        },
+      )) ?? false;
   }
+  if (session) await ctx.keepSession(url, session.email, null);
   ctx.print(
-    { url, loggedOut: Boolean(session) },
+    { url, loggedOut: Boolean(session), sessionEnded: ended },
     session ? `Logged out of ${url} (${session.email})` : `Not logged in to ${url}`,
   );
 }
