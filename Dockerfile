@@ -29,6 +29,7 @@ COPY subgraphs/media/package.json subgraphs/media/
 COPY subgraphs/jobs/package.json subgraphs/jobs/
 COPY gateway/package.json gateway/
 COPY workers/converter/package.json workers/converter/
+COPY workers/notifier/package.json workers/notifier/
 COPY sdk/package.json sdk/
 COPY cli/package.json cli/
 COPY web/package.json web/
