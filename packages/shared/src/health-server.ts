@@ -10,7 +10,7 @@ export interface HealthServer {
 const ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
- * For a worker that serves no API (the notifier; the converter has the same server in its own health.ts): only
+ * For a worker that serves no API (the converter, the notifier): only
  * `/healthz` (the process answers), `/readyz` (every dependency answers; 503 naming the ones that do not) and
  * `/metrics` (Prometheus, unless disabled).
  */

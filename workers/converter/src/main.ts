@@ -7,9 +7,9 @@ import {
   onShutdown,
   redact,
   runService,
+  startHealthServer,
 } from '@vidmp3/shared';
 import { readConfig } from './config.js';
-import { startHealthServer } from './health.js';
 import { JobsClient } from './jobs-client.js';
 import { MediaClient } from './media-client.js';
 import { transcode, warmUp } from './transcoder.js';
