@@ -17,3 +17,4 @@ export * from './child-process.js';
 export * from './client-address.js';
 export * from './internal-api.js';
 export * from './health-server.js';
+export * from './repeating-task.js';

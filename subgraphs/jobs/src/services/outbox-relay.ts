@@ -1,4 +1,5 @@
 import {
+  RepeatingTask,
   isRequestId,
   publishConfirmed,
   REQUEST_ID_HEADER,
@@ -18,45 +19,32 @@ const BATCH = 100;
  * (at-least-once: every consumer is idempotent).
  */
 export class OutboxRelay {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private stopped = false;
+  private readonly task: RepeatingTask;
 
   constructor(
     private readonly repo: JobsRepository,
     private readonly channel: ChannelWrapper,
     private readonly logger: Logger,
-    private readonly intervalMs = 1_000,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => this.kick(), this.intervalMs);
-    this.kick();
+    intervalMs = 1_000,
+  ) {
+    this.task = new RepeatingTask(
+      () => this.flush(),
+      (err: unknown) => this.logger.warn({ err }, 'outbox relay: will retry'),
+      intervalMs,
+    );
   }
 
-  /** Flush now (or once more right after the flush under way). */
+  start(): void {
+    this.task.start();
+  }
+
+  /** Runs now (or once more right after the run under way). */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.flush()
-      .catch((err: unknown) => this.logger.warn({ err }, 'outbox relay: will retry'))
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+    this.task.kick();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.running;
+    await this.task.stop();
   }
 
   private async flush(): Promise<void> {

@@ -1,4 +1,4 @@
-import { withTransaction, type Logger } from '@vidmp3/shared';
+import { RepeatingTask, withTransaction, type Logger } from '@vidmp3/shared';
 import type { NotificationRepository, PendingMail } from '../adapters/notification-repo.js';
 import type { MailTransport } from '../adapters/mail-transport.js';
 import { afterFailure, isServerAway, type RetryPolicy } from './delivery-policy.js';
@@ -19,10 +19,7 @@ export interface SendMeter {
  * commit. The mail is then sent again, with the same Message-ID.
  */
 export class MailSender {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private stopped = false;
+  private readonly task: RepeatingTask;
 
   constructor(
     private readonly repo: NotificationRepository,
@@ -30,43 +27,32 @@ export class MailSender {
     private readonly policy: RetryPolicy,
     private readonly logger: Logger,
     private readonly meter: SendMeter = { finished: () => undefined },
-    private readonly intervalMs = 1_000,
-  ) {}
+    intervalMs = 1_000,
+  ) {
+    this.task = new RepeatingTask(
+      () => this.flush(),
+      (err: unknown) => this.logger.warn({ err }, 'mail sender: the database failed; will retry'),
+      intervalMs,
+    );
+  }
 
   start(): void {
-    this.timer = setInterval(() => this.kick(), this.intervalMs);
-    this.kick();
+    this.task.start();
   }
 
-  /** Send what is due now (or once more right after the round under way). */
+  /** Runs now (or once more right after the run under way). */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.flush()
-      .catch((err: unknown) => this.logger.warn({ err }, 'mail sender: the database failed; will retry'))
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+    this.task.kick();
   }
 
-  /** Stops taking mails; resolves once the one being sent (if any) is settled. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.running;
+    await this.task.stop();
   }
 
   private async flush(): Promise<void> {
     // Each failed mail is due again only later, so this ends once every mail due now has had its try — or at
     // the first sign that the server is away, when the others would fail the same way: the next round tries again.
-    while (!this.stopped && (await this.sendOne()) === 'next') {
+    while (!this.task.isStopped && (await this.sendOne()) === 'next') {
       // next
     }
   }
