@@ -371,6 +371,23 @@ export function formatSizes(sizes: Map<Deployable, number>): string {
     .join('\n');
 }
 
+/**
+ * The images `npm run containers:build` built last in this checkout (its image-id files), without building again:
+ * `npm test` sets VIDMP3_IMAGES_BUILT=1 for the tests it runs right after that build.
+ */
+export async function builtImages(targets: readonly Deployable[] = TARGETS): Promise<Map<Deployable, string>> {
+  await ensurePodman();
+  const ids = new Map<Deployable, string>();
+  for (const target of targets) {
+    const id = (await readFile(join(LOG_DIR, `${target}.iid`), 'utf8').catch(() => '')).trim();
+    if (!id || !(await imageExists(id))) {
+      throw new Error(`no ${target} image built by npm run containers:build in this checkout; run it first`);
+    }
+    ids.set(target, id);
+  }
+  return ids;
+}
+
 /** podman set up, the base image present, every target built: what the smoke test and the build script start with. */
 export async function ensureImages(targets: readonly Deployable[] = TARGETS): Promise<Map<Deployable, string>> {
   await ensurePodman();

@@ -19,7 +19,7 @@ import { generateVideo } from '../../e2e/fixtures.js';
 import { freePort } from '../../e2e/harness.js';
 import { DEPLOYABLES, type Deployable } from '../lib/service-env.js';
 import { devDependencies, listImage, notRunning, readImageFile, secrets } from './image-contents.js';
-import { ensureImages, formatSizes, imageSizes, podman, ROOT } from './podman.js';
+import { builtImages, ensureImages, formatSizes, imageSizes, podman, ROOT } from './podman.js';
 import { logsOf, runArguments, state, waitReady, type Container } from './run.js';
 import { RUN_AS, SERVICES, serviceSpec, type ServiceSpec } from './services.js';
 
@@ -226,8 +226,8 @@ async function removeEverything(): Promise<void> {
 }
 
 beforeAll(async () => {
-  // Cached: layers already built (npm test builds them first, scripts/containers/build.ts) take seconds.
-  images = await ensureImages();
+  // npm test has just built them (npm run containers:build); run alone, this builds them (cached layers).
+  images = process.env.VIDMP3_IMAGES_BUILT === '1' ? await builtImages() : await ensureImages();
   dir = await mkdtemp(join(tmpdir(), 'vidmp3-smoke-'));
   await createDatabases();
   await rabbitmqctl('add_vhost', vhost);
