@@ -22,7 +22,7 @@ podman run --rm --network=host --user=root --volume="$bundle:/origin:ro" "$image
   done
   step "git, to clone"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git >/dev/null
-  git clone -q /origin/vidmp3.bundle /vidmp3 && cd /vidmp3
+  git -c advice.detachedHead=false clone -q /origin/vidmp3.bundle /vidmp3 && cd /vidmp3
   step "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
   step "npm start, first step"
