@@ -39,7 +39,10 @@ COPY web/package.json web/
 FROM manifests AS build
 RUN --mount=type=cache,target=/root/.npm npm ci
 COPY . .
-RUN npm run build
+# Declarations and TypeScript's build info are for compilers, not for running: kept out of every image.
+RUN npm run build \
+    && find packages gateway subgraphs workers -path '*/node_modules' -prune -o -type f \
+       \( -name '*.d.ts' -o -name '*.d.ts.map' -o -name '*.tsbuildinfo' \) -exec rm -f {} +
 
 # ---- production dependencies, one set per deployable ---------------------------------------------------------------
 # `--workspace` keeps each image to what its own package.json (and @vidmp3/shared's) needs. No install scripts run:

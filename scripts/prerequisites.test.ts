@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { installCommand, missingPackages } from './lib/prerequisites.js';
+
+/** A machine whose executables are exactly these paths. */
+const machine =
+  (...paths: string[]) =>
+  (path: string) =>
+    paths.includes(path);
+
+describe('the Debian packages npm start and npm test need', () => {
+  it('asks nothing of a machine that has everything', () => {
+    const all = machine(
+      '/usr/bin/ffmpeg',
+      '/usr/bin/ffprobe',
+      '/usr/bin/chromium',
+      '/usr/bin/kubectl',
+      '/usr/bin/openssl',
+    );
+    expect(missingPackages('test', '/usr/local/bin:/usr/bin', all)).toEqual([]);
+  });
+
+  it('names each missing package once, and only what the command needs', () => {
+    const fresh = machine('/usr/bin/openssl');
+    expect(missingPackages('test', '/usr/bin', fresh)).toEqual([
+      'ffmpeg',
+      'chromium',
+      'fonts-liberation',
+      'kubernetes-client',
+    ]);
+    expect(missingPackages('run', '/usr/bin', fresh)).toEqual(['ffmpeg']);
+    expect(installCommand(['ffmpeg'])).toBe('apt-get update && apt-get install -y --no-install-recommends ffmpeg');
+  });
+});
