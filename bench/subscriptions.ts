@@ -194,7 +194,9 @@ async function convert(gatewayUrl: string, user: SignedUp, mediaId: string): Pro
 
 /**
  * One full garbage collection in a gateway process, through its inspector: SIGUSR1 opens it (on 127.0.0.1:9229,
- * Node's default), and the DevTools protocol's `HeapProfiler.collectGarbage` runs the collection.
+ * Node's default), and the DevTools protocol's `HeapProfiler.collectGarbage` runs the collection. The inspector is
+ * checked to be that process's (another one holding the port would be collected instead) and closed afterwards,
+ * which frees the port for the next gateway.
  */
 async function collectGarbage(pid: number): Promise<void> {
   process.kill(pid, 'SIGUSR1');
@@ -206,20 +208,45 @@ async function collectGarbage(pid: number): Promise<void> {
   }
   if (targets.length === 0) throw new Error(`the inspector of ${pid} did not open`);
   const inspector = new WebSocket(targets[0]!.webSocketDebuggerUrl);
-  await new Promise<void>((resolve, reject) => {
-    inspector.once('open', () => inspector.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })));
-    inspector.on('message', (data: Buffer) => {
-      if ((JSON.parse(data.toString()) as { id?: number }).id === 1) resolve();
+  const pending = new Map<number, (result: unknown) => void>();
+  inspector.on('message', (data: Buffer) => {
+    const message = JSON.parse(data.toString()) as { id?: number; result?: unknown };
+    if (message.id !== undefined) pending.get(message.id)?.(message.result);
+  });
+  let nextId = 0;
+  const call = (method: string, params: object = {}) =>
+    new Promise<unknown>((resolve) => {
+      pending.set(++nextId, resolve);
+      inspector.send(JSON.stringify({ id: nextId, method, params }));
     });
+  await new Promise<void>((resolve, reject) => {
+    inspector.once('open', resolve);
     inspector.once('error', reject);
   });
-  inspector.close();
+  const evaluate = (expression: string) => call('Runtime.evaluate', { expression, returnByValue: true });
+  try {
+    const owner = (await evaluate('process.pid')) as { result?: { value?: unknown } };
+    if (owner.result?.value !== pid) throw new Error(`the inspector on 9229 is not ${pid}'s`);
+    await call('HeapProfiler.collectGarbage');
+  } finally {
+    // Closing the inspector from inside ends this connection too: no answer is awaited.
+    inspector.send(
+      JSON.stringify({
+        id: ++nextId,
+        method: 'Runtime.evaluate',
+        params: { expression: "process.getBuiltinModule('node:inspector').close()" },
+      }),
+    );
+    inspector.close();
+  }
 }
 
 /** Our gateway's V8 heap in use, MiB (prom-client's `nodejs_heap_size_used_bytes`); NaN for Hive. */
 async function heapUsed(target: Target): Promise<number> {
   if (target.name !== 'ours') return NaN;
-  const text = await (await fetch(`${target.url}/metrics`)).text();
+  // Once more if the first try fails: a pooled connection the gateway has just closed as idle resets.
+  const scrape = () => fetch(`${target.url}/metrics`).then((res) => res.text());
+  const text = await scrape().catch(scrape);
   const line = text.split('\n').find((l) => l.startsWith('nodejs_heap_size_used_bytes'));
   return line ? Number(line.split(' ').at(-1)) / 1024 ** 2 : NaN;
 }
