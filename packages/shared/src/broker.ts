@@ -68,6 +68,41 @@ export async function declareTopology(ch: ConfirmChannel): Promise<void> {
     },
   });
   await ch.bindQueue(Topology.notificationsQueue, Topology.notificationsExchange, Topology.notificationsQueue);
+
+  // Webhook deliveries: declared by users (test events) and the notifier; the notifier declares the retry
+  // queues, whose delays it is configured with (shared's WEBHOOK_RETRY_DELAYS_MS by default).
+  await ch.assertQueue(Topology.webhooksDeadQueue, { durable: true, arguments: quorum });
+  await ch.bindQueue(Topology.webhooksDeadQueue, Topology.deadLetterExchange, Topology.webhooksQueue);
+  await ch.assertExchange(Topology.webhooksExchange, 'direct', { durable: true });
+  await ch.assertQueue(Topology.webhooksQueue, {
+    durable: true,
+    arguments: {
+      ...quorum,
+      'x-delivery-limit': Topology.notificationsDeliveryLimit,
+      'x-dead-letter-exchange': Topology.deadLetterExchange,
+      'x-dead-letter-routing-key': Topology.webhooksQueue,
+    },
+  });
+  await ch.bindQueue(Topology.webhooksQueue, Topology.webhooksExchange, Topology.webhooksQueue);
+
+  // Account events: every consumer's queue exists from the first declaration on, so an account deleted while
+  // one of them is down is still heard by it later. Dead letters keyed by the queue they left.
+  await ch.assertExchange(Topology.accountsExchange, 'fanout', { durable: true });
+  for (const service of ['media', 'jobs', 'notifier'] as const) {
+    const queue = Topology.accountsQueue(service);
+    await ch.assertQueue(`${queue}.dead`, { durable: true, arguments: quorum });
+    await ch.bindQueue(`${queue}.dead`, Topology.deadLetterExchange, queue);
+    await ch.assertQueue(queue, {
+      durable: true,
+      arguments: {
+        ...quorum,
+        'x-delivery-limit': Topology.notificationsDeliveryLimit,
+        'x-dead-letter-exchange': Topology.deadLetterExchange,
+        'x-dead-letter-routing-key': queue,
+      },
+    });
+    await ch.bindQueue(queue, Topology.accountsExchange, '');
+  }
 }
 
 /**

@@ -2,10 +2,12 @@ import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse } from 'graphql';
 import {
+  connectBroker,
   createMetrics,
   createTokenVerifier,
   openDatabase,
   pingDatabase,
+  startOutboxPublisher,
   startSubgraphServer,
   type Logger,
   type RunningServer,
@@ -36,6 +38,10 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
     : await loadOrCreateDevKey(config.KEYS_DIR, logger);
   const keys = buildSigningKeys(privateKey, parsePublicKeys(config.JWT_PREVIOUS_PUBLIC_KEYS));
   const pool = await openDatabase({ url: config.MYSQL_URL, migrations, logger });
+  const metrics = createMetrics('users', { enabled: config.METRICS_ENABLED });
+  // Announcements (account events) go out through the outbox: RabbitMQ away delays them, nothing else.
+  const broker = connectBroker(config.RABBITMQ_URL, logger, metrics);
+  const outbox = startOutboxPublisher(broker, pool, logger, metrics, 'users-publisher');
 
   const accounts = await AccountService.create(
     new UserRepository(pool),
@@ -69,7 +75,7 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
       production: config.NODE_ENV === 'production',
       trustProxy: config.TRUST_PROXY,
       readiness: { mysql: () => pingDatabase(pool) },
-      metrics: createMetrics('users', { enabled: config.METRICS_ENABLED }),
+      metrics,
       context: (base) => ({ ...base, services: { accounts, notifications } }),
       routes: (app) => {
         app.get('/.well-known/jwks.json', (_req, res) => {
@@ -84,6 +90,8 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
     ...server,
     async close() {
       await server.close();
+      await outbox.close();
+      await broker.close();
       await pool.end();
     },
   };

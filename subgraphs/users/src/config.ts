@@ -9,6 +9,11 @@ export const ConfigSchema = z
     PORT: env.port(4001),
     MYSQL_URL: env.url('mysql://root@127.0.0.1:3306/vidmp3_users'),
     /**
+     * Where this service announces what happened through its outbox (and hears about other services' events).
+     * RabbitMQ being away delays those messages and nothing else.
+     */
+    RABBITMQ_URL: env.url('amqp://guest:guest@127.0.0.1:5672'),
+    /**
      * Bearer token the notifier presents on the internal API (shared with media, jobs and the workers). Unset in
      * production: the internal API is not served.
      */

@@ -1,4 +1,4 @@
-import type { Migration } from '@vidmp3/shared';
+import { OUTBOX_TABLE_SQL, type Migration } from '@vidmp3/shared';
 
 export const migrations: Migration[] = [
   {
@@ -88,5 +88,12 @@ export const migrations: Migration[] = [
         CONSTRAINT notification_settings_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ],
+  },
+  {
+    id: 7,
+    name: 'create outbox',
+    // Account events (mails to send, an account deleted) are written here in the transaction that causes them,
+    // and published by the relay (shared's outbox.ts). Ids 6, 8 and 9 are other features' migrations.
+    statements: [OUTBOX_TABLE_SQL],
   },
 ];
