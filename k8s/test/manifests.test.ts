@@ -30,9 +30,11 @@ async function createdSecrets(overlay: Overlay, namespace?: string): Promise<Kub
     USERS_MYSQL_URL: 'mysql://vidmp3_users:pw@mysql.example:3306/vidmp3_users',
     MEDIA_MYSQL_URL: 'mysql://vidmp3_media:pw@mysql.example:3306/vidmp3_media',
     JOBS_MYSQL_URL: 'mysql://vidmp3_jobs:pw@mysql.example:3306/vidmp3_jobs',
+    NOTIFIER_MYSQL_URL: 'mysql://vidmp3_notifier:pw@mysql.example:3306/vidmp3_notifier',
     MONGODB_URL: 'mongodb://vidmp3_media:pw@mongo.example:27017/vidmp3_media',
     RABBITMQ_URL: 'amqp://vidmp3:pw@rabbitmq.example:5672',
     RABBITMQ_MANAGEMENT_URL: 'https://vidmp3:pw@rabbitmq.example:15671/%2F',
+    SMTP_URL: 'smtp://vidmp3:pw@smtp.example:587',
   };
   const args = namespace ? [overlay, namespace] : [overlay];
   const { stdout } = await promisify(execFile)(`${K8S_DIR}create-secrets.sh`, args, {
