@@ -163,6 +163,24 @@ describe('the policy checks', () => {
     ]);
   });
 
+  it('report a notifier cut off from users or its mail server, open to any port, or without its Deployment', () => {
+    const objects = objectsOf('prod');
+    unpeer(objects, 'users', 'ingress', 'notifier');
+    const egress = find<INetworkPolicy>(objects, 'NetworkPolicy', 'notifier').spec!.egress!;
+    const external = egress.find((rule) => !rule.to)!;
+    external.ports = external.ports!.filter((port) => port.port !== 587);
+    egress.push({ ports: [{ protocol: 'TCP', port: 25 }] });
+    expect(violations(objects)).toEqual([
+      'NetworkPolicy: notifier may connect to anywhere:25',
+      'NetworkPolicy: notifier cannot connect to anywhere:587',
+      'NetworkPolicy: users does not accept ingress from notifier',
+    ]);
+    const withoutNotifier = objectsOf('dev').filter(
+      (o) => !(o.kind === 'Deployment' && o.metadata.name === 'notifier'),
+    );
+    expect(checkPolicies(withoutNotifier, { requireKeda: false })).toContain('Deployment/notifier: missing');
+  });
+
   it('report a media pod killed before its uploads may finish, and a gateway with no shutdown grace set', () => {
     const objects = objectsOf('prod');
     find<IDeployment>(objects, 'Deployment', 'media').spec!.template.spec!.terminationGracePeriodSeconds = 60;
