@@ -105,7 +105,10 @@ else
   if [ -z "${RABBITMQ_URL:-}" ]; then
     for service in USERS MEDIA JOBS CONVERTER NOTIFIER; do
       name="${service}_RABBITMQ_URL"
-      [ -n "${!name:-}" ] || missing+=("RABBITMQ_URL or $name")
+      if [ -z "${!name:-}" ]; then
+        missing+=("RABBITMQ_URL (or each service's <SERVICE>_RABBITMQ_URL)")
+        break
+      fi
     done
   fi
   if [ ${#missing[@]} -gt 0 ]; then
