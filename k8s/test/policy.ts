@@ -49,7 +49,7 @@ const ALLOWED_INGRESS_EVERYWHERE = ['namespace:monitoring'];
 /** Where each pod may connect: <peer>:<port>, `anywhere` for data services outside the cluster. */
 const ALLOWED_EGRESS: Record<string, string[]> = {
   gateway: ['users:4001', 'media:4002', 'jobs:4003'],
-  // RabbitMQ: users and media are to publish events (scripts/lib/service-env.ts, PENDING_ENV).
+  // RabbitMQ: users and media publish events through their outboxes (media also hears of deleted accounts).
   users: ['anywhere:3306', 'anywhere:5672', 'anywhere:5671'],
   media: ['users:4001', 'anywhere:3306', 'anywhere:27017', 'anywhere:5672', 'anywhere:5671'],
   jobs: ['users:4001', 'media:4002', 'anywhere:3306', 'anywhere:5672', 'anywhere:5671'],

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { OVERLAYS, renderOverlay, type Overlay } from '../../k8s/test/render.js';
 import type { KubeObject } from '../../k8s/test/validate.js';
 import { parseCompose } from '../lib/compose-file.js';
-import { configEnv, DEPLOYABLES, PENDING_ENV, type Deployable } from '../lib/service-env.js';
+import { DEPLOYABLES } from '../lib/service-env.js';
 import { composeDrift, dockerfileDrift, k8sDrift } from './deploy-files.js';
 import { SERVICES, serviceSpec, smokeEnv } from './services.js';
 
@@ -38,23 +38,6 @@ describe('services.ts', () => {
         extra.filter((n) => !smokeEnv(s).includes(n)),
         s.name,
       ).toEqual([]);
-    }
-  });
-});
-
-describe('variables given ahead of the code (PENDING_ENV)', () => {
-  it('are ones the configs do not read yet: an entry the config reads now must go', () => {
-    const readNow = (Object.entries(PENDING_ENV) as [Deployable, readonly string[]][]).flatMap(([service, names]) =>
-      names
-        .filter((n) => configEnv[service].has(n))
-        .map((n) => `${service} reads ${n} now: drop it from PENDING_ENV (scripts/lib/service-env.ts)`),
-    );
-    expect(readNow).toEqual([]);
-  });
-
-  it('are set by both platforms and the smoke run', () => {
-    for (const [service, names] of Object.entries(PENDING_ENV) as [Deployable, readonly string[]][]) {
-      expect(serviceSpec(service).env, service).toEqual(expect.arrayContaining([...names]));
     }
   });
 });

@@ -66,7 +66,7 @@ export const SERVICES: readonly ServiceSpec[] = [
       ...COMMON,
       'PORT',
       'MYSQL_URL',
-      // Announced: users is to publish account events (scripts/lib/service-env.ts, PENDING_ENV).
+      // Account events go out through users' outbox.
       'RABBITMQ_URL',
       'JWT_PRIVATE_KEY',
       'JWT_PREVIOUS_PUBLIC_KEYS',
@@ -91,7 +91,7 @@ export const SERVICES: readonly ServiceSpec[] = [
       'SHUTDOWN_GRACE_SECONDS',
       'MYSQL_URL',
       'MONGODB_URL',
-      // Announced, as for users (PENDING_ENV).
+      // Media events go out through its outbox; account deletions come in.
       'RABBITMQ_URL',
       'SCRATCH_DIR',
       'JWKS_URL',

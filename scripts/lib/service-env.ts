@@ -37,17 +37,6 @@ export function envNames(schema: unknown): Set<string> {
   throw new Error('not a z.object config schema (or a transform of one)');
 }
 
-/**
- * Variables the deploy files already give a deployable whose src/config.ts does not read them yet, because the code
- * that will is on its way (the config loader ignores a variable it does not know). Each entry goes once the config
- * reads it (scripts/containers/deploy-files.test.ts fails on one the config reads).
- */
-export const PENDING_ENV: Partial<Record<Deployable, readonly string[]>> = {
-  // users and media are to publish events on RabbitMQ (the same virtual host as jobs and the workers).
-  users: ['RABBITMQ_URL'],
-  media: ['RABBITMQ_URL'],
-};
-
 /** The variables each deployable's config reads. */
 export const configEnv: Record<Deployable, Set<string>> = {
   gateway: envNames(gateway),
@@ -58,7 +47,5 @@ export const configEnv: Record<Deployable, Set<string>> = {
   notifier: envNames(notifier),
 };
 
-/** What the deploy files may set for each deployable: what its config reads, and what it is about to (PENDING_ENV). */
-export const serviceEnv: Record<Deployable, Set<string>> = Object.fromEntries(
-  DEPLOYABLES.map((d) => [d, new Set([...configEnv[d], ...(PENDING_ENV[d] ?? [])])]),
-) as Record<Deployable, Set<string>>;
+/** What the deploy files may set for each deployable: what its config reads. */
+export const serviceEnv: Record<Deployable, Set<string>> = configEnv;
