@@ -1,5 +1,6 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import { parseScopeClaim, type ApiKeyScope } from './api-keys.js';
 import { ErrorCode, userError } from './errors.js';
 
 /** Access tokens are ES256 only: the algorithm is pinned on verify, so `alg: none`/HS256 tricks fail. */
@@ -16,6 +17,13 @@ export interface Viewer {
    * session has ended since (docs/SECURITY.md, "Sessions"); everyone else trusts the token until its `exp`.
    */
   sessionId?: string;
+  /**
+   * Set when the token was issued for an API key (its `akid` claim): the key's id. Such a token has no session;
+   * the users service refuses it at once once the key is revoked, everyone else trusts it until its `exp`.
+   */
+  apiKeyId?: string;
+  /** An API key's scopes (the `scope` claim); what they allow is `viewerMay`'s (api-keys.ts). */
+  scopes?: ApiKeyScope[];
 }
 
 /** Finds the public key for a `kid`; undefined when no such key is known. */
@@ -116,6 +124,10 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (typeof claims === 'string' || !claims.sub || typeof claims.exp !== 'number') throw invalid('missing claims');
     const viewer: Viewer = { userId: claims.sub, token, expiresAt: new Date(claims.exp * 1000) };
     if (typeof claims.sid === 'string' && claims.sid !== '') viewer.sessionId = claims.sid;
+    if (typeof claims.akid === 'string' && claims.akid !== '') {
+      viewer.apiKeyId = claims.akid;
+      viewer.scopes = parseScopeClaim(claims.scope);
+    }
     // Only a token that passed every check is remembered; one that failed is checked again each time.
     remember(token, { viewer, kid, key, expiresAtMs: claims.exp * 1000 });
     return viewer;

@@ -18,3 +18,4 @@ export * from './client-address.js';
 export * from './internal-api.js';
 export * from './health-server.js';
 export * from './repeating-task.js';
+export * from './api-keys.js';
