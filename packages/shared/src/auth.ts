@@ -47,9 +47,13 @@ export interface VerifierOptions {
 export const DEFAULT_TOKEN_CACHE_SIZE = 10_000;
 
 export interface TokenVerifier {
-  verify(token: string): Promise<Viewer>;
+  /**
+   * `clientAddress`, where the caller knows it, is the client's address: the gateway's API-key verifier sends it
+   * with a key's exchange (its failures are throttled per address); a plain verifier ignores it.
+   */
+  verify(token: string, clientAddress?: string): Promise<Viewer>;
   /** Reads `Authorization: Bearer …`: no header → null (anonymous), anything wrong → UNAUTHENTICATED. */
-  authenticate(authorization: string | undefined): Promise<Viewer | null>;
+  authenticate(authorization: string | undefined, clientAddress?: string): Promise<Viewer | null>;
 }
 
 // A bad token fails the whole request, hence HTTP 401 rather than a 200 with an error inside.
