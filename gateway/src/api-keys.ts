@@ -20,7 +20,10 @@ export interface ApiKeyExchangeOptions {
   url: string;
   /** How many exchanged tokens are remembered (LRU). */
   cacheSize?: number;
-  /** A remembered token is exchanged again this long before it expires (so none is forwarded about to lapse). */
+  /**
+   * A remembered token is exchanged again this long before it expires (so none is forwarded about to lapse), or
+   * a quarter of its life before, if that is shorter.
+   */
   renewBeforeMs?: number;
   timeoutMs?: number;
   now?: () => number;
@@ -72,7 +75,9 @@ export function createApiKeyExchange(options: ApiKeyExchangeOptions): ApiKeyExch
     }
     if (!res.ok) throw new Error(`API key exchange answered HTTP ${res.status}`);
     const answer = ApiKeyTokenResponse.parse(await res.json());
-    const renewAtMs = Date.parse(answer.expiresAt) - renewBeforeMs;
+    const expiresAtMs = Date.parse(answer.expiresAt);
+    // A short-lived token (tests configure seconds) is still remembered for most of its life.
+    const renewAtMs = expiresAtMs - Math.min(renewBeforeMs, (expiresAtMs - now()) / 4);
     if (cacheSize > 0 && renewAtMs > now()) {
       cache.delete(id);
       cache.set(id, { token: answer.accessToken, renewAtMs });

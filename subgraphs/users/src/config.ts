@@ -28,7 +28,7 @@ export const ConfigSchema = z
      * Access tokens for API keys (exchanged by the gateway, docs/SECURITY.md "API keys"): a revoked key works
      * elsewhere than here for at most this long (plus the gateway's cache margin, which is inside it).
      */
-    API_KEY_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(3600).default(300),
+    API_KEY_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(3600).default(300),
     /** API keys per user. */
     API_KEYS_PER_USER: z.coerce.number().int().positive().default(20),
     /** Failed key exchanges per client address per LOGIN_THROTTLE_WINDOW_SECONDS before 429. */
