@@ -100,9 +100,10 @@ describe('API keys through the gateway', () => {
         'mutation ($m: ID!) { convertMedia(mediaId: $m) { id } }',
         { m: mediaId },
       );
-      const event = await first;
-      expect(event.value?.errors).toBeUndefined();
-      expect(event.value?.data?.myJobUpdates.id).toBe(started.data?.convertMedia.id);
+      const event = (await first).value as
+        { data?: { myJobUpdates: { id: string } } | null; errors?: readonly unknown[] } | undefined;
+      expect(event?.errors).toBeUndefined();
+      expect(event?.data?.myJobUpdates.id).toBe(started.data?.convertMedia.id);
       await events.return?.();
     } finally {
       await client.dispose();

@@ -20,7 +20,9 @@ export function apiKeyRoutes(app: Express, apiKeys: ApiKeyService): void {
     } catch (err) {
       if (err instanceof ExchangeRefused) {
         if (err.retryAfterSeconds !== undefined) res.set('retry-after', String(err.retryAfterSeconds));
-        res.status(err.status).json({ error: err.status === 401 ? 'UNAUTHENTICATED' : 'RATE_LIMITED', message: err.message });
+        res
+          .status(err.status)
+          .json({ error: err.status === 401 ? 'UNAUTHENTICATED' : 'RATE_LIMITED', message: err.message });
         return;
       }
       res.locals.log.error({ err }, 'API key exchange failed');

@@ -10,7 +10,7 @@ import {
   type Viewer,
 } from '@vidmp3/shared';
 import type { ApiKeyRecord, ApiKeyRepository } from '../adapters/api-key-repo.js';
-import type { CounterStore } from '../adapters/throttle-store.js';
+import type { CounterStore, CounterWrites } from '../adapters/throttle-store.js';
 import { takeFromWindow, type WindowRule } from './throttle-policy.js';
 import type { IssuedToken, TokenIssuer } from './tokens.js';
 
@@ -48,6 +48,7 @@ export class ExchangeRefused extends Error {
 }
 
 const invalidKey = () => new ExchangeRefused(401, 'Invalid API key');
+const noWrites = (): CounterWrites => new Map();
 
 /** A new key: the prefix and 32 random bytes (256 bits) in base64url. */
 export function newApiKey(): string {
@@ -68,7 +69,11 @@ export class ApiKeyService {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  async create(viewer: Viewer | null, nameInput: string, scopesInput: readonly ApiKeyScope[]): Promise<NewApiKeyResult> {
+  async create(
+    viewer: Viewer | null,
+    nameInput: string,
+    scopesInput: readonly ApiKeyScope[],
+  ): Promise<NewApiKeyResult> {
     const user = await this.accounts.signedIn(viewer); // a session only: API keys get FORBIDDEN there
     const name = checkName(nameInput);
     if (scopesInput.length === 0) {
@@ -117,21 +122,31 @@ export class ApiKeyService {
    */
   async exchange(key: string, ip: string): Promise<IssuedToken> {
     const counter = `api-key-failures:${addressKey(ip)}`;
-    const failures = await this.throttle.update([counter], () => this.now().getTime(), (counters, now) => {
-      const current = counters.get(counter);
-      const rule = this.policy.failuresPerAddress;
-      const blocked = current && current.expiresAt > now && current.count >= rule.limit;
-      return [blocked ? current.expiresAt - now : 0, new Map()];
-    });
-    if (failures > 0) {
-      throw new ExchangeRefused(429, 'Too many invalid API keys from this address', Math.ceil(failures / 1000));
+    const blockedForMs = await this.throttle.update(
+      [counter],
+      () => this.now().getTime(),
+      (counters, now) => {
+        const current = counters.get(counter);
+        const rule = this.policy.failuresPerAddress;
+        const blocked = current && current.expiresAt > now && current.count >= rule.limit;
+        return [blocked ? current.expiresAt - now : 0, noWrites()];
+      },
+    );
+    if (blockedForMs > 0) {
+      throw new ExchangeRefused(429, 'Too many invalid API keys from this address', Math.ceil(blockedForMs / 1000));
     }
     const found = isApiKeyShaped(key) ? await this.repo.findByHash(hashApiKey(key)) : null;
     if (!found) {
-      await this.throttle.update([counter], () => this.now().getTime(), (counters, now) => {
-        const verdict = takeFromWindow(counters.get(counter), now, this.policy.failuresPerAddress);
-        return [undefined, verdict.allowed ? new Map([[counter, verdict.next]]) : new Map()];
-      });
+      await this.throttle.update(
+        [counter],
+        () => this.now().getTime(),
+        (counters, now) => {
+          const verdict = takeFromWindow(counters.get(counter), now, this.policy.failuresPerAddress);
+          const writes = noWrites();
+          if (verdict.allowed) writes.set(counter, verdict.next);
+          return [undefined, writes];
+        },
+      );
       throw invalidKey();
     }
     const now = this.now();
