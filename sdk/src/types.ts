@@ -22,7 +22,7 @@ export type ConversionOptions = GeneratedConversionOptions;
  */
 export type Usage = UsageFieldsFragment;
 
-/** An API key as listed (never the key itself); `lastUsedAt` is to the minute, null when never used. */
+/** An API key as listed (never the key itself); `lastUsedAt` is to within minutes, null when never used. */
 export type ApiKey = ApiKeyFieldsFragment;
 /** READ: queries and subscriptions; CONVERT: also upload, convert, cancel, retry and delete. */
 export type ApiKeyScope = GeneratedApiKeyScope;
