@@ -1,5 +1,6 @@
 // API keys through the gateway: a key works wherever an access token does (HTTP and WebSocket), within its
 // scopes; it never manages the account; a revoked one stops at once at users and everywhere within the bound.
+import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
@@ -9,6 +10,8 @@ import { startSystem, type System } from './harness.js';
 
 /** The exchanged tokens' life here (users' API_KEY_TOKEN_TTL_SECONDS): the bound on a revoked key elsewhere. */
 const KEY_TOKEN_SECONDS = 12;
+/** Failed exchanges per client address before users answers 429 (API_KEY_MAX_FAILURES_PER_IP). */
+const MAX_FAILURES = 6;
 
 const CREATE_KEY = `mutation ($name: String!, $scopes: [ApiKeyScope!]!) {
   createApiKey(name: $name, scopes: $scopes) { key apiKey { id name scopes createdAt lastUsedAt } }
@@ -23,7 +26,15 @@ let system: System;
 let alice: SignedUp;
 
 beforeAll(async () => {
-  system = await startSystem({ users: { API_KEY_TOKEN_TTL_SECONDS: String(KEY_TOKEN_SECONDS) } }, { workers: 1 });
+  system = await startSystem(
+    {
+      users: {
+        API_KEY_TOKEN_TTL_SECONDS: String(KEY_TOKEN_SECONDS),
+        API_KEY_MAX_FAILURES_PER_IP: String(MAX_FAILURES),
+      },
+    },
+    { workers: 1 },
+  );
   alice = await signUpUser(system.gatewayUrl);
 });
 afterAll(async () => {
@@ -202,5 +213,26 @@ describe('API keys through the gateway', () => {
       );
     });
     expect(closed).toBe(4401);
+  });
+
+  it('throttles failed exchanges per client address (the one the gateway forwards), not for everyone', async () => {
+    // The test talks to the gateway from loopback, a trusted proxy: X-Forwarded-For stands for the client.
+    const from = (address: string) => ({ 'x-forwarded-for': address });
+    const wrong = () => `vmp3_${randomBytes(32).toString('base64url')}`;
+    for (let i = 0; i < MAX_FAILURES; i++) {
+      const res = await graphql(system.gatewayUrl, '{ me { id } }', { token: wrong(), headers: from('198.51.100.77') });
+      expect(errorCode(res)).toBe('UNAUTHENTICATED');
+    }
+    const { key } = await createKey(alice.token, ['READ']);
+    const limited = await graphql(system.gatewayUrl, '{ me { id } }', { token: key, headers: from('198.51.100.77') });
+    expect(limited.status).toBe(429);
+    expect(limited.errors?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED' });
+    expect(limited.errors?.[0]?.extensions?.retryAfterSeconds).toBeGreaterThan(0);
+    // Another address, with the same key, is not held up.
+    const elsewhere = await graphql<{ me: { id: string } }>(system.gatewayUrl, '{ me { id } }', {
+      token: key,
+      headers: from('203.0.113.5'),
+    });
+    expect(elsewhere.data?.me.id).toBe(alice.id);
   });
 });
