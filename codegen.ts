@@ -51,6 +51,8 @@ const config: CodegenConfig = {
     ...subgraph('users', {
       User: '../adapters/user-repo.js#UserRecord',
       AuthPayload: '../services/accounts.js#AuthResult',
+      ApiKey: '../adapters/api-key-repo.js#ApiKeyRecord',
+      CreatedApiKey: '../services/api-keys.js#NewApiKeyResult',
     }),
     ...subgraph(
       'media',

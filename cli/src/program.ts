@@ -4,6 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { cancel, jobs, parseStatus, type JobsFlags } from './commands/jobs.js';
 import { login, logout, signup, whoami, type PasswordFlags } from './commands/account.js';
 import { usage } from './commands/usage.js';
+import { createKey, listKeys, parseScopes, revokeKey, type CreateKeyFlags } from './commands/keys.js';
 import { convert, type ConvertFlags } from './commands/convert.js';
 import { download, type DownloadFlags } from './commands/download.js';
 import { DEFAULT_URL } from './config.js';
@@ -49,6 +50,12 @@ export async function run(argv: string[], io: Io): Promise<ExitCode> {
         `GraphQL endpoint (default: $VIDMP3_URL, the last server logged in to, or ${DEFAULT_URL})`,
       ),
     )
+    .addOption(
+      new Option(
+        '--api-key <key>',
+        'use this API key instead of the saved session (prefer $VIDMP3_API_KEY: arguments show in process lists)',
+      ),
+    )
     .option('--json', 'print one JSON document on stdout, for scripts (no progress display)')
     .option('--debug', 'print stack traces of errors')
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
@@ -89,6 +96,34 @@ export async function run(argv: string[], io: Io): Promise<ExitCode> {
     .command('usage')
     .description('show what you use of the server and your limits (storage, uploads, conversions)')
     .action(action((ctx) => usage(ctx)));
+
+  const keys = program
+    .command('keys')
+    .description('manage API keys for scripts (creating and revoking them needs `vidmp3 login`, not a key)');
+  keys
+    .command('create')
+    .description('create an API key and print it, once (the server keeps only its hash)')
+    .argument('<name>', 'a label to tell your keys apart')
+    .option('--scope <scopes>', 'read (queries) or read,convert (also upload, convert, cancel, delete)', parseScopes, [
+      'READ',
+    ])
+    .addHelpText(
+      'after',
+      `
+Examples:
+  vidmp3 keys create nightly-backup --scope read
+  export VIDMP3_API_KEY=$(vidmp3 keys create ci --scope read,convert)`,
+    )
+    .action(action((ctx, name: string, flags: CreateKeyFlags) => createKey(ctx, name, flags)));
+  keys
+    .command('list')
+    .description('list your API keys: id, name, scopes, created, last used')
+    .action(action((ctx) => listKeys(ctx)));
+  keys
+    .command('revoke')
+    .description('revoke an API key: refused at once by the server, everywhere within 5 minutes')
+    .argument('<id>', 'the key id (from `vidmp3 keys list`)')
+    .action(action((ctx, id: string) => revokeKey(ctx, id)));
 
   program
     .command('convert')
@@ -141,7 +176,7 @@ Examples:
     .option('-f, --force', 'overwrite an existing file')
     .action(action((ctx, id: string, flags: DownloadFlags) => download(ctx, id, flags)));
 
-  for (const command of [program, ...program.commands]) command.addHelpText('after', EXIT_CODES_HELP);
+  for (const command of [program, ...program.commands, ...keys.commands]) command.addHelpText('after', EXIT_CODES_HELP);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -151,7 +186,9 @@ Examples:
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
     const failure = describeError(err);
     // A token the server no longer accepts (expired, keys rotated): say how to get a new one.
-    if (failure.code === 'UNAUTHENTICATED' && !['login', 'signup'].includes(commandName)) {
+    if (failure.code === 'UNAUTHENTICATED' && ctx?.apiKey()) {
+      failure.message += '; check the API key (--api-key or VIDMP3_API_KEY): it may have been revoked';
+    } else if (failure.code === 'UNAUTHENTICATED' && !['login', 'signup'].includes(commandName)) {
       if (!failure.message.includes('vidmp3 login')) failure.message += '; log in again with `vidmp3 login <email>`';
     }
     io.stderr.write(`${formatFailure(failure)}\n`);

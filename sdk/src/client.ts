@@ -2,7 +2,9 @@
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws/client';
 import { aborted, isAbort, Vidmp3Error } from './errors.js';
 import {
+  ApiKeysDocument,
   CancelJobDocument,
+  CreateApiKeyDocument,
   ChangePasswordDocument,
   ConvertMediaDocument,
   JobDocument,
@@ -14,6 +16,7 @@ import {
   MeDocument,
   RefreshSessionDocument,
   RetryJobDocument,
+  RevokeApiKeyDocument,
   SignUpDocument,
   type TypedDocumentString,
   UploadVideoDocument,
@@ -23,12 +26,15 @@ import {
 import { downloadBlob, fetchAnswer, graphqlData } from './http.js';
 import type { Platform } from './platform.js';
 import type {
+  ApiKey,
+  ApiKeyScope,
   AuthPayload,
   Client,
   ClientOptions,
   ConversionOptions,
   ConvertFileOptions,
   ConvertFileResult,
+  CreatedApiKey,
   DownloadedFile,
   DownloadOptions,
   Job,
@@ -101,7 +107,8 @@ class Vidmp3Client implements Client {
     this.url = options.url;
     this.wsUrl = options.wsUrl ?? webSocketUrl(options.url);
     this.currentToken = options.token || undefined;
-    if (options.session) this.useSession(options.session, false);
+    if (options.apiKey) this.currentToken = options.apiKey;
+    else if (options.session) this.useSession(options.session, false);
   }
 
   get token(): string | undefined {
@@ -128,6 +135,11 @@ class Vidmp3Client implements Client {
     if (token === this.currentToken) return;
     this.currentToken = token || undefined;
     // An open socket was authenticated with the old token: new watches need a new one.
+    this.retireSocket();
+  }
+
+  /** New watches open a new socket; the current one closes once its last watcher is done. */
+  private retireSocket(): void {
     const socket = this.socket;
     if (socket) {
       this.socket = undefined;
@@ -251,6 +263,20 @@ class Vidmp3Client implements Client {
     return me.usage;
   }
 
+  async apiKeys(): Promise<ApiKey[]> {
+    const { me } = await this.request(ApiKeysDocument, {});
+    if (!me) throw new Vidmp3Error('UNAUTHENTICATED', 'Log in to see your API keys');
+    return me.apiKeys;
+  }
+
+  async createApiKey(name: string, scopes: ApiKeyScope[]): Promise<CreatedApiKey> {
+    return (await this.request(CreateApiKeyDocument, { name, scopes })).createApiKey;
+  }
+
+  async revokeApiKey(id: string): Promise<void> {
+    await this.request(RevokeApiKeyDocument, { id });
+  }
+
   async uploadVideo(input: UploadInput, options: UploadOptions = {}): Promise<Media> {
     // A stream cannot be sent twice: the session is made fresh before, never refreshed after a refusal.
     await this.freshSession();
@@ -311,6 +337,11 @@ class Vidmp3Client implements Client {
         wsUrl: this.wsUrl,
         // The socket's token expired: refreshed already by a request meanwhile, or now; then a new socket.
         renew: async () => {
+          // An API key outlives the token the gateway exchanged it for: a new socket is exchanged afresh.
+          if (this.options.apiKey && this.currentToken === this.options.apiKey) {
+            this.retireSocket();
+            return true;
+          }
           await this.freshSession();
           return this.currentSession !== undefined;
         },

@@ -1,4 +1,6 @@
 import type {
+  ApiKeyFieldsFragment,
+  ApiKeyScope as GeneratedApiKeyScope,
   ConversionOptions as GeneratedConversionOptions,
   JobFieldsFragment,
   JobStatus as GeneratedJobStatus,
@@ -19,6 +21,17 @@ export type ConversionOptions = GeneratedConversionOptions;
  * `conversionsLastHour`/`conversionsPerHourLimit`.
  */
 export type Usage = UsageFieldsFragment;
+
+/** An API key as listed (never the key itself); `lastUsedAt` is to within minutes, null when never used. */
+export type ApiKey = ApiKeyFieldsFragment;
+/** READ: queries and subscriptions; CONVERT: also upload, convert, cancel, retry and delete. */
+export type ApiKeyScope = GeneratedApiKeyScope;
+
+/** What createApiKey returns: the key, shown this once, and its details. */
+export interface CreatedApiKey {
+  key: string;
+  apiKey: ApiKey;
+}
 
 export interface AuthPayload extends Session {
   user: User;
@@ -48,8 +61,13 @@ export interface JobPage {
 export interface ClientOptions {
   /** The gateway's GraphQL endpoint, e.g. `http://127.0.0.1:4000/graphql`. */
   url: string;
-  /** A bearer token from signUp/logIn (or an API key). Without `session`, it is used as it is, never refreshed. */
+  /** A bearer token from signUp/logIn. Without `session`, it is used as it is, never refreshed. */
   token?: string | undefined;
+  /**
+   * An API key (`vmp3_…`, from createApiKey): sent as the bearer on every request and WebSocket; nothing to
+   * refresh. Wins over `session` and `token`. It can do what its scopes allow, and never manage the account.
+   */
+  apiKey?: string | undefined;
   /** A session kept from an earlier run (`onSession`): used and refreshed as needed. Wins over `token`. */
   session?: Session | undefined;
   /** Called with every new session (sign-up, log-in, refresh, password change), and with null once it ended. */
@@ -167,6 +185,12 @@ export interface Client {
   me(): Promise<User | null>;
   /** Your usage and limits; UNAUTHENTICATED without a token. */
   usage(): Promise<Usage>;
+  /** Your API keys, newest first. */
+  apiKeys(): Promise<ApiKey[]>;
+  /** Creates an API key (a logged-in session only); the key is in the answer, and never shown again. */
+  createApiKey(name: string, scopes: ApiKeyScope[]): Promise<CreatedApiKey>;
+  /** Revokes one of your API keys (a logged-in session only); NOT_FOUND when there is no such key of yours. */
+  revokeApiKey(id: string): Promise<void>;
   /** Uploads a video with the GraphQL multipart request spec, streaming it. */
   uploadVideo(input: UploadInput, options?: UploadOptions): Promise<Media>;
   /** Queues the conversion of an uploaded video to mp3. */

@@ -4,6 +4,16 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
 /**
+ * What an API key may do. Every key reads (queries and subscriptions); no key manages the account (password,
+ * sessions, keys, settings): that takes a logged-in session, and a key gets FORBIDDEN.
+ */
+export type ApiKeyScope =
+  /** Also uploading, converting, cancelling, retrying and deleting (`uploadVideo`, `convertMedia`, `cancelJob`, `retryJob`, `deleteMedia`). */
+  | 'CONVERT'
+  /** Queries and subscriptions: your media, jobs, usage and account details. */
+  | 'READ';
+
+/**
  * How to encode the mp3. Bitrate (kbps): 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192 (default), 224, 256 or 320.
  * Sample rate (Hz): 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100 or 48000 (default: the input's).
  * Channels: 1 or 2 (default: the input's). `startSeconds`/`endSeconds` trim, within the video's duration.
@@ -33,6 +43,28 @@ export type MediaKind =
   | 'AUDIO'
   /** An uploaded video. */
   | 'VIDEO';
+
+export type ApiKeyFieldsFragment = { id: string, name: string, scopes: Array<ApiKeyScope>, createdAt: string, lastUsedAt: string | null };
+
+export type ApiKeysQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type ApiKeysQuery = { me: { id: string, apiKeys: Array<{ id: string, name: string, scopes: Array<ApiKeyScope>, createdAt: string, lastUsedAt: string | null }> } | null };
+
+export type CreateApiKeyMutationVariables = Exact<{
+  name: string;
+  scopes: Array<ApiKeyScope> | ApiKeyScope;
+}>;
+
+
+export type CreateApiKeyMutation = { createApiKey: { key: string, apiKey: { id: string, name: string, scopes: Array<ApiKeyScope>, createdAt: string, lastUsedAt: string | null } } };
+
+export type RevokeApiKeyMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type RevokeApiKeyMutation = { revokeApiKey: boolean };
 
 export type UserFieldsFragment = { id: string, email: string, createdAt: string };
 
@@ -172,6 +204,15 @@ export class TypedDocumentString<TResult, TVariables>
     return this.value;
   }
 }
+export const ApiKeyFieldsFragmentDoc = new TypedDocumentString(`
+    fragment ApiKeyFields on ApiKey {
+  id
+  name
+  scopes
+  createdAt
+  lastUsedAt
+}
+    `, {"fragmentName":"ApiKeyFields"}) as unknown as TypedDocumentString<ApiKeyFieldsFragment, unknown>;
 export const UserFieldsFragmentDoc = new TypedDocumentString(`
     fragment UserFields on User {
   id
@@ -251,6 +292,43 @@ export const UsageFieldsFragmentDoc = new TypedDocumentString(`
   conversionsPerHourLimit
 }
     `, {"fragmentName":"UsageFields"}) as unknown as TypedDocumentString<UsageFieldsFragment, unknown>;
+export const ApiKeysDocument = new TypedDocumentString(`
+    query ApiKeys {
+  me {
+    id
+    apiKeys {
+      ...ApiKeyFields
+    }
+  }
+}
+    fragment ApiKeyFields on ApiKey {
+  id
+  name
+  scopes
+  createdAt
+  lastUsedAt
+}`) as unknown as TypedDocumentString<ApiKeysQuery, ApiKeysQueryVariables>;
+export const CreateApiKeyDocument = new TypedDocumentString(`
+    mutation CreateApiKey($name: String!, $scopes: [ApiKeyScope!]!) {
+  createApiKey(name: $name, scopes: $scopes) {
+    key
+    apiKey {
+      ...ApiKeyFields
+    }
+  }
+}
+    fragment ApiKeyFields on ApiKey {
+  id
+  name
+  scopes
+  createdAt
+  lastUsedAt
+}`) as unknown as TypedDocumentString<CreateApiKeyMutation, CreateApiKeyMutationVariables>;
+export const RevokeApiKeyDocument = new TypedDocumentString(`
+    mutation RevokeApiKey($id: ID!) {
+  revokeApiKey(id: $id)
+}
+    `) as unknown as TypedDocumentString<RevokeApiKeyMutation, RevokeApiKeyMutationVariables>;
 export const SignUpDocument = new TypedDocumentString(`
     mutation SignUp($email: String!, $password: String!) {
   signUp(email: $email, password: $password) {

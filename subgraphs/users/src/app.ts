@@ -20,6 +20,9 @@ import { MySqlCounterStore } from './adapters/throttle-store.js';
 import { UserRepository } from './adapters/user-repo.js';
 import { NotificationSettingsRepository } from './adapters/notification-settings-repo.js';
 import { internalRoutes } from './http/internal.js';
+import { apiKeyRoutes } from './http/api-keys.js';
+import { ApiKeyRepository } from './adapters/api-key-repo.js';
+import { ApiKeyService } from './services/api-keys.js';
 import { migrations } from './migrations.js';
 import { resolvers } from './resolvers.js';
 import { AccountService } from './services/accounts.js';
@@ -43,21 +46,27 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
   const broker = connectBroker(config.RABBITMQ_URL, logger, metrics);
   const outbox = startOutboxPublisher(broker, pool, logger, metrics, 'users-publisher');
 
+  const tokens = new TokenIssuer(keys, {
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+    apiKeyTtlSeconds: config.API_KEY_TOKEN_TTL_SECONDS,
+  });
+  // Counters in MySQL: shared by every replica of this service.
+  const counters = new MySqlCounterStore(pool);
   const accounts = await AccountService.create(
     new UserRepository(pool),
-    new SessionService(
-      new SessionRepository(pool),
-      new TokenIssuer(keys, {
-        issuer: config.JWT_ISSUER,
-        audience: config.JWT_AUDIENCE,
-        ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
-      }),
-      sessionPolicy(config),
-    ),
-    // Counters in MySQL: shared by every replica of this service.
-    new LoginThrottle(new MySqlCounterStore(pool), throttlePolicy(config)),
+    new SessionService(new SessionRepository(pool), tokens, sessionPolicy(config)),
+    new LoginThrottle(counters, throttlePolicy(config)),
   );
   const notifications = new NotificationSettingsService(new NotificationSettingsRepository(pool), accounts);
+  const apiKeys = new ApiKeyService(new ApiKeyRepository(pool), tokens, accounts, counters, {
+    perUser: config.API_KEYS_PER_USER,
+    failuresPerAddress: {
+      limit: config.API_KEY_MAX_FAILURES_PER_IP,
+      windowMs: config.LOGIN_THROTTLE_WINDOW_SECONDS * 1000,
+    },
+  });
   // This service verifies with its own public keys directly; everyone else fetches them from the JWKS route.
   const verifier = createTokenVerifier({
     keys: async (kid) => keys.publicKeys.get(kid),
@@ -76,12 +85,13 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
       trustProxy: config.TRUST_PROXY,
       readiness: { mysql: () => pingDatabase(pool) },
       metrics,
-      context: (base) => ({ ...base, services: { accounts, notifications } }),
+      context: (base) => ({ ...base, services: { accounts, notifications, apiKeys } }),
       routes: (app) => {
         app.get('/.well-known/jwks.json', (_req, res) => {
           res.set('Cache-Control', 'public, max-age=300').json(keys.jwks);
         });
         internalRoutes(app, notifications, config.INTERNAL_API_TOKEN, logger);
+        apiKeyRoutes(app, apiKeys);
       },
     },
     { port: config.PORT, host: config.HOST },

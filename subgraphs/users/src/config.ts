@@ -29,6 +29,15 @@ export const ConfigSchema = z
      * the other subgraphs accept it until it expires (docs/SECURITY.md, "Sessions").
      */
     ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+    /**
+     * Access tokens for API keys (exchanged by the gateway, docs/SECURITY.md "API keys"): a revoked key works
+     * elsewhere than here for at most this long (plus the gateway's cache margin, which is inside it).
+     */
+    API_KEY_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(3600).default(300),
+    /** API keys per user. */
+    API_KEYS_PER_USER: z.coerce.number().int().positive().default(20),
+    /** Failed key exchanges per client address per LOGIN_THROTTLE_WINDOW_SECONDS before 429. */
+    API_KEY_MAX_FAILURES_PER_IP: z.coerce.number().int().positive().default(30),
     /** How long a refresh token lives unused; every refresh issues a new one with a full lifetime. */
     REFRESH_TOKEN_TTL_SECONDS: z.coerce
       .number()

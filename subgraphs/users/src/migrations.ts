@@ -90,10 +90,30 @@ export const migrations: Migration[] = [
     ],
   },
   {
+    id: 6,
+    name: 'create api_keys',
+    // API keys (services/api-keys.ts): stored as their sha256 only; a revoked key's row is deleted. Scopes are
+    // the space-separated `scope` claim of the tokens a key is exchanged for. Go with their account.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS api_keys (
+        id CHAR(36) NOT NULL PRIMARY KEY,
+        user_id CHAR(36) NOT NULL,
+        name VARCHAR(100) NOT NULL,
+        key_hash BINARY(32) NOT NULL,
+        scopes VARCHAR(64) NOT NULL,
+        created_at DATETIME(3) NOT NULL,
+        last_used_at DATETIME(3) NULL,
+        UNIQUE KEY api_keys_hash_unique (key_hash),
+        KEY api_keys_user (user_id, created_at),
+        CONSTRAINT api_keys_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
+  {
     id: 7,
     name: 'create outbox',
     // Account events (mails to send, an account deleted) are written here in the transaction that causes them,
-    // and published by the relay (shared's outbox.ts). Ids 6, 8 and 9 are other features' migrations.
+    // and published by the relay (shared's outbox.ts).
     statements: [OUTBOX_TABLE_SQL],
   },
 ];

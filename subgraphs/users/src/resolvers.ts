@@ -1,4 +1,4 @@
-import { DateTimeScalar } from '@vidmp3/shared';
+import { DateTimeScalar, type ApiKeyScope } from '@vidmp3/shared';
 import type { Resolvers } from './generated/graphql.js';
 
 export const resolvers: Resolvers = {
@@ -16,11 +16,22 @@ export const resolvers: Resolvers = {
     logOutEverywhere: (_parent, _args, ctx) => ctx.services.accounts.logOutEverywhere(ctx.viewer),
     changePassword: (_parent, { currentPassword, newPassword }, ctx) =>
       ctx.services.accounts.changePassword(ctx.viewer, currentPassword, newPassword, ctx.ip),
+    createApiKey: (_parent, { name, scopes }, ctx) =>
+      ctx.services.apiKeys.create(
+        ctx.viewer,
+        name,
+        scopes.map((scope) => scope.toLowerCase() as ApiKeyScope),
+      ),
+    revokeApiKey: (_parent, { id }, ctx) => ctx.services.apiKeys.revoke(ctx.viewer, id),
   },
   User: {
     __resolveReference: (ref, ctx) => ctx.services.accounts.resolveReference(ctx.viewer, ref.id),
     // A reference only: media and jobs fill in the figures, each checking that the viewer is this user.
     usage: (user) => ({ userId: user.id }),
     notifications: (user, _args, ctx) => ctx.services.notifications.get(ctx.viewer, user.id),
+    apiKeys: (user, _args, ctx) => ctx.services.apiKeys.list(ctx.viewer, user.id),
+  },
+  ApiKey: {
+    scopes: (key) => key.scopes.map((scope) => (scope === 'read' ? 'READ' : 'CONVERT')),
   },
 };
