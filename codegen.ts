@@ -51,6 +51,9 @@ const config: CodegenConfig = {
     ...subgraph('users', {
       User: '../adapters/user-repo.js#UserRecord',
       AuthPayload: '../services/accounts.js#AuthResult',
+      Webhook: '../adapters/webhook-repo.js#WebhookRecord',
+      CreatedWebhook: '../services/webhooks.js#CreatedWebhookResult',
+      WebhookDelivery: '../adapters/webhook-repo.js#DeliveryRecord',
     }),
     ...subgraph(
       'media',
