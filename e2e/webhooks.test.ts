@@ -234,7 +234,7 @@ describe('webhooks through the gateway', () => {
     expect(receiver.received).toEqual([
       {
         id: message.eventId,
-        payload: expect.objectContaining({ type: 'webhook.test', data: { webhookId: webhook.id } }),
+        payload: expect.objectContaining({ type: 'webhook.test', data: { webhookId: webhook.id } }) as unknown,
       },
     ]);
     const deliveries = await gql<{ webhookDeliveries: { edges: { node: Delivery }[] } }>(

@@ -25,9 +25,7 @@ export type KnownErrorCode =
   /** convertFile: the conversion was cancelled. */
   | 'CANCELLED'
   /** The caller's AbortSignal fired. */
-  | 'ABORTED'
-  /** verifyWebhook: the request is not a delivery signed with this secret (or is too old): answer it 400. */
-  | 'INVALID_WEBHOOK';
+  | 'ABORTED';
 
 // `string & {}` keeps editor completion for the known codes while accepting any other.
 export type ErrorCode = KnownErrorCode | (string & {});

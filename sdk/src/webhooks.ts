@@ -20,15 +20,16 @@ export type WebhookHeaders = Headers | Record<string, string | string[] | undefi
 
 const HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature'] as const;
 
+// Duck-typed: a Headers from another realm or a fetch polyfill is not `instanceof` this one.
+const isHeaders = (h: WebhookHeaders): h is Headers => typeof (h as { get?: unknown }).get === 'function';
+
 function pickHeaders(headers: WebhookHeaders): Record<string, string> {
   const picked: Record<string, string> = {};
-  const get =
-    typeof (headers as Headers).get === 'function'
-      ? (name: string) => (headers as Headers).get(name) ?? undefined
-      : (name: string) => {
-          const entry = Object.entries(headers).find(([key]) => key.toLowerCase() === name)?.[1];
-          return Array.isArray(entry) ? entry.join(', ') : entry;
-        };
+  const get = (name: string): string | undefined => {
+    if (isHeaders(headers)) return headers.get(name) ?? undefined;
+    const entry = Object.entries(headers).find(([key]) => key.toLowerCase() === name)?.[1];
+    return Array.isArray(entry) ? entry.join(', ') : entry;
+  };
   for (const name of HEADERS) {
     const value = get(name);
     if (value !== undefined) picked[name] = value;
@@ -40,7 +41,8 @@ function pickHeaders(headers: WebhookHeaders): Record<string, string> {
  * Checks that a delivery comes from vidmp3 and was signed with your webhook's secret (`whsec_…`, shown when you
  * created it), within five minutes of now (replays of old deliveries fail), and returns its parsed payload.
  * `body` must be the raw request body, byte for byte (a re-serialised JSON object would not match).
- * Throws a Vidmp3Error with code `INVALID_WEBHOOK` when anything is wrong: answer such a request with 400.
+ * Throws a Vidmp3Error with code `INVALID_WEBHOOK` (the request is not a delivery signed with this secret, or is
+ * too old) when anything is wrong: answer such a request with 400.
  * The `webhook-id` header is the same for every retry of one delivery: use it to drop duplicates.
  */
 export function verifyWebhook(secret: string, headers: WebhookHeaders, body: string | Uint8Array): WebhookPayload {

@@ -302,7 +302,7 @@ describe('test events', () => {
         eventId: delivery.eventId,
         eventType: 'webhook.test',
         attempt: 1,
-        payload: expect.objectContaining({ type: 'webhook.test', data: { webhookId: webhook.id } }),
+        payload: expect.objectContaining({ type: 'webhook.test', data: { webhookId: webhook.id } }) as unknown,
       }),
     ]);
   });
