@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   checkWebhookTarget,
   classifyAddress,
+  webhookLookup,
   WebhookTargetError,
   type WebhookTargetOptions,
 } from './webhook-target.js';
@@ -122,5 +123,24 @@ describe('checkWebhookTarget', () => {
     );
     expect(await problemOf('http://192.168.0.10/hook', development)).toBe('forbidden-address');
     expect(await problemOf('http://169.254.169.254/', development)).toBe('forbidden-address');
+  });
+});
+
+describe('webhookLookup (the check at connection time)', () => {
+  const lookup = (allowLoopback: boolean, all: boolean) =>
+    new Promise<{ err: NodeJS.ErrnoException | null; address: string | LookupAddress[] }>((resolve) =>
+      webhookLookup({ allowLoopback })('localhost', { all }, (err, address) => resolve({ err, address })),
+    );
+
+  it('refuses a name that resolves to loopback unless loopback is allowed', async () => {
+    const refused = await lookup(false, false);
+    expect(refused.err).toBeInstanceOf(WebhookTargetError);
+    expect(refused.err?.code).toBe('EWEBHOOKTARGET');
+
+    const one = await lookup(true, false);
+    expect(one.err).toBeNull();
+    expect(classifyAddress(one.address as string)).toBe('loopback');
+    const all = await lookup(true, true);
+    expect((all.address as LookupAddress[]).every((a) => classifyAddress(a.address) === 'loopback')).toBe(true);
   });
 });

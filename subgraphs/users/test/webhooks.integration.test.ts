@@ -19,6 +19,9 @@ import {
   type WebhookEventType,
 } from '@vidmp3/shared';
 import { startUsers } from '../src/app.js';
+import { SecretBox } from '../src/adapters/secret-box.js';
+import { WebhookRepository } from '../src/adapters/webhook-repo.js';
+import { WebhookService } from '../src/services/webhooks.js';
 import { ConfigSchema } from '../src/config.js';
 
 const SERVER = 'mysql://root@127.0.0.1:3306';
@@ -364,6 +367,23 @@ describe('the notifier’s internal API', () => {
     expect((await reportAttempt(created.deliveryId, succeeded(1))).status).toBe(404);
   });
 
+  it('records one delivery when two notifier replicas record the same event at once', async () => {
+    const user = await signUp();
+    const { webhook } = await newWebhook(user.token);
+    const answers = await Promise.all(
+      Array.from(
+        { length: 5 },
+        async () =>
+          (await (await recordDelivery(webhook.id, 'job-9:1:QUEUED', 'job.queued')).json()) as {
+            deliveryId: string;
+            created: boolean;
+          },
+      ),
+    );
+    expect(new Set(answers.map((a) => a.deliveryId)).size).toBe(1);
+    expect(answers.filter((a) => a.created)).toHaveLength(1);
+  });
+
   it('records attempts in order: retrying keeps it PENDING with its next retry, a stale report is ignored', async () => {
     const user = await signUp();
     const { webhook } = await newWebhook(user.token);
@@ -496,5 +516,31 @@ describe('delivery history', () => {
     ]);
     expect([hooks.length, rows.length]).toEqual([0, 0]);
     expect(await subscribed(user.id, 'job.succeeded')).toEqual({ webhooks: [] });
+  });
+
+  it('is pruned after the retention period, newest kept', async () => {
+    const user = await signUp();
+    const { webhook } = await newWebhook(user.token);
+    const old = await newDelivery(webhook.id, 'old-event');
+    const recent = await newDelivery(webhook.id, 'recent-event');
+    await db.query('UPDATE webhook_deliveries SET created_at = ? WHERE id = ?', [
+      new Date(Date.now() - 31 * 86_400_000),
+      old,
+    ]);
+    const pool = mysql.createPool(`${SERVER}/${DATABASE}`);
+    try {
+      const service = new WebhookService(
+        new WebhookRepository(pool),
+        new SecretBox(randomBytes(32)),
+        { add: async () => undefined, kick: () => undefined },
+        { signedIn: async () => ({ id: user.id }) },
+        { allowLoopback: false, allowHttp: false, perUser: 1, disableAfterFailedDeliveries: 1, testsPerHour: 1 },
+      );
+      expect(await service.pruneDeliveries(30)).toBeGreaterThanOrEqual(1);
+    } finally {
+      await pool.end();
+    }
+    const listed = (await deliveries(user.token, webhook.id)).data!.webhookDeliveries.edges.map((e) => e.node.id);
+    expect(listed).toEqual([recent]);
   });
 });

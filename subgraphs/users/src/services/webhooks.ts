@@ -175,13 +175,15 @@ export class WebhookService {
   /** Null when the webhook is gone. */
   async recordDelivery(webhookId: string, body: CreateWebhookDelivery): Promise<CreatedWebhookDelivery | null> {
     try {
-      return await this.repo.insertDelivery(this.repo.pool, {
-        id: randomUUID(),
-        webhookId,
-        eventId: body.eventId,
-        eventType: body.eventType,
-        now: new Date(),
-      });
+      return await retryOnDeadlock(() =>
+        this.repo.insertDelivery(this.repo.pool, {
+          id: randomUUID(),
+          webhookId,
+          eventId: body.eventId,
+          eventType: body.eventType,
+          now: new Date(),
+        }),
+      );
     } catch (err) {
       if ((err as { code?: string } | null)?.code === 'ER_NO_REFERENCED_ROW_2') return null;
       throw err;
@@ -204,7 +206,14 @@ export class WebhookService {
     const known = await this.repo.findDelivery(this.repo.pool, deliveryId);
     if (!known) return null;
     const now = new Date();
-    const result = await withTransaction(this.repo.pool, async (conn) => {
+    const result = await retryOnDeadlock(() => this.recordAttemptIn(known, deliveryId, report, now));
+    if (!result) return null;
+    if (result.disabled) this.outbox.kick();
+    return { webhookEnabled: result.webhookEnabled };
+  }
+
+  private recordAttemptIn(known: DeliveryRecord, deliveryId: string, report: WebhookAttemptReport, now: Date) {
+    return withTransaction(this.repo.pool, async (conn) => {
       // Webhook first, then delivery: the order a cascading delete of the webhook takes them in.
       const health = await this.repo.lockHealth(conn, known.webhookId);
       const delivery = health && (await this.repo.lockDelivery(conn, deliveryId));
@@ -231,9 +240,6 @@ export class WebhookService {
       }
       return { webhookEnabled: next.health.enabled, disabled: next.disable };
     });
-    if (!result) return null;
-    if (result.disabled) this.outbox.kick();
-    return { webhookEnabled: result.webhookEnabled };
   }
 
   /** Deliveries past their retention are removed (batches of 1000, until none is left). */
@@ -261,6 +267,20 @@ export class WebhookService {
         throw userError(ErrorCode.BAD_USER_INPUT, err.message, { field: 'url', problem: err.problem });
       }
       throw err;
+    }
+  }
+}
+
+/**
+ * Runs `work` again when MariaDB broke a deadlock by rolling it back: concurrent inserts of one event (two notifier
+ * replicas) and attempt reports beside a cascading delete can meet in lock waits; the loser just tries again.
+ */
+async function retryOnDeadlock<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if ((err as { code?: string } | null)?.code !== 'ER_LOCK_DEADLOCK' || attempt >= 3) throw err;
     }
   }
 }
