@@ -120,7 +120,8 @@ fi
 secret vidmp3-users \
   --from-literal=MYSQL_URL="$USERS_MYSQL_URL" \
   --from-literal=RABBITMQ_URL="${USERS_RABBITMQ_URL:-$RABBITMQ_URL}" \
-  --from-file=JWT_PRIVATE_KEY="$work/jwt.pem"
+  --from-file=JWT_PRIVATE_KEY="$work/jwt.pem" \
+  --from-literal=WEBHOOK_SECRET_KEY="$(openssl rand -base64 32)"
 secret vidmp3-media \
   --from-literal=MYSQL_URL="$MEDIA_MYSQL_URL" \
   --from-literal=MONGODB_URL="$MONGODB_URL" \

@@ -7,6 +7,17 @@ import { usage } from './commands/usage.js';
 import { createKey, listKeys, parseScopes, revokeKey, type CreateKeyFlags } from './commands/keys.js';
 import { convert, type ConvertFlags } from './commands/convert.js';
 import { download, type DownloadFlags } from './commands/download.js';
+import {
+  createWebhook,
+  deleteWebhook,
+  enableWebhook,
+  EVENT_NAMES,
+  listWebhooks,
+  parseEvents,
+  testWebhook,
+  webhookDeliveries,
+  type CreateWebhookFlags,
+} from './commands/webhooks.js';
 import { DEFAULT_URL } from './config.js';
 import { Context, type GlobalOptions, type Io } from './context.js';
 import { describeError, EXIT_CODES_HELP, ExitCode, formatFailure } from './errors.js';
@@ -176,7 +187,50 @@ Examples:
     .option('-f, --force', 'overwrite an existing file')
     .action(action((ctx, id: string, flags: DownloadFlags) => download(ctx, id, flags)));
 
-  for (const command of [program, ...program.commands, ...keys.commands]) command.addHelpText('after', EXIT_CODES_HELP);
+  const webhooks = program
+    .command('webhooks')
+    .description('manage webhooks: URLs your server receives signed events at (conversions, deletions)');
+  webhooks
+    .command('create')
+    .description('create a webhook and print its signing secret (shown only this once)')
+    .argument('<url>', 'where events are POSTed (https)')
+    .requiredOption('--events <list>', `comma-separated: ${EVENT_NAMES.join(', ')}`, parseEvents)
+    .addHelpText(
+      'after',
+      `
+Example:
+  vidmp3 webhooks create https://example.com/hooks/vidmp3 --events job.succeeded,job.failed`,
+    )
+    .action(action((ctx, url: string, flags: CreateWebhookFlags) => createWebhook(ctx, url, flags)));
+  webhooks
+    .command('list')
+    .description('list your webhooks')
+    .action(action((ctx) => listWebhooks(ctx)));
+  webhooks
+    .command('delete')
+    .description('delete a webhook (no event is sent to it after)')
+    .argument('<id>', 'the webhook')
+    .action(action((ctx, id: string) => deleteWebhook(ctx, id)));
+  webhooks
+    .command('deliveries')
+    .description("show a webhook's deliveries, newest first: status, attempts, response, next retry")
+    .argument('<id>', 'the webhook')
+    .option('-n, --limit <n>', 'show at most this many (up to 100)', parseLimit, 20)
+    .action(action((ctx, id: string, flags: { limit: number }) => webhookDeliveries(ctx, id, flags)));
+  webhooks
+    .command('test')
+    .description('send a webhook.test event to a webhook now')
+    .argument('<id>', 'the webhook')
+    .action(action((ctx, id: string) => testWebhook(ctx, id)));
+  webhooks
+    .command('enable')
+    .description('turn a webhook disabled after repeated failures back on')
+    .argument('<id>', 'the webhook')
+    .action(action((ctx, id: string) => enableWebhook(ctx, id)));
+
+  for (const command of [program, ...program.commands, ...keys.commands, ...webhooks.commands]) {
+    command.addHelpText('after', EXIT_CODES_HELP);
+  }
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -85,6 +85,8 @@ export const SECRET_ENV: Readonly<Record<string, 'value' | 'path'>> = {
   // users: the ES256 signing key, and the retired public keys rotated with it (docs/DEPLOY.md, key rotation).
   JWT_PRIVATE_KEY: 'value',
   JWT_PREVIOUS_PUBLIC_KEYS: 'value',
+  // users: the key webhook signing secrets are stored under.
+  WEBHOOK_SECRET_KEY: 'value',
   // Where users keeps its signing key when JWT_PRIVATE_KEY is unset (jwt-es256.pem, generated if missing).
   KEYS_DIR: 'path',
   // media: the HMAC key of download links, or the file it is kept in when unset.

@@ -70,6 +70,7 @@ export const SERVICES: readonly ServiceSpec[] = [
       'RABBITMQ_URL',
       'JWT_PRIVATE_KEY',
       'JWT_PREVIOUS_PUBLIC_KEYS',
+      'WEBHOOK_SECRET_KEY',
       // Its internal API (the notifier asks for a user's address): not served without it in production.
       'INTERNAL_API_TOKEN',
     ],

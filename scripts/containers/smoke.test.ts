@@ -207,6 +207,7 @@ async function startSystem(): Promise<void> {
       .toString(),
     // compose: ${JWT_PREVIOUS_PUBLIC_KEYS:-}, empty unless a key rotation is under way.
     JWT_PREVIOUS_PUBLIC_KEYS: '',
+    WEBHOOK_SECRET_KEY: randomBytes(32).toString('base64'),
   });
   await start(serviceSpec('media'), `${prefix}-media`, ports.media, {
     ...base,

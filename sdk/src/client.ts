@@ -7,6 +7,9 @@ import {
   CreateApiKeyDocument,
   ChangePasswordDocument,
   ConvertMediaDocument,
+  CreateWebhookDocument,
+  DeleteWebhookDocument,
+  EnableWebhookDocument,
   JobDocument,
   JobsDocument,
   MediaDocument,
@@ -22,6 +25,9 @@ import {
   UploadVideoDocument,
   type UploadVideoMutation,
   UsageDocument,
+  SendTestWebhookDocument,
+  WebhookDeliveriesDocument,
+  WebhooksDocument,
 } from './generated/graphql.js';
 import { downloadBlob, fetchAnswer, graphqlData } from './http.js';
 import type { Platform } from './platform.js';
@@ -47,6 +53,11 @@ import type {
   Usage,
   User,
   WatchOptions,
+  CreatedWebhook,
+  Webhook,
+  WebhookDelivery,
+  WebhookDeliveryPage,
+  WebhookEvent,
 } from './types.js';
 import { isFinalStatus, shouldReconnect, watchJob } from './watch.js';
 
@@ -327,6 +338,40 @@ class Vidmp3Client implements Client {
 
   async retry(id: string): Promise<Job> {
     return (await this.request(RetryJobDocument, { id })).retryJob;
+  }
+
+  async webhooks(): Promise<Webhook[]> {
+    const { me } = await this.request(WebhooksDocument, {});
+    if (!me) throw new Vidmp3Error('UNAUTHENTICATED', 'Log in to list your webhooks');
+    return me.webhooks;
+  }
+
+  async createWebhook(url: string, events: WebhookEvent[]): Promise<CreatedWebhook> {
+    return (await this.request(CreateWebhookDocument, { url, events })).createWebhook;
+  }
+
+  async deleteWebhook(id: string): Promise<void> {
+    await this.request(DeleteWebhookDocument, { id });
+  }
+
+  async enableWebhook(id: string): Promise<Webhook> {
+    return (await this.request(EnableWebhookDocument, { id })).enableWebhook;
+  }
+
+  async sendTestWebhook(id: string): Promise<WebhookDelivery> {
+    return (await this.request(SendTestWebhookDocument, { id })).sendTestWebhook;
+  }
+
+  async webhookDeliveries(
+    webhookId: string,
+    page: { first?: number; after?: string } = {},
+  ): Promise<WebhookDeliveryPage> {
+    const { webhookDeliveries } = await this.request(WebhookDeliveriesDocument, {
+      webhookId,
+      first: page.first ?? null,
+      after: page.after ?? null,
+    });
+    return { deliveries: webhookDeliveries.edges.map((e) => e.node), pageInfo: webhookDeliveries.pageInfo };
   }
 
   watchJob(id: string, options: WatchOptions = {}): AsyncGenerator<Job> {

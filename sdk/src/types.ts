@@ -7,6 +7,9 @@ import type {
   MediaFieldsFragment,
   UsageFieldsFragment,
   UserFieldsFragment,
+  WebhookDeliveryFieldsFragment,
+  WebhookEvent as GeneratedWebhookEvent,
+  WebhookFieldsFragment,
 } from './generated/graphql.js';
 
 /** Instants (`createdAt`, `expiresAt`, …) are ISO 8601 strings in UTC, as the API sends them. */
@@ -50,6 +53,25 @@ export interface Session {
   refreshToken: string;
   /** When the refresh token expires unless used before (ISO 8601). */
   refreshTokenExpiresAt: string;
+}
+
+/** A webhook of yours (never its secret, shown once by `createWebhook`). */
+export type Webhook = WebhookFieldsFragment;
+/** One event sent (or being sent) to a webhook: status, attempts, the last response and the next retry. */
+export type WebhookDelivery = WebhookDeliveryFieldsFragment;
+/** What a webhook subscribes to: `JOB_SUCCEEDED`, … (its payloads' `type` is `job.succeeded`, …). */
+export type WebhookEvent = GeneratedWebhookEvent;
+
+export interface CreatedWebhook {
+  webhook: Webhook;
+  /** The signing secret (`whsec_…`), for `verifyWebhook` in your receiver; shown this once. */
+  secret: string;
+}
+
+export interface WebhookDeliveryPage {
+  /** Newest first. */
+  deliveries: WebhookDelivery[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
 }
 
 export interface JobPage {
@@ -211,6 +233,17 @@ export interface Client {
   download(media: Media | string, destination?: undefined, options?: DownloadOptions): Promise<Blob>;
   /** Upload → convert → watch → download, with progress for each phase. Throws JOB_FAILED or CANCELLED. */
   convertFile(input: UploadInput, options?: ConvertFileOptions): Promise<ConvertFileResult>;
+  /** Your webhooks, oldest first. */
+  webhooks(): Promise<Webhook[]>;
+  /** Creates a webhook; the result's `secret` is shown this once. BAD_USER_INPUT for a URL it may not call. */
+  createWebhook(url: string, events: WebhookEvent[]): Promise<CreatedWebhook>;
+  deleteWebhook(id: string): Promise<void>;
+  /** Turns a webhook disabled after repeated failures back on. */
+  enableWebhook(id: string): Promise<Webhook>;
+  /** Sends a `webhook.test` event now; returns its delivery (PENDING until the first attempt). */
+  sendTestWebhook(id: string): Promise<WebhookDelivery>;
+  /** A webhook's deliveries, newest first. */
+  webhookDeliveries(webhookId: string, page?: { first?: number; after?: string }): Promise<WebhookDeliveryPage>;
   /** Closes the WebSocket, if one is open. */
   close(): void;
 }

@@ -20,3 +20,4 @@ export * from './health-server.js';
 export * from './repeating-task.js';
 export * from './outbox.js';
 export * from './api-keys.js';
+export * from './webhook-target.js';

@@ -44,6 +44,29 @@ export type MediaKind =
   /** An uploaded video. */
   | 'VIDEO';
 
+export type WebhookDeliveryStatus =
+  /** Every attempt failed (or the webhook was deleted or disabled before it could be sent). */
+  | 'FAILED'
+  /** Being sent, or waiting for its next attempt (`nextRetryAt`). */
+  | 'PENDING'
+  /** The receiver answered with a 2xx status. */
+  | 'SUCCEEDED';
+
+/** What a webhook can be told about; its payload's `type` is the lower-case dotted name (`job.succeeded`). */
+export type WebhookEvent =
+  /** A conversion was cancelled: `job.cancelled`. */
+  | 'JOB_CANCELLED'
+  /** A conversion failed: `job.failed`. */
+  | 'JOB_FAILED'
+  /** A conversion was queued (created, or retried after failing): `job.queued`. */
+  | 'JOB_QUEUED'
+  /** A conversion started on a worker: `job.running`. */
+  | 'JOB_RUNNING'
+  /** A conversion finished and its mp3 is ready: `job.succeeded`. */
+  | 'JOB_SUCCEEDED'
+  /** A media of yours was deleted: `media.deleted`. */
+  | 'MEDIA_DELETED';
+
 export type ApiKeyFieldsFragment = { id: string, name: string, scopes: Array<ApiKeyScope>, createdAt: string, lastUsedAt: string | null };
 
 export type ApiKeysQueryVariables = Exact<{ [key: string]: never; }>;
@@ -186,6 +209,53 @@ export type UsageQueryVariables = Exact<{ [key: string]: never; }>;
 
 export type UsageQuery = { me: { id: string, usage: { storageBytes: number, storageLimitBytes: number, uploadsInProgress: number, concurrentUploadsLimit: number, activeJobs: number, activeJobsLimit: number, conversionsLastHour: number, conversionsPerHourLimit: number } } | null };
 
+export type WebhookFieldsFragment = { id: string, url: string, events: Array<WebhookEvent>, enabled: boolean, disabledReason: string | null, createdAt: string };
+
+export type WebhookDeliveryFieldsFragment = { id: string, eventId: string, eventType: string, status: WebhookDeliveryStatus, attempts: number, responseStatus: number | null, lastError: string | null, nextRetryAt: string | null, createdAt: string, updatedAt: string };
+
+export type WebhooksQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type WebhooksQuery = { me: { id: string, webhooks: Array<{ id: string, url: string, events: Array<WebhookEvent>, enabled: boolean, disabledReason: string | null, createdAt: string }> } | null };
+
+export type CreateWebhookMutationVariables = Exact<{
+  url: string;
+  events: Array<WebhookEvent> | WebhookEvent;
+}>;
+
+
+export type CreateWebhookMutation = { createWebhook: { secret: string, webhook: { id: string, url: string, events: Array<WebhookEvent>, enabled: boolean, disabledReason: string | null, createdAt: string } } };
+
+export type DeleteWebhookMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type DeleteWebhookMutation = { deleteWebhook: boolean };
+
+export type EnableWebhookMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type EnableWebhookMutation = { enableWebhook: { id: string, url: string, events: Array<WebhookEvent>, enabled: boolean, disabledReason: string | null, createdAt: string } };
+
+export type SendTestWebhookMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type SendTestWebhookMutation = { sendTestWebhook: { id: string, eventId: string, eventType: string, status: WebhookDeliveryStatus, attempts: number, responseStatus: number | null, lastError: string | null, nextRetryAt: string | null, createdAt: string, updatedAt: string } };
+
+export type WebhookDeliveriesQueryVariables = Exact<{
+  webhookId: string | number;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type WebhookDeliveriesQuery = { webhookDeliveries: { edges: Array<{ node: { id: string, eventId: string, eventType: string, status: WebhookDeliveryStatus, attempts: number, responseStatus: number | null, lastError: string | null, nextRetryAt: string | null, createdAt: string, updatedAt: string } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -292,6 +362,30 @@ export const UsageFieldsFragmentDoc = new TypedDocumentString(`
   conversionsPerHourLimit
 }
     `, {"fragmentName":"UsageFields"}) as unknown as TypedDocumentString<UsageFieldsFragment, unknown>;
+export const WebhookFieldsFragmentDoc = new TypedDocumentString(`
+    fragment WebhookFields on Webhook {
+  id
+  url
+  events
+  enabled
+  disabledReason
+  createdAt
+}
+    `, {"fragmentName":"WebhookFields"}) as unknown as TypedDocumentString<WebhookFieldsFragment, unknown>;
+export const WebhookDeliveryFieldsFragmentDoc = new TypedDocumentString(`
+    fragment WebhookDeliveryFields on WebhookDelivery {
+  id
+  eventId
+  eventType
+  status
+  attempts
+  responseStatus
+  lastError
+  nextRetryAt
+  createdAt
+  updatedAt
+}
+    `, {"fragmentName":"WebhookDeliveryFields"}) as unknown as TypedDocumentString<WebhookDeliveryFieldsFragment, unknown>;
 export const ApiKeysDocument = new TypedDocumentString(`
     query ApiKeys {
   me {
@@ -715,3 +809,100 @@ export const UsageDocument = new TypedDocumentString(`
   conversionsLastHour
   conversionsPerHourLimit
 }`) as unknown as TypedDocumentString<UsageQuery, UsageQueryVariables>;
+export const WebhooksDocument = new TypedDocumentString(`
+    query Webhooks {
+  me {
+    id
+    webhooks {
+      ...WebhookFields
+    }
+  }
+}
+    fragment WebhookFields on Webhook {
+  id
+  url
+  events
+  enabled
+  disabledReason
+  createdAt
+}`) as unknown as TypedDocumentString<WebhooksQuery, WebhooksQueryVariables>;
+export const CreateWebhookDocument = new TypedDocumentString(`
+    mutation CreateWebhook($url: String!, $events: [WebhookEvent!]!) {
+  createWebhook(url: $url, events: $events) {
+    webhook {
+      ...WebhookFields
+    }
+    secret
+  }
+}
+    fragment WebhookFields on Webhook {
+  id
+  url
+  events
+  enabled
+  disabledReason
+  createdAt
+}`) as unknown as TypedDocumentString<CreateWebhookMutation, CreateWebhookMutationVariables>;
+export const DeleteWebhookDocument = new TypedDocumentString(`
+    mutation DeleteWebhook($id: ID!) {
+  deleteWebhook(id: $id)
+}
+    `) as unknown as TypedDocumentString<DeleteWebhookMutation, DeleteWebhookMutationVariables>;
+export const EnableWebhookDocument = new TypedDocumentString(`
+    mutation EnableWebhook($id: ID!) {
+  enableWebhook(id: $id) {
+    ...WebhookFields
+  }
+}
+    fragment WebhookFields on Webhook {
+  id
+  url
+  events
+  enabled
+  disabledReason
+  createdAt
+}`) as unknown as TypedDocumentString<EnableWebhookMutation, EnableWebhookMutationVariables>;
+export const SendTestWebhookDocument = new TypedDocumentString(`
+    mutation SendTestWebhook($id: ID!) {
+  sendTestWebhook(id: $id) {
+    ...WebhookDeliveryFields
+  }
+}
+    fragment WebhookDeliveryFields on WebhookDelivery {
+  id
+  eventId
+  eventType
+  status
+  attempts
+  responseStatus
+  lastError
+  nextRetryAt
+  createdAt
+  updatedAt
+}`) as unknown as TypedDocumentString<SendTestWebhookMutation, SendTestWebhookMutationVariables>;
+export const WebhookDeliveriesDocument = new TypedDocumentString(`
+    query WebhookDeliveries($webhookId: ID!, $first: Int, $after: String) {
+  webhookDeliveries(webhookId: $webhookId, first: $first, after: $after) {
+    edges {
+      node {
+        ...WebhookDeliveryFields
+      }
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+}
+    fragment WebhookDeliveryFields on WebhookDelivery {
+  id
+  eventId
+  eventType
+  status
+  attempts
+  responseStatus
+  lastError
+  nextRetryAt
+  createdAt
+  updatedAt
+}`) as unknown as TypedDocumentString<WebhookDeliveriesQuery, WebhookDeliveriesQueryVariables>;

@@ -31,6 +31,9 @@ import { sessionPolicy } from './services/session-policy.js';
 import { SessionService } from './services/sessions.js';
 import { TokenIssuer } from './services/tokens.js';
 import { NotificationSettingsService } from './services/notification-settings.js';
+import { loadOrCreateDevSecretKey, SecretBox } from './adapters/secret-box.js';
+import { WebhookRepository } from './adapters/webhook-repo.js';
+import { WebhookService } from './services/webhooks.js';
 
 const typeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
 
@@ -67,6 +70,23 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
       windowMs: config.LOGIN_THROTTLE_WINDOW_SECONDS * 1000,
     },
   });
+  const webhookKey = config.WEBHOOK_SECRET_KEY
+    ? Buffer.from(config.WEBHOOK_SECRET_KEY, 'base64')
+    : await loadOrCreateDevSecretKey(config.KEYS_DIR, logger);
+  const webhooks = new WebhookService(new WebhookRepository(pool), new SecretBox(webhookKey), outbox, accounts, {
+    allowLoopback: config.WEBHOOK_ALLOW_LOOPBACK,
+    allowHttp: config.WEBHOOK_ALLOW_HTTP,
+    perUser: config.WEBHOOKS_PER_USER,
+    disableAfterFailedDeliveries: config.WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES,
+    testsPerHour: config.WEBHOOK_TESTS_PER_HOUR,
+  });
+  // Deliveries are listed for WEBHOOK_DELIVERY_RETENTION_DAYS, then pruned hourly by whichever replica gets there.
+  const pruneDeliveries = setInterval(() => {
+    webhooks
+      .pruneDeliveries(config.WEBHOOK_DELIVERY_RETENTION_DAYS)
+      .catch((err: unknown) => logger.warn({ err }, 'could not prune webhook deliveries'));
+  }, 3600_000);
+  pruneDeliveries.unref();
   // This service verifies with its own public keys directly; everyone else fetches them from the JWKS route.
   const verifier = createTokenVerifier({
     keys: async (kid) => keys.publicKeys.get(kid),
@@ -85,12 +105,12 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
       trustProxy: config.TRUST_PROXY,
       readiness: { mysql: () => pingDatabase(pool) },
       metrics,
-      context: (base) => ({ ...base, services: { accounts, notifications, apiKeys } }),
+      context: (base) => ({ ...base, services: { accounts, notifications, apiKeys, webhooks } }),
       routes: (app) => {
         app.get('/.well-known/jwks.json', (_req, res) => {
           res.set('Cache-Control', 'public, max-age=300').json(keys.jwks);
         });
-        internalRoutes(app, notifications, config.INTERNAL_API_TOKEN, logger);
+        internalRoutes(app, notifications, webhooks, config.INTERNAL_API_TOKEN, logger);
         apiKeyRoutes(app, apiKeys);
       },
     },
@@ -99,6 +119,7 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
   return {
     ...server,
     async close() {
+      clearInterval(pruneDeliveries);
       await server.close();
       await outbox.close();
       await broker.close();

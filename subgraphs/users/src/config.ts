@@ -84,6 +84,26 @@ export const ConfigSchema = z
     LOGIN_KNOWN_ADDRESS_DAYS: z.coerce.number().int().positive().default(30),
     /** Accounts created per client address per hour (free public instance: bulk sign-ups are abuse). */
     SIGNUP_MAX_PER_IP_PER_HOUR: z.coerce.number().int().positive().default(10),
+    // Webhooks (services/webhooks.ts; docs/SECURITY.md, "Webhooks").
+    /**
+     * The AES-256-GCM key that webhook signing secrets are stored under: 32 bytes, base64. Required in production;
+     * development generates one in KEYS_DIR. Changing it makes every stored secret unreadable.
+     */
+    WEBHOOK_SECRET_KEY: z
+      .string()
+      .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes in base64 (openssl rand -base64 32)')
+      .optional(),
+    /** Webhooks may point at loopback addresses (a receiver on this machine). Default: true in development only. */
+    WEBHOOK_ALLOW_LOOPBACK: env.optionalBool(),
+    /** Webhooks may use http:// besides https://. Default: false in production, true otherwise. */
+    WEBHOOK_ALLOW_HTTP: env.optionalBool(),
+    WEBHOOKS_PER_USER: z.coerce.number().int().positive().default(10),
+    /** Deliveries that ended FAILED in a row (none succeeded between) after which a webhook is disabled. */
+    WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: z.coerce.number().int().positive().default(5),
+    /** `sendTestWebhook` calls per webhook per hour. */
+    WEBHOOK_TESTS_PER_HOUR: z.coerce.number().int().positive().default(10),
+    /** How long deliveries are listed before they are pruned. */
+    WEBHOOK_DELIVERY_RETENTION_DAYS: z.coerce.number().int().positive().default(30),
   })
   .superRefine((c, ctx) => {
     if (c.REFRESH_TOKEN_TTL_SECONDS <= c.ACCESS_TOKEN_TTL_SECONDS) {
@@ -107,12 +127,28 @@ export const ConfigSchema = z
         message: 'required in production (generated development keys are for one machine only)',
       });
     }
+    if (c.NODE_ENV === 'production' && !c.WEBHOOK_SECRET_KEY) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WEBHOOK_SECRET_KEY'],
+        message: 'required in production (32 bytes in base64: openssl rand -base64 32)',
+      });
+    }
+    if (c.NODE_ENV === 'production' && c.WEBHOOK_ALLOW_LOOPBACK) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WEBHOOK_ALLOW_LOOPBACK'],
+        message: 'must not be true in production (webhooks would reach services on the host)',
+      });
+    }
   })
   // Unset in production: the internal API stays closed (the notifier then cannot send conversion mails), so
   // that deployments made before the notifier keep starting.
   .transform((c) => ({
     ...c,
     INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? (c.NODE_ENV === 'production' ? undefined : DEV_INTERNAL_API_TOKEN),
+    WEBHOOK_ALLOW_LOOPBACK: c.WEBHOOK_ALLOW_LOOPBACK ?? c.NODE_ENV === 'development',
+    WEBHOOK_ALLOW_HTTP: c.WEBHOOK_ALLOW_HTTP ?? c.NODE_ENV !== 'production',
   }));
 
 export type Config = z.output<typeof ConfigSchema>;
