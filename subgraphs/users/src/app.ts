@@ -56,6 +56,7 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
     ),
     // Counters in MySQL: shared by every replica of this service.
     new LoginThrottle(new MySqlCounterStore(pool), throttlePolicy(config)),
+    outbox,
   );
   const notifications = new NotificationSettingsService(new NotificationSettingsRepository(pool), accounts);
   // This service verifies with its own public keys directly; everyone else fetches them from the JWKS route.

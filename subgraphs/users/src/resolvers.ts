@@ -16,6 +16,7 @@ export const resolvers: Resolvers = {
     logOutEverywhere: (_parent, _args, ctx) => ctx.services.accounts.logOutEverywhere(ctx.viewer),
     changePassword: (_parent, { currentPassword, newPassword }, ctx) =>
       ctx.services.accounts.changePassword(ctx.viewer, currentPassword, newPassword, ctx.ip),
+    deleteAccount: (_parent, { password }, ctx) => ctx.services.accounts.deleteAccount(ctx.viewer, password, ctx.ip),
   },
   User: {
     __resolveReference: (ref, ctx) => ctx.services.accounts.resolveReference(ctx.viewer, ref.id),
