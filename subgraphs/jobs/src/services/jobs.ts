@@ -34,7 +34,7 @@ const accountGone = () => userError(ErrorCode.UNAUTHENTICATED, 'This account has
 class AccountDeletedError extends Error {}
 
 /** Jobs of a deleted account removed per transaction: a big account is removed in short steps. */
-const DELETION_BATCH = 200;
+const DEFAULT_DELETION_BATCH = 200;
 
 function accepted(decision: Decision): JobPatch {
   if (!decision.ok) throw userError(ErrorCode.CONFLICT, decision.reason);
@@ -64,6 +64,8 @@ export interface JobsServiceOptions {
   maxAttempts?: number;
   limits: ConversionLimits;
   logger?: Logger;
+  /** Jobs of a deleted account removed per transaction; 200 unless given. */
+  deletionBatch?: number;
 }
 
 export class JobsService {
@@ -237,10 +239,11 @@ export class JobsService {
     const { userId } = event;
     let removed = 0;
     let cancelled = 0;
+    const batchSize = this.options.deletionBatch ?? DEFAULT_DELETION_BATCH;
     for (let first = true; ; first = false) {
       const batch = await this.asUser(userId, async (conn) => {
         if (first) await this.repo.addDeletedAccount(conn, userId, new Date(event.at));
-        const jobs = await this.repo.lockOwnedBatch(conn, userId, DELETION_BATCH);
+        const jobs = await this.repo.lockOwnedBatch(conn, userId, batchSize);
         for (const job of jobs) {
           if (isFinal(job.status)) continue;
           const control: JobControl = { type: 'cancel', jobId: job.id, attempt: job.attempts };
@@ -255,7 +258,7 @@ export class JobsService {
       });
       if (cancelled > 0) this.relay.kick();
       removed += batch;
-      if (batch < DELETION_BATCH) break;
+      if (batch < batchSize) break;
     }
     await this.repo.forgetQuotaUser(this.repo.pool, userId);
     return removed === 0 ? 'nothing left' : `${removed} jobs removed, ${cancelled} cancelled`;
