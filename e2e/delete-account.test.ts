@@ -5,8 +5,10 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import amqplib from 'amqplib';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import { Topology } from '@vidmp3/shared';
 import { errorCode, graphql, PASSWORD, uniqueEmail, uploadFile, type SignedUp } from './client.js';
 import { conversionsOf, ffmpegOf } from './conversions.js';
 import { generateVideo, sample } from './fixtures.js';
@@ -285,4 +287,23 @@ describe('deleteAccount', () => {
     expect((await tombstones(user.id)).length).toBe(3);
     expect(await blobs()).not.toContain(video);
   }, 180_000);
+
+  it('sets aside a message on the accounts fanout that is not an AccountDeleted, in each service’s dead-letter queue', async () => {
+    const connection = await amqplib.connect(system.rabbitmqUrl);
+    try {
+      const channel = await connection.createConfirmChannel();
+      const dead = async () =>
+        Promise.all(
+          (['media', 'jobs', 'notifier'] as const).map(
+            async (s) => (await channel.checkQueue(`${Topology.accountsQueue(s)}.dead`)).messageCount,
+          ),
+        );
+      const before = await dead();
+      channel.publish(Topology.accountsExchange, '', Buffer.from('{"type":"account-deleted"}'), { persistent: true });
+      await channel.waitForConfirms();
+      await expect.poll(dead, { timeout: 30_000 }).toEqual(before.map((n) => n + 1));
+    } finally {
+      await connection.close();
+    }
+  });
 });
