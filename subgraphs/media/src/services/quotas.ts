@@ -70,13 +70,13 @@ export class StorageQuotas {
     const reserve = async (neededBytes: number) => {
       const result = await repo
         .reserve({
-        id,
-        ownerId,
-        kind,
-        neededBytes,
-        aheadBytes: limits.reserveAheadBytes ?? DEFAULT_RESERVE_AHEAD_BYTES,
-        storageLimitBytes: limits.storageBytes,
-        concurrentUploadsLimit: kind === 'UPLOAD' ? limits.concurrentUploads : null,
+          id,
+          ownerId,
+          kind,
+          neededBytes,
+          aheadBytes: limits.reserveAheadBytes ?? DEFAULT_RESERVE_AHEAD_BYTES,
+          storageLimitBytes: limits.storageBytes,
+          concurrentUploadsLimit: kind === 'UPLOAD' ? limits.concurrentUploads : null,
           ttlMs: limits.reservationTtlMs,
         })
         .catch((err: unknown) => {
