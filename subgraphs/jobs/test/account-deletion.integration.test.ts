@@ -167,6 +167,15 @@ describe('AccountDeleted in jobs', () => {
     expect(await rowsOf(user.userId)).toEqual(nothing);
   });
 
+  it('lets nothing that read a job before the deletion bring a quota row back afterwards', async () => {
+    const user = signIn();
+    await convert(user);
+    await jobs.forgetAccount(deletion(user.userId));
+    // What a late worker event, the sweeper or a lease expiry does first, having seen one of the user's jobs.
+    await new JobsRepository(pool).ensureQuotaUser(user.userId);
+    expect(await rowsOf(user.userId)).toEqual(nothing);
+  });
+
   it('answers a worker’s claim and events for a removed job as for a job that does not exist', async () => {
     const user = signIn();
     const job = await convert(user);

@@ -229,8 +229,19 @@ export class JobsRepository {
    * locking transaction would make concurrent first requests of one user wait on each other's shared
    * duplicate-key locks and deadlock when they upgrade them.
    */
-  async ensureQuotaUser(userId: string): Promise<void> {
-    await this.pool.execute('INSERT IGNORE INTO job_quota_users (user_id) VALUES (?)', [userId]);
+  async ensureQuotaUser(userId: string, evenIfDeleted = false): Promise<void> {
+    if (evenIfDeleted) {
+      await this.pool.execute('INSERT IGNORE INTO job_quota_users (user_id) VALUES (?)', [userId]);
+      return;
+    }
+    // Not for a deleted account (its tombstone exists): a late worker event or a sweep that read one of its jobs
+    // just before they were removed must not leave the row behind. Its lock then fails, and the caller retries
+    // or gives up; by then the job is gone.
+    await this.pool.execute(
+      `INSERT IGNORE INTO job_quota_users (user_id)
+       SELECT ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM deleted_accounts WHERE user_id = ?)`,
+      [userId, userId],
+    );
   }
 
   /** Locks the user's row until the transaction ends: one quota check or dispatch per user at a time. */

@@ -241,21 +241,25 @@ export class JobsService {
     let cancelled = 0;
     const batchSize = this.options.deletionBatch ?? DEFAULT_DELETION_BATCH;
     for (let first = true; ; first = false) {
-      const batch = await this.asUser(userId, async (conn) => {
-        if (first) await this.repo.addDeletedAccount(conn, userId, new Date(event.at));
-        const jobs = await this.repo.lockOwnedBatch(conn, userId, batchSize);
-        for (const job of jobs) {
-          if (isFinal(job.status)) continue;
-          const control: JobControl = { type: 'cancel', jobId: job.id, attempt: job.attempts };
-          await this.repo.addOutbox(conn, Topology.controlExchange, '', control);
-          cancelled += 1;
-        }
-        await this.repo.removeJobs(
-          conn,
-          jobs.map((j) => j.id),
-        );
-        return jobs.length;
-      });
+      const batch = await this.asUser(
+        userId,
+        async (conn) => {
+          if (first) await this.repo.addDeletedAccount(conn, userId, new Date(event.at));
+          const jobs = await this.repo.lockOwnedBatch(conn, userId, batchSize);
+          for (const job of jobs) {
+            if (isFinal(job.status)) continue;
+            const control: JobControl = { type: 'cancel', jobId: job.id, attempt: job.attempts };
+            await this.repo.addOutbox(conn, Topology.controlExchange, '', control);
+            cancelled += 1;
+          }
+          await this.repo.removeJobs(
+            conn,
+            jobs.map((j) => j.id),
+          );
+          return jobs.length;
+        },
+        true,
+      );
       if (cancelled > 0) this.relay.kick();
       removed += batch;
       if (batch < batchSize) break;
@@ -397,8 +401,13 @@ export class JobsService {
    * count after the lock sees every job committed before it, and range reads lock no gaps that would block
    * other users' inserts. Lock order everywhere: the user's row first, then job rows.
    */
-  private async asUser<T>(userId: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
-    await this.repo.ensureQuotaUser(userId);
+  private async asUser<T>(
+    userId: string,
+    work: (conn: PoolConnection) => Promise<T>,
+    /** For the account's deletion itself, which takes the lock after writing the tombstone. */
+    evenIfDeleted = false,
+  ): Promise<T> {
+    await this.repo.ensureQuotaUser(userId, evenIfDeleted);
     return this.transaction(async (conn) => {
       await this.repo.lockQuotaUser(conn, userId);
       return work(conn);
@@ -408,17 +417,20 @@ export class JobsService {
   /**
    * `asUser` for the user's own changes: refused (UNAUTHENTICATED) once their account has been deleted, read
    * under the lock the deletion takes, so a conversion is either written before the deletion removes the user's
-   * jobs or refused. A refusal removes the lock row `asUser` may have just created again.
+   * jobs or refused. A refusal removes the lock row, should it have been left.
    */
   private async asLiveUser<T>(userId: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    const { pool } = this.repo;
+    if (await this.repo.isDeletedAccount(pool, userId)) throw accountGone();
     try {
       return await this.asUser(userId, async (conn) => {
         if (await this.repo.isDeletedAccount(conn, userId)) throw new AccountDeletedError();
         return work(conn);
       });
     } catch (err) {
-      if (!(err instanceof AccountDeletedError)) throw err;
-      await this.repo.forgetQuotaUser(this.repo.pool, userId);
+      // Deleted since the check above: inside the lock, or before the lock row could be created.
+      if (!(err instanceof AccountDeletedError) && !(await this.repo.isDeletedAccount(pool, userId))) throw err;
+      await this.repo.forgetQuotaUser(pool, userId);
       throw accountGone();
     }
   }
