@@ -1,7 +1,8 @@
 // Passwords never come from a flag (it would land in shell history and `ps`): from stdin with
 // --password-stdin, from VIDMP3_PASSWORD for scripts, or typed at the terminal with echo off.
 import { openSync, writeSync } from 'node:fs';
-import { ReadStream } from 'node:tty';
+import { createInterface } from 'node:readline';
+import { ReadStream, WriteStream } from 'node:tty';
 import { CliError, ExitCode, usageError } from './errors.js';
 
 export interface PasswordSource {
@@ -35,11 +36,32 @@ export async function readPassword(source: PasswordSource, { confirm = false } =
 }
 
 /** Opens the controlling terminal itself, so that a prompt works even when stdin is a pipe. */
-function openTerminal(): number {
+function openTerminal(
+  noTerminal = 'no password given: use --password-stdin or VIDMP3_PASSWORD, or run in a terminal',
+): number {
   try {
     return openSync('/dev/tty', 'r+');
   } catch {
-    throw usageError('no password given: use --password-stdin or VIDMP3_PASSWORD, or run in a terminal');
+    throw usageError(noTerminal);
+  }
+}
+
+/** Asks a question on the terminal (echo on) and resolves with the line typed; `noTerminal` says what to do without one. */
+export async function promptLine(prompt: string, noTerminal: string): Promise<string> {
+  const fd = openTerminal(noTerminal);
+  const input = new ReadStream(fd);
+  const output = new WriteStream(fd);
+  const lines = createInterface({ input, output, terminal: true });
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      lines.once('SIGINT', () => reject(new CliError('interrupted', ExitCode.INTERRUPTED)));
+      lines.once('close', () => reject(usageError('not confirmed: nothing was deleted')));
+      lines.question(prompt, resolve);
+    });
+  } finally {
+    lines.removeAllListeners('close');
+    lines.close();
+    input.destroy();
   }
 }
 

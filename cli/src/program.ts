@@ -2,7 +2,15 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { cancel, jobs, parseStatus, type JobsFlags } from './commands/jobs.js';
-import { login, logout, signup, whoami, type PasswordFlags } from './commands/account.js';
+import {
+  deleteAccount,
+  login,
+  logout,
+  signup,
+  whoami,
+  type DeleteAccountFlags,
+  type PasswordFlags,
+} from './commands/account.js';
 import { usage } from './commands/usage.js';
 import { createKey, listKeys, parseScopes, revokeKey, type CreateKeyFlags } from './commands/keys.js';
 import { convert, type ConvertFlags } from './commands/convert.js';
@@ -97,6 +105,15 @@ export async function run(argv: string[], io: Io): Promise<ExitCode> {
     .command('logout')
     .description('forget the session for the server')
     .action(action((ctx) => logout(ctx)));
+
+  program
+    .command('account')
+    .description('manage your account')
+    .command('delete')
+    .description('delete your account for good, with all its media and conversions (asks for the password)')
+    .addOption(passwordOption())
+    .option('-y, --yes', 'do not ask to type the email to confirm (for scripts)')
+    .action(action((ctx, flags: DeleteAccountFlags) => deleteAccount(ctx, flags)));
 
   program
     .command('whoami')

@@ -166,6 +166,29 @@ describe('accounts', () => {
     expect(who.stderr).toContain('not logged in');
     expect(who.stderr).toContain('vidmp3 login');
   });
+
+  it('account delete asks for the password and a confirmation, then deletes the account and forgets its session', async () => {
+    const doomed = uniqueEmail('cli-delete');
+    const env = { VIDMP3_CONFIG: join(work, 'delete-config.json') };
+    expect((await vidmp3(['signup', doomed, '--password-stdin'], { env, input: `${PASSWORD}\n` })).code).toBe(0);
+    // No terminal to type the email at, and no --yes: nothing happens.
+    const unconfirmed = await vidmp3(['account', 'delete', '--password-stdin'], { env, input: `${PASSWORD}\n` });
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toContain('--yes');
+    const wrong = await vidmp3(['account', 'delete', '--yes', '--password-stdin'], { env, input: 'wrong password\n' });
+    expect(wrong.code).toBe(4);
+    expect((await vidmp3(['whoami'], { env })).code).toBe(0);
+
+    const out = await vidmp3(['--json', 'account', 'delete', '--yes', '--password-stdin'], {
+      env,
+      input: `${PASSWORD}\n`,
+    });
+    expect(out.code).toBe(0);
+    expect(JSON.parse(out.stdout)).toMatchObject({ deleted: doomed });
+    expect((await vidmp3(['whoami'], { env })).code).toBe(3);
+    const login = await vidmp3(['login', doomed, '--password-stdin'], { env, input: `${PASSWORD}\n` });
+    expect(login.code).toBe(3);
+  });
 });
 
 describe('convert', () => {
@@ -352,6 +375,7 @@ describe('usage and failures', () => {
     login: ['--password-stdin'],
     logout: ['--url'],
     whoami: ['--json'],
+    account: ['delete'],
     usage: ['--json'],
     convert: ['--output', '--force', '--bitrate', '--sample-rate', '--channels', '--start', '--end'],
     jobs: ['--status', '--limit'],

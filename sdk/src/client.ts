@@ -16,6 +16,7 @@ import {
   LogInDocument,
   LogOutDocument,
   LogOutEverywhereDocument,
+  DeleteAccountDocument,
   MeDocument,
   RefreshSessionDocument,
   RetryJobDocument,
@@ -261,6 +262,15 @@ class Vidmp3Client implements Client {
 
   async logOutEverywhere(): Promise<void> {
     await this.request(LogOutEverywhereDocument, {});
+    this.useSession(null);
+  }
+
+  /**
+   * Deletes the signed-in account for good, with everything in it (media, conversions, sessions), after checking
+   * its password; the client's session is forgotten. BAD_USER_INPUT (`field: password`) for a wrong password.
+   */
+  async deleteAccount(password: string): Promise<void> {
+    await this.request(DeleteAccountDocument, { password });
     this.useSession(null);
   }
 

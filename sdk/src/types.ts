@@ -197,6 +197,11 @@ export interface Client {
   logOut(): Promise<void>;
   /** Ends every session of this user, this one included. */
   logOutEverywhere(): Promise<void>;
+  /**
+   * Deletes the account for good — its media, files, conversions, sessions — after checking its password; the
+   * session is forgotten here. BAD_USER_INPUT (`field: password`) for a wrong password, RATE_LIMITED after several.
+   */
+  deleteAccount(password: string): Promise<void>;
   /** Changes the password; every other session ends, and this client goes on with the new one it gets. */
   changePassword(currentPassword: string, newPassword: string): Promise<AuthPayload>;
   /** Creates an account and uses its token from now on. */

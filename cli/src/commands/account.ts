@@ -1,6 +1,6 @@
 import type { Context } from '../context.js';
-import { notLoggedIn } from '../errors.js';
-import { readPassword } from '../password.js';
+import { notLoggedIn, usageError } from '../errors.js';
+import { promptLine, readPassword } from '../password.js';
 import type { AuthPayload } from '../sdk.js';
 
 export interface PasswordFlags {
@@ -77,4 +77,36 @@ export async function whoami(ctx: Context): Promise<void> {
     throw notLoggedIn(url);
   }
   ctx.print({ url, user: me }, `${me.email} on ${url}`);
+}
+
+export interface DeleteAccountFlags extends PasswordFlags {
+  yes?: boolean;
+}
+
+/**
+ * Deletes the logged-in account for good, after its password (asked as `login` asks it) and a confirmation: the
+ * account's email typed at the terminal, or `--yes` for scripts. The session is forgotten here too.
+ */
+export async function deleteAccount(ctx: Context, flags: DeleteAccountFlags): Promise<void> {
+  const url = await ctx.url();
+  const client = await ctx.authedClient();
+  const me = await client.me();
+  if (!me) throw notLoggedIn(url);
+  if (!flags.yes) {
+    const typed = await promptLine(
+      `This deletes the account ${me.email} on ${url} with all its media and conversions, for good.\n` +
+        'Type its email to confirm: ',
+      'add --yes to delete the account without a terminal',
+    );
+    if (typed.trim().toLowerCase() !== me.email) throw usageError('not confirmed: nothing was deleted');
+  }
+  const password = await readPassword({
+    passwordStdin: flags.passwordStdin ?? false,
+    env: ctx.io.env,
+    stdin: ctx.io.stdin,
+  });
+  await client.deleteAccount(password);
+  const session = (await ctx.loadConfig()).sessions[url];
+  if (session) await ctx.keepSession(url, session.email, null);
+  ctx.print({ url, deleted: me.email }, `Deleted the account ${me.email} on ${url}`);
 }

@@ -21,3 +21,4 @@ export * from './repeating-task.js';
 export * from './outbox.js';
 export * from './api-keys.js';
 export * from './webhook-target.js';
+export * from './account-events.js';

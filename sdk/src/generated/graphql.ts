@@ -134,6 +134,13 @@ export type LogOutEverywhereMutationVariables = Exact<{ [key: string]: never; }>
 
 export type LogOutEverywhereMutation = { logOutEverywhere: boolean };
 
+export type DeleteAccountMutationVariables = Exact<{
+  password: string;
+}>;
+
+
+export type DeleteAccountMutation = { deleteAccount: boolean };
+
 export type MeQueryVariables = Exact<{ [key: string]: never; }>;
 
 
@@ -513,6 +520,11 @@ export const LogOutEverywhereDocument = new TypedDocumentString(`
   logOutEverywhere
 }
     `) as unknown as TypedDocumentString<LogOutEverywhereMutation, LogOutEverywhereMutationVariables>;
+export const DeleteAccountDocument = new TypedDocumentString(`
+    mutation DeleteAccount($password: String!) {
+  deleteAccount(password: $password)
+}
+    `) as unknown as TypedDocumentString<DeleteAccountMutation, DeleteAccountMutationVariables>;
 export const MeDocument = new TypedDocumentString(`
     query Me {
   me {

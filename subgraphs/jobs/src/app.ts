@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'graphql';
 import {
+  AccountEventConsumer,
   connectBroker,
   superviseChannel,
   createMetrics,
@@ -72,6 +73,13 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
   );
   const services = { jobs, feeds: new JobFeeds(repo, bus, logger) };
   const consumer = startConsumers(broker, jobs, bus, logger, metrics);
+  // A deleted account's jobs are cancelled and removed when users announces it (the accounts fanout).
+  const accountEvents = new AccountEventConsumer(
+    broker,
+    'jobs',
+    { accountDeleted: (event) => jobs.forgetAccount(event) },
+    logger,
+  );
   relay.start();
 
   // The sweeper re-publishes requests nobody picked up, gives waiting jobs the turns a stopped replica missed,
@@ -144,6 +152,7 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
       await server.close();
       await relay.stop();
       await consumer.close();
+      await accountEvents.close();
       await publishing.close();
       await broker.close();
       await pool.end();

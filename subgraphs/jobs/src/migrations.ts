@@ -87,4 +87,16 @@ export const migrations: Migration[] = [
       'ALTER TABLE jobs ADD COLUMN IF NOT EXISTS sweeps INT NOT NULL DEFAULT 0',
     ],
   },
+  {
+    id: 6,
+    name: 'deleted accounts',
+    // Tombstones of deleted accounts (an AccountDeleted event heard): their conversions are refused from then
+    // on (their access tokens live on until they expire). The id only, nothing else about the user.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS deleted_accounts (
+        user_id CHAR(36) NOT NULL PRIMARY KEY,
+        deleted_at DATETIME(3) NOT NULL
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
 ];

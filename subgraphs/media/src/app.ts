@@ -12,6 +12,7 @@ import {
   multipartUploads,
   openDatabase,
   pingDatabase,
+  AccountEventConsumer,
   startOutboxPublisher,
   startSubgraphServer,
   type Logger,
@@ -21,6 +22,7 @@ import type { Config } from './config.js';
 import type { Context } from './context.js';
 import type { BlobStore } from './adapters/blob-store.js';
 import { DiskBlobStore } from './adapters/blob-disk.js';
+import { DeletedAccountsRepository } from './adapters/deleted-accounts-repo.js';
 import { loadOrCreateDevKey } from './adapters/download-key.js';
 import { MediaRepository } from './adapters/media-repo.js';
 import { QuotaRepository } from './adapters/quota-repo.js';
@@ -29,6 +31,7 @@ import { uploadMeter } from './adapters/upload-meter.js';
 import { fileRoutes, internalRoutes } from './http/routes.js';
 import { migrations } from './migrations.js';
 import { resolvers } from './resolvers.js';
+import { MediaAccountDeletion } from './services/account-deletion.js';
 import { DownloadLinks } from './services/download-links.js';
 import { MediaService } from './services/media.js';
 import { StorageQuotas } from './services/quotas.js';
@@ -69,10 +72,13 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
   // Announcements (media events) go out through the outbox: RabbitMQ away delays them, nothing else.
   const broker = connectBroker(config.RABBITMQ_URL, logger, metrics);
   const outbox = startOutboxPublisher(broker, pool, logger, metrics, 'media-publisher');
+  const deletedAccounts = new DeletedAccountsRepository(pool);
+  const mediaRepo = new MediaRepository(pool);
+  const quotaRepo = new QuotaRepository(pool);
   // ffprobe's HOME and working directory: empty, its own, not the service's (nor the uploads').
   const probeDir = await mkdtemp(join(tmpdir(), 'vidmp3-ffprobe-'));
   const media = new MediaService(
-    new MediaRepository(pool),
+    mediaRepo,
     blobs,
     ffprobeProber({
       ffprobePath: config.FFPROBE_PATH,
@@ -85,13 +91,21 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
       },
     }),
     links,
-    new StorageQuotas(new QuotaRepository(pool), {
+    new StorageQuotas(quotaRepo, {
       storageBytes: config.STORAGE_QUOTA_BYTES,
       concurrentUploads: config.CONCURRENT_UPLOADS_PER_USER,
       reservationTtlMs: config.UPLOAD_RESERVATION_TTL_SECONDS * 1000,
     }),
     { scratchDir, maxUploadBytes: config.MAX_UPLOAD_BYTES },
+    deletedAccounts,
     uploadMeter(metrics),
+  );
+  // A deleted account's media and blobs are removed when users announces it (the accounts fanout).
+  const accountEvents = new AccountEventConsumer(
+    broker,
+    'media',
+    new MediaAccountDeletion(deletedAccounts, mediaRepo, blobs, quotaRepo, logger),
+    logger,
   );
 
   const server = await startSubgraphServer<Context>(
@@ -129,6 +143,7 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
     ...server,
     async close() {
       await server.close();
+      await accountEvents.close();
       await outbox.close();
       await broker.close();
       await Promise.all([pool.end(), blobs.close(), rm(probeDir, { recursive: true, force: true })]);

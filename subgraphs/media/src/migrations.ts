@@ -63,4 +63,17 @@ export const migrations: Migration[] = [
     // relay (shared's outbox.ts).
     statements: [OUTBOX_TABLE_SQL],
   },
+  {
+    id: 5,
+    name: 'deleted accounts',
+    // Tombstones of deleted accounts (an AccountDeleted event heard): their writes are refused from then on, as
+    // their access tokens live on until they expire, and an upload that was streaming when the account went
+    // removes itself. The id only, nothing else about the user.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS deleted_accounts (
+        user_id CHAR(36) NOT NULL PRIMARY KEY,
+        deleted_at DATETIME(3) NOT NULL
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
 ];

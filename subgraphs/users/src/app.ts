@@ -61,6 +61,7 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
     new UserRepository(pool),
     new SessionService(new SessionRepository(pool), tokens, sessionPolicy(config)),
     new LoginThrottle(counters, throttlePolicy(config)),
+    outbox,
   );
   const notifications = new NotificationSettingsService(new NotificationSettingsRepository(pool), accounts);
   const apiKeys = new ApiKeyService(new ApiKeyRepository(pool), tokens, accounts, counters, {

@@ -34,6 +34,7 @@ export const resolvers: Resolvers = {
     deleteWebhook: (_parent, { id }, ctx) => ctx.services.webhooks.delete(ctx.viewer, id),
     sendTestWebhook: (_parent, { id }, ctx) => ctx.services.webhooks.sendTest(ctx.viewer, id),
     enableWebhook: (_parent, { id }, ctx) => ctx.services.webhooks.enable(ctx.viewer, id),
+    deleteAccount: (_parent, { password }, ctx) => ctx.services.accounts.deleteAccount(ctx.viewer, password, ctx.ip),
   },
   User: {
     __resolveReference: (ref, ctx) => ctx.services.accounts.resolveReference(ctx.viewer, ref.id),

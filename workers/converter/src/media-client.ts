@@ -107,7 +107,8 @@ export class MediaClient {
       if (stored) return { id: stored.id };
       throw new TransientError('The storage service gave an unexpected answer.', { cause: new Error(body) });
     }
-    if (status === 404) {
+    // 410: the owner's account has been deleted (its job is gone too; the failure is only for the logs).
+    if (status === 404 || status === 410) {
       throw new PermanentError(JobErrorCode.INPUT_GONE, 'The video to convert no longer exists.', {
         cause: new Error(`media answered 404: ${body}`),
       });

@@ -1,4 +1,5 @@
 import {
+  AccountEventConsumer,
   connectBroker,
   createLogger,
   createMetrics,
@@ -62,6 +63,13 @@ runService(logger, async () => {
     outcome: eventMeter(metrics),
   });
   await consumer.started();
+  // A deleted account's rows (pending mails to them included) go when users announces it.
+  const accountEvents = new AccountEventConsumer(
+    connection,
+    'notifier',
+    { accountDeleted: (event) => notifier.accountDeleted(event) },
+    logger,
+  );
   sender.start();
   const prune = setInterval(() => {
     const before = new Date(Date.now() - config.RETENTION_DAYS * 86_400_000);
@@ -87,6 +95,7 @@ runService(logger, async () => {
     async () => {
       clearInterval(prune);
       await consumer.close();
+      await accountEvents.close();
       await sender.stop();
       transport.close();
       await connection.close();

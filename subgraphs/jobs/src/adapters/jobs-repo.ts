@@ -229,8 +229,19 @@ export class JobsRepository {
    * locking transaction would make concurrent first requests of one user wait on each other's shared
    * duplicate-key locks and deadlock when they upgrade them.
    */
-  async ensureQuotaUser(userId: string): Promise<void> {
-    await this.pool.execute('INSERT IGNORE INTO job_quota_users (user_id) VALUES (?)', [userId]);
+  async ensureQuotaUser(userId: string, evenIfDeleted = false): Promise<void> {
+    if (evenIfDeleted) {
+      await this.pool.execute('INSERT IGNORE INTO job_quota_users (user_id) VALUES (?)', [userId]);
+      return;
+    }
+    // Not for a deleted account (its tombstone exists): a late worker event or a sweep that read one of its jobs
+    // just before they were removed must not leave the row behind. Its lock then fails, and the caller retries
+    // or gives up; by then the job is gone.
+    await this.pool.execute(
+      `INSERT IGNORE INTO job_quota_users (user_id)
+       SELECT ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM deleted_accounts WHERE user_id = ?)`,
+      [userId, userId],
+    );
   }
 
   /** Locks the user's row until the transaction ends: one quota check or dispatch per user at a time. */
@@ -306,6 +317,41 @@ export class JobsRepository {
       [before],
     );
     return result.affectedRows;
+  }
+
+  // ---- deleted accounts
+
+  /** Writes the account's tombstone (idempotent: a redelivery keeps the first). */
+  async addDeletedAccount(db: Db, userId: string, at: Date): Promise<void> {
+    await db.execute('INSERT IGNORE INTO deleted_accounts (user_id, deleted_at) VALUES (?, ?)', [userId, at]);
+  }
+
+  async isDeletedAccount(db: Db, userId: string): Promise<boolean> {
+    const [rows] = await db.execute<RowDataPacket[]>('SELECT 1 FROM deleted_accounts WHERE user_id = ?', [userId]);
+    return rows.length > 0;
+  }
+
+  /** Up to `limit` of the user's jobs, any status, locked: a deleted account's, removed batch by batch. */
+  async lockOwnedBatch(
+    conn: PoolConnection,
+    userId: string,
+    limit: number,
+  ): Promise<Pick<JobRecord, 'id' | 'status' | 'attempts'>[]> {
+    const [rows] = await conn.execute<RowDataPacket[]>(
+      `SELECT id, status, attempts FROM jobs WHERE owner_id = ? ORDER BY id LIMIT ${Math.trunc(limit)} FOR UPDATE`,
+      [userId],
+    );
+    return rows.map((r) => ({ id: String(r.id), status: r.status as JobStatus, attempts: Number(r.attempts) }));
+  }
+
+  async removeJobs(conn: PoolConnection, ids: string[]): Promise<void> {
+    if (ids.length > 0) await conn.query('DELETE FROM jobs WHERE id IN (?)', [ids]);
+  }
+
+  /** The user's conversion starts and lock row, once their jobs are gone. */
+  async forgetQuotaUser(db: Db, userId: string): Promise<void> {
+    await db.execute('DELETE FROM conversion_starts WHERE owner_id = ?', [userId]);
+    await db.execute('DELETE FROM job_quota_users WHERE user_id = ?', [userId]);
   }
 
   /** Writes a message to the outbox (shared's table), in the caller's transaction. */

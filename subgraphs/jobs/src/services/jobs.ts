@@ -16,6 +16,7 @@ import {
   type PoolConnection,
   type ClaimResponse,
   type Viewer,
+  type AccountDeleted,
 } from '@vidmp3/shared';
 import { isVisible, type JobPatch, type JobRecord, type JobsRepository } from '../adapters/jobs-repo.js';
 import type { MediaClient } from '../adapters/media-client.js';
@@ -27,6 +28,14 @@ import { validateOptions, type OptionsInput } from './options.js';
 import { dispatchRoom, HOUR_MS, refuseConversion, type ConversionLimits } from './quotas.js';
 
 /** The patch of a decision the user asked for; a refusal is their CONFLICT, with its reason. */
+const accountGone = () => userError(ErrorCode.UNAUTHENTICATED, 'This account has been deleted');
+
+/** Thrown inside a user's transaction when their account has been deleted (rolls it back). */
+class AccountDeletedError extends Error {}
+
+/** Jobs of a deleted account removed per transaction: a big account is removed in short steps. */
+const DEFAULT_DELETION_BATCH = 200;
+
 function accepted(decision: Decision): JobPatch {
   if (!decision.ok) throw userError(ErrorCode.CONFLICT, decision.reason);
   return decision.patch ?? {};
@@ -55,6 +64,8 @@ export interface JobsServiceOptions {
   maxAttempts?: number;
   limits: ConversionLimits;
   logger?: Logger;
+  /** Jobs of a deleted account removed per transaction; 200 unless given. */
+  deletionBatch?: number;
 }
 
 export class JobsService {
@@ -163,7 +174,7 @@ export class JobsService {
     };
     // The quota check, the job and (when it is the user's turn) its request are written together, under the
     // user's lock: concurrent requests of one user, on any replica, are counted one after the other.
-    const created = await this.asUser(userId, async (conn) => {
+    const created = await this.asLiveUser(userId, async (conn) => {
       await this.checkQuotas(conn, userId, now);
       await this.repo.insert(conn, job);
       await this.repo.recordStart(conn, userId, job.id, now);
@@ -198,7 +209,7 @@ export class JobsService {
     // The owner is known before the job is locked, so that the user's lock is always taken first.
     const seen = await this.repo.find(this.repo.pool, id);
     if (!seen || seen.ownerId !== userId) throw notFound();
-    const job = await this.asUser(userId, async (conn) => {
+    const job = await this.asLiveUser(userId, async (conn) => {
       const current = await this.repo.find(conn, id, true);
       if (!current || current.ownerId !== userId) throw notFound();
       const now = new Date();
@@ -213,6 +224,48 @@ export class JobsService {
     });
     this.relay.kick();
     return job;
+  }
+
+  // ---- deleted accounts
+
+  /**
+   * Jobs' part of deleting an account (the accounts queue's AccountDeleted): under the user's lock, the
+   * tombstone — convertMedia and retryJob are refused from then on —, then the user's jobs batch by batch, each
+   * active one cancelled through the control fanout first (its worker kills ffmpeg; a request still in RabbitMQ
+   * is dropped at its claim, the job being gone), then the user's quota rows. Idempotent: a redelivery finds
+   * nothing left.
+   */
+  async forgetAccount(event: AccountDeleted): Promise<string> {
+    const { userId } = event;
+    let removed = 0;
+    let cancelled = 0;
+    const batchSize = this.options.deletionBatch ?? DEFAULT_DELETION_BATCH;
+    for (let first = true; ; first = false) {
+      const batch = await this.asUser(
+        userId,
+        async (conn) => {
+          if (first) await this.repo.addDeletedAccount(conn, userId, new Date(event.at));
+          const jobs = await this.repo.lockOwnedBatch(conn, userId, batchSize);
+          for (const job of jobs) {
+            if (isFinal(job.status)) continue;
+            const control: JobControl = { type: 'cancel', jobId: job.id, attempt: job.attempts };
+            await this.repo.addOutbox(conn, Topology.controlExchange, '', control);
+            cancelled += 1;
+          }
+          await this.repo.removeJobs(
+            conn,
+            jobs.map((j) => j.id),
+          );
+          return jobs.length;
+        },
+        true,
+      );
+      if (cancelled > 0) this.relay.kick();
+      removed += batch;
+      if (batch < batchSize) break;
+    }
+    await this.repo.forgetQuotaUser(this.repo.pool, userId);
+    return removed === 0 ? 'nothing left' : `${removed} jobs removed, ${cancelled} cancelled`;
   }
 
   // ---- the workers' side
@@ -348,12 +401,38 @@ export class JobsService {
    * count after the lock sees every job committed before it, and range reads lock no gaps that would block
    * other users' inserts. Lock order everywhere: the user's row first, then job rows.
    */
-  private async asUser<T>(userId: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
-    await this.repo.ensureQuotaUser(userId);
+  private async asUser<T>(
+    userId: string,
+    work: (conn: PoolConnection) => Promise<T>,
+    /** For the account's deletion itself, which takes the lock after writing the tombstone. */
+    evenIfDeleted = false,
+  ): Promise<T> {
+    await this.repo.ensureQuotaUser(userId, evenIfDeleted);
     return this.transaction(async (conn) => {
       await this.repo.lockQuotaUser(conn, userId);
       return work(conn);
     }, 'READ COMMITTED');
+  }
+
+  /**
+   * `asUser` for the user's own changes: refused (UNAUTHENTICATED) once their account has been deleted, read
+   * under the lock the deletion takes, so a conversion is either written before the deletion removes the user's
+   * jobs or refused. A refusal removes the lock row, should it have been left.
+   */
+  private async asLiveUser<T>(userId: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    const { pool } = this.repo;
+    if (await this.repo.isDeletedAccount(pool, userId)) throw accountGone();
+    try {
+      return await this.asUser(userId, async (conn) => {
+        if (await this.repo.isDeletedAccount(conn, userId)) throw new AccountDeletedError();
+        return work(conn);
+      });
+    } catch (err) {
+      // Deleted since the check above: inside the lock, or before the lock row could be created.
+      if (!(err instanceof AccountDeletedError) && !(await this.repo.isDeletedAccount(pool, userId))) throw err;
+      await this.repo.forgetQuotaUser(pool, userId);
+      throw accountGone();
+    }
   }
 
   /**

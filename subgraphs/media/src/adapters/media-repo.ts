@@ -132,4 +132,20 @@ export class MediaRepository {
     );
     return result.affectedRows > 0;
   }
+
+  /** Up to `limit` ids of the owner's media, deleted ones included: for removing a deleted account, batch by batch. */
+  async idsOfOwner(ownerId: string, limit: number): Promise<string[]> {
+    const [rows] = await this.pool.execute<RowDataPacket[]>(
+      `SELECT id FROM media WHERE owner_id = ? ORDER BY id LIMIT ${Math.trunc(limit)}`,
+      [ownerId],
+    );
+    return rows.map((r) => String(r.id));
+  }
+
+  /** Removes rows for good (a deleted account's; their blobs are removed first). */
+  async remove(ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const [result] = await this.pool.query<ResultSetHeader>('DELETE FROM media WHERE id IN (?)', [ids]);
+    return result.affectedRows;
+  }
 }

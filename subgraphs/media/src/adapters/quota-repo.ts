@@ -1,5 +1,6 @@
 import { withTransaction, type Pool, type PoolConnection } from '@vidmp3/shared';
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import { AccountDeletedError, deletedAccountsSql } from './deleted-accounts-repo.js';
 
 export type ReservationKind = 'UPLOAD' | 'OUTPUT';
 
@@ -44,9 +45,14 @@ export class QuotaRepository {
   /**
    * Reserves, under the owner's lock, `neededBytes` (plus up to `aheadBytes` more when free) for the write
    * `id`, creating its reservation or growing it; answers the bytes now held, or why it was refused.
+   * AccountDeletedError when the owner's account has been deleted: a write still streaming stops at its next
+   * reservation, and nothing of the owner is written back (the transaction rolls back).
    */
   async reserve(request: ReserveRequest): Promise<{ reservedBytes: number } | Refusal> {
     return this.underOwnerLock(request.ownerId, async (conn) => {
+      // Read under the owner's lock, which the account's deletion takes too (forgetOwner): either this write's
+      // rows exist before the deletion removes the owner's, or it sees the tombstone.
+      if (await deletedAccountsSql.has(conn, request.ownerId)) throw new AccountDeletedError(request.ownerId);
       const use = await this.measure(conn, request.ownerId, request.id);
       const isNew = !(await this.exists(conn, request.id));
       if (isNew && request.kind === 'UPLOAD' && request.concurrentUploadsLimit !== null) {
@@ -81,6 +87,14 @@ export class QuotaRepository {
 
   async release(id: string): Promise<void> {
     await this.pool.execute('DELETE FROM storage_reservations WHERE id = ?', [id]);
+  }
+
+  /** A deleted account's reservations and lock row (its tombstone written before: none come back). */
+  async forgetOwner(ownerId: string): Promise<void> {
+    await withTransaction(this.pool, async (conn) => {
+      await conn.execute('DELETE FROM quota_owners WHERE owner_id = ?', [ownerId]);
+      await conn.execute('DELETE FROM storage_reservations WHERE owner_id = ?', [ownerId]);
+    });
   }
 
   /** The owner's stored bytes and uploads in progress, for `Usage`. */

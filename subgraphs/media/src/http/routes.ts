@@ -26,7 +26,14 @@ const route =
       if (err instanceof GraphQLError && isPublicError(err)) {
         const code = String(err.extensions.code);
         // QUOTA_EXCEEDED: 403 with the quota, limit and use, so a worker can fail the job for good with that code.
-        const status = { NOT_FOUND: 404, UNSUPPORTED_MEDIA: 415, PAYLOAD_TOO_LARGE: 413, QUOTA_EXCEEDED: 403 }[code];
+        // UNAUTHENTICATED (a job output of a deleted account): 410, which a worker takes as final too.
+        const status = {
+          NOT_FOUND: 404,
+          UNSUPPORTED_MEDIA: 415,
+          PAYLOAD_TOO_LARGE: 413,
+          QUOTA_EXCEEDED: 403,
+          UNAUTHENTICATED: 410,
+        }[code];
         const { quota, limit, used } = err.extensions;
         res.status(status ?? 400).json({
           error: code,

@@ -15,12 +15,14 @@ import {
   type Viewer,
 } from '@vidmp3/shared';
 import type { BlobStore, ByteRange } from '../adapters/blob-store.js';
+import type { DeletedAccountsRepository } from '../adapters/deleted-accounts-repo.js';
 import {
   DuplicateJobOutputError,
   type MediaKind,
   type MediaRecord,
   type MediaRepository,
 } from '../adapters/media-repo.js';
+import { accountGone } from './account-deletion.js';
 import type { DownloadLinks } from './download-links.js';
 import { cleanFilename, mp3NameFor } from './filenames.js';
 import { readMp3Info } from './mp3-info.js';
@@ -65,6 +67,8 @@ export class MediaService {
     private readonly links: DownloadLinks,
     private readonly quotas: StorageQuotas,
     private readonly options: { scratchDir: string; maxUploadBytes: number },
+    /** Deleted accounts, whose writes are refused (their access tokens outlive them by minutes). */
+    private readonly deletedAccounts: Pick<DeletedAccountsRepository, 'has'>,
     private readonly meter: UploadMeter = noMeter,
   ) {}
 
@@ -78,6 +82,7 @@ export class MediaService {
     const { userId } = requireViewer(viewer, 'convert');
     let allowance: Allowance | undefined;
     try {
+      if (await this.deletedAccounts.has(userId)) throw accountGone();
       allowance = await this.quotas.startUpload(userId);
       const media = await this.receiveVideo(userId, upload, allowance);
       this.meter.accepted(media.byteSize);
@@ -189,6 +194,7 @@ export class MediaService {
       source.resume(); // drain: the bytes are not needed
       return { media: existing, created: false };
     }
+    if (await this.deletedAccounts.has(target.ownerId)) throw accountGone();
     const input = await this.repo.findById(target.sourceMediaId);
     if (!input || input.ownerId !== target.ownerId) throw notFound();
     const id = randomUUID();
@@ -219,7 +225,12 @@ export class MediaService {
     }
   }
 
-  /** Receive → describe (probe) → move into the store → record; cleans up everything on any failure. */
+  /**
+   * Receive → describe (probe) → move into the store → record; cleans up everything on any failure. A write
+   * that finishes after its owner's account was deleted removes itself: the tombstone is read after the row is
+   * written, so either the deletion (which writes the tombstone, then lists the rows) finds the row, or this
+   * finds the tombstone.
+   */
   private async store(
     id: string,
     source: Readable,
@@ -234,6 +245,10 @@ export class MediaService {
       await this.blobs.adopt(id, scratch);
       adopted = true;
       await this.repo.insert(media);
+      if (await this.deletedAccounts.has(media.ownerId)) {
+        await this.repo.remove([id]);
+        throw accountGone();
+      }
       return media;
     } catch (err) {
       source.destroy();

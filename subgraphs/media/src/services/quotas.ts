@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { quotaExceeded } from '@vidmp3/shared';
+import { AccountDeletedError } from '../adapters/deleted-accounts-repo.js';
 import type { QuotaRepository, Refusal, ReservationKind } from '../adapters/quota-repo.js';
+import { accountGone } from './account-deletion.js';
 import { formatBytes } from './receive.js';
 
 export interface QuotaLimits {
@@ -66,16 +68,21 @@ export class StorageQuotas {
     const id = randomUUID();
     const { limits, repo } = this;
     const reserve = async (neededBytes: number) => {
-      const result = await repo.reserve({
-        id,
-        ownerId,
-        kind,
-        neededBytes,
-        aheadBytes: limits.reserveAheadBytes ?? DEFAULT_RESERVE_AHEAD_BYTES,
-        storageLimitBytes: limits.storageBytes,
-        concurrentUploadsLimit: kind === 'UPLOAD' ? limits.concurrentUploads : null,
-        ttlMs: limits.reservationTtlMs,
-      });
+      const result = await repo
+        .reserve({
+          id,
+          ownerId,
+          kind,
+          neededBytes,
+          aheadBytes: limits.reserveAheadBytes ?? DEFAULT_RESERVE_AHEAD_BYTES,
+          storageLimitBytes: limits.storageBytes,
+          concurrentUploadsLimit: kind === 'UPLOAD' ? limits.concurrentUploads : null,
+          ttlMs: limits.reservationTtlMs,
+        })
+        .catch((err: unknown) => {
+          // The owner's account was deleted meanwhile: the write stops here (UNAUTHENTICATED).
+          throw err instanceof AccountDeletedError ? accountGone() : err;
+        });
       if ('quota' in result) throw this.refusal(result, kind);
       return result.reservedBytes;
     };

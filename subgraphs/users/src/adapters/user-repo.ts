@@ -1,4 +1,4 @@
-import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { withTransaction } from '@vidmp3/shared';
 import { revokeAllOf } from './session-repo.js';
 
@@ -104,5 +104,35 @@ export class UserRepository {
   async findById(id: string): Promise<UserRecord | null> {
     const [rows] = await this.pool.execute<UserRow[]>('SELECT * FROM users WHERE id = ?', [id]);
     return rows[0] ? withoutSecret(toRecord(rows[0])) : null;
+  }
+
+  /**
+   * Deletes the user if their password hash is still `currentHash`, and runs `alongside` (the outbox write) in
+   * the same transaction. Every other table of this service that refers to users does so with ON DELETE CASCADE,
+   * so their rows go with it; the sign-in throttle's counters, keyed by email rather than by account (they exist
+   * for emails without one too), are removed here: which addresses the user signed in from goes with them.
+   * False when there was no such user (deleted, or the password changed meanwhile).
+   */
+  async delete(
+    user: { id: string; email: string },
+    currentHash: string,
+    alongside: (conn: PoolConnection) => Promise<void>,
+  ): Promise<boolean> {
+    return withTransaction(this.pool, async (conn) => {
+      const [result] = await conn.execute<ResultSetHeader>('DELETE FROM users WHERE id = ? AND password_hash = ?', [
+        user.id,
+        currentHash,
+      ]);
+      if (result.affectedRows === 0) return false;
+      // The throttle's keys (services/login-throttle.ts): `email:<email>`, `ip-email:<address>|<email>`,
+      // `known:<address>|<email>`.
+      const email = user.email.replace(/[\\%_]/g, (c) => `\\${c}`);
+      await conn.execute(
+        "DELETE FROM auth_throttle WHERE k = ? OR k LIKE CONCAT('ip-email:%|', ?) OR k LIKE CONCAT('known:%|', ?)",
+        [`email:${user.email}`, email, email],
+      );
+      await alongside(conn);
+      return true;
+    });
   }
 }

@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, requireCapability, userError, type Viewer } from '@vidmp3/shared';
+import {
+  ErrorCode,
+  requireCapability,
+  Topology,
+  userError,
+  type AccountDeleted,
+  type OutboxPublisher,
+  type Viewer,
+} from '@vidmp3/shared';
 import {
   EmailTakenError,
   withoutSecret,
@@ -35,14 +43,17 @@ export class AccountService {
     private readonly throttle: LoginThrottle,
     /** Verified against when the email is unknown, so both failures take the same time. */
     private readonly decoyHash: string,
+    /** Where account events go (`AccountDeleted`); without it (some tests) accounts cannot be deleted. */
+    private readonly outbox: Pick<OutboxPublisher, 'add' | 'kick'> | undefined,
   ) {}
 
   static async create(
     users: UserRepository,
     sessions: SessionService,
     throttle: LoginThrottle,
+    outbox?: Pick<OutboxPublisher, 'add' | 'kick'>,
   ): Promise<AccountService> {
-    return new AccountService(users, sessions, throttle, await hashPassword(randomUUID()));
+    return new AccountService(users, sessions, throttle, await hashPassword(randomUUID()), outbox);
   }
 
   async signUp(emailInput: string, password: string, ip: string): Promise<AuthResult> {
@@ -130,6 +141,37 @@ export class AccountService {
       throw wrongCurrentPassword();
     }
     return this.startSession({ ...user, passwordHash: newHash }, ip);
+  }
+
+  /**
+   * Deletes the signed-in user's account after checking their password (through the logIn throttle, as
+   * `changePassword` does). One transaction removes the user's row — sessions, refresh tokens, settings and every
+   * other table of this service go with it by foreign key — and writes `AccountDeleted` to the outbox, which
+   * carries it to media, jobs and the notifier (each removes what it holds of the user). From the commit on,
+   * every token of the user is refused here; elsewhere writes are refused once each service has had the event.
+   */
+  async deleteAccount(viewer: Viewer | null, password: string, ip: string): Promise<true> {
+    const { user } = await this.requireSession(viewer);
+    const outbox = this.outbox;
+    if (!outbox) throw new Error('deleting an account needs the outbox');
+    const attempt = await this.throttle.reserveLogIn(ip, user.email);
+    if (!(await verifyPassword(user.passwordHash, password))) {
+      throw userError(ErrorCode.BAD_USER_INPUT, 'The password is incorrect', { field: 'password' });
+    }
+    await attempt.succeeded();
+    const event: AccountDeleted = {
+      type: 'account-deleted',
+      eventId: randomUUID(),
+      userId: user.id,
+      at: new Date().toISOString(),
+    };
+    // Deleted by its hash just checked: a password changed meanwhile makes this one prove nothing.
+    const deleted = await this.users.delete(user, user.passwordHash, (conn) =>
+      outbox.add(conn, Topology.accountsExchange, '', event),
+    );
+    if (!deleted) throw sessionEnded();
+    outbox.kick();
+    return true;
   }
 
   /**

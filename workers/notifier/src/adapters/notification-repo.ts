@@ -25,6 +25,35 @@ export interface PendingMail extends MailContent {
 export class NotificationRepository {
   constructor(readonly pool: Pool) {}
 
+  /**
+   * A deleted account: its tombstone, then every row about the user — pending mails to them are dropped (a mail
+   * the sender holds right now may still go out: it was taken before).
+   */
+  async forgetUser(userId: string, at: Date): Promise<number> {
+    await this.pool.execute('INSERT IGNORE INTO deleted_accounts (user_id, deleted_at) VALUES (?, ?)', [userId, at]);
+    let removed = 0;
+    for (;;) {
+      const [result] = await this.pool.execute<ResultSetHeader>(
+        'DELETE FROM notifications WHERE user_id = ? LIMIT 1000',
+        [userId],
+      );
+      removed += result.affectedRows;
+      if (result.affectedRows < 1000) return removed;
+    }
+  }
+
+  async isDeletedAccount(userId: string): Promise<boolean> {
+    const [rows] = await this.pool.execute<RowDataPacket[]>('SELECT 1 FROM deleted_accounts WHERE user_id = ?', [
+      userId,
+    ]);
+    return rows.length > 0;
+  }
+
+  /** Removes one event's row (its user's account was deleted while it was being decided). */
+  async remove(eventId: string): Promise<void> {
+    await this.pool.execute('DELETE FROM notifications WHERE event_id = ?', [eventId]);
+  }
+
   async has(eventId: string): Promise<boolean> {
     const [rows] = await this.pool.execute<RowDataPacket[]>('SELECT 1 FROM notifications WHERE event_id = ?', [
       eventId,

@@ -1,4 +1,4 @@
-import type { ConversionFinished, Logger, NotifierEvent, UserContact } from '@vidmp3/shared';
+import type { AccountDeleted, ConversionFinished, Logger, NotifierEvent, UserContact } from '@vidmp3/shared';
 import type { NotificationRepository } from '../adapters/notification-repo.js';
 import { conversionMail, type RenderSettings } from './render.js';
 
@@ -38,9 +38,19 @@ export class Notifier {
     }
   }
 
+  /**
+   * An account was deleted (the accounts queue): every row about the user goes, and events about them arriving
+   * later keep nothing. Idempotent.
+   */
+  async accountDeleted(event: AccountDeleted): Promise<string> {
+    const removed = await this.repo.forgetUser(event.userId, new Date(event.at));
+    return removed === 0 ? 'nothing left' : `${removed} notifications removed`;
+  }
+
   private async conversionFinished(event: ConversionFinished): Promise<EventOutcome> {
     // Checked first so that a duplicate costs no call to users; the insert below is what guarantees it.
     if (await this.repo.has(event.eventId)) return 'duplicate';
+    if (await this.repo.isDeletedAccount(event.ownerId)) return 'user_gone';
     const contact = await this.users.contact(event.ownerId);
     const row = {
       eventId: event.eventId,
@@ -57,6 +67,12 @@ export class Notifier {
     }
     const mail = { recipient: contact.email, ...conversionMail(event, this.settings) };
     if (!(await this.repo.record(row, { mail }))) return 'duplicate';
+    // The account was deleted while this was decided: its deletion may have come before the row, so look again
+    // (the tombstone is written before the rows are removed).
+    if (await this.repo.isDeletedAccount(event.ownerId)) {
+      await this.repo.remove(event.eventId);
+      return 'user_gone';
+    }
     log.info({ subject: mail.subject }, 'mail queued');
     this.queued();
     return 'queued';
