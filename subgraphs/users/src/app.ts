@@ -23,6 +23,9 @@ import { internalRoutes } from './http/internal.js';
 import { migrations } from './migrations.js';
 import { resolvers } from './resolvers.js';
 import { AccountService } from './services/accounts.js';
+import { AccountEmailService } from './services/account-emails.js';
+import { MailThrottle, mailThrottlePolicy } from './services/mail-throttle.js';
+import { AccountTokenRepository } from './adapters/account-token-repo.js';
 import { LoginThrottle, throttlePolicy } from './services/login-throttle.js';
 import { sessionPolicy } from './services/session-policy.js';
 import { SessionService } from './services/sessions.js';
@@ -43,20 +46,31 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
   const broker = connectBroker(config.RABBITMQ_URL, logger, metrics);
   const outbox = startOutboxPublisher(broker, pool, logger, metrics, 'users-publisher');
 
-  const accounts = await AccountService.create(
-    new UserRepository(pool),
-    new SessionService(
-      new SessionRepository(pool),
-      new TokenIssuer(keys, {
-        issuer: config.JWT_ISSUER,
-        audience: config.JWT_AUDIENCE,
-        ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
-      }),
-      sessionPolicy(config),
-    ),
-    // Counters in MySQL: shared by every replica of this service.
-    new LoginThrottle(new MySqlCounterStore(pool), throttlePolicy(config)),
+  const users = new UserRepository(pool);
+  const sessions = new SessionService(
+    new SessionRepository(pool),
+    new TokenIssuer(keys, {
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+    }),
+    sessionPolicy(config),
   );
+  // Counters in MySQL: shared by every replica of this service.
+  const throttleStore = new MySqlCounterStore(pool);
+  const loginThrottle = new LoginThrottle(throttleStore, throttlePolicy(config));
+  // Verification, reset and change-of-address mails; `accounts` is only asked once requests come in.
+  const accountEmails: AccountEmailService = new AccountEmailService(
+    users,
+    new AccountTokenRepository(pool),
+    { signedIn: (viewer) => accounts.signedIn(viewer) },
+    sessions,
+    loginThrottle,
+    new MailThrottle(throttleStore, mailThrottlePolicy(config)),
+    outbox,
+    { publicUrl: config.PUBLIC_URL },
+  );
+  const accounts = await AccountService.create(users, sessions, loginThrottle, accountEmails);
   const notifications = new NotificationSettingsService(new NotificationSettingsRepository(pool), accounts);
   // This service verifies with its own public keys directly; everyone else fetches them from the JWKS route.
   const verifier = createTokenVerifier({
@@ -76,7 +90,7 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
       trustProxy: config.TRUST_PROXY,
       readiness: { mysql: () => pingDatabase(pool) },
       metrics,
-      context: (base) => ({ ...base, services: { accounts, notifications } }),
+      context: (base) => ({ ...base, services: { accounts, notifications, accountEmails } }),
       routes: (app) => {
         app.get('/.well-known/jwks.json', (_req, res) => {
           res.set('Cache-Control', 'public, max-age=300').json(keys.jwks);

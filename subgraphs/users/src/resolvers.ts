@@ -16,6 +16,14 @@ export const resolvers: Resolvers = {
     logOutEverywhere: (_parent, _args, ctx) => ctx.services.accounts.logOutEverywhere(ctx.viewer),
     changePassword: (_parent, { currentPassword, newPassword }, ctx) =>
       ctx.services.accounts.changePassword(ctx.viewer, currentPassword, newPassword, ctx.ip),
+    resendVerificationEmail: (_parent, _args, ctx) => ctx.services.accountEmails.resendVerificationEmail(ctx.viewer),
+    verifyEmail: (_parent, { token }, ctx) => ctx.services.accountEmails.verifyEmail(token),
+    requestPasswordReset: (_parent, { email }, ctx) => ctx.services.accountEmails.requestPasswordReset(email, ctx.ip),
+    resetPassword: (_parent, { token, newPassword }, ctx) =>
+      ctx.services.accountEmails.resetPassword(token, newPassword, ctx.ip),
+    requestEmailChange: (_parent, { newEmail, password }, ctx) =>
+      ctx.services.accountEmails.requestEmailChange(ctx.viewer, newEmail, password, ctx.ip),
+    confirmEmailChange: (_parent, { token }, ctx) => ctx.services.accountEmails.confirmEmailChange(token),
   },
   User: {
     __resolveReference: (ref, ctx) => ctx.services.accounts.resolveReference(ctx.viewer, ref.id),

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { PoolConnection } from 'mysql2/promise';
 import { ErrorCode, userError, type Viewer } from '@vidmp3/shared';
 import {
   EmailTakenError,
@@ -21,6 +22,12 @@ const wrongCredentials = () => userError(ErrorCode.UNAUTHENTICATED, 'Email or pa
 const sessionEnded = () => userError(ErrorCode.UNAUTHENTICATED, 'This session has ended; log in again');
 const notSignedIn = () => userError(ErrorCode.UNAUTHENTICATED, 'Log in first');
 
+/** The verification mail of a new account (account-emails.ts): written with the account, sent after the commit. */
+export interface SignUpMail {
+  verificationOnSignUp(conn: PoolConnection, user: UserRecord): Promise<void>;
+  mailed(): void;
+}
+
 /** A viewer whose session the users service has checked, with their account. */
 interface SignedIn {
   user: UserWithSecret;
@@ -34,14 +41,16 @@ export class AccountService {
     private readonly throttle: LoginThrottle,
     /** Verified against when the email is unknown, so both failures take the same time. */
     private readonly decoyHash: string,
+    private readonly signUpMail?: SignUpMail,
   ) {}
 
   static async create(
     users: UserRepository,
     sessions: SessionService,
     throttle: LoginThrottle,
+    signUpMail?: SignUpMail,
   ): Promise<AccountService> {
-    return new AccountService(users, sessions, throttle, await hashPassword(randomUUID()));
+    return new AccountService(users, sessions, throttle, await hashPassword(randomUUID()), signUpMail);
   }
 
   async signUp(emailInput: string, password: string, ip: string): Promise<AuthResult> {
@@ -54,16 +63,19 @@ export class AccountService {
       id: randomUUID(),
       email,
       createdAt: new Date(),
+      emailVerified: false,
       passwordHash: await hashPassword(password),
     };
+    const mail = this.signUpMail;
     try {
-      await this.users.insert(user);
+      await this.users.insert(user, mail && ((conn) => mail.verificationOnSignUp(conn, withoutSecret(user))));
     } catch (err) {
       if (err instanceof EmailTakenError) {
         throw userError(ErrorCode.CONFLICT, 'An account with this email already exists', { field: 'email' });
       }
       throw err;
     }
+    mail?.mailed();
     return this.startSession(user, ip);
   }
 
