@@ -4,6 +4,7 @@
 import mysql from 'mysql2/promise';
 import type { ParsedMail } from 'mailparser';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import { createClient, Vidmp3Error } from '../sdk/src/index.js';
 import { errorCode, graphql, PASSWORD, uniqueEmail } from './client.js';
 import { addresses, hrefs, links, MailServer } from './lib/mail-server.js';
 import {
@@ -255,6 +256,37 @@ describe('change of address', () => {
         .toBe(0);
     } finally {
       await conn.end();
+    }
+  }, 60_000);
+});
+
+describe('the SDK', () => {
+  it('verifies, resets and moves an account with the tokens from the links', async () => {
+    const url = `${system.gatewayUrl}/graphql`;
+    const owner = createClient({ url });
+    const elsewhere = createClient({ url });
+    try {
+      const { user } = await owner.signUp(uniqueEmail('sdk'), PASSWORD);
+      expect(user.emailVerified).toBe(false);
+      const verify = await tokenOf(await mailTo(user.email, 'Confirm your email address'), 'verify-email');
+      expect((await elsewhere.verifyEmail(verify)).emailVerified).toBe(true);
+
+      const newEmail = uniqueEmail('sdk-moved');
+      await owner.requestEmailChange(newEmail, PASSWORD);
+      const confirm = await tokenOf(await mailTo(newEmail, 'Confirm your new email address'), 'confirm-email');
+      expect((await elsewhere.confirmEmailChange(confirm)).email).toBe(newEmail);
+
+      await elsewhere.requestPasswordReset(newEmail);
+      const reset = await tokenOf(await mailTo(newEmail, 'Reset your vidmp3 password'), 'reset-password');
+      await elsewhere.resetPassword(reset, NEW_PASSWORD);
+      // The client that reset is signed in; the owner's session ended with the reset.
+      expect((await elsewhere.me())?.email).toBe(newEmail);
+      const ended = await owner.me().catch((err: unknown) => err);
+      expect(ended).toBeInstanceOf(Vidmp3Error);
+      expect((ended as Vidmp3Error).code).toBe('UNAUTHENTICATED');
+    } finally {
+      owner.close();
+      elsewhere.close();
     }
   }, 60_000);
 });

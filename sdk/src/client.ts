@@ -4,6 +4,7 @@ import { aborted, isAbort, Vidmp3Error } from './errors.js';
 import {
   CancelJobDocument,
   ChangePasswordDocument,
+  ConfirmEmailChangeDocument,
   ConvertMediaDocument,
   JobDocument,
   JobsDocument,
@@ -13,12 +14,17 @@ import {
   LogOutEverywhereDocument,
   MeDocument,
   RefreshSessionDocument,
+  RequestEmailChangeDocument,
+  RequestPasswordResetDocument,
+  ResendVerificationEmailDocument,
+  ResetPasswordDocument,
   RetryJobDocument,
   SignUpDocument,
   type TypedDocumentString,
   UploadVideoDocument,
   type UploadVideoMutation,
   UsageDocument,
+  VerifyEmailDocument,
 } from './generated/graphql.js';
 import { downloadBlob, fetchAnswer, graphqlData } from './http.js';
 import type { Platform } from './platform.js';
@@ -239,6 +245,34 @@ class Vidmp3Client implements Client {
   async logOutEverywhere(): Promise<void> {
     await this.request(LogOutEverywhereDocument, {});
     this.useSession(null);
+  }
+
+  // Account mails: the links' tokens are their own proof, so those calls go without the access token.
+
+  async resendVerificationEmail(): Promise<boolean> {
+    return (await this.request(ResendVerificationEmailDocument, {})).resendVerificationEmail;
+  }
+
+  async verifyEmail(token: string): Promise<User> {
+    return (await this.send(VerifyEmailDocument, { token }, true)).verifyEmail;
+  }
+
+  async requestPasswordReset(email: string): Promise<void> {
+    await this.send(RequestPasswordResetDocument, { email }, true);
+  }
+
+  async resetPassword(token: string, newPassword: string): Promise<AuthPayload> {
+    const { resetPassword } = await this.send(ResetPasswordDocument, { token, newPassword }, true);
+    this.useSession(resetPassword);
+    return resetPassword;
+  }
+
+  async requestEmailChange(newEmail: string, password: string): Promise<void> {
+    await this.request(RequestEmailChangeDocument, { newEmail, password });
+  }
+
+  async confirmEmailChange(token: string): Promise<User> {
+    return (await this.send(ConfirmEmailChangeDocument, { token }, true)).confirmEmailChange;
   }
 
   async me(): Promise<User | null> {
