@@ -62,7 +62,7 @@ export const SERVICES: readonly ServiceSpec[] = [
     port: { variable: 'PORT', number: 4001 },
     otherPorts: {},
     writable: [TMP],
-    env: [...COMMON, 'PORT', 'MYSQL_URL', 'JWT_PRIVATE_KEY', 'JWT_PREVIOUS_PUBLIC_KEYS'],
+    env: [...COMMON, 'PORT', 'MYSQL_URL', 'PUBLIC_URL', 'JWT_PRIVATE_KEY', 'JWT_PREVIOUS_PUBLIC_KEYS'],
     composeOnly: [],
     k8sOnly: ['TRUST_PROXY'],
     files: ['subgraphs/users/dist/main.js', 'subgraphs/users/schema.graphql', 'packages/shared/dist/index.js'],
