@@ -5,7 +5,7 @@ import mysql from 'mysql2/promise';
 import type { ParsedMail } from 'mailparser';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { graphql, PASSWORD, signUpUser, uniqueEmail } from '../client.js';
+import { graphql, signUpUser, uniqueEmail } from '../client.js';
 import {
   freePort,
   MYSQL_SERVER,

@@ -91,7 +91,7 @@ async function system() {
       perAddress: { limit: MAILS_PER_ADDRESS, windowMs: 60 * MINUTE },
       resetsPerClient: { limit: RESETS_PER_CLIENT, windowMs: 60 * MINUTE },
     }),
-    { add: outboxSql.add, kick: () => (kicks.count += 1) },
+    { add: (db, exchange, key, payload) => outboxSql.add(db, exchange, key, payload), kick: () => (kicks.count += 1) },
     { publicUrl: PUBLIC_URL },
     () => new Date(clock.ms),
   );

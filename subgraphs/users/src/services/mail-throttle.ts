@@ -1,6 +1,6 @@
 import { addressKey, ErrorCode, userError } from '@vidmp3/shared';
 import type { CounterStore } from '../adapters/throttle-store.js';
-import { takeFromWindow, type Verdict, type WindowRule } from './throttle-policy.js';
+import { takeFromWindow, type Counter, type Verdict, type WindowRule } from './throttle-policy.js';
 
 /**
  * How many account mails may be asked for (docs/SECURITY.md, "Account mails"), on the sign-in throttle's
@@ -55,7 +55,7 @@ export class MailThrottle {
         takeFromWindow(counters.get(key), now, rule),
       ]);
       const waits = verdicts.flatMap(([, v]) => (v.allowed ? [] : [v.retryAfterMs]));
-      if (waits.length > 0) return [Math.max(...waits), new Map()];
+      if (waits.length > 0) return [Math.max(...waits), new Map<string, Counter>()];
       return [0, new Map(verdicts.flatMap(([key, v]) => (v.allowed ? [[key, v.next] as const] : [])))];
     });
     if (refusal > 0) {
