@@ -390,6 +390,17 @@ describe('change of address', () => {
     expect(slowed.extensions.code).toBe('RATE_LIMITED');
   });
 
+  it('counts questions about taken addresses in the account’s mail budget', async () => {
+    const { viewer } = await signUp();
+    const others = await Promise.all(Array.from({ length: MAILS_PER_ADDRESS }, () => signUp()));
+    for (const other of others) {
+      const taken = await failureOf(shared.emails.requestEmailChange(viewer, other.email, PASSWORD, freshIp()));
+      expect(taken.extensions.code).toBe('CONFLICT');
+    }
+    const probe = await failureOf(shared.emails.requestEmailChange(viewer, freshEmail(), PASSWORD, freshIp()));
+    expect(probe.extensions.code).toBe('RATE_LIMITED');
+  });
+
   it('refuses the link when another account took the address meanwhile, and keeps the old address', async () => {
     const { email, viewer } = await signUp();
     const newEmail = freshEmail('contested');

@@ -153,8 +153,9 @@ export class AccountEmailService {
       throw userError(ErrorCode.BAD_USER_INPUT, 'The password is incorrect', { field: 'password' });
     }
     await attempt.succeeded();
-    if (await this.users.findByEmail(newEmail)) throw emailTaken();
+    // Counted before the address is looked up: asking whether addresses have accounts spends the same budget.
     await this.mailThrottle.reserveAccountMail(user.id);
+    if (await this.users.findByEmail(newEmail)) throw emailTaken();
     await this.inTransaction((conn) => this.issue(conn, user.id, 'change-email', newEmail, newEmail));
     this.outbox.kick();
     return true as const;
