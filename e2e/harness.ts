@@ -193,6 +193,8 @@ export async function startSystem(
         MYSQL_URL: `${servicesMysql}/${databases.users}`,
         RABBITMQ_URL: servicesRabbitmq,
         KEYS_DIR: keysDir,
+        // Links in account mails point at the page on the gateway.
+        PUBLIC_URL: `http://127.0.0.1:${gatewayPort}`,
         // Every test signs its users up from 127.0.0.1; tests of the sign-up limit set their own.
         SIGNUP_MAX_PER_IP_PER_HOUR: '100000',
         ...env.users,

@@ -164,6 +164,8 @@ describe('ports and the processes to start', () => {
       SUBGRAPH_JOBS_URL: 'http://127.0.0.1:5003/graphql',
     });
     expect(services[0]!.env.SUBGRAPH_USERS_URL).toBeUndefined();
+    // Account mails link to the page on the gateway.
+    expect(services[0]!.env.PUBLIC_URL).toBe('http://127.0.0.1:5000');
   });
 
   it('describes how a child ended', () => {

@@ -66,6 +66,8 @@ export const SERVICES: readonly ServiceSpec[] = [
       ...COMMON,
       'PORT',
       'MYSQL_URL',
+      // Where account mails link to (the page).
+      'PUBLIC_URL',
       // Account events go out through users' outbox.
       'RABBITMQ_URL',
       'JWT_PRIVATE_KEY',

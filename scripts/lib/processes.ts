@@ -95,6 +95,8 @@ export function planServices(ports: Ports): ServiceSpec[] {
         : {}),
       // Download links point at the gateway's origin, which proxies /files to media.
       ...(name === 'media' ? { PUBLIC_URL: local(ports.gateway, '') } : {}),
+      // Links in account mails point at the page on the gateway.
+      ...(name === 'users' ? { PUBLIC_URL: local(ports.gateway, '') } : {}),
       ...(name === 'jobs' ? { MEDIA_INTERNAL_URL: local(ports.media, '') } : {}),
       // The converter serves only health routes, on HEALTH_PORT; it calls media and jobs directly.
       ...(name === 'worker'

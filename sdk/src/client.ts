@@ -6,6 +6,7 @@ import {
   CancelJobDocument,
   CreateApiKeyDocument,
   ChangePasswordDocument,
+  ConfirmEmailChangeDocument,
   ConvertMediaDocument,
   CreateWebhookDocument,
   DeleteWebhookDocument,
@@ -19,6 +20,10 @@ import {
   DeleteAccountDocument,
   MeDocument,
   RefreshSessionDocument,
+  RequestEmailChangeDocument,
+  RequestPasswordResetDocument,
+  ResendVerificationEmailDocument,
+  ResetPasswordDocument,
   RetryJobDocument,
   RevokeApiKeyDocument,
   SignUpDocument,
@@ -29,6 +34,7 @@ import {
   SendTestWebhookDocument,
   WebhookDeliveriesDocument,
   WebhooksDocument,
+  VerifyEmailDocument,
 } from './generated/graphql.js';
 import { downloadBlob, fetchAnswer, graphqlData } from './http.js';
 import type { Platform } from './platform.js';
@@ -272,6 +278,34 @@ class Vidmp3Client implements Client {
   async deleteAccount(password: string): Promise<void> {
     await this.request(DeleteAccountDocument, { password });
     this.useSession(null);
+  }
+
+  // Account mails: the links' tokens are their own proof, so those calls go without the access token.
+
+  async resendVerificationEmail(): Promise<boolean> {
+    return (await this.request(ResendVerificationEmailDocument, {})).resendVerificationEmail;
+  }
+
+  async verifyEmail(token: string): Promise<User> {
+    return (await this.send(VerifyEmailDocument, { token }, true)).verifyEmail;
+  }
+
+  async requestPasswordReset(email: string): Promise<void> {
+    await this.send(RequestPasswordResetDocument, { email }, true);
+  }
+
+  async resetPassword(token: string, newPassword: string): Promise<AuthPayload> {
+    const { resetPassword } = await this.send(ResetPasswordDocument, { token, newPassword }, true);
+    this.useSession(resetPassword);
+    return resetPassword;
+  }
+
+  async requestEmailChange(newEmail: string, password: string): Promise<void> {
+    await this.request(RequestEmailChangeDocument, { newEmail, password });
+  }
+
+  async confirmEmailChange(token: string): Promise<User> {
+    return (await this.send(ConfirmEmailChangeDocument, { token }, true)).confirmEmailChange;
   }
 
   async me(): Promise<User | null> {

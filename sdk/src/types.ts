@@ -208,6 +208,18 @@ export interface Client {
   signUp(email: string, password: string): Promise<AuthPayload>;
   /** Logs in and uses the token from now on. */
   logIn(email: string, password: string): Promise<AuthPayload>;
+  /** Mails a new verification link to your address; false (nothing sent) when it is verified already. */
+  resendVerificationEmail(): Promise<boolean>;
+  /** Verifies an address with the token from its link (`?verify-email=`); needs no sign-in. */
+  verifyEmail(token: string): Promise<User>;
+  /** Mails a reset link if the address has an account; says nothing either way (never reveals accounts). */
+  requestPasswordReset(email: string): Promise<void>;
+  /** Sets a new password with the token from a reset link (`?reset-password=`): every other session ends, and this client uses the new one. */
+  resetPassword(token: string, newPassword: string): Promise<AuthPayload>;
+  /** Mails a confirmation link to a new address; the account moves there once it is used. */
+  requestEmailChange(newEmail: string, password: string): Promise<void>;
+  /** Moves the account to the address a link was mailed to, with its token (`?confirm-email=`); needs no sign-in. */
+  confirmEmailChange(token: string): Promise<User>;
   /** The signed-in user, or null without a token. */
   me(): Promise<User | null>;
   /** Your usage and limits; UNAUTHENTICATED without a token. */

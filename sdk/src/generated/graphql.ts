@@ -89,9 +89,9 @@ export type RevokeApiKeyMutationVariables = Exact<{
 
 export type RevokeApiKeyMutation = { revokeApiKey: boolean };
 
-export type UserFieldsFragment = { id: string, email: string, createdAt: string };
+export type UserFieldsFragment = { id: string, email: string, emailVerified: boolean, createdAt: string };
 
-export type SessionFieldsFragment = { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, createdAt: string } };
+export type SessionFieldsFragment = { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, emailVerified: boolean, createdAt: string } };
 
 export type SignUpMutationVariables = Exact<{
   email: string;
@@ -99,7 +99,7 @@ export type SignUpMutationVariables = Exact<{
 }>;
 
 
-export type SignUpMutation = { signUp: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, createdAt: string } } };
+export type SignUpMutation = { signUp: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, emailVerified: boolean, createdAt: string } } };
 
 export type LogInMutationVariables = Exact<{
   email: string;
@@ -107,14 +107,14 @@ export type LogInMutationVariables = Exact<{
 }>;
 
 
-export type LogInMutation = { logIn: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, createdAt: string } } };
+export type LogInMutation = { logIn: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, emailVerified: boolean, createdAt: string } } };
 
 export type RefreshSessionMutationVariables = Exact<{
   refreshToken: string;
 }>;
 
 
-export type RefreshSessionMutation = { refreshSession: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, createdAt: string } } };
+export type RefreshSessionMutation = { refreshSession: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, emailVerified: boolean, createdAt: string } } };
 
 export type ChangePasswordMutationVariables = Exact<{
   currentPassword: string;
@@ -122,7 +122,7 @@ export type ChangePasswordMutationVariables = Exact<{
 }>;
 
 
-export type ChangePasswordMutation = { changePassword: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, createdAt: string } } };
+export type ChangePasswordMutation = { changePassword: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, emailVerified: boolean, createdAt: string } } };
 
 export type LogOutMutationVariables = Exact<{ [key: string]: never; }>;
 
@@ -144,7 +144,49 @@ export type DeleteAccountMutation = { deleteAccount: boolean };
 export type MeQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type MeQuery = { me: { id: string, email: string, createdAt: string } | null };
+export type MeQuery = { me: { id: string, email: string, emailVerified: boolean, createdAt: string } | null };
+
+export type ResendVerificationEmailMutationVariables = Exact<{ [key: string]: never; }>;
+
+
+export type ResendVerificationEmailMutation = { resendVerificationEmail: boolean };
+
+export type VerifyEmailMutationVariables = Exact<{
+  token: string;
+}>;
+
+
+export type VerifyEmailMutation = { verifyEmail: { id: string, email: string, emailVerified: boolean, createdAt: string } };
+
+export type RequestPasswordResetMutationVariables = Exact<{
+  email: string;
+}>;
+
+
+export type RequestPasswordResetMutation = { requestPasswordReset: boolean };
+
+export type ResetPasswordMutationVariables = Exact<{
+  token: string;
+  newPassword: string;
+}>;
+
+
+export type ResetPasswordMutation = { resetPassword: { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, emailVerified: boolean, createdAt: string } } };
+
+export type RequestEmailChangeMutationVariables = Exact<{
+  newEmail: string;
+  password: string;
+}>;
+
+
+export type RequestEmailChangeMutation = { requestEmailChange: boolean };
+
+export type ConfirmEmailChangeMutationVariables = Exact<{
+  token: string;
+}>;
+
+
+export type ConfirmEmailChangeMutation = { confirmEmailChange: { id: string, email: string, emailVerified: boolean, createdAt: string } };
 
 export type JobFieldsFragment = { id: string, status: JobStatus, progress: number, attempts: number, createdAt: string, startedAt: string | null, finishedAt: string | null, error: { code: string, message: string } | null, input: { id: string, filename: string }, output: { id: string, kind: MediaKind, filename: string, contentType: string, byteSize: number, sha256: string, durationSeconds: number | null, createdAt: string, downloadUrl: string } | null };
 
@@ -294,6 +336,7 @@ export const UserFieldsFragmentDoc = new TypedDocumentString(`
     fragment UserFields on User {
   id
   email
+  emailVerified
   createdAt
 }
     `, {"fragmentName":"UserFields"}) as unknown as TypedDocumentString<UserFieldsFragment, unknown>;
@@ -310,6 +353,7 @@ export const SessionFieldsFragmentDoc = new TypedDocumentString(`
     fragment UserFields on User {
   id
   email
+  emailVerified
   createdAt
 }`, {"fragmentName":"SessionFields"}) as unknown as TypedDocumentString<SessionFieldsFragment, unknown>;
 export const MediaFieldsFragmentDoc = new TypedDocumentString(`
@@ -439,6 +483,7 @@ export const SignUpDocument = new TypedDocumentString(`
     fragment UserFields on User {
   id
   email
+  emailVerified
   createdAt
 }
 fragment SessionFields on AuthPayload {
@@ -459,6 +504,7 @@ export const LogInDocument = new TypedDocumentString(`
     fragment UserFields on User {
   id
   email
+  emailVerified
   createdAt
 }
 fragment SessionFields on AuthPayload {
@@ -479,6 +525,7 @@ export const RefreshSessionDocument = new TypedDocumentString(`
     fragment UserFields on User {
   id
   email
+  emailVerified
   createdAt
 }
 fragment SessionFields on AuthPayload {
@@ -499,6 +546,7 @@ export const ChangePasswordDocument = new TypedDocumentString(`
     fragment UserFields on User {
   id
   email
+  emailVerified
   createdAt
 }
 fragment SessionFields on AuthPayload {
@@ -534,8 +582,69 @@ export const MeDocument = new TypedDocumentString(`
     fragment UserFields on User {
   id
   email
+  emailVerified
   createdAt
 }`) as unknown as TypedDocumentString<MeQuery, MeQueryVariables>;
+export const ResendVerificationEmailDocument = new TypedDocumentString(`
+    mutation ResendVerificationEmail {
+  resendVerificationEmail
+}
+    `) as unknown as TypedDocumentString<ResendVerificationEmailMutation, ResendVerificationEmailMutationVariables>;
+export const VerifyEmailDocument = new TypedDocumentString(`
+    mutation VerifyEmail($token: String!) {
+  verifyEmail(token: $token) {
+    ...UserFields
+  }
+}
+    fragment UserFields on User {
+  id
+  email
+  emailVerified
+  createdAt
+}`) as unknown as TypedDocumentString<VerifyEmailMutation, VerifyEmailMutationVariables>;
+export const RequestPasswordResetDocument = new TypedDocumentString(`
+    mutation RequestPasswordReset($email: String!) {
+  requestPasswordReset(email: $email)
+}
+    `) as unknown as TypedDocumentString<RequestPasswordResetMutation, RequestPasswordResetMutationVariables>;
+export const ResetPasswordDocument = new TypedDocumentString(`
+    mutation ResetPassword($token: String!, $newPassword: String!) {
+  resetPassword(token: $token, newPassword: $newPassword) {
+    ...SessionFields
+  }
+}
+    fragment UserFields on User {
+  id
+  email
+  emailVerified
+  createdAt
+}
+fragment SessionFields on AuthPayload {
+  accessToken
+  expiresAt
+  refreshToken
+  refreshTokenExpiresAt
+  user {
+    ...UserFields
+  }
+}`) as unknown as TypedDocumentString<ResetPasswordMutation, ResetPasswordMutationVariables>;
+export const RequestEmailChangeDocument = new TypedDocumentString(`
+    mutation RequestEmailChange($newEmail: String!, $password: String!) {
+  requestEmailChange(newEmail: $newEmail, password: $password)
+}
+    `) as unknown as TypedDocumentString<RequestEmailChangeMutation, RequestEmailChangeMutationVariables>;
+export const ConfirmEmailChangeDocument = new TypedDocumentString(`
+    mutation ConfirmEmailChange($token: String!) {
+  confirmEmailChange(token: $token) {
+    ...UserFields
+  }
+}
+    fragment UserFields on User {
+  id
+  email
+  emailVerified
+  createdAt
+}`) as unknown as TypedDocumentString<ConfirmEmailChangeMutation, ConfirmEmailChangeMutationVariables>;
 export const ConvertMediaDocument = new TypedDocumentString(`
     mutation ConvertMedia($mediaId: ID!, $options: ConversionOptions) {
   convertMedia(mediaId: $mediaId, options: $options) {

@@ -26,6 +26,9 @@ import { ApiKeyService } from './services/api-keys.js';
 import { migrations } from './migrations.js';
 import { resolvers } from './resolvers.js';
 import { AccountService } from './services/accounts.js';
+import { AccountEmailService } from './services/account-emails.js';
+import { MailThrottle, mailThrottlePolicy } from './services/mail-throttle.js';
+import { AccountTokenRepository } from './adapters/account-token-repo.js';
 import { LoginThrottle, throttlePolicy } from './services/login-throttle.js';
 import { sessionPolicy } from './services/session-policy.js';
 import { SessionService } from './services/sessions.js';
@@ -55,16 +58,25 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
     ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
     apiKeyTtlSeconds: config.API_KEY_TOKEN_TTL_SECONDS,
   });
+  const users = new UserRepository(pool);
+  const sessions = new SessionService(new SessionRepository(pool), tokens, sessionPolicy(config));
   // Counters in MySQL: shared by every replica of this service.
-  const counters = new MySqlCounterStore(pool);
-  const accounts = await AccountService.create(
-    new UserRepository(pool),
-    new SessionService(new SessionRepository(pool), tokens, sessionPolicy(config)),
-    new LoginThrottle(counters, throttlePolicy(config)),
+  const throttleStore = new MySqlCounterStore(pool);
+  const loginThrottle = new LoginThrottle(throttleStore, throttlePolicy(config));
+  // Verification, reset and change-of-address mails; `accounts` is only asked once requests come in.
+  const accountEmails: AccountEmailService = new AccountEmailService(
+    users,
+    new AccountTokenRepository(pool),
+    { signedIn: (viewer) => accounts.signedIn(viewer) },
+    sessions,
+    loginThrottle,
+    new MailThrottle(throttleStore, mailThrottlePolicy(config)),
     outbox,
+    { publicUrl: config.PUBLIC_URL },
   );
+  const accounts = await AccountService.create(users, sessions, loginThrottle, outbox, accountEmails);
   const notifications = new NotificationSettingsService(new NotificationSettingsRepository(pool), accounts);
-  const apiKeys = new ApiKeyService(new ApiKeyRepository(pool), tokens, accounts, counters, {
+  const apiKeys = new ApiKeyService(new ApiKeyRepository(pool), tokens, accounts, throttleStore, {
     perUser: config.API_KEYS_PER_USER,
     failuresPerAddress: {
       limit: config.API_KEY_MAX_FAILURES_PER_IP,
@@ -106,7 +118,7 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
       trustProxy: config.TRUST_PROXY,
       readiness: { mysql: () => pingDatabase(pool) },
       metrics,
-      context: (base) => ({ ...base, services: { accounts, notifications, apiKeys, webhooks } }),
+      context: (base) => ({ ...base, services: { accounts, notifications, apiKeys, webhooks, accountEmails } }),
       routes: (app) => {
         app.get('/.well-known/jwks.json', (_req, res) => {
           res.set('Cache-Control', 'public, max-age=300').json(keys.jwks);

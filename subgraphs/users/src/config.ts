@@ -104,6 +104,15 @@ export const ConfigSchema = z
     WEBHOOK_TESTS_PER_HOUR: z.coerce.number().int().positive().default(10),
     /** How long deliveries are listed before they are pruned. */
     WEBHOOK_DELIVERY_RETENTION_DAYS: z.coerce.number().int().positive().default(30),
+    /**
+     * The public origin people reach (the gateway, which serves the page): the links in account mails point
+     * there (`${PUBLIC_URL}/?verify-email=…`).
+     */
+    PUBLIC_URL: env.url('http://127.0.0.1:4000'),
+    /** Account mails (password resets, verification, address changes) per address or account per hour. */
+    ACCOUNT_MAILS_PER_ADDRESS_PER_HOUR: z.coerce.number().int().positive().default(5),
+    /** Password resets asked for per client address per hour, whatever the email. */
+    PASSWORD_RESETS_PER_IP_PER_HOUR: z.coerce.number().int().positive().default(30),
   })
   .superRefine((c, ctx) => {
     if (c.REFRESH_TOKEN_TTL_SECONDS <= c.ACCESS_TOKEN_TTL_SECONDS) {

@@ -1,4 +1,5 @@
 import type { RequestContext } from '@vidmp3/shared';
+import type { AccountEmailService } from './services/account-emails.js';
 import type { AccountService } from './services/accounts.js';
 import type { ApiKeyService } from './services/api-keys.js';
 import type { NotificationSettingsService } from './services/notification-settings.js';
@@ -10,5 +11,6 @@ export interface Context extends RequestContext {
     notifications: NotificationSettingsService;
     apiKeys: ApiKeyService;
     webhooks: WebhookService;
+    accountEmails: AccountEmailService;
   };
 }

@@ -117,6 +117,29 @@ export const migrations: Migration[] = [
     statements: [OUTBOX_TABLE_SQL],
   },
   {
+    id: 8,
+    name: 'create account_tokens, users.email_verified_at',
+    // Single-use links mailed to the account (verify the address, reset the password, confirm a new address),
+    // stored as the sha256 of the token only (adapters/account-token-repo.ts). A used token keeps its row until
+    // it expires, so that a second use is told apart from a token that never existed (both are refused).
+    statements: [
+      `CREATE TABLE IF NOT EXISTS account_tokens (
+        token_hash BINARY(32) NOT NULL PRIMARY KEY,
+        purpose VARCHAR(32) NOT NULL,
+        user_id CHAR(36) NOT NULL,
+        new_email VARCHAR(254) NULL,
+        created_at DATETIME(3) NOT NULL,
+        expires_at DATETIME(3) NOT NULL,
+        used_at DATETIME(3) NULL,
+        KEY account_tokens_user (user_id, purpose, used_at),
+        KEY account_tokens_expires (expires_at),
+        CONSTRAINT account_tokens_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      // Accounts created before this migration have not verified their address (NULL).
+      'ALTER TABLE users ADD COLUMN IF NOT EXISTS email_verified_at DATETIME(3) NULL',
+    ],
+  },
+  {
     id: 9,
     name: 'create webhooks and webhook_deliveries',
     // A user's webhooks (services/webhooks.ts) and every delivery of an event to one, listed for 30 days. The

@@ -35,6 +35,14 @@ export const resolvers: Resolvers = {
     sendTestWebhook: (_parent, { id }, ctx) => ctx.services.webhooks.sendTest(ctx.viewer, id),
     enableWebhook: (_parent, { id }, ctx) => ctx.services.webhooks.enable(ctx.viewer, id),
     deleteAccount: (_parent, { password }, ctx) => ctx.services.accounts.deleteAccount(ctx.viewer, password, ctx.ip),
+    resendVerificationEmail: (_parent, _args, ctx) => ctx.services.accountEmails.resendVerificationEmail(ctx.viewer),
+    verifyEmail: (_parent, { token }, ctx) => ctx.services.accountEmails.verifyEmail(token),
+    requestPasswordReset: (_parent, { email }, ctx) => ctx.services.accountEmails.requestPasswordReset(email, ctx.ip),
+    resetPassword: (_parent, { token, newPassword }, ctx) =>
+      ctx.services.accountEmails.resetPassword(token, newPassword, ctx.ip),
+    requestEmailChange: (_parent, { newEmail, password }, ctx) =>
+      ctx.services.accountEmails.requestEmailChange(ctx.viewer, newEmail, password, ctx.ip),
+    confirmEmailChange: (_parent, { token }, ctx) => ctx.services.accountEmails.confirmEmailChange(token),
   },
   User: {
     __resolveReference: (ref, ctx) => ctx.services.accounts.resolveReference(ctx.viewer, ref.id),

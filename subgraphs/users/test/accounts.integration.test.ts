@@ -550,6 +550,7 @@ describe('migrations', () => {
           email: freshEmail(),
           passwordHash: 'not a real hash',
           createdAt: new Date(Math.floor(Date.now() / 1000) * 1000),
+          emailVerified: false,
         };
         await new UserRepository(first!).insert(user);
         expect(await new UserRepository(second!).findByEmail(user.email)).toEqual(user);

@@ -4,6 +4,7 @@ import './page.css';
 import { createClient, isFinalStatus, type Job, type JobStatus } from '@vidmp3/sdk';
 import { describeError, formatBytes, isSessionOver, nearLimit, percent, usageText, type Where } from './messages.js';
 import { clearSession, loadSession, saveSession, type Session } from './session.js';
+import { startAccountLinks } from './account-links.js';
 
 const $ = <T extends HTMLElement>(id: string, type: new () => T): T => {
   const found = document.getElementById(id);
@@ -410,3 +411,10 @@ async function start(): Promise<void> {
 }
 
 void start();
+// Links from account mails (?verify-email=, ?reset-password=, ?confirm-email=) and "Forgot password?".
+startAccountLinks({
+  client,
+  container: $('notice', HTMLParagraphElement).parentElement!,
+  forgot: { button: $('forgot', HTMLButtonElement), email: ui.email, result: $('forgot-result', HTMLParagraphElement) },
+  onSignedIn: (auth) => showSignedIn(saveSession(auth)),
+});

@@ -2,7 +2,7 @@ import { scrapedGauge, type Logger, type Metrics } from '@vidmp3/shared';
 import type { NotificationRepository } from './adapters/notification-repo.js';
 import type { SendMeter } from './services/mail-sender.js';
 
-/** `vidmp3_notifier_events_total{outcome}`: queued, duplicate, opted_out, user_gone, malformed. */
+/** `vidmp3_notifier_events_total{outcome}`: queued, duplicate, opted_out, user_gone, expired, ignored, malformed. */
 export function eventMeter(metrics: Metrics): (outcome: string) => void {
   const total = metrics.counter({
     name: 'vidmp3_notifier_events_total',

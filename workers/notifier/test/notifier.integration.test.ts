@@ -4,7 +4,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, openDatabase, type ConversionFinished, type Pool, type UserContact } from '@vidmp3/shared';
+import {
+  createLogger,
+  openDatabase,
+  type AccountMail,
+  type ConversionFinished,
+  type Pool,
+  type UserContact,
+} from '@vidmp3/shared';
 import { smtpTransport } from '../src/adapters/mail-transport.js';
 import { NotificationRepository } from '../src/adapters/notification-repo.js';
 import { migrations } from '../src/migrations.js';
@@ -177,5 +184,91 @@ describe('sending', () => {
     await expect.poll(async () => (await row(event.eventId))?.status, { timeout: 10_000 }).toBe('sent');
     expect(await row(event.eventId)).toMatchObject({ attempts: 3 });
     expect(smtp.received.filter((m) => m.to.includes(email))).toHaveLength(1);
+  });
+});
+
+function accountEvent(fields: Partial<AccountMail> = {}): AccountMail {
+  const token = randomBytes(32).toString('base64url');
+  return {
+    type: 'account-mail',
+    eventId: randomUUID(),
+    userId: randomUUID(),
+    kind: 'reset-password',
+    to: `d-${randomUUID()}@example.com`,
+    link: `http://127.0.0.1:4000/?reset-password=${token}`,
+    expiresAt: new Date(Date.now() + 30 * 60_000).toISOString(),
+    at: new Date().toISOString(),
+    ...fields,
+  };
+}
+
+async function bodies(eventId: string) {
+  const [rows] = await pool.query<mysql.RowDataPacket[]>(
+    'SELECT kind, recipient, text_body, html_body FROM notifications WHERE event_id = ?',
+    [eventId],
+  );
+  return rows[0] as { kind: string; recipient: string; text_body: string | null; html_body: string | null };
+}
+
+describe('account mails', () => {
+  it('are sent whatever the opt-in (users is not even asked), once per event, and keep no link once sent', async () => {
+    const smtp = await smtpServer();
+    stops.push(smtp.close);
+    const event = accountEvent();
+    const asked: ContactSource = {
+      contact: () => {
+        throw new Error('account mails need no contact lookup');
+      },
+    };
+    const replicas = [1, 2].map(() => new Notifier(repo, asked, settings, () => undefined, logger));
+    const outcomes = await Promise.all([...replicas.map((n) => n.handle(event)), replicas[0]!.handle(event)]);
+    expect(outcomes.sort()).toEqual(['duplicate', 'duplicate', 'queued']);
+    // Waiting to be sent, the mail holds its link...
+    expect((await bodies(event.eventId)).text_body).toContain(event.link);
+    sender(smtp.port);
+    await expect.poll(async () => (await row(event.eventId))?.status, { timeout: 10_000 }).toBe('sent');
+    const received = smtp.received.filter((m) => m.to.includes(event.to));
+    expect(received).toHaveLength(1);
+    expect(received[0]!.raw).toContain('Subject: Reset your vidmp3 password');
+    // ...and once sent, the row keeps what it was and to whom, but no longer the link.
+    expect(await bodies(event.eventId)).toEqual({
+      kind: 'account-reset-password',
+      recipient: event.to,
+      text_body: null,
+      html_body: null,
+    });
+  });
+
+  it('blank their link when given up too, and leave conversion mails as they were', async () => {
+    const smtp = await smtpServer(() => ({ code: 550, message: 'No such user here' }));
+    stops.push(smtp.close);
+    const account = accountEvent({ kind: 'verify-email', link: 'http://127.0.0.1:4000/?verify-email=abc' });
+    const conversion = finished();
+    const notifier = new Notifier(
+      repo,
+      contacts({ email: 'e@example.com', conversionEmails: true }),
+      settings,
+      () => undefined,
+      logger,
+    );
+    await notifier.handle(account);
+    await notifier.handle(conversion);
+    sender(smtp.port);
+    await expect.poll(async () => (await row(account.eventId))?.status, { timeout: 10_000 }).toBe('failed');
+    await expect.poll(async () => (await row(conversion.eventId))?.status, { timeout: 10_000 }).toBe('failed');
+    expect((await bodies(account.eventId)).text_body).toBeNull();
+    expect((await bodies(conversion.eventId)).text_body).toContain('the mp3 is ready');
+  });
+
+  it('are not sent when their link expired before they could be', async () => {
+    const event = accountEvent({ expiresAt: new Date(Date.now() - 1000).toISOString() });
+    const queued = { count: 0 };
+    const notifier = new Notifier(repo, contacts(null), settings, () => (queued.count += 1), logger);
+    expect(await notifier.handle(event)).toBe('expired');
+    expect(await row(event.eventId)).toMatchObject({ status: 'skipped', reason: 'expired' });
+    expect(queued.count).toBe(0);
+    // A notice without a link has no expiry: it is sent.
+    const notice = accountEvent({ kind: 'password-changed', link: null, expiresAt: null });
+    expect(await notifier.handle(notice)).toBe('queued');
   });
 });

@@ -3,7 +3,7 @@ import { withTransaction } from '@vidmp3/shared';
 import type { PresentedToken } from '../services/session-policy.js';
 
 /** Why a session ended; kept on the row for whoever investigates. */
-export type RevokeReason = 'logout' | 'logout_everywhere' | 'password_change' | 'refresh_reuse';
+export type RevokeReason = 'logout' | 'logout_everywhere' | 'password_change' | 'password_reset' | 'refresh_reuse';
 
 export interface NewSession {
   id: string;

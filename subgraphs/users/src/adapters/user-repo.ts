@@ -6,6 +6,8 @@ export interface UserRecord {
   id: string;
   email: string;
   createdAt: Date;
+  /** The address has been shown to reach its owner (a link mailed to it was used). */
+  emailVerified: boolean;
 }
 
 export interface UserWithSecret extends UserRecord {
@@ -23,6 +25,7 @@ interface UserRow extends RowDataPacket {
   email: string;
   password_hash: string;
   created_at: Date;
+  email_verified_at: Date | null;
 }
 
 /** The account without its secret, as it may leave the service. */
@@ -32,6 +35,7 @@ const toRecord = (row: UserRow): UserWithSecret => ({
   id: row.id,
   email: row.email,
   createdAt: row.created_at,
+  emailVerified: row.email_verified_at !== null,
   passwordHash: row.password_hash,
 });
 
@@ -39,14 +43,21 @@ const toRecord = (row: UserRow): UserWithSecret => ({
 export class UserRepository {
   constructor(private readonly pool: Pool) {}
 
-  async insert(user: UserWithSecret): Promise<void> {
+  /**
+   * Creates the account; `also` writes what goes with it (the verification mail) in the same transaction, so
+   * that there is no account whose mail was never asked for.
+   */
+  async insert(user: UserWithSecret, also?: (conn: PoolConnection) => Promise<void>): Promise<void> {
     try {
-      await this.pool.execute('INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)', [
-        user.id,
-        user.email,
-        user.passwordHash,
-        user.createdAt,
-      ]);
+      await withTransaction(this.pool, async (conn) => {
+        await conn.execute('INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)', [
+          user.id,
+          user.email,
+          user.passwordHash,
+          user.createdAt,
+        ]);
+        await also?.(conn);
+      });
     } catch (err) {
       if ((err as { code?: string }).code === 'ER_DUP_ENTRY') throw new EmailTakenError();
       throw err;
@@ -134,5 +145,40 @@ export class UserRepository {
       await alongside(conn);
       return true;
     });
+  }
+
+  // ---- account mails (services/account-emails.ts): each runs in the caller's transaction ----
+
+  /** The account, locked until the transaction ends. */
+  async lockById(conn: PoolConnection, id: string): Promise<UserWithSecret | null> {
+    const [rows] = await conn.execute<UserRow[]>('SELECT * FROM users WHERE id = ? FOR UPDATE', [id]);
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /** Marks the address verified (keeps the first time it was). */
+  async markEmailVerified(conn: PoolConnection, id: string, at: Date): Promise<void> {
+    await conn.execute('UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?) WHERE id = ?', [at, id]);
+  }
+
+  /**
+   * Sets a new password (a reset: no current one to check) and ends every session of the user. The address
+   * is verified too: the reset link reached it.
+   */
+  async resetPassword(conn: PoolConnection, id: string, newHash: string, at: Date): Promise<void> {
+    await conn.execute(
+      'UPDATE users SET password_hash = ?, email_verified_at = COALESCE(email_verified_at, ?) WHERE id = ?',
+      [newHash, at, id],
+    );
+    await revokeAllOf(conn, id, at, 'password_reset');
+  }
+
+  /** Moves the account to a new, verified address; EmailTakenError when another account has it. */
+  async changeEmail(conn: PoolConnection, id: string, email: string, at: Date): Promise<void> {
+    try {
+      await conn.execute('UPDATE users SET email = ?, email_verified_at = ? WHERE id = ?', [email, at, id]);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ER_DUP_ENTRY') throw new EmailTakenError();
+      throw err;
+    }
   }
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { PoolConnection } from 'mysql2/promise';
 import {
   ErrorCode,
   requireCapability,
@@ -30,6 +31,12 @@ const sessionEnded = () => userError(ErrorCode.UNAUTHENTICATED, 'This session ha
 const notSignedIn = () => userError(ErrorCode.UNAUTHENTICATED, 'Log in first');
 const keyRevoked = () => userError(ErrorCode.UNAUTHENTICATED, 'This API key has been revoked');
 
+/** The verification mail of a new account (account-emails.ts): written with the account, sent after the commit. */
+export interface SignUpMail {
+  verificationOnSignUp(conn: PoolConnection, user: UserRecord): Promise<void>;
+  mailed(): void;
+}
+
 /** A viewer whose session the users service has checked, with their account. */
 interface SignedIn {
   user: UserWithSecret;
@@ -45,6 +52,7 @@ export class AccountService {
     private readonly decoyHash: string,
     /** Where account events go (`AccountDeleted`); without it (some tests) accounts cannot be deleted. */
     private readonly outbox: Pick<OutboxPublisher, 'add' | 'kick'> | undefined,
+    private readonly signUpMail?: SignUpMail,
   ) {}
 
   static async create(
@@ -52,8 +60,9 @@ export class AccountService {
     sessions: SessionService,
     throttle: LoginThrottle,
     outbox?: Pick<OutboxPublisher, 'add' | 'kick'>,
+    signUpMail?: SignUpMail,
   ): Promise<AccountService> {
-    return new AccountService(users, sessions, throttle, await hashPassword(randomUUID()), outbox);
+    return new AccountService(users, sessions, throttle, await hashPassword(randomUUID()), outbox, signUpMail);
   }
 
   async signUp(emailInput: string, password: string, ip: string): Promise<AuthResult> {
@@ -66,16 +75,19 @@ export class AccountService {
       id: randomUUID(),
       email,
       createdAt: new Date(),
+      emailVerified: false,
       passwordHash: await hashPassword(password),
     };
+    const mail = this.signUpMail;
     try {
-      await this.users.insert(user);
+      await this.users.insert(user, mail && ((conn) => mail.verificationOnSignUp(conn, withoutSecret(user))));
     } catch (err) {
       if (err instanceof EmailTakenError) {
         throw userError(ErrorCode.CONFLICT, 'An account with this email already exists', { field: 'email' });
       }
       throw err;
     }
+    mail?.mailed();
     return this.startSession(user, ip);
   }
 

@@ -21,6 +21,14 @@ export interface PendingMail extends MailContent {
   createdAt: Date;
 }
 
+/**
+ * An account mail's bodies hold a live single-use token (verify, reset, confirm a new address): once the mail
+ * has left (or been given up) they are blanked, so that this database never holds a usable link longer than
+ * the mail takes to send. The row itself stays, for idempotency (its event id) and the record of what was sent.
+ */
+const BLANK_ACCOUNT_BODIES = `text_body = IF(kind LIKE 'account-%', NULL, text_body),
+         html_body = IF(kind LIKE 'account-%', NULL, html_body)`;
+
 /** The notifications table; SQL lives here and nowhere else. */
 export class NotificationRepository {
   constructor(readonly pool: Pool) {}
@@ -122,7 +130,8 @@ export class NotificationRepository {
 
   async markSent(conn: PoolConnection, eventId: string, attempts: number, now: Date): Promise<void> {
     await conn.execute(
-      `UPDATE notifications SET status = 'sent', attempts = ?, sent_at = ?, next_attempt_at = NULL, last_error = NULL
+      `UPDATE notifications SET status = 'sent', attempts = ?, sent_at = ?, next_attempt_at = NULL, last_error = NULL,
+         ${BLANK_ACCOUNT_BODIES}
        WHERE event_id = ?`,
       [attempts, now, eventId],
     );
@@ -137,7 +146,8 @@ export class NotificationRepository {
 
   async markFailed(conn: PoolConnection, eventId: string, attempts: number, reason: string, error: string) {
     await conn.execute(
-      `UPDATE notifications SET status = 'failed', reason = ?, attempts = ?, next_attempt_at = NULL, last_error = ?
+      `UPDATE notifications SET status = 'failed', reason = ?, attempts = ?, next_attempt_at = NULL, last_error = ?,
+         ${BLANK_ACCOUNT_BODIES}
        WHERE event_id = ?`,
       [reason, attempts, error.slice(0, 1000), eventId],
     );

@@ -1,9 +1,16 @@
-import type { AccountDeleted, ConversionFinished, Logger, NotifierEvent, UserContact } from '@vidmp3/shared';
+import type {
+  AccountDeleted,
+  AccountMail,
+  ConversionFinished,
+  Logger,
+  NotifierEvent,
+  UserContact,
+} from '@vidmp3/shared';
 import type { NotificationRepository } from '../adapters/notification-repo.js';
-import { conversionMail, type RenderSettings } from './render.js';
+import { accountMail, conversionMail, type RenderSettings } from './render.js';
 
 /** What handling an event came to (also the `outcome` label of `vidmp3_notifier_events_total`). */
-export type EventOutcome = 'queued' | 'duplicate' | 'opted_out' | 'user_gone' | 'ignored';
+export type EventOutcome = 'queued' | 'duplicate' | 'opted_out' | 'user_gone' | 'expired' | 'ignored';
 
 export interface ContactSource {
   contact(userId: string): Promise<UserContact | null>;
@@ -30,10 +37,11 @@ export class Notifier {
       case 'conversion-finished':
         return this.conversionFinished(event);
       case 'account-mail':
+        return this.accountMail(event);
       case 'job-status-changed':
       case 'media-deleted':
       case 'webhook-disabled':
-        // Not yet acted on here (account mails and webhooks are being built): acknowledged and counted.
+        // Not yet acted on here (webhooks are being built): acknowledged and counted.
         return 'ignored';
     }
   }
@@ -73,6 +81,28 @@ export class Notifier {
       await this.repo.remove(event.eventId);
       return 'user_gone';
     }
+    log.info({ subject: mail.subject }, 'mail queued');
+    this.queued();
+    return 'queued';
+  }
+
+  /**
+   * A mail the account needs (verification, reset, change of address): sent whatever the opt-in settings, to the
+   * address the event names (for a change of address, the new one: users has not switched to it yet). Its link
+   * carries a live token: it is never logged, and the mail's bodies are blanked once it is sent or given up
+   * (notification-repo.ts). A link that expired before it could be sent is not sent at all.
+   */
+  private async accountMail(event: AccountMail): Promise<EventOutcome> {
+    if (await this.repo.has(event.eventId)) return 'duplicate';
+    const row = { eventId: event.eventId, kind: `account-${event.kind}`, userId: event.userId, createdAt: new Date() };
+    const log = this.logger.child({ eventId: event.eventId, kind: event.kind });
+    if (event.expiresAt && new Date(event.expiresAt).getTime() <= row.createdAt.getTime()) {
+      if (!(await this.repo.record(row, { skipped: 'expired' }))) return 'duplicate';
+      log.warn('account mail not sent: its link expired before it could be');
+      return 'expired';
+    }
+    const mail = { recipient: event.to, ...accountMail(event, this.settings) };
+    if (!(await this.repo.record(row, { mail }))) return 'duplicate';
     log.info({ subject: mail.subject }, 'mail queued');
     this.queued();
     return 'queued';

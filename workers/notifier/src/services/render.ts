@@ -1,7 +1,7 @@
 // What a mail says, as pure functions of the event: unit-tested, no I/O. Every mail has a plain-text part and an
 // HTML part saying the same, and links to the job's page on the public site — never to the file or a download
 // URL (a mail is forwarded, archived and scanned; the page asks its reader to sign in).
-import { JobErrorCode, type ConversionFinished } from '@vidmp3/shared';
+import { JobErrorCode, type AccountMail, type ConversionFinished } from '@vidmp3/shared';
 
 export interface MailContent {
   subject: string;
@@ -60,7 +60,7 @@ function when(iso: string): string {
 const escapeHtml = (value: string): string =>
   value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-function html(title: string, paragraphs: string[], link: { href: string; label: string }): string {
+function html(title: string, paragraphs: string[], link: { href: string; label: string }, footer = FOOTER): string {
   const body = paragraphs.map((p) => `<p>${escapeHtml(p)}</p>`).join('\n');
   return `<!doctype html>
 <html lang="en">
@@ -69,7 +69,7 @@ function html(title: string, paragraphs: string[], link: { href: string; label: 
 <h1 style="font-size: 1.3em">${escapeHtml(title)}</h1>
 ${body}
 <p><a href="${escapeHtml(link.href)}">${escapeHtml(link.label)}</a></p>
-<p style="color: #666; font-size: 0.9em">${escapeHtml(FOOTER)}</p>
+<p style="color: #666; font-size: 0.9em">${escapeHtml(footer)}</p>
 </body>
 </html>
 `;
@@ -104,5 +104,79 @@ export function conversionMail(event: ConversionFinished, settings: RenderSettin
         html: html(subject, lines, { href: link, label: 'Open your conversion' }),
       };
     }
+  }
+}
+
+const ACCOUNT_FOOTER =
+  'You get this email because of your vidmp3 account: it is about your account, so it is sent whatever your email settings.';
+
+/** The page itself (no token): where the informing mails send their reader. */
+function pageUrl(publicUrl: string): string {
+  return new URL('./', publicUrl.endsWith('/') ? publicUrl : `${publicUrl}/`).toString();
+}
+
+/**
+ * The mail the account itself needs: a link to act on (verify, reset, confirm a new address) whose token is the
+ * only secret in it, or a notice of a change (password, address) that links to the page alone. Everything from
+ * the event is escaped in the HTML part; the link is the only action.
+ */
+export function accountMail(event: AccountMail, settings: RenderSettings): MailContent {
+  const until = event.expiresAt ? when(event.expiresAt) : '';
+  const page = pageUrl(settings.publicUrl);
+  const action = (subject: string, lines: string[], label: string): MailContent => {
+    const link = event.link ?? page;
+    return {
+      subject,
+      text: `Hello,\n\n${lines.join('\n\n')}\n${link}\n\n${ACCOUNT_FOOTER}\n`,
+      html: html(subject, lines, { href: link, label }, ACCOUNT_FOOTER),
+    };
+  };
+  switch (event.kind) {
+    case 'verify-email':
+      return action(
+        'Confirm your email address',
+        [
+          'Someone, hopefully you, created a vidmp3 account with this email address. If you did not, ignore this email: nothing happens without the link.',
+          `To confirm that this address is yours, open this link (it works once, until ${until}):`,
+        ],
+        'Confirm your email address',
+      );
+    case 'reset-password':
+      return action(
+        'Reset your vidmp3 password',
+        [
+          'Someone, hopefully you, asked to reset the password of the vidmp3 account with this email address. If it was not you, ignore this email: your password stays as it is.',
+          `To choose a new password, open this link (it works once, until ${until}). Every device signed in to your account will be signed out.`,
+        ],
+        'Choose a new password',
+      );
+    case 'confirm-email-change':
+      return action(
+        'Confirm your new email address',
+        [
+          'Someone, hopefully you, asked to move a vidmp3 account to this email address. If it was not you, ignore this email: nothing changes without the link.',
+          `To confirm the change, open this link (it works once, until ${until}):`,
+        ],
+        'Confirm your new email address',
+      );
+    case 'email-changed':
+      return action(
+        'Your vidmp3 email address was changed',
+        [
+          `The email address of your vidmp3 account was changed on ${when(event.at)}: this address no longer signs in to it, and account emails go to the new one.`,
+          'If you did not do this, someone else may have your password: contact the people who run this service.',
+          'The service:',
+        ],
+        'Open vidmp3',
+      );
+    case 'password-changed':
+      return action(
+        'Your vidmp3 password was changed',
+        [
+          `The password of your vidmp3 account was reset on ${when(event.at)}, and every device signed in to it was signed out.`,
+          'If you did not do this, reset your password again from the sign-in page ("Forgot password?"):',
+        ],
+        'Open vidmp3',
+      );
   }
 }
