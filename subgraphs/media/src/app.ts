@@ -92,6 +92,7 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
     }),
     { scratchDir, maxUploadBytes: config.MAX_UPLOAD_BYTES },
     uploadMeter(metrics),
+    outbox,
   );
 
   const server = await startSubgraphServer<Context>(

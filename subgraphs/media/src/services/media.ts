@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { GraphQLError } from 'graphql';
 import type { FileUpload } from 'graphql-upload-minimal';
-import { connection, ErrorCode, pageArgs, uploadFailure, userError, type Viewer } from '@vidmp3/shared';
+import {
+  connection,
+  ErrorCode,
+  pageArgs,
+  Topology,
+  uploadFailure,
+  userError,
+  type MediaDeleted,
+  type OutboxPublisher,
+  type Viewer,
+} from '@vidmp3/shared';
 import type { BlobStore, ByteRange } from '../adapters/blob-store.js';
 import {
   DuplicateJobOutputError,
@@ -55,6 +65,8 @@ export class MediaService {
     private readonly quotas: StorageQuotas,
     private readonly options: { scratchDir: string; maxUploadBytes: number },
     private readonly meter: UploadMeter = noMeter,
+    /** Where media events (MediaDeleted, for webhooks) go out; none: nothing is announced (tests). */
+    private readonly outbox: Pick<OutboxPublisher, 'add' | 'kick'> | null = null,
   ) {}
 
   /**
@@ -140,7 +152,22 @@ export class MediaService {
   async delete(viewer: Viewer | null, id: string): Promise<true> {
     const media = await this.get(viewer, id);
     // Marked first: a crash in between leaves bytes nobody can reach (harmless), never a live row without bytes.
-    await this.repo.markDeleted(media.id);
+    // The notifier hears of it (webhooks) through the outbox, written in the transaction that marks it.
+    const outbox = this.outbox;
+    const event: MediaDeleted = {
+      type: 'media-deleted',
+      eventId: `${media.id}:deleted`,
+      mediaId: media.id,
+      ownerId: media.ownerId,
+      at: new Date().toISOString(),
+    };
+    const marked = await this.repo.markDeleted(
+      media.id,
+      outbox
+        ? (conn) => outbox.add(conn, Topology.notificationsExchange, Topology.notificationsQueue, event)
+        : undefined,
+    );
+    if (marked) outbox?.kick();
     await this.blobs.delete(media.id);
     return true;
   }

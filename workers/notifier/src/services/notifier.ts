@@ -1,9 +1,10 @@
 import type { ConversionFinished, Logger, NotifierEvent, UserContact } from '@vidmp3/shared';
 import type { NotificationRepository } from '../adapters/notification-repo.js';
 import { conversionMail, type RenderSettings } from './render.js';
+import type { FanOutOutcome, WebhookFanOut } from './webhook-fanout.js';
 
 /** What handling an event came to (also the `outcome` label of `vidmp3_notifier_events_total`). */
-export type EventOutcome = 'queued' | 'duplicate' | 'opted_out' | 'user_gone' | 'ignored';
+export type EventOutcome = 'queued' | 'duplicate' | 'opted_out' | 'user_gone' | 'ignored' | FanOutOutcome;
 
 export interface ContactSource {
   contact(userId: string): Promise<UserContact | null>;
@@ -22,6 +23,8 @@ export class Notifier {
     private readonly settings: RenderSettings,
     private readonly queued: () => void,
     private readonly logger: Logger,
+    /** Job and media events become webhook deliveries here; none: they are ignored (tests of mails alone). */
+    private readonly webhooks?: Pick<WebhookFanOut, 'handle'>,
   ) {}
 
   /** Throws when a dependency (users, the database) fails: the caller waits and hands the event in again. */
@@ -29,9 +32,10 @@ export class Notifier {
     switch (event.type) {
       case 'conversion-finished':
         return this.conversionFinished(event);
-      case 'account-mail':
       case 'job-status-changed':
       case 'media-deleted':
+        return this.webhooks ? this.webhooks.handle(event) : 'ignored';
+      case 'account-mail':
       case 'webhook-disabled':
         // Not yet acted on here (account mails and webhooks are being built): acknowledged and counted.
         return 'ignored';
