@@ -19,3 +19,4 @@ export * from './internal-api.js';
 export * from './health-server.js';
 export * from './repeating-task.js';
 export * from './outbox.js';
+export * from './webhook-target.js';
