@@ -62,8 +62,13 @@ export const ConfigSchema = z
      * attempts plus one. Each delay has its RabbitMQ queue (vidmp3.webhooks.retry.<ms>), declared at start.
      */
     WEBHOOK_RETRY_DELAYS_MS: delayList(WEBHOOK_RETRY_DELAYS_MS),
-    /** Webhook URLs on loopback addresses are sent to (development and tests); never in production. */
-    WEBHOOK_ALLOW_LOOPBACK: env.bool(false),
+    /**
+     * Webhook URLs on loopback addresses are sent to (a receiver on this machine). Default: true in development
+     * only, as users decides when a webhook is created; never in production. Checked again before every attempt.
+     */
+    WEBHOOK_ALLOW_LOOPBACK: env.optionalBool(),
+    /** Webhooks are sent over http:// besides https://. Default: false in production, true otherwise (as users). */
+    WEBHOOK_ALLOW_HTTP: env.optionalBool(),
     /** Establishing the connection (TCP and TLS) to a webhook receiver. */
     WEBHOOK_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
     /** A whole webhook attempt, from connecting to the end of the (capped) response. */
@@ -82,7 +87,12 @@ export const ConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['WEBHOOK_ALLOW_LOOPBACK'], message: 'not allowed in production' });
     }
   })
-  .transform((c) => ({ ...c, INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_API_TOKEN }));
+  .transform((c) => ({
+    ...c,
+    INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_API_TOKEN,
+    WEBHOOK_ALLOW_LOOPBACK: c.WEBHOOK_ALLOW_LOOPBACK ?? c.NODE_ENV === 'development',
+    WEBHOOK_ALLOW_HTTP: c.WEBHOOK_ALLOW_HTTP ?? c.NODE_ENV !== 'production',
+  }));
 
 export type Config = z.output<typeof ConfigSchema>;
 

@@ -16,8 +16,7 @@ import { logTransport, smtpTransport } from './adapters/mail-transport.js';
 import { NotificationRepository } from './adapters/notification-repo.js';
 import { UsersClient } from './adapters/users-client.js';
 import { WebhookConsumer, WebhookPublisher } from './adapters/webhook-broker.js';
-import { webhookPoster } from './adapters/webhook-http.js';
-import { targetChecker } from './adapters/webhook-target.js';
+import { addressChecker, webhookPoster } from './adapters/webhook-http.js';
 import { WebhooksClient } from './adapters/webhooks-client.js';
 import { backlogGauges, eventMeter, sendMeter, webhookMeter } from './metrics.js';
 import { migrations } from './migrations.js';
@@ -73,11 +72,14 @@ runService(logger, async () => {
   const fanOut = new WebhookFanOut(webhookUsers, repo, (delivery) => webhookPublisher.publish(delivery), logger);
   const webhookSender = new WebhookSender(
     webhookUsers,
-    webhookPoster(targetChecker({ allowLoopback: config.WEBHOOK_ALLOW_LOOPBACK }), {
-      connectTimeoutMs: config.WEBHOOK_CONNECT_TIMEOUT_MS,
-      timeoutMs: config.WEBHOOK_TIMEOUT_MS,
-      maxResponseBytes: WEBHOOK_MAX_RESPONSE_BYTES,
-    }),
+    webhookPoster(
+      addressChecker({ allowLoopback: config.WEBHOOK_ALLOW_LOOPBACK, allowHttp: config.WEBHOOK_ALLOW_HTTP }),
+      {
+        connectTimeoutMs: config.WEBHOOK_CONNECT_TIMEOUT_MS,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        maxResponseBytes: WEBHOOK_MAX_RESPONSE_BYTES,
+      },
+    ),
     (next, delayMs) => webhookPublisher.publishRetry(next, delayMs),
     { retryDelaysMs },
     logger,

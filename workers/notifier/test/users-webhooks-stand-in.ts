@@ -1,4 +1,4 @@
-// A stand-in for users' internal webhook routes (the contract in adapters/webhooks-client.ts), in memory, over real
+// A stand-in for users' internal webhook routes (InternalApi.userWebhooks…webhookAttempts in shared), in memory, over real
 // HTTP: for the notifier's integration tests, and for the end-to-end test until users' own routes (branch
 // webhooks-api) are merged. Anything else answers users' 404, so a contact lookup finds no user (no mail).
 import { randomBytes, randomUUID } from 'node:crypto';

@@ -26,8 +26,7 @@ import { EventConsumer } from '../src/adapters/consumer.js';
 import { NotificationRepository } from '../src/adapters/notification-repo.js';
 import { UsersClient } from '../src/adapters/users-client.js';
 import { WebhookConsumer, WebhookPublisher } from '../src/adapters/webhook-broker.js';
-import { webhookPoster } from '../src/adapters/webhook-http.js';
-import { targetChecker } from '../src/adapters/webhook-target.js';
+import { addressChecker, webhookPoster } from '../src/adapters/webhook-http.js';
 import { WebhooksClient } from '../src/adapters/webhooks-client.js';
 import { migrations } from '../src/migrations.js';
 import { Notifier } from '../src/services/notifier.js';
@@ -126,7 +125,7 @@ beforeAll(async () => {
   const events = new EventConsumer(connection, notifier, logger, { prefetch: 4, retryBaseMs: 50 });
   const sender = new WebhookSender(
     client,
-    webhookPoster(targetChecker({ allowLoopback: true }), {
+    webhookPoster(addressChecker({ allowLoopback: true, allowHttp: true }), {
       connectTimeoutMs: 1_000,
       timeoutMs: 2_000,
       maxResponseBytes: 4096,

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { LookupAddress } from 'node:dns';
 import { Webhook } from 'standardwebhooks';
+import { checkWebhookTarget, type WebhookTargetOptions } from '@vidmp3/shared';
 
 /** The address a webhook's host was checked to have; the connection goes there and nowhere else. */
 export interface CheckedAddress {
@@ -11,6 +12,18 @@ export interface CheckedAddress {
 
 /** Resolves and checks a webhook URL's host (refusing private, loopback, link-local, metadata addresses); throws. */
 export type CheckTarget = (url: string) => Promise<CheckedAddress>;
+
+/**
+ * The check of shared's webhook-target.ts (the one users applies when a webhook is created), made again before every
+ * attempt: the address to connect to is the first one it resolved, all of which it found allowed.
+ */
+export function addressChecker(options: Omit<WebhookTargetOptions, 'resolve'>): CheckTarget {
+  return async (url) => {
+    const { addresses } = await checkWebhookTarget(url, options);
+    const first = addresses[0]!;
+    return { address: first.address, family: first.family === 6 ? 6 : 4 };
+  };
+}
 
 export interface HttpLimits {
   /** Establishing TCP (and TLS). */
