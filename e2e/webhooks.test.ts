@@ -1,0 +1,266 @@
+// Webhooks end to end (issue #15): conversions and deletions through the gateway, jobs' and media's outboxes, the
+// notifier (a process beside the harness's system, loopback allowed, short retry delays) and a receiver on
+// 127.0.0.1 that checks every signature with the `standardwebhooks` package.
+//
+// STAND-IN: users' webhook API (createWebhook, webhookDeliveries, and the internal routes the notifier calls) is
+// built on branch webhooks-api. Until it is merged, webhooks are created in, and deliveries read from, a stand-in of
+// users' internal routes (workers/notifier/test/users-webhooks-stand-in.ts) that the notifier is pointed at; only
+// `createWebhook` and `deliveriesOf` below know it. At merge they become the GraphQL calls (createWebhook,
+// webhookDeliveries) and the notifier's USERS_INTERNAL_URL the real users.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import mysql from 'mysql2/promise';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import { DEV_INTERNAL_API_TOKEN } from '@vidmp3/shared';
+import { startUsersStandIn, type UsersStandIn } from '../workers/notifier/test/users-webhooks-stand-in.js';
+import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
+import { conversionsOf } from './conversions.js';
+import { sample } from './fixtures.js';
+import { MYSQL_SERVER, startService, stopService, startSystem, type ServiceProcess, type System } from './harness.js';
+
+/** Three attempts: the second half a second after the first, the third a second after the second. */
+const RETRY_DELAYS_MS = [500, 1_000];
+
+interface Hit {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+  at: number;
+}
+
+/** A receiver on 127.0.0.1: each path answers its statuses in turn (the last one from then on). */
+class Receiver {
+  readonly hits: Hit[] = [];
+  private readonly script = new Map<string, number[]>();
+  private readonly server: Server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      const path = req.url ?? '/';
+      this.hits.push({ path, headers: req.headers, body, at: Date.now() });
+      const statuses = this.script.get(path) ?? [404];
+      res.writeHead(statuses.length > 1 ? statuses.shift()! : statuses[0]!).end();
+    });
+  });
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  }
+
+  /** A URL of its own answering `statuses`; `host` may name the address otherwise (`localhost`). */
+  url(statuses: number[], host = '127.0.0.1'): string {
+    const path = `/hooks/${randomUUID()}`;
+    this.script.set(path, statuses);
+    return `http://${host}:${(this.server.address() as AddressInfo).port}${path}`;
+  }
+
+  at(url: string): Hit[] {
+    return this.hits.filter((h) => h.path === new URL(url).pathname);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+let system: System;
+let users: UsersStandIn;
+let receiver: Receiver;
+let notifier: ServiceProcess;
+let notifierDb: string;
+let user: SignedUp;
+
+const notifierEnv = (allowLoopback: boolean) => ({
+  RABBITMQ_URL: system.rabbitmqUrl,
+  MYSQL_URL: `${MYSQL_SERVER}/${notifierDb}`,
+  USERS_INTERNAL_URL: users.url,
+  INTERNAL_API_TOKEN: DEV_INTERNAL_API_TOKEN,
+  PUBLIC_URL: system.gatewayUrl,
+  WEBHOOK_ALLOW_LOOPBACK: String(allowLoopback),
+  WEBHOOK_RETRY_DELAYS_MS: RETRY_DELAYS_MS.join(','),
+  HEALTH_PORT: '0',
+});
+
+beforeAll(async () => {
+  system = await startSystem({}, { workers: 1 });
+  users = await startUsersStandIn(DEV_INTERNAL_API_TOKEN);
+  receiver = new Receiver();
+  await receiver.listen();
+  notifierDb = system.databases.jobs.replace('_jobs_', '_notifier_');
+  notifier = await startService('notifier', 'workers/notifier/dist/main.js', notifierEnv(true));
+  user = await signUpUser(system.gatewayUrl);
+}, 120_000);
+afterAll(async () => {
+  if (notifier) await stopService(notifier);
+  await receiver?.close();
+  await users?.close();
+  await system?.stop();
+  if (notifierDb) {
+    const conn = await mysql.createConnection(MYSQL_SERVER);
+    await conn.query(`DROP DATABASE IF EXISTS \`${notifierDb}\``);
+    await conn.end();
+  }
+});
+beforeEach(() =>
+  onTestFailed(() => console.error(`${system.logs()}\n${notifier.logs.map((l) => `[notifier] ${l}`).join('\n')}`)),
+);
+
+// ---- the two calls the stand-in answers for now (GraphQL createWebhook and webhookDeliveries after the merge)
+
+function createWebhook(owner: SignedUp, url: string, events: string[]): { id: string; secret: string } {
+  return users.addWebhook(owner.id, url, events);
+}
+
+interface DeliveryView {
+  eventType: string;
+  status: 'PENDING' | 'SUCCEEDED' | 'RETRYING' | 'FAILED';
+  attempts: number;
+  responseStatus: number | null;
+  lastError: string | null;
+}
+
+function deliveriesOf(webhookId: string): DeliveryView[] {
+  return users.deliveries(webhookId).map((d) => {
+    const last = d.attempts.at(-1);
+    return {
+      eventType: d.eventType,
+      status: last ? (last.outcome.toUpperCase() as DeliveryView['status']) : 'PENDING',
+      attempts: d.attempts.length,
+      responseStatus: last?.responseStatus ?? null,
+      lastError: last?.error ?? null,
+    };
+  });
+}
+
+// ---- helpers
+
+/** The payload of a hit, after checking its Standard Webhooks signature with the webhook's secret. */
+function verified(secret: string, hit: Hit): { type: string; timestamp: string; data: Record<string, unknown> } {
+  return new Webhook(secret).verify(hit.body, hit.headers as Record<string, string>) as never;
+}
+
+async function uploadVideo(owner: SignedUp): Promise<string> {
+  const upload = await uploadFile(system.gatewayUrl, await sample('faststart.mp4'), { token: owner.token });
+  expect(upload.errors, JSON.stringify(upload.errors)).toBeUndefined();
+  return upload.data!.uploadVideo.id;
+}
+
+async function deleteMedia(owner: SignedUp, id: string): Promise<void> {
+  const res = await graphql(system.gatewayUrl, 'mutation ($id: ID!) { deleteMedia(id: $id) }', {
+    token: owner.token,
+    variables: { id },
+  });
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+}
+
+describe('webhooks', () => {
+  it('deliver a conversion’s job.queued, job.running and job.succeeded, and a deletion’s media.deleted, signed', async () => {
+    const url = receiver.url([200]);
+    const webhook = createWebhook(user, url, ['job.queued', 'job.running', 'job.succeeded', 'media.deleted']);
+    const videoId = await uploadVideo(user);
+    const jobs = conversionsOf<{ id: string; status: string; output: { id: string } | null }>(
+      () => system,
+      () => user,
+      'id status output { id }',
+    );
+    const jobId = await jobs.convert(videoId);
+    await jobs.waitFor(jobId, (job) => job.status === 'SUCCEEDED');
+    const outputId = (await jobs.job(jobId)).output!.id;
+
+    await expect.poll(() => receiver.at(url).length, { timeout: 30_000 }).toBe(3);
+    const payloads = receiver.at(url).map((hit) => verified(webhook.secret, hit));
+    // Each status once; they may arrive in any order (each delivery travels on its own).
+    expect(payloads.map((p) => p.type).sort()).toEqual(['job.queued', 'job.running', 'job.succeeded']);
+    const succeeded = payloads.find((p) => p.type === 'job.succeeded')!;
+    expect(succeeded.data).toEqual({
+      id: jobId,
+      status: 'SUCCEEDED',
+      attempt: 1,
+      inputMediaId: videoId,
+      outputMediaId: outputId,
+      error: null,
+    });
+    expect(new Set(receiver.at(url).map((h) => h.headers['webhook-id'])).size).toBe(3);
+    // Ids only: no download link, nor any other URL, in what receivers get.
+    expect(
+      receiver
+        .at(url)
+        .map((h) => h.body)
+        .join(''),
+    ).not.toMatch(/https?:|\/files\//);
+
+    await deleteMedia(user, outputId);
+    await expect.poll(() => receiver.at(url).length, { timeout: 30_000 }).toBe(4);
+    const deleted = verified(webhook.secret, receiver.at(url)[3]!);
+    expect(deleted).toMatchObject({ type: 'media.deleted', data: { id: outputId } });
+    await expect
+      .poll(() => deliveriesOf(webhook.id).filter((d) => d.status === 'SUCCEEDED').length, { timeout: 10_000 })
+      .toBe(4);
+  }, 150_000);
+
+  it('retry a receiver that answers 500 twice, spaced by the configured delays, until it takes the event', async () => {
+    const url = receiver.url([500, 500, 200]);
+    const webhook = createWebhook(user, url, ['media.deleted']);
+    const videoId = await uploadVideo(user);
+
+    await deleteMedia(user, videoId);
+
+    await expect.poll(() => deliveriesOf(webhook.id)[0]?.status, { timeout: 30_000 }).toBe('SUCCEEDED');
+    expect(deliveriesOf(webhook.id)).toEqual([
+      { eventType: 'media.deleted', status: 'SUCCEEDED', attempts: 3, responseStatus: 200, lastError: null },
+    ]);
+    const hits = receiver.at(url);
+    expect(hits).toHaveLength(3);
+    for (const hit of hits) expect(verified(webhook.secret, hit)).toMatchObject({ data: { id: videoId } });
+    expect(new Set(hits.map((h) => h.headers['webhook-id'])).size).toBe(1);
+    expect(hits[1]!.at - hits[0]!.at).toBeGreaterThanOrEqual(RETRY_DELAYS_MS[0]! - 50);
+    expect(hits[2]!.at - hits[1]!.at).toBeGreaterThanOrEqual(RETRY_DELAYS_MS[1]! - 50);
+  }, 60_000);
+
+  it('give up on a receiver that always fails after the last attempt: FAILED', async () => {
+    const url = receiver.url([503]);
+    const webhook = createWebhook(user, url, ['media.deleted']);
+
+    await deleteMedia(user, await uploadVideo(user));
+
+    await expect.poll(() => deliveriesOf(webhook.id)[0]?.status, { timeout: 30_000 }).toBe('FAILED');
+    expect(deliveriesOf(webhook.id)).toEqual([
+      {
+        eventType: 'media.deleted',
+        status: 'FAILED',
+        attempts: 3,
+        responseStatus: 503,
+        lastError: 'the receiver answered 503',
+      },
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[1]! * 2));
+    expect(receiver.at(url)).toHaveLength(3);
+  }, 60_000);
+
+  it('are refused at send time when the URL resolves to loopback and loopback is not allowed', async () => {
+    // The notifier as production runs it (loopback refused), in place of the lenient one for this test.
+    await stopService(notifier);
+    const strict = await startService('notifier', 'workers/notifier/dist/main.js', notifierEnv(false));
+    try {
+      const url = receiver.url([200], 'localhost');
+      const webhook = createWebhook(user, url, ['media.deleted']);
+
+      await deleteMedia(user, await uploadVideo(user));
+
+      await expect.poll(() => deliveriesOf(webhook.id)[0]?.attempts ?? 0, { timeout: 30_000 }).toBeGreaterThan(0);
+      const [delivery] = deliveriesOf(webhook.id);
+      // Refused, not sent: retried like any failed attempt (a name can resolve elsewhere later), never reaching it.
+      expect(['RETRYING', 'FAILED']).toContain(delivery?.status);
+      expect(delivery?.responseStatus).toBeNull();
+      expect(delivery?.lastError).toMatch(/localhost resolves to an address that is not a public one/);
+      expect(receiver.at(url)).toEqual([]);
+    } finally {
+      await stopService(strict);
+      notifier = await startService('notifier', 'workers/notifier/dist/main.js', notifierEnv(true));
+    }
+  }, 90_000);
+});
