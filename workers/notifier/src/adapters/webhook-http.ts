@@ -102,7 +102,7 @@ export function postWebhook(
         'content-length': String(Buffer.byteLength(body)),
         'user-agent': USER_AGENT,
       },
-      lookup: lookup as never,
+      lookup,
       // No pooled connection: each attempt connects (and checks) afresh.
       agent: false,
     });
