@@ -125,8 +125,8 @@ runService(logger, async () => {
     logger,
     async () => {
       clearInterval(prune);
-      await consumer.close();
-      await webhookConsumer.close();
+      // Both wait for what they are handling (a webhook attempt: WEBHOOK_TIMEOUT_MS at most), side by side.
+      await Promise.all([consumer.close(), webhookConsumer.close()]);
       await webhookPublisher.close();
       await sender.stop();
       transport.close();

@@ -125,6 +125,14 @@ describe('sending a webhook', () => {
     expect(result.error).toMatch(/ECONNREFUSED/);
   });
 
+  it('sends nothing when the secret cannot sign', async () => {
+    const { port, received } = await receiver((_req, res) => res.end());
+    const post = webhookPoster(async () => loopback, limits);
+    const result = await post({ url: `http://127.0.0.1:${port}/`, secret: 'whsec_@@@' }, { eventId: 'e', payload });
+    expect(result).toEqual({ ok: false, status: null, error: 'the webhook’s signing secret is unusable' });
+    expect(received).toEqual([]);
+  });
+
   it('sends nothing to a target the check refuses', async () => {
     const { port, received } = await receiver((_req, res) => res.end());
     const post = webhookPoster(addressChecker({ allowLoopback: false, allowHttp: true }), limits);

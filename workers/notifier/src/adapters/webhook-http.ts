@@ -164,6 +164,13 @@ export function webhookPoster(checkTarget: CheckTarget, limits: HttpLimits, now:
       return { ok: false, status: null, error: describe(err) };
     }
     const body = JSON.stringify(message.payload);
-    return postWebhook(target.url, checked, signedHeaders(target.secret, message.eventId, now(), body), body, limits);
+    let headers: Record<string, string>;
+    try {
+      headers = signedHeaders(target.secret, message.eventId, now(), body);
+    } catch {
+      // Not base64 after its `whsec_`: users stored something it should not have; nothing can be signed.
+      return { ok: false, status: null, error: 'the webhook’s signing secret is unusable' };
+    }
+    return postWebhook(target.url, checked, headers, body, limits);
   };
 }
