@@ -2,11 +2,10 @@
 // notifier (a process beside the harness's system, loopback allowed, short retry delays) and a receiver on
 // 127.0.0.1 that checks every signature with the `standardwebhooks` package.
 //
-// STAND-IN: users' webhook API (createWebhook, webhookDeliveries, and the internal routes the notifier calls) is
-// built on branch webhooks-api. Until it is merged, webhooks are created in, and deliveries read from, a stand-in of
-// users' internal routes (workers/notifier/test/users-webhooks-stand-in.ts) that the notifier is pointed at; only
-// `createWebhook` and `deliveriesOf` below know it. At merge they become the GraphQL calls (createWebhook,
-// webhookDeliveries) and the notifier's USERS_INTERNAL_URL the real users.
+// Webhooks are created with `createWebhook` and their deliveries read with `webhookDeliveries` through the gateway
+// when users serves its internal webhook routes (branch webhooks-api). Without them (this branch alone), a stand-in
+// of those routes (workers/notifier/test/users-webhooks-stand-in.ts) plays users for the notifier, and webhooks are
+// created in it: only `createWebhook` and `deliveriesOf` below know which.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -73,11 +72,13 @@ let receiver: Receiver;
 let notifier: ServiceProcess;
 let notifierDb: string;
 let user: SignedUp;
+/** users has the webhook API (GraphQL and internal routes): the real flow; otherwise the stand-in. */
+let realUsers: boolean;
 
 const notifierEnv = (allowLoopback: boolean) => ({
   RABBITMQ_URL: system.rabbitmqUrl,
   MYSQL_URL: `${MYSQL_SERVER}/${notifierDb}`,
-  USERS_INTERNAL_URL: users.url,
+  USERS_INTERNAL_URL: realUsers ? system.services.users!.url : users.url,
   INTERNAL_API_TOKEN: DEV_INTERNAL_API_TOKEN,
   PUBLIC_URL: system.gatewayUrl,
   WEBHOOK_ALLOW_LOOPBACK: String(allowLoopback),
@@ -86,7 +87,13 @@ const notifierEnv = (allowLoopback: boolean) => ({
 });
 
 beforeAll(async () => {
-  system = await startSystem({}, { workers: 1 });
+  // users accepts webhooks on the receiver's loopback address over http (as in development).
+  system = await startSystem({ users: { WEBHOOK_ALLOW_LOOPBACK: 'true', WEBHOOK_ALLOW_HTTP: 'true' } }, { workers: 1 });
+  const probe = await fetch(`${system.services.users!.url}/internal/users/nobody/webhooks?event=job.queued`, {
+    headers: { authorization: `Bearer ${DEV_INTERNAL_API_TOKEN}` },
+  });
+  realUsers = probe.ok;
+  await probe.body?.cancel();
   users = await startUsersStandIn(DEV_INTERNAL_API_TOKEN);
   receiver = new Receiver();
   await receiver.listen();
@@ -109,31 +116,72 @@ beforeEach(() =>
   onTestFailed(() => console.error(`${system.logs()}\n${notifier.logs.map((l) => `[notifier] ${l}`).join('\n')}`)),
 );
 
-// ---- the two calls the stand-in answers for now (GraphQL createWebhook and webhookDeliveries after the merge)
+// ---- the two calls that differ between the real users and the stand-in
 
-function createWebhook(owner: SignedUp, url: string, events: string[]): { id: string; secret: string } {
-  return users.addWebhook(owner.id, url, events);
+const EVENT_ENUM: Record<string, string> = {
+  'job.queued': 'JOB_QUEUED',
+  'job.running': 'JOB_RUNNING',
+  'job.succeeded': 'JOB_SUCCEEDED',
+  'job.failed': 'JOB_FAILED',
+  'job.cancelled': 'JOB_CANCELLED',
+  'media.deleted': 'MEDIA_DELETED',
+};
+
+async function createWebhook(owner: SignedUp, url: string, events: string[]): Promise<{ id: string; secret: string }> {
+  if (!realUsers) return users.addWebhook(owner.id, url, events);
+  const res = await graphql<{ createWebhook: { webhook: { id: string }; secret: string } }>(
+    system.gatewayUrl,
+    'mutation ($url: String!, $events: [WebhookEvent!]!) { createWebhook(url: $url, events: $events) { webhook { id } secret } }',
+    { token: owner.token, variables: { url, events: events.map((e) => EVENT_ENUM[e]) } },
+  );
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  return { id: res.data!.createWebhook.webhook.id, secret: res.data!.createWebhook.secret };
 }
 
+/** As `webhookDeliveries` shows them: PENDING while attempts remain, then SUCCEEDED or FAILED. */
 interface DeliveryView {
   eventType: string;
-  status: 'PENDING' | 'SUCCEEDED' | 'RETRYING' | 'FAILED';
+  status: 'PENDING' | 'SUCCEEDED' | 'FAILED';
   attempts: number;
   responseStatus: number | null;
   lastError: string | null;
 }
 
-function deliveriesOf(webhookId: string): DeliveryView[] {
-  return users.deliveries(webhookId).map((d) => {
-    const last = d.attempts.at(-1);
-    return {
-      eventType: d.eventType,
-      status: last ? (last.outcome.toUpperCase() as DeliveryView['status']) : 'PENDING',
-      attempts: d.attempts.length,
-      responseStatus: last?.responseStatus ?? null,
-      lastError: last?.error ?? null,
-    };
-  });
+async function deliveriesOf(webhookId: string): Promise<DeliveryView[]> {
+  if (!realUsers) {
+    return users.deliveries(webhookId).map((d) => {
+      const last = d.attempts.at(-1);
+      const status = last?.outcome === 'succeeded' ? 'SUCCEEDED' : last?.outcome === 'failed' ? 'FAILED' : 'PENDING';
+      return {
+        eventType: d.eventType,
+        status,
+        attempts: d.attempts.length,
+        responseStatus: last?.responseStatus ?? null,
+        lastError: last?.error ?? null,
+      };
+    });
+  }
+  const res = await graphql<{ webhookDeliveries: { edges: { node: DeliveryView }[] } }>(
+    system.gatewayUrl,
+    `
+      query ($id: ID!) {
+        webhookDeliveries(webhookId: $id, first: 100) {
+          edges {
+            node {
+              eventType
+              status
+              attempts
+              responseStatus
+              lastError
+            }
+          }
+        }
+      }
+    `,
+    { token: user.token, variables: { id: webhookId } },
+  );
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  return res.data!.webhookDeliveries.edges.map((e) => e.node);
 }
 
 // ---- helpers
@@ -160,7 +208,7 @@ async function deleteMedia(owner: SignedUp, id: string): Promise<void> {
 describe('webhooks', () => {
   it('deliver a conversion’s job.queued, job.running and job.succeeded, and a deletion’s media.deleted, signed', async () => {
     const url = receiver.url([200]);
-    const webhook = createWebhook(user, url, ['job.queued', 'job.running', 'job.succeeded', 'media.deleted']);
+    const webhook = await createWebhook(user, url, ['job.queued', 'job.running', 'job.succeeded', 'media.deleted']);
     const videoId = await uploadVideo(user);
     const jobs = conversionsOf<{ id: string; status: string; output: { id: string } | null }>(
       () => system,
@@ -198,19 +246,21 @@ describe('webhooks', () => {
     const deleted = verified(webhook.secret, receiver.at(url)[3]!);
     expect(deleted).toMatchObject({ type: 'media.deleted', data: { id: outputId } });
     await expect
-      .poll(() => deliveriesOf(webhook.id).filter((d) => d.status === 'SUCCEEDED').length, { timeout: 10_000 })
+      .poll(async () => (await deliveriesOf(webhook.id)).filter((d) => d.status === 'SUCCEEDED').length, {
+        timeout: 10_000,
+      })
       .toBe(4);
   }, 150_000);
 
   it('retry a receiver that answers 500 twice, spaced by the configured delays, until it takes the event', async () => {
     const url = receiver.url([500, 500, 200]);
-    const webhook = createWebhook(user, url, ['media.deleted']);
+    const webhook = await createWebhook(user, url, ['media.deleted']);
     const videoId = await uploadVideo(user);
 
     await deleteMedia(user, videoId);
 
-    await expect.poll(() => deliveriesOf(webhook.id)[0]?.status, { timeout: 30_000 }).toBe('SUCCEEDED');
-    expect(deliveriesOf(webhook.id)).toEqual([
+    await expect.poll(async () => (await deliveriesOf(webhook.id))[0]?.status, { timeout: 30_000 }).toBe('SUCCEEDED');
+    expect(await deliveriesOf(webhook.id)).toEqual([
       { eventType: 'media.deleted', status: 'SUCCEEDED', attempts: 3, responseStatus: 200, lastError: null },
     ]);
     const hits = receiver.at(url);
@@ -223,12 +273,12 @@ describe('webhooks', () => {
 
   it('give up on a receiver that always fails after the last attempt: FAILED', async () => {
     const url = receiver.url([503]);
-    const webhook = createWebhook(user, url, ['media.deleted']);
+    const webhook = await createWebhook(user, url, ['media.deleted']);
 
     await deleteMedia(user, await uploadVideo(user));
 
-    await expect.poll(() => deliveriesOf(webhook.id)[0]?.status, { timeout: 30_000 }).toBe('FAILED');
-    expect(deliveriesOf(webhook.id)).toEqual([
+    await expect.poll(async () => (await deliveriesOf(webhook.id))[0]?.status, { timeout: 30_000 }).toBe('FAILED');
+    expect(await deliveriesOf(webhook.id)).toEqual([
       {
         eventType: 'media.deleted',
         status: 'FAILED',
@@ -247,14 +297,16 @@ describe('webhooks', () => {
     const strict = await startService('notifier', 'workers/notifier/dist/main.js', notifierEnv(false));
     try {
       const url = receiver.url([200], 'localhost');
-      const webhook = createWebhook(user, url, ['media.deleted']);
+      const webhook = await createWebhook(user, url, ['media.deleted']);
 
       await deleteMedia(user, await uploadVideo(user));
 
-      await expect.poll(() => deliveriesOf(webhook.id)[0]?.attempts ?? 0, { timeout: 30_000 }).toBeGreaterThan(0);
-      const [delivery] = deliveriesOf(webhook.id);
+      await expect
+        .poll(async () => (await deliveriesOf(webhook.id))[0]?.attempts ?? 0, { timeout: 30_000 })
+        .toBeGreaterThan(0);
+      const [delivery] = await deliveriesOf(webhook.id);
       // Refused, not sent: retried like any failed attempt (a name can resolve elsewhere later), never reaching it.
-      expect(['RETRYING', 'FAILED']).toContain(delivery?.status);
+      expect(['PENDING', 'FAILED']).toContain(delivery?.status);
       expect(delivery?.responseStatus).toBeNull();
       expect(delivery?.lastError).toMatch(/localhost resolves to an address that is not a public one/);
       expect(receiver.at(url)).toEqual([]);
