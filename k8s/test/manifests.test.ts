@@ -181,6 +181,18 @@ describe('the policy checks', () => {
     expect(checkPolicies(withoutNotifier, { requireKeda: false })).toContain('Deployment/notifier: missing');
   });
 
+  it.each(OVERLAYS)('let the notifier reach webhook receivers on public addresses only (%s)', (overlay) => {
+    const egress = find<INetworkPolicy>(objectsOf(overlay), 'NetworkPolicy', 'notifier').spec!.egress!;
+    const blocks = egress.flatMap((rule) => (rule.to ?? []).flatMap((peer) => (peer.ipBlock ? [peer.ipBlock] : [])));
+    expect(blocks.map((b) => b.cidr).sort()).toEqual(['0.0.0.0/0', '::/0']);
+    // The ranges the sender refuses (docs/SECURITY.md): private, loopback, link-local with the metadata service.
+    const except = blocks.flatMap((b) => b.except ?? []);
+    for (const range of ['10.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16']) {
+      expect(except).toContain(range);
+    }
+    for (const range of ['::1/128', 'fc00::/7', 'fe80::/10']) expect(except).toContain(range);
+  });
+
   it('report a media pod killed before its uploads may finish, and a gateway with no shutdown grace set', () => {
     const objects = objectsOf('prod');
     find<IDeployment>(objects, 'Deployment', 'media').spec!.template.spec!.terminationGracePeriodSeconds = 60;

@@ -56,7 +56,19 @@ const ALLOWED_EGRESS: Record<string, string[]> = {
   // Workers: RabbitMQ and the internal APIs of media and jobs, nothing else.
   converter: ['media:4002', 'jobs:4003', 'anywhere:5672', 'anywhere:5671'],
   // users' internal API, its database, RabbitMQ, and the SMTP server (submission 587, TLS 465).
-  notifier: ['users:4001', 'anywhere:3306', 'anywhere:5672', 'anywhere:5671', 'anywhere:587', 'anywhere:465'],
+  // …and webhook receivers, on public addresses only (the ipBlocks' exceptions: k8s/test/manifests.test.ts).
+  notifier: [
+    'users:4001',
+    'anywhere:3306',
+    'anywhere:5672',
+    'anywhere:5671',
+    'anywhere:587',
+    'anywhere:465',
+    'ip:0.0.0.0/0:443',
+    'ip:0.0.0.0/0:80',
+    'ip:::/0:443',
+    'ip:::/0:80',
+  ],
   mysql: [],
   mongodb: [],
   rabbitmq: [],

@@ -4,6 +4,7 @@ import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ConversionFinished,
+  JobStatusChanged,
   ConversionRequest,
   createLogger,
   JobChanged,
@@ -240,7 +241,7 @@ describe('convertMedia', () => {
       claimedBy: null,
     });
     const messages = await outboxOf(job.id);
-    expect(messages).toHaveLength(2);
+    expect(messages).toHaveLength(3);
     const request = messages.find((m) => m.exchange === Topology.conversionsExchange);
     expect(request?.routingKey).toBe(Topology.conversionsQueue);
     expect(ConversionRequest.parse(request?.payload)).toEqual({
@@ -254,6 +255,9 @@ describe('convertMedia', () => {
     });
     const change = messages.find((m) => m.exchange === Topology.changesExchange);
     expect(JobChanged.parse(change?.payload)).toEqual({ jobId: job.id, ownerId: viewer.userId });
+    const status = messages.find((m) => m.exchange === Topology.notificationsExchange);
+    expect(status?.routingKey).toBe(Topology.notificationsQueue);
+    expect(JobStatusChanged.parse(status?.payload)).toMatchObject({ eventId: `${job.id}:1:QUEUED`, status: 'QUEUED' });
     expect(messages.every((m) => m.publishedAt === null)).toBe(true);
   });
 
@@ -420,7 +424,7 @@ describe('claiming an attempt', () => {
 describe('announcing a finished conversion to the notifier', () => {
   const finishedOf = async (jobId: string) =>
     (await outboxOf(jobId))
-      .filter((m) => m.exchange === Topology.notificationsExchange)
+      .filter((m) => (m.payload as { type?: unknown }).type === 'conversion-finished')
       .map((m) => ({ routingKey: m.routingKey, event: ConversionFinished.parse(m.payload) }));
 
   it('writes one ConversionFinished with the end it records, and none for a duplicate of the final event', async () => {
@@ -463,6 +467,49 @@ describe('announcing a finished conversion to the notifier', () => {
   it('announces nothing for a cancelled job', async () => {
     const { job } = await finishedJob('CANCELLED');
     expect(await finishedOf(job.id)).toEqual([]);
+  });
+});
+
+describe('announcing status changes for webhooks', () => {
+  const statusesOf = async (jobId: string) =>
+    (await outboxOf(jobId))
+      .filter((m) => (m.payload as { type?: unknown }).type === 'job-status-changed')
+      .map((m) => {
+        expect([m.exchange, m.routingKey]).toEqual([Topology.notificationsExchange, Topology.notificationsQueue]);
+        return JobStatusChanged.parse(m.payload).eventId;
+      });
+
+  it('writes one JobStatusChanged per status entered, none for progress or duplicates', async () => {
+    const { job } = await runningJob();
+    await jobs.applyEvent(event('started', job, {}));
+    await jobs.applyEvent(event('progress', job, { progress: 0.3 }));
+    await jobs.applyEvent(event('progress', job, { progress: 0.6 }));
+    const succeeded = event('succeeded', job, { outputMediaId: randomUUID() });
+    await jobs.applyEvent(succeeded);
+    await jobs.applyEvent(succeeded);
+
+    expect(await statusesOf(job.id)).toEqual([`${job.id}:1:QUEUED`, `${job.id}:1:RUNNING`, `${job.id}:1:SUCCEEDED`]);
+  });
+
+  it('announces a failure, the owner’s retry as QUEUED at the next attempt, and a cancel', async () => {
+    const { job, viewer } = await finishedJob('FAILED');
+    await jobs.retry(viewer, job.id);
+    await jobs.cancel(viewer, job.id);
+
+    expect(await statusesOf(job.id)).toEqual([
+      `${job.id}:1:QUEUED`,
+      `${job.id}:1:RUNNING`,
+      `${job.id}:1:FAILED`,
+      `${job.id}:2:QUEUED`,
+      `${job.id}:2:CANCELLED`,
+    ]);
+  });
+
+  it('writes nothing when the change is not written (a refused cancel)', async () => {
+    const { job, viewer } = await finishedJob('SUCCEEDED');
+    const before = await statusesOf(job.id);
+    await expect(jobs.cancel(viewer, job.id)).rejects.toThrow();
+    expect(await statusesOf(job.id)).toEqual(before);
   });
 });
 

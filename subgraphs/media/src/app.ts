@@ -99,6 +99,7 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
     { scratchDir, maxUploadBytes: config.MAX_UPLOAD_BYTES },
     deletedAccounts,
     uploadMeter(metrics),
+    outbox,
   );
   // A deleted account's media and blobs are removed when users announces it (the accounts fanout).
   const accountEvents = new AccountEventConsumer(

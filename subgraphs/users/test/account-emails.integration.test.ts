@@ -95,7 +95,7 @@ async function system() {
     { publicUrl: PUBLIC_URL },
     () => new Date(clock.ms),
   );
-  const accounts = await AccountService.create(users, sessions, loginThrottle, emails);
+  const accounts = await AccountService.create(users, sessions, loginThrottle, undefined, emails);
   return { accounts, emails, kicks };
 }
 

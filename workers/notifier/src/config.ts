@@ -1,8 +1,18 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { DEV_INTERNAL_API_TOKEN, env, loadConfig } from '@vidmp3/shared';
+import { DEV_INTERNAL_API_TOKEN, env, loadConfig, WEBHOOK_RETRY_DELAYS_MS } from '@vidmp3/shared';
 
 const seconds = (fallback: number) => z.coerce.number().positive().default(fallback);
+
+/** A comma-separated list of waits in milliseconds (`10000,60000,…`). */
+const delayList = (fallback: readonly number[]) =>
+  z
+    .string()
+    .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'expected milliseconds separated by commas')
+    .transform((list) => list.split(',').map(Number))
+    .refine((delays) => delays.every((d) => d >= 10 && d <= 7 * 86_400_000), 'each delay from 10 ms to 7 days')
+    .optional()
+    .transform((delays) => delays ?? [...fallback]);
 
 export const ConfigSchema = z
   .object({
@@ -47,6 +57,24 @@ export const ConfigSchema = z
     HEALTH_PORT: env.port(4011),
     /** Prometheus `/metrics` on HEALTH_PORT; no auth. */
     METRICS_ENABLED: env.bool(true),
+    /**
+     * Webhooks: the waits before each attempt after a failed one (attempt 2, 3, …); a delivery has this many
+     * attempts plus one. Each delay has its RabbitMQ queue (vidmp3.webhooks.retry.<ms>), declared at start.
+     */
+    WEBHOOK_RETRY_DELAYS_MS: delayList(WEBHOOK_RETRY_DELAYS_MS),
+    /**
+     * Webhook URLs on loopback addresses are sent to (a receiver on this machine). Default: true in development
+     * only, as users decides when a webhook is created; never in production. Checked again before every attempt.
+     */
+    WEBHOOK_ALLOW_LOOPBACK: env.optionalBool(),
+    /** Webhooks are sent over http:// besides https://. Default: false in production, true otherwise (as users). */
+    WEBHOOK_ALLOW_HTTP: env.optionalBool(),
+    /** Establishing the connection (TCP and TLS) to a webhook receiver. */
+    WEBHOOK_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
+    /** A whole webhook attempt, from connecting to the end of the (capped) response. */
+    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+    /** Webhook deliveries sent at once (RabbitMQ prefetch of vidmp3.webhooks). */
+    WEBHOOK_PREFETCH: z.coerce.number().int().min(1).max(256).default(16),
     /** On SIGTERM, how long a mail being sent may take to finish. */
     SHUTDOWN_GRACE_SECONDS: seconds(10),
   })
@@ -55,8 +83,16 @@ export const ConfigSchema = z
     for (const name of ['INTERNAL_API_TOKEN', 'SMTP_URL'] as const) {
       if (!c[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'required in production' });
     }
+    if (c.WEBHOOK_ALLOW_LOOPBACK) {
+      ctx.addIssue({ code: 'custom', path: ['WEBHOOK_ALLOW_LOOPBACK'], message: 'not allowed in production' });
+    }
   })
-  .transform((c) => ({ ...c, INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_API_TOKEN }));
+  .transform((c) => ({
+    ...c,
+    INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_API_TOKEN,
+    WEBHOOK_ALLOW_LOOPBACK: c.WEBHOOK_ALLOW_LOOPBACK ?? c.NODE_ENV === 'development',
+    WEBHOOK_ALLOW_HTTP: c.WEBHOOK_ALLOW_HTTP ?? c.NODE_ENV !== 'production',
+  }));
 
 export type Config = z.output<typeof ConfigSchema>;
 

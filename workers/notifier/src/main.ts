@@ -16,10 +16,18 @@ import { EventConsumer } from './adapters/consumer.js';
 import { logTransport, smtpTransport } from './adapters/mail-transport.js';
 import { NotificationRepository } from './adapters/notification-repo.js';
 import { UsersClient } from './adapters/users-client.js';
-import { backlogGauges, eventMeter, sendMeter } from './metrics.js';
+import { WebhookConsumer, WebhookPublisher } from './adapters/webhook-broker.js';
+import { addressChecker, webhookPoster } from './adapters/webhook-http.js';
+import { WebhooksClient } from './adapters/webhooks-client.js';
+import { backlogGauges, eventMeter, sendMeter, webhookMeter } from './metrics.js';
 import { migrations } from './migrations.js';
 import { MailSender } from './services/mail-sender.js';
 import { Notifier } from './services/notifier.js';
+import { WebhookFanOut } from './services/webhook-fanout.js';
+import { WebhookSender } from './services/webhook-sender.js';
+
+/** Of a webhook receiver's answer, at most this much is read. */
+const WEBHOOK_MAX_RESPONSE_BYTES = 4 * 1024;
 
 /** How long start waits for RabbitMQ before giving up with one clear line (it reconnects by itself later). */
 const BROKER_START_TIMEOUT_MS = 15_000;
@@ -51,13 +59,34 @@ runService(logger, async () => {
     config.SEND_POLL_INTERVAL_MS,
   );
   const users = new UsersClient(config.USERS_INTERNAL_URL, config.INTERNAL_API_TOKEN);
-  const notifier = new Notifier(repo, users, { publicUrl: config.PUBLIC_URL }, () => sender.kick(), logger);
   backlogGauges(metrics, repo, logger);
 
   const connection = connectBroker(config.RABBITMQ_URL, logger, metrics);
   await connection.connect({ timeout: BROKER_START_TIMEOUT_MS }).catch((err: unknown) => {
     throw new DependencyError('RabbitMQ', redact(config.RABBITMQ_URL), err);
   });
+  // Webhooks: job and media events fan out to deliveries (published on their own channel), which the webhook
+  // consumer sends, retrying through per-delay queues.
+  const retryDelaysMs = config.WEBHOOK_RETRY_DELAYS_MS;
+  const webhookUsers = new WebhooksClient(config.USERS_INTERNAL_URL, config.INTERNAL_API_TOKEN);
+  const webhookPublisher = new WebhookPublisher(connection, retryDelaysMs, logger, metrics);
+  const fanOut = new WebhookFanOut(webhookUsers, repo, (delivery) => webhookPublisher.publish(delivery), logger);
+  const webhookSender = new WebhookSender(
+    webhookUsers,
+    webhookPoster(
+      addressChecker({ allowLoopback: config.WEBHOOK_ALLOW_LOOPBACK, allowHttp: config.WEBHOOK_ALLOW_HTTP }),
+      {
+        connectTimeoutMs: config.WEBHOOK_CONNECT_TIMEOUT_MS,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        maxResponseBytes: WEBHOOK_MAX_RESPONSE_BYTES,
+      },
+    ),
+    (next, delayMs) => webhookPublisher.publishRetry(next, delayMs),
+    { retryDelaysMs },
+    logger,
+  );
+  if (config.WEBHOOK_ALLOW_LOOPBACK) logger.warn('WEBHOOK_ALLOW_LOOPBACK: webhooks may be sent to loopback addresses');
+  const notifier = new Notifier(repo, users, { publicUrl: config.PUBLIC_URL }, () => sender.kick(), logger, fanOut);
   const consumer = new EventConsumer(connection, notifier, logger, {
     prefetch: config.PREFETCH,
     outcome: eventMeter(metrics),
@@ -70,6 +99,12 @@ runService(logger, async () => {
     { accountDeleted: (event) => notifier.accountDeleted(event) },
     logger,
   );
+  const webhookConsumer = new WebhookConsumer(connection, webhookSender, logger, {
+    prefetch: config.WEBHOOK_PREFETCH,
+    retryDelaysMs,
+    outcome: webhookMeter(metrics),
+  });
+  await webhookConsumer.started();
   sender.start();
   const prune = setInterval(() => {
     const before = new Date(Date.now() - config.RETENTION_DAYS * 86_400_000);
@@ -82,7 +117,11 @@ runService(logger, async () => {
     config.HEALTH_PORT,
     // Events come from RabbitMQ and are recorded in MariaDB; users answers who gets what. (An SMTP outage is not
     // unreadiness: mails wait in the database, as /metrics shows.)
-    { rabbitmq: async () => consumer.ready(), mysql: () => pingDatabase(pool), users: () => users.ping() },
+    {
+      rabbitmq: async () => consumer.ready() && webhookConsumer.ready() && webhookPublisher.ready(),
+      mysql: () => pingDatabase(pool),
+      users: () => users.ping(),
+    },
     metrics,
   );
   logger.info(
@@ -94,8 +133,9 @@ runService(logger, async () => {
     logger,
     async () => {
       clearInterval(prune);
-      await consumer.close();
-      await accountEvents.close();
+      // Each waits for what it is handling (a webhook attempt: WEBHOOK_TIMEOUT_MS at most), side by side.
+      await Promise.all([consumer.close(), webhookConsumer.close(), accountEvents.close()]);
+      await webhookPublisher.close();
       await sender.stop();
       transport.close();
       await connection.close();

@@ -41,3 +41,17 @@ export function backlogGauges(metrics: Metrics, repo: NotificationRepository, lo
     },
   });
 }
+
+/**
+ * `vidmp3_webhook_deliveries_total{outcome}`: attempts of webhook deliveries by what they came to — succeeded,
+ * retrying (failed, another attempt queued), failed (the last attempt, or 410), skipped (webhook deleted or
+ * disabled), malformed (not a delivery).
+ */
+export function webhookMeter(metrics: Metrics): (outcome: string) => void {
+  const total = metrics.counter({
+    name: 'vidmp3_webhook_deliveries_total',
+    help: 'Webhook delivery attempts by outcome (succeeded, retrying, failed, skipped, malformed)',
+    labelNames: ['outcome'],
+  });
+  return (outcome) => total.inc({ outcome });
+}

@@ -451,3 +451,92 @@ describe('what the notifier hears (finishedEvent)', () => {
     expect(first?.eventId).not.toBe(second?.eventId);
   });
 });
+
+describe('what webhooks hear (statusChangedEvent)', () => {
+  const after = (before: JobRecord, decision: Decision) => ({ ...before, ...state.patchOf(decision) });
+  const queued = job('QUEUED');
+  const running = job('RUNNING');
+  const apply = (before: JobRecord, e: JobEvent) => after(before, state.applyEvent(before, e, { leaseUntil: LEASE }));
+
+  it('announces a new job as QUEUED', () => {
+    expect(state.statusChangedEvent(null, job('QUEUED', { attempts: 1 }))).toEqual({
+      type: 'job-status-changed',
+      eventId: 'job-1:1:QUEUED',
+      jobId: 'job-1',
+      ownerId: 'user-1',
+      attempt: 1,
+      status: 'QUEUED',
+      inputMediaId: 'media-1',
+      outputMediaId: null,
+      error: null,
+      at: EARLIER.toISOString(),
+    });
+  });
+
+  it('announces each status entered once, named by job, attempt and status', () => {
+    const claimed = after(
+      queued,
+      state.claim(queued, { attempt: 2, workerId: 'w', redelivered: false, now: NOW, leaseUntil: LEASE }),
+    );
+    const progressed = apply(claimed, event('progress', { progress: 0.5 }));
+    const done = apply(progressed, event('succeeded', { outputMediaId: 'mp3-1' }));
+    const events = [
+      state.statusChangedEvent(queued, claimed),
+      state.statusChangedEvent(claimed, progressed),
+      state.statusChangedEvent(progressed, done),
+      state.statusChangedEvent(done, apply(done, event('succeeded', { outputMediaId: 'mp3-1' }))),
+    ];
+    expect(events.map((e) => e && [e.eventId, e.status, e.at, e.outputMediaId])).toEqual([
+      ['job-1:2:RUNNING', 'RUNNING', NOW.toISOString(), null],
+      null,
+      ['job-1:2:SUCCEEDED', 'SUCCEEDED', AT, 'mp3-1'],
+      null,
+    ]);
+  });
+
+  it('carries the error of a failed job, and none for a retry queued after a transient failure', () => {
+    const failed = apply(running, event('failed', { error }));
+    expect(state.statusChangedEvent(running, failed)).toMatchObject({ status: 'FAILED', error });
+    const requeued = apply(running, event('retrying', { nextAttempt: 3, error }));
+    expect(state.statusChangedEvent(running, requeued)).toMatchObject({
+      eventId: 'job-1:3:QUEUED',
+      attempt: 3,
+      status: 'QUEUED',
+      error: null,
+      at: AT,
+    });
+  });
+
+  it('announces a retry by the owner and a cancel', () => {
+    const failed = job('FAILED');
+    expect(state.statusChangedEvent(failed, after(failed, state.retry(failed, NOW)))).toMatchObject({
+      eventId: 'job-1:3:QUEUED',
+      at: NOW.toISOString(),
+    });
+    expect(state.statusChangedEvent(running, after(running, state.cancel(running, NOW)))).toMatchObject({
+      eventId: 'job-1:2:CANCELLED',
+      at: NOW.toISOString(),
+    });
+  });
+
+  it('announces the next attempt started by a claim that overtook its retrying event', () => {
+    const next = after(
+      running,
+      state.claim(running, { attempt: 3, workerId: 'w', redelivered: false, now: NOW, leaseUntil: LEASE }),
+    );
+    expect(state.statusChangedEvent(running, next)).toMatchObject({ eventId: 'job-1:3:RUNNING', status: 'RUNNING' });
+  });
+
+  it('announces nothing for a renewed lease or a redelivered claim', () => {
+    const renewed = after(
+      running,
+      state.claim(running, { attempt: 2, workerId: 'worker-a', redelivered: false, now: NOW, leaseUntil: LEASE }),
+    );
+    const takenOver = after(
+      running,
+      state.claim(running, { attempt: 2, workerId: 'worker-b', redelivered: true, now: NOW, leaseUntil: LEASE }),
+    );
+    expect(state.statusChangedEvent(running, renewed)).toBeNull();
+    expect(state.statusChangedEvent(running, takenOver)).toBeNull();
+  });
+});

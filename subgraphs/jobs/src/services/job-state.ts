@@ -19,7 +19,13 @@
  * ran out lost its worker (killed, frozen, cut off, or its claim's answer never arrived): `expireLease` takes
  * it back and queues the next attempt, or gives up after the last one.
  */
-import { conversionFinishedEventId, JobErrorCode, type ConversionFinished, type JobEvent } from '@vidmp3/shared';
+import {
+  conversionFinishedEventId,
+  JobErrorCode,
+  type ConversionFinished,
+  type JobEvent,
+  type JobStatusChanged,
+} from '@vidmp3/shared';
 import type { JobPatch, JobRecord } from '../adapters/jobs-repo.js';
 
 export type JobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
@@ -259,5 +265,33 @@ export function finishedEvent(before: JobRecord, after: JobRecord): ConversionFi
     outputMediaId: after.status === 'SUCCEEDED' ? after.outputMediaId : null,
     errorCode: after.status === 'FAILED' ? after.errorCode : null,
     finishedAt: (after.finishedAt ?? after.updatedAt).toISOString(),
+  };
+}
+
+/**
+ * What webhooks hear of a change: the job entered a status, or the same status under a new attempt (a claim that
+ * overtook its `retrying` event starts attempt + 1 while RUNNING). Progress, leases and re-sends change neither:
+ * null. `before` null: the job was just created (QUEUED at attempt 1). One event per (job, attempt, status).
+ */
+export function statusChangedEvent(before: JobRecord | null, after: JobRecord): JobStatusChanged | null {
+  if (before && before.status === after.status && before.attempts === after.attempts) return null;
+  return {
+    type: 'job-status-changed',
+    eventId: `${after.id}:${after.attempts}:${after.status}`,
+    jobId: after.id,
+    ownerId: after.ownerId,
+    attempt: after.attempts,
+    status: after.status,
+    inputMediaId: after.inputMediaId,
+    outputMediaId: after.status === 'SUCCEEDED' ? after.outputMediaId : null,
+    // The error a job ended with; a queued retry's reason (TEMPORARY_FAILURE) is not an end.
+    error:
+      after.status === 'FAILED' && after.errorCode
+        ? { code: after.errorCode, message: after.errorMessage ?? after.errorCode }
+        : null,
+    at: (after.status === 'QUEUED'
+      ? after.queuedAt
+      : (after.finishedAt ?? after.startedAt ?? after.updatedAt)
+    ).toISOString(),
   };
 }

@@ -179,6 +179,7 @@ export class JobsService {
       await this.repo.insert(conn, job);
       await this.repo.recordStart(conn, userId, job.id, now);
       await this.announce(conn, job);
+      await this.announceStatus(conn, null, job);
       const dispatched = await this.dispatchWaiting(conn, userId, { jobId: job.id, requestId });
       return dispatched.includes(job.id) ? { ...job, dispatchedAt: now, queuedAt: now } : job;
     });
@@ -219,6 +220,7 @@ export class JobsService {
       await this.repo.recordStart(conn, userId, id, now);
       const retried = { ...current, ...patch };
       await this.announce(conn, retried);
+      await this.announceStatus(conn, current, retried);
       const dispatched = await this.dispatchWaiting(conn, userId, { jobId: id, requestId });
       return dispatched.includes(id) ? { ...retried, dispatchedAt: now, queuedAt: now } : retried;
     });
@@ -547,7 +549,14 @@ export class JobsService {
     if (finished) {
       await this.repo.addOutbox(conn, Topology.notificationsExchange, Topology.notificationsQueue, finished);
     }
+    await this.announceStatus(conn, job, updated);
     return { job: updated, changed: true };
+  }
+
+  /** Within the transaction of the change: a status entered (for webhooks) goes to the notifier through the outbox. */
+  private async announceStatus(conn: PoolConnection, before: JobRecord | null, after: JobRecord): Promise<void> {
+    const changed = state.statusChangedEvent(before, after);
+    if (changed) await this.repo.addOutbox(conn, Topology.notificationsExchange, Topology.notificationsQueue, changed);
   }
 
   private async enqueue(conn: PoolConnection, job: JobRecord, requestId?: string): Promise<void> {

@@ -1,4 +1,5 @@
-import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import { withTransaction } from '@vidmp3/shared';
 
 export type MediaKind = 'VIDEO' | 'AUDIO';
 
@@ -125,12 +126,20 @@ export class MediaRepository {
     return rows.map(toRecord);
   }
 
-  async markDeleted(id: string): Promise<boolean> {
-    const [result] = await this.pool.execute<ResultSetHeader>(
-      'UPDATE media SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL',
-      [new Date(), id],
-    );
-    return result.affectedRows > 0;
+  /**
+   * Marks the media deleted; false when it already was. `announce` runs in the same transaction, only when this
+   * call marked it (the outbox message of the deletion: written if and only if the deletion is).
+   */
+  async markDeleted(id: string, announce?: (conn: PoolConnection) => Promise<void>): Promise<boolean> {
+    return withTransaction(this.pool, async (conn) => {
+      const [result] = await conn.execute<ResultSetHeader>(
+        'UPDATE media SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL',
+        [new Date(), id],
+      );
+      const marked = result.affectedRows > 0;
+      if (marked && announce) await announce(conn);
+      return marked;
+    });
   }
 
   /** Up to `limit` ids of the owner's media, deleted ones included: for removing a deleted account, batch by batch. */

@@ -9,9 +9,12 @@ import {
   ErrorCode,
   pageArgs,
   requireCapability,
+  Topology,
   uploadFailure,
   userError,
   type Capability,
+  type MediaDeleted,
+  type OutboxPublisher,
   type Viewer,
 } from '@vidmp3/shared';
 import type { BlobStore, ByteRange } from '../adapters/blob-store.js';
@@ -70,6 +73,8 @@ export class MediaService {
     /** Deleted accounts, whose writes are refused (their access tokens outlive them by minutes). */
     private readonly deletedAccounts: Pick<DeletedAccountsRepository, 'has'>,
     private readonly meter: UploadMeter = noMeter,
+    /** Where media events (MediaDeleted, for webhooks) go out; none: nothing is announced (tests). */
+    private readonly outbox: Pick<OutboxPublisher, 'add' | 'kick'> | null = null,
   ) {}
 
   /**
@@ -157,7 +162,22 @@ export class MediaService {
     requireViewer(viewer, 'convert');
     const media = await this.get(viewer, id);
     // Marked first: a crash in between leaves bytes nobody can reach (harmless), never a live row without bytes.
-    await this.repo.markDeleted(media.id);
+    // The notifier hears of it (webhooks) through the outbox, written in the transaction that marks it.
+    const outbox = this.outbox;
+    const event: MediaDeleted = {
+      type: 'media-deleted',
+      eventId: `${media.id}:deleted`,
+      mediaId: media.id,
+      ownerId: media.ownerId,
+      at: new Date().toISOString(),
+    };
+    const marked = await this.repo.markDeleted(
+      media.id,
+      outbox
+        ? (conn) => outbox.add(conn, Topology.notificationsExchange, Topology.notificationsQueue, event)
+        : undefined,
+    );
+    if (marked) outbox?.kick();
     await this.blobs.delete(media.id);
     return true;
   }

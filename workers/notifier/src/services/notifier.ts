@@ -8,9 +8,10 @@ import type {
 } from '@vidmp3/shared';
 import type { NotificationRepository } from '../adapters/notification-repo.js';
 import { accountMail, conversionMail, type RenderSettings } from './render.js';
+import type { FanOutOutcome, WebhookFanOut } from './webhook-fanout.js';
 
 /** What handling an event came to (also the `outcome` label of `vidmp3_notifier_events_total`). */
-export type EventOutcome = 'queued' | 'duplicate' | 'opted_out' | 'user_gone' | 'expired' | 'ignored';
+export type EventOutcome = 'queued' | 'duplicate' | 'opted_out' | 'user_gone' | 'expired' | 'ignored' | FanOutOutcome;
 
 export interface ContactSource {
   contact(userId: string): Promise<UserContact | null>;
@@ -29,6 +30,8 @@ export class Notifier {
     private readonly settings: RenderSettings,
     private readonly queued: () => void,
     private readonly logger: Logger,
+    /** Job and media events become webhook deliveries here; none: they are ignored (tests of mails alone). */
+    private readonly webhooks?: Pick<WebhookFanOut, 'handle'>,
   ) {}
 
   /** Throws when a dependency (users, the database) fails: the caller waits and hands the event in again. */
@@ -40,6 +43,7 @@ export class Notifier {
         return this.accountMail(event);
       case 'job-status-changed':
       case 'media-deleted':
+        return this.webhooks ? this.webhooks.handle(event) : 'ignored';
       case 'webhook-disabled':
         // Not yet acted on here (webhooks are being built): acknowledged and counted.
         return 'ignored';

@@ -1,0 +1,318 @@
+// Webhooks end to end (issue #15): conversions and deletions through the gateway, jobs' and media's outboxes, the
+// notifier (a process beside the harness's system, loopback allowed, short retry delays) and a receiver on
+// 127.0.0.1 that checks every signature with the `standardwebhooks` package.
+//
+// Webhooks are created with `createWebhook` and their deliveries read with `webhookDeliveries` through the gateway
+// when users serves its internal webhook routes (branch webhooks-api). Without them (this branch alone), a stand-in
+// of those routes (workers/notifier/test/users-webhooks-stand-in.ts) plays users for the notifier, and webhooks are
+// created in it: only `createWebhook` and `deliveriesOf` below know which.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import mysql from 'mysql2/promise';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import { DEV_INTERNAL_API_TOKEN } from '@vidmp3/shared';
+import { startUsersStandIn, type UsersStandIn } from '../workers/notifier/test/users-webhooks-stand-in.js';
+import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
+import { conversionsOf } from './conversions.js';
+import { sample } from './fixtures.js';
+import { MYSQL_SERVER, startService, stopService, startSystem, type ServiceProcess, type System } from './harness.js';
+
+/** Three attempts: the second half a second after the first, the third a second after the second. */
+const RETRY_DELAYS_MS = [500, 1_000];
+
+interface Hit {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+  at: number;
+}
+
+/** A receiver on 127.0.0.1: each path answers its statuses in turn (the last one from then on). */
+class Receiver {
+  readonly hits: Hit[] = [];
+  private readonly script = new Map<string, number[]>();
+  private readonly server: Server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      const path = req.url ?? '/';
+      this.hits.push({ path, headers: req.headers, body, at: Date.now() });
+      const statuses = this.script.get(path) ?? [404];
+      res.writeHead(statuses.length > 1 ? statuses.shift()! : statuses[0]!).end();
+    });
+  });
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  }
+
+  /** A URL of its own answering `statuses`; `host` may name the address otherwise (`localhost`). */
+  url(statuses: number[], host = '127.0.0.1'): string {
+    const path = `/hooks/${randomUUID()}`;
+    this.script.set(path, statuses);
+    return `http://${host}:${(this.server.address() as AddressInfo).port}${path}`;
+  }
+
+  at(url: string): Hit[] {
+    return this.hits.filter((h) => h.path === new URL(url).pathname);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+let system: System;
+let users: UsersStandIn;
+let receiver: Receiver;
+let notifier: ServiceProcess;
+let notifierDb: string;
+let user: SignedUp;
+/** users has the webhook API (GraphQL and internal routes): the real flow; otherwise the stand-in. */
+let realUsers: boolean;
+
+const notifierEnv = (allowLoopback: boolean) => ({
+  RABBITMQ_URL: system.rabbitmqUrl,
+  MYSQL_URL: `${MYSQL_SERVER}/${notifierDb}`,
+  USERS_INTERNAL_URL: realUsers ? system.services.users!.url : users.url,
+  INTERNAL_API_TOKEN: DEV_INTERNAL_API_TOKEN,
+  PUBLIC_URL: system.gatewayUrl,
+  WEBHOOK_ALLOW_LOOPBACK: String(allowLoopback),
+  WEBHOOK_RETRY_DELAYS_MS: RETRY_DELAYS_MS.join(','),
+  HEALTH_PORT: '0',
+});
+
+beforeAll(async () => {
+  // users accepts webhooks on the receiver's loopback address over http (as in development).
+  system = await startSystem({ users: { WEBHOOK_ALLOW_LOOPBACK: 'true', WEBHOOK_ALLOW_HTTP: 'true' } }, { workers: 1 });
+  const probe = await fetch(`${system.services.users!.url}/internal/users/nobody/webhooks?event=job.queued`, {
+    headers: { authorization: `Bearer ${DEV_INTERNAL_API_TOKEN}` },
+  });
+  realUsers = probe.ok;
+  await probe.body?.cancel();
+  users = await startUsersStandIn(DEV_INTERNAL_API_TOKEN);
+  receiver = new Receiver();
+  await receiver.listen();
+  notifierDb = system.databases.jobs.replace('_jobs_', '_notifier_');
+  notifier = await startService('notifier', 'workers/notifier/dist/main.js', notifierEnv(true));
+  user = await signUpUser(system.gatewayUrl);
+}, 120_000);
+afterAll(async () => {
+  if (notifier) await stopService(notifier);
+  await receiver?.close();
+  await users?.close();
+  await system?.stop();
+  if (notifierDb) {
+    const conn = await mysql.createConnection(MYSQL_SERVER);
+    await conn.query(`DROP DATABASE IF EXISTS \`${notifierDb}\``);
+    await conn.end();
+  }
+});
+beforeEach(() =>
+  onTestFailed(() => console.error(`${system.logs()}\n${notifier.logs.map((l) => `[notifier] ${l}`).join('\n')}`)),
+);
+
+// ---- the two calls that differ between the real users and the stand-in
+
+const EVENT_ENUM: Record<string, string> = {
+  'job.queued': 'JOB_QUEUED',
+  'job.running': 'JOB_RUNNING',
+  'job.succeeded': 'JOB_SUCCEEDED',
+  'job.failed': 'JOB_FAILED',
+  'job.cancelled': 'JOB_CANCELLED',
+  'media.deleted': 'MEDIA_DELETED',
+};
+
+async function createWebhook(owner: SignedUp, url: string, events: string[]): Promise<{ id: string; secret: string }> {
+  if (!realUsers) return users.addWebhook(owner.id, url, events);
+  const res = await graphql<{ createWebhook: { webhook: { id: string }; secret: string } }>(
+    system.gatewayUrl,
+    'mutation ($url: String!, $events: [WebhookEvent!]!) { createWebhook(url: $url, events: $events) { webhook { id } secret } }',
+    { token: owner.token, variables: { url, events: events.map((e) => EVENT_ENUM[e]) } },
+  );
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  return { id: res.data!.createWebhook.webhook.id, secret: res.data!.createWebhook.secret };
+}
+
+/** As `webhookDeliveries` shows them: PENDING while attempts remain, then SUCCEEDED or FAILED. */
+interface DeliveryView {
+  eventType: string;
+  status: 'PENDING' | 'SUCCEEDED' | 'FAILED';
+  attempts: number;
+  responseStatus: number | null;
+  lastError: string | null;
+}
+
+async function deliveriesOf(webhookId: string): Promise<DeliveryView[]> {
+  if (!realUsers) {
+    return users.deliveries(webhookId).map((d) => {
+      const last = d.attempts.at(-1);
+      const status = last?.outcome === 'succeeded' ? 'SUCCEEDED' : last?.outcome === 'failed' ? 'FAILED' : 'PENDING';
+      return {
+        eventType: d.eventType,
+        status,
+        attempts: d.attempts.length,
+        responseStatus: last?.responseStatus ?? null,
+        lastError: last?.error ?? null,
+      };
+    });
+  }
+  const res = await graphql<{ webhookDeliveries: { edges: { node: DeliveryView }[] } }>(
+    system.gatewayUrl,
+    `
+      query ($id: ID!) {
+        webhookDeliveries(webhookId: $id, first: 100) {
+          edges {
+            node {
+              eventType
+              status
+              attempts
+              responseStatus
+              lastError
+            }
+          }
+        }
+      }
+    `,
+    { token: user.token, variables: { id: webhookId } },
+  );
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  return res.data!.webhookDeliveries.edges.map((e) => e.node);
+}
+
+// ---- helpers
+
+/** The payload of a hit, after checking its Standard Webhooks signature with the webhook's secret. */
+function verified(secret: string, hit: Hit): { type: string; timestamp: string; data: Record<string, unknown> } {
+  return new Webhook(secret).verify(hit.body, hit.headers as Record<string, string>) as never;
+}
+
+async function uploadVideo(owner: SignedUp): Promise<string> {
+  const upload = await uploadFile(system.gatewayUrl, await sample('faststart.mp4'), { token: owner.token });
+  expect(upload.errors, JSON.stringify(upload.errors)).toBeUndefined();
+  return upload.data!.uploadVideo.id;
+}
+
+async function deleteMedia(owner: SignedUp, id: string): Promise<void> {
+  const res = await graphql(system.gatewayUrl, 'mutation ($id: ID!) { deleteMedia(id: $id) }', {
+    token: owner.token,
+    variables: { id },
+  });
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+}
+
+describe('webhooks', () => {
+  it('deliver a conversion’s job.queued, job.running and job.succeeded, and a deletion’s media.deleted, signed', async () => {
+    const url = receiver.url([200]);
+    const webhook = await createWebhook(user, url, ['job.queued', 'job.running', 'job.succeeded', 'media.deleted']);
+    const videoId = await uploadVideo(user);
+    const jobs = conversionsOf<{ id: string; status: string; output: { id: string } | null }>(
+      () => system,
+      () => user,
+      'id status output { id }',
+    );
+    const jobId = await jobs.convert(videoId);
+    await jobs.waitFor(jobId, (job) => job.status === 'SUCCEEDED');
+    const outputId = (await jobs.job(jobId)).output!.id;
+
+    await expect.poll(() => receiver.at(url).length, { timeout: 30_000 }).toBe(3);
+    const payloads = receiver.at(url).map((hit) => verified(webhook.secret, hit));
+    // Each status once; they may arrive in any order (each delivery travels on its own).
+    expect(payloads.map((p) => p.type).sort()).toEqual(['job.queued', 'job.running', 'job.succeeded']);
+    const succeeded = payloads.find((p) => p.type === 'job.succeeded')!;
+    expect(succeeded.data).toEqual({
+      id: jobId,
+      status: 'SUCCEEDED',
+      attempt: 1,
+      inputMediaId: videoId,
+      outputMediaId: outputId,
+      error: null,
+    });
+    expect(new Set(receiver.at(url).map((h) => h.headers['webhook-id'])).size).toBe(3);
+    // Ids only: no download link, nor any other URL, in what receivers get.
+    expect(
+      receiver
+        .at(url)
+        .map((h) => h.body)
+        .join(''),
+    ).not.toMatch(/https?:|\/files\//);
+
+    await deleteMedia(user, outputId);
+    await expect.poll(() => receiver.at(url).length, { timeout: 30_000 }).toBe(4);
+    const deleted = verified(webhook.secret, receiver.at(url)[3]!);
+    expect(deleted).toMatchObject({ type: 'media.deleted', data: { id: outputId } });
+    await expect
+      .poll(async () => (await deliveriesOf(webhook.id)).filter((d) => d.status === 'SUCCEEDED').length, {
+        timeout: 10_000,
+      })
+      .toBe(4);
+  }, 150_000);
+
+  it('retry a receiver that answers 500 twice, spaced by the configured delays, until it takes the event', async () => {
+    const url = receiver.url([500, 500, 200]);
+    const webhook = await createWebhook(user, url, ['media.deleted']);
+    const videoId = await uploadVideo(user);
+
+    await deleteMedia(user, videoId);
+
+    await expect.poll(async () => (await deliveriesOf(webhook.id))[0]?.status, { timeout: 30_000 }).toBe('SUCCEEDED');
+    expect(await deliveriesOf(webhook.id)).toEqual([
+      { eventType: 'media.deleted', status: 'SUCCEEDED', attempts: 3, responseStatus: 200, lastError: null },
+    ]);
+    const hits = receiver.at(url);
+    expect(hits).toHaveLength(3);
+    for (const hit of hits) expect(verified(webhook.secret, hit)).toMatchObject({ data: { id: videoId } });
+    expect(new Set(hits.map((h) => h.headers['webhook-id'])).size).toBe(1);
+    expect(hits[1]!.at - hits[0]!.at).toBeGreaterThanOrEqual(RETRY_DELAYS_MS[0]! - 50);
+    expect(hits[2]!.at - hits[1]!.at).toBeGreaterThanOrEqual(RETRY_DELAYS_MS[1]! - 50);
+  }, 60_000);
+
+  it('give up on a receiver that always fails after the last attempt: FAILED', async () => {
+    const url = receiver.url([503]);
+    const webhook = await createWebhook(user, url, ['media.deleted']);
+
+    await deleteMedia(user, await uploadVideo(user));
+
+    await expect.poll(async () => (await deliveriesOf(webhook.id))[0]?.status, { timeout: 30_000 }).toBe('FAILED');
+    expect(await deliveriesOf(webhook.id)).toEqual([
+      {
+        eventType: 'media.deleted',
+        status: 'FAILED',
+        attempts: 3,
+        responseStatus: 503,
+        lastError: 'the receiver answered 503',
+      },
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[1]! * 2));
+    expect(receiver.at(url)).toHaveLength(3);
+  }, 60_000);
+
+  it('are refused at send time when the URL resolves to loopback and loopback is not allowed', async () => {
+    // The notifier as production runs it (loopback refused), in place of the lenient one for this test.
+    await stopService(notifier);
+    const strict = await startService('notifier', 'workers/notifier/dist/main.js', notifierEnv(false));
+    try {
+      const url = receiver.url([200], 'localhost');
+      const webhook = await createWebhook(user, url, ['media.deleted']);
+
+      await deleteMedia(user, await uploadVideo(user));
+
+      await expect
+        .poll(async () => (await deliveriesOf(webhook.id))[0]?.attempts ?? 0, { timeout: 30_000 })
+        .toBeGreaterThan(0);
+      const [delivery] = await deliveriesOf(webhook.id);
+      // Refused, not sent: retried like any failed attempt (a name can resolve elsewhere later), never reaching it.
+      expect(['PENDING', 'FAILED']).toContain(delivery?.status);
+      expect(delivery?.responseStatus).toBeNull();
+      expect(delivery?.lastError).toMatch(/localhost resolves to an address that is not a public one/);
+      expect(receiver.at(url)).toEqual([]);
+    } finally {
+      await stopService(strict);
+      notifier = await startService('notifier', 'workers/notifier/dist/main.js', notifierEnv(true));
+    }
+  }, 90_000);
+});
