@@ -13,14 +13,24 @@ import mysql from 'mysql2/promise';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { DEV_INTERNAL_API_TOKEN } from '@vidmp3/shared';
-import { startUsersStandIn, type UsersStandIn } from '../workers/notifier/test/users-webhooks-stand-in.js';
+import { MailServer } from './lib/mail-server.js';
 import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
 import { conversionsOf } from './conversions.js';
 import { sample } from './fixtures.js';
-import { MYSQL_SERVER, startService, stopService, startSystem, type ServiceProcess, type System } from './harness.js';
+import {
+  freePort,
+  MYSQL_SERVER,
+  startService,
+  stopService,
+  startSystem,
+  type ServiceProcess,
+  type System,
+} from './harness.js';
 
 /** Three attempts: the second half a second after the first, the third a second after the second. */
 const RETRY_DELAYS_MS = [500, 1_000];
+/** Failed deliveries in a row after which users turns a webhook off (and its owner gets a mail). */
+const DISABLE_AFTER = 2;
 
 interface Hit {
   path: string;
@@ -67,18 +77,17 @@ class Receiver {
 }
 
 let system: System;
-let users: UsersStandIn;
+let smtp: MailServer;
 let receiver: Receiver;
 let notifier: ServiceProcess;
 let notifierDb: string;
 let user: SignedUp;
-/** users has the webhook API (GraphQL and internal routes): the real flow; otherwise the stand-in. */
-let realUsers: boolean;
 
 const notifierEnv = (allowLoopback: boolean) => ({
   RABBITMQ_URL: system.rabbitmqUrl,
   MYSQL_URL: `${MYSQL_SERVER}/${notifierDb}`,
-  USERS_INTERNAL_URL: realUsers ? system.services.users!.url : users.url,
+  USERS_INTERNAL_URL: system.services.users!.url,
+  SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
   INTERNAL_API_TOKEN: DEV_INTERNAL_API_TOKEN,
   PUBLIC_URL: system.gatewayUrl,
   WEBHOOK_ALLOW_LOOPBACK: String(allowLoopback),
@@ -88,13 +97,20 @@ const notifierEnv = (allowLoopback: boolean) => ({
 
 beforeAll(async () => {
   // users accepts webhooks on the receiver's loopback address over http (as in development).
-  system = await startSystem({ users: { WEBHOOK_ALLOW_LOOPBACK: 'true', WEBHOOK_ALLOW_HTTP: 'true' } }, { workers: 1 });
-  const probe = await fetch(`${system.services.users!.url}/internal/users/nobody/webhooks?event=job.queued`, {
-    headers: { authorization: `Bearer ${DEV_INTERNAL_API_TOKEN}` },
-  });
-  realUsers = probe.ok;
-  await probe.body?.cancel();
-  users = await startUsersStandIn(DEV_INTERNAL_API_TOKEN);
+  // users accepts webhooks on the receiver's loopback address over http (as in development), and turns one off
+  // after two deliveries in a row have failed.
+  system = await startSystem(
+    {
+      users: {
+        WEBHOOK_ALLOW_LOOPBACK: 'true',
+        WEBHOOK_ALLOW_HTTP: 'true',
+        WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: String(DISABLE_AFTER),
+      },
+    },
+    { workers: 1 },
+  );
+  smtp = new MailServer(await freePort());
+  await smtp.listen();
   receiver = new Receiver();
   await receiver.listen();
   notifierDb = system.databases.jobs.replace('_jobs_', '_notifier_');
@@ -104,7 +120,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (notifier) await stopService(notifier);
   await receiver?.close();
-  await users?.close();
+  await smtp?.close();
   await system?.stop();
   if (notifierDb) {
     const conn = await mysql.createConnection(MYSQL_SERVER);
@@ -128,7 +144,6 @@ const EVENT_ENUM: Record<string, string> = {
 };
 
 async function createWebhook(owner: SignedUp, url: string, events: string[]): Promise<{ id: string; secret: string }> {
-  if (!realUsers) return users.addWebhook(owner.id, url, events);
   const res = await graphql<{ createWebhook: { webhook: { id: string }; secret: string } }>(
     system.gatewayUrl,
     'mutation ($url: String!, $events: [WebhookEvent!]!) { createWebhook(url: $url, events: $events) { webhook { id } secret } }',
@@ -147,20 +162,7 @@ interface DeliveryView {
   lastError: string | null;
 }
 
-async function deliveriesOf(webhookId: string): Promise<DeliveryView[]> {
-  if (!realUsers) {
-    return users.deliveries(webhookId).map((d) => {
-      const last = d.attempts.at(-1);
-      const status = last?.outcome === 'succeeded' ? 'SUCCEEDED' : last?.outcome === 'failed' ? 'FAILED' : 'PENDING';
-      return {
-        eventType: d.eventType,
-        status,
-        attempts: d.attempts.length,
-        responseStatus: last?.responseStatus ?? null,
-        lastError: last?.error ?? null,
-      };
-    });
-  }
+async function deliveriesOf(webhookId: string, owner = user): Promise<DeliveryView[]> {
   const res = await graphql<{ webhookDeliveries: { edges: { node: DeliveryView }[] } }>(
     system.gatewayUrl,
     `
@@ -178,7 +180,7 @@ async function deliveriesOf(webhookId: string): Promise<DeliveryView[]> {
         }
       }
     `,
-    { token: user.token, variables: { id: webhookId } },
+    { token: owner.token, variables: { id: webhookId } },
   );
   expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
   return res.data!.webhookDeliveries.edges.map((e) => e.node);
@@ -290,6 +292,42 @@ describe('webhooks', () => {
     await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[1]! * 2));
     expect(receiver.at(url)).toHaveLength(3);
   }, 60_000);
+
+  it('are turned off after repeated failed deliveries, and the owner is told by mail', async () => {
+    // An owner of its own: the other tests' failing webhooks would hear these deletions too.
+    const owner = await signUpUser(system.gatewayUrl);
+    const url = receiver.url([500]);
+    const webhook = await createWebhook(owner, url, ['media.deleted']);
+
+    // Each deletion is one delivery; each fails after its three attempts.
+    for (let n = 0; n < DISABLE_AFTER; n++) await deleteMedia(owner, await uploadVideo(owner));
+
+    const state = async () => {
+      const res = await graphql<{
+        me: { webhooks: { id: string; enabled: boolean; disabledReason: string | null }[] };
+      }>(system.gatewayUrl, '{ me { webhooks { id enabled disabledReason } } }', { token: owner.token });
+      expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+      return res.data!.me.webhooks.find((w) => w.id === webhook.id)!;
+    };
+    await expect.poll(async () => (await state()).enabled, { timeout: 30_000 }).toBe(false);
+    expect((await state()).disabledReason).toMatch(/fail/i);
+    const deliveries = await deliveriesOf(webhook.id, owner);
+    expect(deliveries.map((d) => d.status)).toEqual(Array(DISABLE_AFTER).fill('FAILED'));
+
+    await expect
+      .poll(() => smtp.to(owner.email).filter((m) => m.subject?.includes('webhook')).length, { timeout: 20_000 })
+      .toBe(1);
+    const mail = smtp.to(owner.email).find((m) => m.subject?.includes('webhook'))!;
+    expect(mail.subject).toBe('A vidmp3 webhook of yours was turned off');
+    expect(mail.text).toContain(url);
+    expect(mail.html).toContain(url.replaceAll('&', '&amp;'));
+
+    // Nothing more is sent to it: a further deletion is not delivered.
+    const before = receiver.at(url).length;
+    await deleteMedia(owner, await uploadVideo(owner));
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(receiver.at(url)).toHaveLength(before);
+  }, 90_000);
 
   it('are refused at send time when the URL resolves to loopback and loopback is not allowed', async () => {
     // The notifier as production runs it (loopback refused), in place of the lenient one for this test.

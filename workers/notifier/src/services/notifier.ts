@@ -5,9 +5,10 @@ import type {
   Logger,
   NotifierEvent,
   UserContact,
+  WebhookDisabled,
 } from '@vidmp3/shared';
 import type { NotificationRepository } from '../adapters/notification-repo.js';
-import { accountMail, conversionMail, type RenderSettings } from './render.js';
+import { accountMail, conversionMail, webhookDisabledMail, type RenderSettings } from './render.js';
 import type { FanOutOutcome, WebhookFanOut } from './webhook-fanout.js';
 
 /** What handling an event came to (also the `outcome` label of `vidmp3_notifier_events_total`). */
@@ -45,8 +46,7 @@ export class Notifier {
       case 'media-deleted':
         return this.webhooks ? this.webhooks.handle(event) : 'ignored';
       case 'webhook-disabled':
-        // Not yet acted on here (webhooks are being built): acknowledged and counted.
-        return 'ignored';
+        return this.webhookDisabled(event);
     }
   }
 
@@ -108,6 +108,23 @@ export class Notifier {
     const mail = { recipient: event.to, ...accountMail(event, this.settings) };
     if (!(await this.repo.record(row, { mail }))) return 'duplicate';
     log.info({ subject: mail.subject }, 'mail queued');
+    this.queued();
+    return 'queued';
+  }
+
+  /** The owner's mail about a webhook users disabled (to their current address, whatever the opt-in). */
+  private async webhookDisabled(event: WebhookDisabled): Promise<EventOutcome> {
+    if (await this.repo.has(event.eventId)) return 'duplicate';
+    if (await this.repo.isDeletedAccount(event.userId)) return 'user_gone';
+    const contact = await this.users.contact(event.userId);
+    const row = { eventId: event.eventId, kind: 'webhook-disabled', userId: event.userId, createdAt: new Date() };
+    if (!contact) {
+      if (!(await this.repo.record(row, { skipped: 'user_gone' }))) return 'duplicate';
+      return 'user_gone';
+    }
+    const mail = { recipient: contact.email, ...webhookDisabledMail(event, this.settings) };
+    if (!(await this.repo.record(row, { mail }))) return 'duplicate';
+    this.logger.info({ eventId: event.eventId, webhookId: event.webhookId }, 'mail queued');
     this.queued();
     return 'queued';
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ConversionFinished } from '@vidmp3/shared';
-import { conversionMail, failureReason, jobPageUrl } from './render.js';
+import type { ConversionFinished, WebhookDisabled } from '@vidmp3/shared';
+import { conversionMail, failureReason, jobPageUrl, webhookDisabledMail } from './render.js';
 
 const settings = { publicUrl: 'https://vidmp3.example' };
 
@@ -93,5 +93,33 @@ describe('the HTML part', () => {
     const mail = conversionMail(finished({ jobId: '"><script>x</script>' }), settings);
     expect(mail.html).not.toContain('<script>');
     expect(mail.html).toContain('href="https://vidmp3.example/?job=%22%3E%3Cscript%3Ex%3C%2Fscript%3E"');
+  });
+});
+
+describe('"your webhook was turned off"', () => {
+  const event: WebhookDisabled = {
+    type: 'webhook-disabled',
+    eventId: 'webhook-disabled:wh-1:1',
+    userId: 'user-1',
+    webhookId: 'wh-1',
+    url: 'https://hooks.example/in?a=1&b=<script>',
+    reason: '5 deliveries in a row failed',
+    at: '2026-12-06T10:45:00.000Z',
+  };
+  const mail = webhookDisabledMail(event, settings);
+
+  it('names the webhook, why and how to turn it back on, in both parts', () => {
+    expect(mail.subject).toBe('A vidmp3 webhook of yours was turned off');
+    for (const part of [mail.text, mail.html]) {
+      expect(part).toContain('5 deliveries in a row failed');
+      expect(part).toContain('enableWebhook');
+    }
+    expect(mail.text).toContain('https://hooks.example/in?a=1&b=<script>');
+    expect(mail.text).toContain('https://vidmp3.example');
+  });
+
+  it('escapes the URL in the HTML part (it is the owner’s input)', () => {
+    expect(mail.html).not.toContain('<script>');
+    expect(mail.html).toContain('https://hooks.example/in?a=1&amp;b=&lt;script&gt;');
   });
 });

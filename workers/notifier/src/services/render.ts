@@ -1,7 +1,7 @@
 // What a mail says, as pure functions of the event: unit-tested, no I/O. Every mail has a plain-text part and an
 // HTML part saying the same, and links to the job's page on the public site — never to the file or a download
 // URL (a mail is forwarded, archived and scanned; the page asks its reader to sign in).
-import { JobErrorCode, type AccountMail, type ConversionFinished } from '@vidmp3/shared';
+import { JobErrorCode, type AccountMail, type ConversionFinished, type WebhookDisabled } from '@vidmp3/shared';
 
 export interface MailContent {
   subject: string;
@@ -179,4 +179,24 @@ export function accountMail(event: AccountMail, settings: RenderSettings): MailC
         'Open vidmp3',
       );
   }
+}
+
+/**
+ * To the owner of a webhook that users disabled after repeated failed deliveries: which one (its URL, escaped
+ * like everything else), why, and where to turn it back on. Sent whatever the opt-in settings: an integration
+ * stopped working.
+ */
+export function webhookDisabledMail(event: WebhookDisabled, settings: RenderSettings): MailContent {
+  const link = pageUrl(settings.publicUrl);
+  const subject = 'A vidmp3 webhook of yours was turned off';
+  const lines = [
+    `Your webhook ${event.url} was turned off on ${when(event.at)}: ${event.reason}`,
+    'No events are sent to it until you turn it back on (`enableWebhook`, or `vidmp3 webhooks enable <id>`), once your receiver answers again. Its deliveries, with each response, are listed by `webhookDeliveries`.',
+    'The service:',
+  ];
+  return {
+    subject,
+    text: `Hello,\n\n${lines.join('\n\n')}\n${link}\n\n${ACCOUNT_FOOTER}\n`,
+    html: html(subject, lines, { href: link, label: 'Open vidmp3' }, ACCOUNT_FOOTER),
+  };
 }
