@@ -5,6 +5,7 @@ import {
   CancelJobDocument,
   ChangePasswordDocument,
   ConvertMediaDocument,
+  EndSessionDocument,
   JobDocument,
   JobsDocument,
   MediaDocument,
@@ -12,17 +13,21 @@ import {
   LogOutDocument,
   LogOutEverywhereDocument,
   MeDocument,
+  NotificationSettingsDocument,
   RefreshSessionDocument,
   RetryJobDocument,
+  SessionsDocument,
   SignUpDocument,
   type TypedDocumentString,
   UploadVideoDocument,
   type UploadVideoMutation,
+  UpdateNotificationSettingsDocument,
   UsageDocument,
 } from './generated/graphql.js';
 import { downloadBlob, fetchAnswer, graphqlData } from './http.js';
 import type { Platform } from './platform.js';
 import type {
+  AccountSession,
   AuthPayload,
   Client,
   ClientOptions,
@@ -35,6 +40,7 @@ import type {
   JobPage,
   JobsFilter,
   Media,
+  NotificationSettings,
   Session,
   UploadInput,
   UploadOptions,
@@ -243,6 +249,26 @@ class Vidmp3Client implements Client {
 
   async me(): Promise<User | null> {
     return (await this.request(MeDocument, {})).me;
+  }
+
+  async notificationSettings(): Promise<NotificationSettings> {
+    const { me } = await this.request(NotificationSettingsDocument, {});
+    if (!me) throw new Vidmp3Error('UNAUTHENTICATED', 'Log in to see your settings');
+    return me.notifications;
+  }
+
+  async updateNotificationSettings({ conversionEmails }: NotificationSettings): Promise<NotificationSettings> {
+    return (await this.request(UpdateNotificationSettingsDocument, { conversionEmails })).updateNotificationSettings;
+  }
+
+  async sessions(): Promise<AccountSession[]> {
+    const { me } = await this.request(SessionsDocument, {});
+    if (!me) throw new Vidmp3Error('UNAUTHENTICATED', 'Log in to see your sessions');
+    return me.sessions;
+  }
+
+  async endSession(id: string): Promise<void> {
+    await this.request(EndSessionDocument, { id });
   }
 
   async usage(): Promise<Usage> {

@@ -34,6 +34,34 @@ export type MediaKind =
   /** An uploaded video. */
   | 'VIDEO';
 
+export type NotificationSettingsFieldsFragment = { conversionEmails: boolean };
+
+export type AccountSessionFieldsFragment = { id: string, createdAt: string, lastUsedAt: string, lastUsedIp: string, current: boolean };
+
+export type NotificationSettingsQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type NotificationSettingsQuery = { me: { id: string, notifications: { conversionEmails: boolean } } | null };
+
+export type UpdateNotificationSettingsMutationVariables = Exact<{
+  conversionEmails: boolean;
+}>;
+
+
+export type UpdateNotificationSettingsMutation = { updateNotificationSettings: { conversionEmails: boolean } };
+
+export type SessionsQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type SessionsQuery = { me: { id: string, sessions: Array<{ id: string, createdAt: string, lastUsedAt: string, lastUsedIp: string, current: boolean }> } | null };
+
+export type EndSessionMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type EndSessionMutation = { endSession: boolean };
+
 export type UserFieldsFragment = { id: string, email: string, createdAt: string };
 
 export type SessionFieldsFragment = { accessToken: string, expiresAt: string, refreshToken: string, refreshTokenExpiresAt: string, user: { id: string, email: string, createdAt: string } };
@@ -172,6 +200,20 @@ export class TypedDocumentString<TResult, TVariables>
     return this.value;
   }
 }
+export const NotificationSettingsFieldsFragmentDoc = new TypedDocumentString(`
+    fragment NotificationSettingsFields on NotificationSettings {
+  conversionEmails
+}
+    `, {"fragmentName":"NotificationSettingsFields"}) as unknown as TypedDocumentString<NotificationSettingsFieldsFragment, unknown>;
+export const AccountSessionFieldsFragmentDoc = new TypedDocumentString(`
+    fragment AccountSessionFields on Session {
+  id
+  createdAt
+  lastUsedAt
+  lastUsedIp
+  current
+}
+    `, {"fragmentName":"AccountSessionFields"}) as unknown as TypedDocumentString<AccountSessionFieldsFragment, unknown>;
 export const UserFieldsFragmentDoc = new TypedDocumentString(`
     fragment UserFields on User {
   id
@@ -251,6 +293,48 @@ export const UsageFieldsFragmentDoc = new TypedDocumentString(`
   conversionsPerHourLimit
 }
     `, {"fragmentName":"UsageFields"}) as unknown as TypedDocumentString<UsageFieldsFragment, unknown>;
+export const NotificationSettingsDocument = new TypedDocumentString(`
+    query NotificationSettings {
+  me {
+    id
+    notifications {
+      ...NotificationSettingsFields
+    }
+  }
+}
+    fragment NotificationSettingsFields on NotificationSettings {
+  conversionEmails
+}`) as unknown as TypedDocumentString<NotificationSettingsQuery, NotificationSettingsQueryVariables>;
+export const UpdateNotificationSettingsDocument = new TypedDocumentString(`
+    mutation UpdateNotificationSettings($conversionEmails: Boolean!) {
+  updateNotificationSettings(conversionEmails: $conversionEmails) {
+    ...NotificationSettingsFields
+  }
+}
+    fragment NotificationSettingsFields on NotificationSettings {
+  conversionEmails
+}`) as unknown as TypedDocumentString<UpdateNotificationSettingsMutation, UpdateNotificationSettingsMutationVariables>;
+export const SessionsDocument = new TypedDocumentString(`
+    query Sessions {
+  me {
+    id
+    sessions {
+      ...AccountSessionFields
+    }
+  }
+}
+    fragment AccountSessionFields on Session {
+  id
+  createdAt
+  lastUsedAt
+  lastUsedIp
+  current
+}`) as unknown as TypedDocumentString<SessionsQuery, SessionsQueryVariables>;
+export const EndSessionDocument = new TypedDocumentString(`
+    mutation EndSession($id: ID!) {
+  endSession(id: $id)
+}
+    `) as unknown as TypedDocumentString<EndSessionMutation, EndSessionMutationVariables>;
 export const SignUpDocument = new TypedDocumentString(`
     mutation SignUp($email: String!, $password: String!) {
   signUp(email: $email, password: $password) {
