@@ -250,7 +250,8 @@ export function browserSessionRoutes(options: BrowserSessionOptions): Router {
     '/refresh',
     handle(async (req, res) => {
       const token = cookieOf(req);
-      if (!token) throw new AuthError(ErrorCode.UNAUTHENTICATED, 'Not signed in');
+      // Not signed in in this browser: an answer, not an error (the page asks at every start).
+      if (!token) return void res.status(204).end();
       try {
         signedIn(req, res, await refresh(req, res, token));
       } catch (err) {

@@ -456,10 +456,12 @@ describe('User.sessions and endSession', () => {
   it("lists the user's sessions going, most recently used first, with where they were last used and which is this one", async () => {
     const { accounts, clock } = await usersService();
     const email = freshEmail();
-    const laptopIp = freshIp();
-    const laptop = await accounts.signUp(email, PASSWORD, laptopIp);
+    const signedUpAt = clock.now;
+    const laptop = await accounts.signUp(email, PASSWORD, freshIp());
     clock.advance(MINUTE);
-    const phone = await accounts.logIn(email, PASSWORD, freshIp());
+    const phoneAt = clock.now;
+    const phoneIp = freshIp();
+    const phone = await accounts.logIn(email, PASSWORD, phoneIp);
     const ended = await accounts.logIn(email, PASSWORD, freshIp());
     await accounts.logOut(await viewerFor(ended));
     await signUp(accounts); // someone else's sessions are not listed
@@ -470,23 +472,9 @@ describe('User.sessions and endSession', () => {
     const listed = await accounts.listSessions(await viewerFor(phone), phone.user.id);
 
     expect(listed).toEqual([
-      {
-        id: sessionIdOf(laptop),
-        createdAt: expect.any(Date),
-        lastUsedAt: clock.now,
-        lastUsedIp: refreshIp,
-        current: false,
-      },
-      {
-        id: sessionIdOf(phone),
-        createdAt: expect.any(Date),
-        lastUsedAt: expect.any(Date),
-        lastUsedIp: expect.any(String),
-        current: true,
-      },
+      { id: sessionIdOf(laptop), createdAt: signedUpAt, lastUsedAt: clock.now, lastUsedIp: refreshIp, current: false },
+      { id: sessionIdOf(phone), createdAt: phoneAt, lastUsedAt: phoneAt, lastUsedIp: phoneIp, current: true },
     ]);
-    expect(listed[0]!.createdAt.getTime()).toBe(clock.now.getTime() - 2 * MINUTE);
-    expect(listed[0]!.lastUsedIp).not.toBe(laptopIp);
   });
 
   it('leaves out sessions past their expiry', async () => {

@@ -60,15 +60,17 @@ export class SessionKeeper {
   }
 
   /**
-   * Trades the cookie for a new access token. Undefined when there is no session to renew (never signed in, or
-   * the server ended it: then listeners hear of it with the reason). Other failures (the network) are thrown and
+   * Trades the cookie for a new access token. Undefined when there is no session to renew (none in this browser,
+   * or the server ended it: then listeners hear of it with the reason). Other failures (the network) are thrown and
    * the current token is kept: it may still work.
    */
   renew(): Promise<PageSession | undefined> {
     this.renewing ??= withRefreshLock(() => post('refresh', {}))
-      .then((session) => {
-        this.use(session as PageSession);
-        return session as PageSession;
+      .then((answer) => {
+        // No content: this browser holds no session (never signed in, or signed out).
+        const session = answer === undefined ? undefined : (answer as PageSession);
+        if (session || this.session) this.use(session);
+        return session;
       })
       .catch((error: unknown) => {
         if (error instanceof Vidmp3Error && error.code === 'UNAUTHENTICATED') {
@@ -157,6 +159,7 @@ async function post(path: string, body: Record<string, string>, token?: string):
   } catch {
     throw new Vidmp3Error('NETWORK_ERROR', 'The server could not be reached');
   }
+  if (res.status === 204) return undefined;
   const answer = (await res.json().catch(() => ({}))) as {
     errors?: { message?: string; extensions?: { code?: string; field?: string } }[];
   };
