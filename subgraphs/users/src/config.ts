@@ -21,9 +21,10 @@ export const ConfigSchema = z
     JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
     /**
      * Access tokens are short-lived: only this service refuses one whose session has ended; the gateway and
-     * the other subgraphs accept it until it expires (docs/SECURITY.md, "Sessions").
+     * the other subgraphs accept it until it expires (docs/SECURITY.md, "Sessions"). 15 minutes: the SDK, the
+     * CLI and the page renew theirs before it lapses.
      */
-    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(900),
     /** How long a refresh token lives unused; every refresh issues a new one with a full lifetime. */
     REFRESH_TOKEN_TTL_SECONDS: z.coerce
       .number()
