@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { cookieValue, csrfRefusal, refreshCookie } from './browser-session.js';
 
-const own = 'http://127.0.0.1:4000';
-const page = { origin: own, custom: '1', fetchSite: 'same-origin' };
+const own = ['http://127.0.0.1:4000', 'https://127.0.0.1:4000'];
+const page = { origin: own[0], custom: '1', fetchSite: 'same-origin' };
 
 describe('csrfRefusal (who may use the session cookie)', () => {
   it("lets the gateway's own page and a configured origin through", () => {
     expect(csrfRefusal(page, own, [])).toBeUndefined();
     expect(csrfRefusal({ ...page, fetchSite: undefined }, own, [])).toBeUndefined();
+    expect(csrfRefusal({ ...page, origin: own[1] }, own, [])).toBeUndefined();
     expect(csrfRefusal({ ...page, origin: 'https://app.example' }, own, ['https://app.example/'])).toBeUndefined();
   });
 

@@ -90,19 +90,19 @@ const STATUS: Record<string, number> = {
 
 /**
  * Whether a request may use the session cookie: it names an Origin that is this gateway's own (as the browser
- * reached it) or a configured one, carries AUTH_HEADER, and is not marked cross-site by the browser.
- * Returns the reason for a refusal, or undefined.
+ * reached it: `ownOrigins`) or a configured one, carries AUTH_HEADER, and is not marked cross-site by the
+ * browser. Returns the reason for a refusal, or undefined.
  */
 export function csrfRefusal(
   headers: { origin?: string | undefined; custom?: string | undefined; fetchSite?: string | undefined },
-  ownOrigin: string,
+  ownOrigins: readonly string[],
   allowedOrigins: readonly string[],
 ): string | undefined {
   if (headers.custom === undefined) return `The request lacks the ${AUTH_HEADER} header`;
   if (headers.fetchSite === 'cross-site') return 'Cross-site requests cannot use the session';
   const origin = headers.origin;
   if (origin === undefined || origin === 'null') return 'The request has no Origin';
-  const allowed = origin === ownOrigin || allowedOrigins.some((o) => o !== '*' && new URL(o).origin === origin);
+  const allowed = ownOrigins.includes(origin) || allowedOrigins.some((o) => o !== '*' && new URL(o).origin === origin);
   return allowed ? undefined : `The origin ${origin} may not use the session`;
 }
 
@@ -211,7 +211,9 @@ export function browserSessionRoutes(options: BrowserSessionOptions): Router {
     }
     const refusal = csrfRefusal(
       { origin: req.header('origin'), custom: req.header(AUTH_HEADER), fetchSite: req.header('sec-fetch-site') },
-      `${req.protocol}://${req.get('host') ?? ''}`,
+      // The scheme as the gateway sees it, and https: a TLS proxy in front that TRUST_PROXY does not name leaves
+      // the request looking like http, while the page's Origin says https (the same host either way).
+      [`${req.protocol}://${req.get('host') ?? ''}`, `https://${req.get('host') ?? ''}`],
       allowedOrigins,
     );
     if (refusal) return fail(res, new AuthError(FORBIDDEN, refusal));
