@@ -278,4 +278,48 @@ describe('the account on the page', () => {
     });
     await context.close();
   }, 120_000);
+  it('shows signed-out when a copy of its refresh token was used (the session ends), and in every tab on log-out', async () => {
+    const { page, context, errors } = await openPage(browser, system.gatewayUrl);
+    await run(page, 'reuse', async () => {
+      const email = uniqueEmail('reuse');
+      await signUpInPage(page, email);
+
+      // Someone with a copy of the cookie refreshes first: the browser's own token is now a spent one.
+      const stolen = (await refreshCookie(context))!.value;
+      const thief = await fetch(`${system.gatewayUrl}/auth/refresh`, {
+        method: 'POST',
+        headers: {
+          origin: new URL(system.gatewayUrl).origin,
+          'x-vidmp3-auth': '1',
+          cookie: `vidmp3-refresh=${stolen}`,
+        },
+      });
+      expect(thief.status).toBe(200);
+      const thiefToken = ((await thief.json()) as { accessToken: string }).accessToken;
+      expect(await me(thiefToken)).toBe('ok');
+
+      // The page's next refresh presents it again: the server ends the session, for the thief too.
+      await page.reload();
+      await page.getByRole('heading', { name: 'Log in' }).waitFor();
+      expect(await page.locator('#notice').innerText()).toBe('Your session has ended. Please log in again.');
+      expect(await me(thiefToken)).toBe('UNAUTHENTICATED');
+      expect(await refreshCookie(context)).toBeUndefined();
+
+      // Two tabs signed in: logging out in one signs the other out at once.
+      await page.getByLabel('Email', { exact: true }).fill(email);
+      await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.getByRole('heading', { name: 'Convert a video' }).waitFor();
+      const second = await context.newPage();
+      await second.goto(`${system.gatewayUrl}/`);
+      await second.getByRole('heading', { name: 'Convert a video' }).waitFor();
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await second.getByRole('heading', { name: 'Log in' }).waitFor({ timeout: 5_000 });
+      await second.reload();
+      await second.getByRole('heading', { name: 'Log in' }).waitFor();
+      // The refused refresh is the browser's console's only complaint.
+      expect(errors).toEqual([expect.stringMatching(/status of 401 .*\/auth\/refresh\)$/) as string]);
+    });
+    await context.close();
+  }, 120_000);
 });

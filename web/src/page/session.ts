@@ -23,8 +23,15 @@ export class SessionKeeper {
   private session: PageSession | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private renewing: Promise<PageSession | undefined> | undefined;
+  /** Tells this browser's other tabs of a sign-out, which they follow at once (their tokens are in memory). */
+  private readonly tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel('vidmp3-session') : undefined;
 
   constructor(private readonly onChange: Listener) {
+    this.tabs?.addEventListener('message', (event: MessageEvent) => {
+      if (event.data === 'signed-out' && this.session) {
+        this.use(undefined, new Vidmp3Error('UNAUTHENTICATED', 'Signed out in another tab'));
+      }
+    });
     try {
       localStorage.removeItem(LEGACY_KEY);
     } catch {
@@ -60,9 +67,10 @@ export class SessionKeeper {
   }
 
   /**
-   * Trades the cookie for a new access token. Undefined when there is no session to renew (none in this browser,
-   * or the server ended it: then listeners hear of it with the reason). Other failures (the network) are thrown and
-   * the current token is kept: it may still work.
+   * Trades the cookie for a new access token. Undefined when there is no session to renew: none in this browser,
+   * or the server ended the one this page had (listeners hear of it, with the reason). UNAUTHENTICATED is thrown
+   * when the page had none yet and the server refused the cookie (at start: the session ended meanwhile). Other
+   * failures (the network) are thrown and the current token is kept: it may still work.
    */
   renew(): Promise<PageSession | undefined> {
     this.renewing ??= withRefreshLock(() => post('refresh', {}))
@@ -74,9 +82,12 @@ export class SessionKeeper {
       })
       .catch((error: unknown) => {
         if (error instanceof Vidmp3Error && error.code === 'UNAUTHENTICATED') {
-          const had = this.session !== undefined;
-          this.use(undefined, had ? error : undefined);
-          return undefined;
+          // The cookie is gone: the session is over for every tab of this browser.
+          this.tabs?.postMessage('signed-out');
+          if (this.session) {
+            this.use(undefined, error);
+            return undefined;
+          }
         }
         throw error;
       })
@@ -88,12 +99,14 @@ export class SessionKeeper {
   async logOut(): Promise<void> {
     const token = this.session?.accessToken;
     this.use(undefined);
+    this.tabs?.postMessage('signed-out');
     await post('logout', {}, token).catch(() => undefined);
   }
 
   /** Forgets the session here and clears the cookie (after the server ended it: logOutEverywhere, endSession). */
   async forget(): Promise<void> {
     this.use(undefined);
+    this.tabs?.postMessage('signed-out');
     await post('logout', {}).catch(() => undefined);
   }
 
