@@ -72,7 +72,7 @@ const keeper = new SessionKeeper((current, reason) => {
   else if (!current && signedIn) showSignedOut(reason ? describeError(reason, 'app') : undefined);
 });
 /** The conversion a link asked to see (?job=<id>), shown once signed in. */
-const focusJobId = new URLSearchParams(location.search).get('job') || undefined;
+let focusJobId = new URLSearchParams(location.search).get('job') || undefined;
 /** Stops the live updates of the focused conversion. */
 let focusWatch: AbortController | undefined;
 /** The conversion under way, if any: aborting stops its upload or its watch. */
@@ -470,6 +470,7 @@ async function* watch(jobId: string, signal: AbortSignal): AsyncGenerator<Job> {
 
 ui.focusClose.addEventListener('click', () => {
   focusWatch?.abort();
+  focusJobId = undefined;
   ui.focus.hidden = true;
   // The link has served: a reload shows the page as usual.
   history.replaceState(null, '', location.pathname + location.hash);
@@ -477,7 +478,8 @@ ui.focusClose.addEventListener('click', () => {
 });
 
 ui.focusDownload.addEventListener('click', (event) => {
-  if (focusJobId) void freshLink(event, focusJobId, ui.focusDownload);
+  const jobId = ui.focusDownload.dataset.jobId;
+  if (jobId) void freshLink(event, jobId, ui.focusDownload);
 });
 
 /** Shows the linked conversion first on the page, live until it ends, with its download once done. */
@@ -521,6 +523,7 @@ function fillFocus(job: Job): void {
   ui.focusError.textContent = job.status === 'FAILED' && job.error ? job.error.message : '';
   if (job.status === 'SUCCEEDED' && job.output) {
     setDownload(ui.focusDownload, job.output.downloadUrl, job.output.filename);
+    ui.focusDownload.dataset.jobId = job.id;
     ui.focusDownload.textContent = `Download ${job.output.filename}`;
     ui.focusDownload.hidden = false;
   }
