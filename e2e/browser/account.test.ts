@@ -4,7 +4,10 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { graphql, PASSWORD, signUpUser, uniqueEmail, uploadFile } from '../client.js';
-import { sample } from '../fixtures.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateVideo, sample } from '../fixtures.js';
 import { startSystem, type System } from '../harness.js';
 import { launchBrowser, openPage, screenshot } from './browser.js';
 
@@ -322,4 +325,30 @@ describe('the account on the page', () => {
     });
     await context.close();
   }, 120_000);
+  it('follows a conversion that outlasts its access token to the end, live, without signing out', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vidmp3-account-'));
+    const { page, context, errors } = await openPage(browser, system.gatewayUrl);
+    await run(page, 'long-watch', async () => {
+      // Converted at real time: the live updates' socket outlives the token it opened with (closed at its expiry).
+      const video = join(dir, 'long-talk.mp4');
+      await generateVideo(video, ACCESS_TOKEN_TTL_SECONDS + 15);
+      await signUpInPage(page, uniqueEmail('long'));
+      const sockets: string[] = [];
+      page.on('websocket', (socket) => sockets.push(socket.url()));
+      await page.getByLabel('Choose a video').setInputFiles(video);
+      await page.getByRole('button', { name: 'Convert to mp3' }).click();
+      await page.getByText(/^Converting… \d+%$/).waitFor({ timeout: 30_000 });
+      const renewed = page.waitForResponse((r) => r.url().endsWith('/auth/refresh'), { timeout: 60_000 });
+
+      await page.locator('#result').getByRole('link', { name: 'Download long-talk.mp3' }).waitFor({ timeout: 150_000 });
+
+      expect((await renewed).status()).toBe(200);
+      // The first socket was closed when its token expired; the watch went on over a new one.
+      expect(sockets.length).toBeGreaterThanOrEqual(2);
+      expect(await page.locator('#account-email').isVisible()).toBe(true);
+      expect(errors).toEqual([]);
+    });
+    await context.close();
+    await rm(dir, { recursive: true, force: true });
+  }, 240_000);
 });

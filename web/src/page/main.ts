@@ -265,9 +265,9 @@ function finished(job: Job): void {
 }
 
 function failed(error: unknown, where: Where): void {
-  if (isSessionOver(error, where)) return void sessionRefused(error);
   ui.progress.hidden = true;
   say(describeError(error, where), true);
+  if (isSessionOver(error, where)) void sessionRefused(error);
 }
 
 /**
