@@ -7,6 +7,7 @@
 #   docker build --target media     -t vidmp3/media:0.1.0     .
 #   docker build --target jobs      -t vidmp3/jobs:0.1.0      .
 #   docker build --target converter -t vidmp3/converter:0.1.0 .
+#   docker build --target notifier  -t vidmp3/notifier:0.1.0  .
 #
 # Every image: Debian bookworm slim with Node 20, the deployable's production dependencies only (installed from
 # package-lock.json), its compiled dist/, running as the unprivileged `node` user (uid 1000). Only media (ffprobe
@@ -73,6 +74,11 @@ FROM manifests AS deps-converter
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --ignore-scripts --workspace=@vidmp3/converter \
     && mkdir -p workers/converter/node_modules packages/shared/node_modules
+
+FROM manifests AS deps-notifier
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --omit=dev --ignore-scripts --workspace=@vidmp3/notifier \
+    && mkdir -p workers/notifier/node_modules packages/shared/node_modules
 
 # ---- runtime bases ---------------------------------------------------------------------------------------------------
 
@@ -155,3 +161,16 @@ EXPOSE 4010
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HEALTH_PORT||4010)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 CMD ["node", "workers/converter/dist/main.js"]
+
+# Mail: no ffmpeg, no scratch space (mails wait in its database, not on disk).
+FROM runtime AS notifier
+COPY --from=deps-notifier /app/node_modules node_modules
+COPY --from=deps-notifier /app/packages/shared/node_modules packages/shared/node_modules
+COPY --from=deps-notifier /app/workers/notifier/node_modules workers/notifier/node_modules
+COPY --from=build /app/workers/notifier/package.json workers/notifier/
+COPY --from=build /app/workers/notifier/dist workers/notifier/dist
+USER node
+EXPOSE 4011
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HEALTH_PORT||4011)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["node", "workers/notifier/dist/main.js"]

@@ -51,6 +51,11 @@ const config: CodegenConfig = {
     ...subgraph('users', {
       User: '../adapters/user-repo.js#UserRecord',
       AuthPayload: '../services/accounts.js#AuthResult',
+      ApiKey: '../adapters/api-key-repo.js#ApiKeyRecord',
+      CreatedApiKey: '../services/api-keys.js#NewApiKeyResult',
+      Webhook: '../adapters/webhook-repo.js#WebhookRecord',
+      CreatedWebhook: '../services/webhooks.js#CreatedWebhookResult',
+      WebhookDelivery: '../adapters/webhook-repo.js#DeliveryRecord',
     }),
     ...subgraph(
       'media',

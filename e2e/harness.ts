@@ -191,6 +191,7 @@ export async function startSystem(
     const users = await track(
       startService('users', 'subgraphs/users/dist/main.js', {
         MYSQL_URL: `${servicesMysql}/${databases.users}`,
+        RABBITMQ_URL: servicesRabbitmq,
         KEYS_DIR: keysDir,
         // Every test signs its users up from 127.0.0.1; tests of the sign-up limit set their own.
         SIGNUP_MAX_PER_IP_PER_HOUR: '100000',
@@ -202,6 +203,7 @@ export async function startSystem(
       startService('media', 'subgraphs/media/dist/main.js', {
         ...jwks,
         MYSQL_URL: `${servicesMysql}/${databases.media}`,
+        RABBITMQ_URL: servicesRabbitmq,
         BLOB_DIR: blobDir,
         DOWNLOAD_KEY_FILE: join(keysDir, 'media-download.key'),
         PUBLIC_URL: `http://127.0.0.1:${gatewayPort}`,

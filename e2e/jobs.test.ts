@@ -498,15 +498,18 @@ describe('cancelling, retrying and surviving failures', () => {
     'keeps working when RabbitMQ drops every connection: each service notices, reconnects by itself, and conversions go through',
     { timeout: 120_000 },
     async () => {
-      // The services that use RabbitMQ: jobs and the two workers. Each connected and ready before the drop.
+      // The services that need RabbitMQ to work: jobs and the two workers. Each connected and ready before the
+      // drop. Users and media only announce through their outboxes (RabbitMQ away delays that, nothing else):
+      // they hold a connection each too, and stay ready.
       const services = [system.services.jobs!, ...runningWorkers()];
       expect(services.map((s) => s.name)).toEqual([
         'jobs',
         expect.stringMatching(/^worker/),
         expect.stringMatching(/^worker/),
       ]);
+      const announcers = [system.services.users!, system.services.media!];
       for (const service of services) await expect.poll(() => readiness(service), { timeout: 30_000 }).toBe(200);
-      const pids = services.map((s) => s.child.pid).sort();
+      const pids = [...services, ...announcers].map((s) => s.child.pid).sort();
       const holders = (connections: BrokerConnection[]) => connections.map((c) => c.holder).sort();
       // One connection each, and none held by anybody else.
       const before = await vi.waitFor(
@@ -532,6 +535,7 @@ describe('cancelling, retrying and surviving failures', () => {
       // Each reported not ready while disconnected, and ready again once it had reconnected on its own…
       await recovered;
       services.forEach((s, i) => expect(lost(s), s.name).toBeGreaterThan(lostBefore[i]!));
+      for (const service of announcers) expect(await readiness(service), service.name).toBe(200);
 
       // …over new connections: the same processes (reconnected, not restarted) hold one each, none of the old ones.
       const after = await vi.waitFor(

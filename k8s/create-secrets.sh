@@ -7,12 +7,16 @@
 #
 # prod reads the connection URLs of the data services from the environment (each account only needs its own
 # database; see docs/DEPLOY.md for creating them):
-#   USERS_MYSQL_URL  MEDIA_MYSQL_URL  JOBS_MYSQL_URL   mysql://user:password@host:3306/vidmp3_<service>
+#   USERS_MYSQL_URL  MEDIA_MYSQL_URL  JOBS_MYSQL_URL  NOTIFIER_MYSQL_URL   mysql://user:password@host:3306/vidmp3_<service>
 #   MONGODB_URL                                        mongodb://user:password@host:27017/vidmp3_media
-#   RABBITMQ_URL (or JOBS_RABBITMQ_URL and CONVERTER_RABBITMQ_URL)   amqp://user:password@host:5672/vhost
+#   RABBITMQ_URL (or one per service: USERS_, MEDIA_, JOBS_, CONVERTER_ and NOTIFIER_RABBITMQ_URL)
+#                                                      amqp://user:password@host:5672/vhost (one vhost for all)
 #   RABBITMQ_MANAGEMENT_URL                            http://user:password@host:15672/vhost (KEDA's queue length)
+#   SMTP_URL                                           smtp://user:password@host:587 or smtps://…:465 (the notifier)
 #
 # dev: CLUSTER_DOMAIN (default cluster.local) ends the RabbitMQ management host KEDA reaches from namespace keda.
+# SMTP_URL is optional there: without it the notifier alone does not start (it requires a mail server in production).
+# A Secret created before the notifier lacks its keys and is kept: docs/DEPLOY.md ("Upgrading") adds them.
 # DRY_RUN=1 prints the Secrets as YAML instead of applying them (no cluster needed; the manifest tests use it).
 set -euo pipefail
 
@@ -70,6 +74,7 @@ if [ "$mode" = dev ]; then
   users_db="$(get USERS_DB_PASSWORD)"
   media_db="$(get MEDIA_DB_PASSWORD)"
   jobs_db="$(get JOBS_DB_PASSWORD)"
+  notifier_db="$(get NOTIFIER_DB_PASSWORD)"
   mongo_root="$(get MONGO_ROOT_PASSWORD)"
   media_mongo="$(get MEDIA_MONGO_PASSWORD)"
   rabbitmq="$(get RABBITMQ_PASSWORD)"
@@ -78,12 +83,14 @@ if [ "$mode" = dev ]; then
     --from-literal=USERS_DB_PASSWORD="$users_db" \
     --from-literal=MEDIA_DB_PASSWORD="$media_db" \
     --from-literal=JOBS_DB_PASSWORD="$jobs_db" \
+    --from-literal=NOTIFIER_DB_PASSWORD="$notifier_db" \
     --from-literal=MONGO_ROOT_PASSWORD="$mongo_root" \
     --from-literal=MEDIA_MONGO_PASSWORD="$media_mongo" \
     --from-literal=RABBITMQ_PASSWORD="$rabbitmq"
   USERS_MYSQL_URL="mysql://vidmp3_users:$users_db@mysql:3306/vidmp3_users"
   MEDIA_MYSQL_URL="mysql://vidmp3_media:$media_db@mysql:3306/vidmp3_media"
   JOBS_MYSQL_URL="mysql://vidmp3_jobs:$jobs_db@mysql:3306/vidmp3_jobs"
+  NOTIFIER_MYSQL_URL="mysql://vidmp3_notifier:$notifier_db@mysql:3306/vidmp3_notifier"
   MONGODB_URL="mongodb://vidmp3_media:$media_mongo@mongodb:27017/vidmp3_media"
   RABBITMQ_URL="amqp://vidmp3:$rabbitmq@rabbitmq:5672"
   # KEDA's operator runs in namespace keda, where the short name rabbitmq does not resolve.
@@ -91,11 +98,19 @@ if [ "$mode" = dev ]; then
   RABBITMQ_MANAGEMENT_URL="http://vidmp3:$rabbitmq@$rabbitmq_host:15672/%2F"
 else
   missing=()
-  for name in USERS_MYSQL_URL MEDIA_MYSQL_URL JOBS_MYSQL_URL MONGODB_URL RABBITMQ_MANAGEMENT_URL; do
+  for name in USERS_MYSQL_URL MEDIA_MYSQL_URL JOBS_MYSQL_URL NOTIFIER_MYSQL_URL MONGODB_URL RABBITMQ_MANAGEMENT_URL \
+    SMTP_URL; do
     [ -n "${!name:-}" ] || missing+=("$name")
   done
-  [ -n "${RABBITMQ_URL:-}" ] || { [ -n "${JOBS_RABBITMQ_URL:-}" ] && [ -n "${CONVERTER_RABBITMQ_URL:-}" ]; } ||
-    missing+=(RABBITMQ_URL)
+  if [ -z "${RABBITMQ_URL:-}" ]; then
+    for service in USERS MEDIA JOBS CONVERTER NOTIFIER; do
+      name="${service}_RABBITMQ_URL"
+      if [ -z "${!name:-}" ]; then
+        missing+=("RABBITMQ_URL (or each service's <SERVICE>_RABBITMQ_URL)")
+        break
+      fi
+    done
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "set these first (see the top of $0): ${missing[*]}" >&2
     exit 2
@@ -104,16 +119,29 @@ fi
 
 secret vidmp3-users \
   --from-literal=MYSQL_URL="$USERS_MYSQL_URL" \
-  --from-file=JWT_PRIVATE_KEY="$work/jwt.pem"
+  --from-literal=RABBITMQ_URL="${USERS_RABBITMQ_URL:-$RABBITMQ_URL}" \
+  --from-file=JWT_PRIVATE_KEY="$work/jwt.pem" \
+  --from-literal=WEBHOOK_SECRET_KEY="$(openssl rand -base64 32)"
 secret vidmp3-media \
   --from-literal=MYSQL_URL="$MEDIA_MYSQL_URL" \
   --from-literal=MONGODB_URL="$MONGODB_URL" \
+  --from-literal=RABBITMQ_URL="${MEDIA_RABBITMQ_URL:-$RABBITMQ_URL}" \
   --from-literal=DOWNLOAD_SIGNING_KEY="$(random 32)"
 secret vidmp3-jobs \
   --from-literal=MYSQL_URL="$JOBS_MYSQL_URL" \
   --from-literal=RABBITMQ_URL="${JOBS_RABBITMQ_URL:-$RABBITMQ_URL}"
 secret vidmp3-converter \
   --from-literal=RABBITMQ_URL="${CONVERTER_RABBITMQ_URL:-$RABBITMQ_URL}"
+notifier_smtp=()
+if [ -n "${SMTP_URL:-}" ]; then
+  notifier_smtp=(--from-literal=SMTP_URL="$SMTP_URL")
+else
+  echo "no SMTP_URL: the notifier will not start until vidmp3-notifier has one (docs/DEPLOY.md, \"Mail\")" >&2
+fi
+secret vidmp3-notifier \
+  --from-literal=MYSQL_URL="$NOTIFIER_MYSQL_URL" \
+  --from-literal=RABBITMQ_URL="${NOTIFIER_RABBITMQ_URL:-$RABBITMQ_URL}" \
+  "${notifier_smtp[@]}"
 secret vidmp3-internal \
   --from-literal=INTERNAL_API_TOKEN="$(random 32)"
 secret vidmp3-keda-rabbitmq \

@@ -17,6 +17,7 @@ const expectations: DockerfileExpectations = {
     media: { ffmpeg: true, main: 'subgraphs/media/dist/main.js' },
     jobs: { ffmpeg: false, main: 'subgraphs/jobs/dist/main.js' },
     converter: { ffmpeg: true, main: 'workers/converter/dist/main.js' },
+    notifier: { ffmpeg: false, main: 'workers/notifier/dist/main.js' },
   },
   workspaces: rootPackage.workspaces,
 };

@@ -6,6 +6,7 @@ import { createClient, type Client, type SdkSession } from './sdk.js';
 
 export interface GlobalOptions {
   url?: string;
+  apiKey?: string;
   json?: boolean;
   debug?: boolean;
 }
@@ -75,13 +76,20 @@ export class Context {
     return this.track(createClient({ url: await this.url() }));
   }
 
+  /** --api-key, else $VIDMP3_API_KEY: used instead of any saved session. */
+  apiKey(): string | undefined {
+    return this.globals.apiKey || this.io.env.VIDMP3_API_KEY || undefined;
+  }
+
   /**
-   * A client signed in: with $VIDMP3_TOKEN as it is, else with the config file's session, which the SDK
-   * refreshes when needed — every new session is saved back at once (a refresh token works once). Exit 3 when
-   * there is neither.
+   * A client signed in: with an API key (`apiKey()`), else $VIDMP3_TOKEN as it is, else with the config file's
+   * session, which the SDK refreshes when needed — every new session is saved back at once (a refresh token
+   * works once). Exit 3 when there is none. `sessionOnly`: never the API key (logout ends the saved session).
    */
-  async authedClient(): Promise<Client> {
+  async authedClient(options: { sessionOnly?: boolean } = {}): Promise<Client> {
     const url = await this.url();
+    const apiKey = options.sessionOnly ? undefined : this.apiKey();
+    if (apiKey) return this.track(createClient({ url, apiKey }));
     const token = this.io.env.VIDMP3_TOKEN;
     if (token) return this.track(createClient({ url, token }));
     const session = activeSession(await this.loadConfig(), url);

@@ -4,8 +4,20 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { cancel, jobs, parseStatus, type JobsFlags } from './commands/jobs.js';
 import { login, logout, signup, whoami, type PasswordFlags } from './commands/account.js';
 import { usage } from './commands/usage.js';
+import { createKey, listKeys, parseScopes, revokeKey, type CreateKeyFlags } from './commands/keys.js';
 import { convert, type ConvertFlags } from './commands/convert.js';
 import { download, type DownloadFlags } from './commands/download.js';
+import {
+  createWebhook,
+  deleteWebhook,
+  enableWebhook,
+  EVENT_NAMES,
+  listWebhooks,
+  parseEvents,
+  testWebhook,
+  webhookDeliveries,
+  type CreateWebhookFlags,
+} from './commands/webhooks.js';
 import { DEFAULT_URL } from './config.js';
 import { Context, type GlobalOptions, type Io } from './context.js';
 import { describeError, EXIT_CODES_HELP, ExitCode, formatFailure } from './errors.js';
@@ -49,6 +61,12 @@ export async function run(argv: string[], io: Io): Promise<ExitCode> {
         `GraphQL endpoint (default: $VIDMP3_URL, the last server logged in to, or ${DEFAULT_URL})`,
       ),
     )
+    .addOption(
+      new Option(
+        '--api-key <key>',
+        'use this API key instead of the saved session (prefer $VIDMP3_API_KEY: arguments show in process lists)',
+      ),
+    )
     .option('--json', 'print one JSON document on stdout, for scripts (no progress display)')
     .option('--debug', 'print stack traces of errors')
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
@@ -89,6 +107,34 @@ export async function run(argv: string[], io: Io): Promise<ExitCode> {
     .command('usage')
     .description('show what you use of the server and your limits (storage, uploads, conversions)')
     .action(action((ctx) => usage(ctx)));
+
+  const keys = program
+    .command('keys')
+    .description('manage API keys for scripts (creating and revoking them needs `vidmp3 login`, not a key)');
+  keys
+    .command('create')
+    .description('create an API key and print it, once (the server keeps only its hash)')
+    .argument('<name>', 'a label to tell your keys apart')
+    .option('--scope <scopes>', 'read (queries) or read,convert (also upload, convert, cancel, delete)', parseScopes, [
+      'READ',
+    ])
+    .addHelpText(
+      'after',
+      `
+Examples:
+  vidmp3 keys create nightly-backup --scope read
+  export VIDMP3_API_KEY=$(vidmp3 keys create ci --scope read,convert)`,
+    )
+    .action(action((ctx, name: string, flags: CreateKeyFlags) => createKey(ctx, name, flags)));
+  keys
+    .command('list')
+    .description('list your API keys: id, name, scopes, created, last used')
+    .action(action((ctx) => listKeys(ctx)));
+  keys
+    .command('revoke')
+    .description('revoke an API key: refused at once by the server, everywhere within 5 minutes')
+    .argument('<id>', 'the key id (from `vidmp3 keys list`)')
+    .action(action((ctx, id: string) => revokeKey(ctx, id)));
 
   program
     .command('convert')
@@ -141,7 +187,50 @@ Examples:
     .option('-f, --force', 'overwrite an existing file')
     .action(action((ctx, id: string, flags: DownloadFlags) => download(ctx, id, flags)));
 
-  for (const command of [program, ...program.commands]) command.addHelpText('after', EXIT_CODES_HELP);
+  const webhooks = program
+    .command('webhooks')
+    .description('manage webhooks: URLs your server receives signed events at (conversions, deletions)');
+  webhooks
+    .command('create')
+    .description('create a webhook and print its signing secret (shown only this once)')
+    .argument('<url>', 'where events are POSTed (https)')
+    .requiredOption('--events <list>', `comma-separated: ${EVENT_NAMES.join(', ')}`, parseEvents)
+    .addHelpText(
+      'after',
+      `
+Example:
+  vidmp3 webhooks create https://example.com/hooks/vidmp3 --events job.succeeded,job.failed`,
+    )
+    .action(action((ctx, url: string, flags: CreateWebhookFlags) => createWebhook(ctx, url, flags)));
+  webhooks
+    .command('list')
+    .description('list your webhooks')
+    .action(action((ctx) => listWebhooks(ctx)));
+  webhooks
+    .command('delete')
+    .description('delete a webhook (no event is sent to it after)')
+    .argument('<id>', 'the webhook')
+    .action(action((ctx, id: string) => deleteWebhook(ctx, id)));
+  webhooks
+    .command('deliveries')
+    .description("show a webhook's deliveries, newest first: status, attempts, response, next retry")
+    .argument('<id>', 'the webhook')
+    .option('-n, --limit <n>', 'show at most this many (up to 100)', parseLimit, 20)
+    .action(action((ctx, id: string, flags: { limit: number }) => webhookDeliveries(ctx, id, flags)));
+  webhooks
+    .command('test')
+    .description('send a webhook.test event to a webhook now')
+    .argument('<id>', 'the webhook')
+    .action(action((ctx, id: string) => testWebhook(ctx, id)));
+  webhooks
+    .command('enable')
+    .description('turn a webhook disabled after repeated failures back on')
+    .argument('<id>', 'the webhook')
+    .action(action((ctx, id: string) => enableWebhook(ctx, id)));
+
+  for (const command of [program, ...program.commands, ...keys.commands, ...webhooks.commands]) {
+    command.addHelpText('after', EXIT_CODES_HELP);
+  }
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -151,7 +240,9 @@ Examples:
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
     const failure = describeError(err);
     // A token the server no longer accepts (expired, keys rotated): say how to get a new one.
-    if (failure.code === 'UNAUTHENTICATED' && !['login', 'signup'].includes(commandName)) {
+    if (failure.code === 'UNAUTHENTICATED' && ctx?.apiKey()) {
+      failure.message += '; check the API key (--api-key or VIDMP3_API_KEY): it may have been revoked';
+    } else if (failure.code === 'UNAUTHENTICATED' && !['login', 'signup'].includes(commandName)) {
       if (!failure.message.includes('vidmp3 login')) failure.message += '; log in again with `vidmp3 login <email>`';
     }
     io.stderr.write(`${formatFailure(failure)}\n`);

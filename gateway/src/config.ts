@@ -78,6 +78,11 @@ export const ConfigSchema = z
     SUBGRAPH_DEDUPE: env.bool(true),
     /** After SIGTERM: how long uploads, downloads and queries in flight may still take. */
     SHUTDOWN_GRACE_SECONDS: env.shutdownGrace(),
+    /**
+     * API keys' exchanged access tokens remembered (LRU, by the key's sha256) until a minute before they expire
+     * (gateway/src/api-keys.ts); 0 exchanges on every request.
+     */
+    API_KEY_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
     /** Largest upload accepted; media enforces the same limit while it streams. */
     MAX_UPLOAD_BYTES: z.coerce
       .number()

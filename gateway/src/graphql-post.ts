@@ -122,7 +122,7 @@ export function graphqlPostLane(options: GraphQLPostOptions): { lane: GraphQLPos
     const key = staticKey(body, req.headers.accept);
     const answer = key === undefined ? undefined : answers.get(key);
     // A kept answer still needs a caller the gateway accepts: a refused token goes the whole way, which says why.
-    if (answer && (await acceptsToken(verifier, req.headers.authorization))) {
+    if (answer && (await acceptsToken(verifier, req.headers.authorization, options.clientAddress(req)))) {
       graphqlMetrics.record('query', answer.field, [], Number(process.hrtime.bigint() - started) / 1e9);
       for (const [name, value] of answer.headers) res.setHeader(name, value);
       res.setHeader('content-length', answer.body.length);
@@ -145,7 +145,7 @@ export function graphqlPostLane(options: GraphQLPostOptions): { lane: GraphQLPos
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest,
       context: async () => {
-        const viewer = await verifier.authenticate(req.headers.authorization);
+        const viewer = await verifier.authenticate(req.headers.authorization, options.clientAddress(req));
         return new HttpContext(viewer, requestId, options.clientAddress(req), logger, res);
       },
     });
@@ -275,9 +275,13 @@ function answeredByNoSubgraph(document: DocumentNode, operation: OperationDefini
 }
 
 /** Whether the `Authorization` header is acceptable (none, or a valid token); false sends the request on. */
-async function acceptsToken(verifier: TokenVerifier, authorization: string | undefined): Promise<boolean> {
+async function acceptsToken(
+  verifier: TokenVerifier,
+  authorization: string | undefined,
+  clientAddress: string,
+): Promise<boolean> {
   try {
-    await verifier.authenticate(authorization);
+    await verifier.authenticate(authorization, clientAddress);
     return true;
   } catch {
     return false;

@@ -70,6 +70,13 @@ describe('cost that counts list sizes', () => {
     expect(verdict(variable, { MAX_COST: '400' })).toBe('MAX_COST');
   });
 
+  it('counts a list of enum values (API key scopes) as one item: it fans out to nothing', () => {
+    // 1 (me) + 100 (an unpaged list) × (1 + id, name, scopes) = 401
+    const keys = '{ me { apiKeys { id name scopes } } }';
+    expect(verdict(keys, { MAX_COST: '401' })).toBe('accepted');
+    expect(verdict(keys, { MAX_COST: '400' })).toBe('MAX_COST');
+  });
+
   it('counts fields reached through fragments, and __typename as free', () => {
     const viaFragments = `{ me { ...Jobs } }
       fragment Jobs on User { jobs(first: 3) { edges { ... on JobEdge { node { id __typename } } } } }`;

@@ -4,6 +4,7 @@ import {
   GraphQLError,
   getNamedType,
   isCompositeType,
+  isEnumType,
   isInterfaceType,
   isListType,
   isNonNullType,
@@ -71,6 +72,8 @@ function listSize(field: GraphQLField<unknown, unknown>, node: FieldNode, parent
   if (!isListOutput(field.type)) return 1;
   // A connection's `edges` are the page its field already counted.
   if (isConnection(parent)) return 1;
+  // A list of enum values (`ApiKey.scopes`) is a value of its item, resolved with it: nothing fans out.
+  if (isEnumType(getNamedType(field.type))) return 1;
   // A list without paging: assume the longest page any list may have.
   return MAX_PAGE_SIZE;
 }

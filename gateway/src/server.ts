@@ -13,6 +13,7 @@ import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import {
   accessLog,
+  ApiKeyExchange,
   applyServerTimeouts,
   closeAfterEarlyAnswer,
   createFormatError,
@@ -37,6 +38,7 @@ import {
 } from '@vidmp3/shared';
 import type { Config } from './config.js';
 import type { GatewayContext } from './context.js';
+import { createApiKeyExchange, withApiKeys } from './api-keys.js';
 import { browserSessionRoutes } from './browser-session.js';
 import { cors } from './cors.js';
 import { SubgraphDataSource, UploadingDataSource } from './datasource.js';
@@ -76,11 +78,18 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const keys = jwksKeyResolver(config.JWKS_URL, {
     onFetchError: (err) => logger.warn({ err }, 'JWKS refresh failed; tokens are verified with the keys held'),
   });
-  const verifier = createTokenVerifier({
-    keys,
-    issuer: config.JWT_ISSUER,
-    audience: config.JWT_AUDIENCE,
-  });
+  // API keys are exchanged at the users service for access tokens (api-keys.ts); everything below sees tokens.
+  const verifier = withApiKeys(
+    createTokenVerifier({
+      keys,
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+    }),
+    createApiKeyExchange({
+      url: new URL(ApiKeyExchange.route, subgraphUrl('users')).href,
+      cacheSize: config.API_KEY_CACHE_SIZE,
+    }),
+  );
   const limits = operationLimits(config);
   const metrics = createMetrics('gateway', { enabled: config.METRICS_ENABLED });
   const graphqlMetrics = new GraphQLMetrics(metrics);
@@ -180,7 +189,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     express.json({ limit: MAX_JSON_BODY_BYTES }),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
-        const viewer = await verifier.authenticate(req.header('authorization'));
+        const viewer = await verifier.authenticate(req.header('authorization'), req.ip);
         const gone = new AbortController();
         res.on('close', () => {
           if (!res.writableFinished) gone.abort();
@@ -252,7 +261,7 @@ function uploadsNeedAToken(verifier: TokenVerifier): RequestHandler {
     if (!req.is('multipart/form-data')) return next();
     let message = 'Sign in to upload a file';
     try {
-      if (await verifier.authenticate(req.header('authorization'))) return next();
+      if (await verifier.authenticate(req.header('authorization'), req.ip)) return next();
     } catch (err) {
       if (!(err instanceof GraphQLError && err.extensions.code === ErrorCode.UNAUTHENTICATED)) return next();
       message = err.message;

@@ -30,9 +30,11 @@ async function createdSecrets(overlay: Overlay, namespace?: string): Promise<Kub
     USERS_MYSQL_URL: 'mysql://vidmp3_users:pw@mysql.example:3306/vidmp3_users',
     MEDIA_MYSQL_URL: 'mysql://vidmp3_media:pw@mysql.example:3306/vidmp3_media',
     JOBS_MYSQL_URL: 'mysql://vidmp3_jobs:pw@mysql.example:3306/vidmp3_jobs',
+    NOTIFIER_MYSQL_URL: 'mysql://vidmp3_notifier:pw@mysql.example:3306/vidmp3_notifier',
     MONGODB_URL: 'mongodb://vidmp3_media:pw@mongo.example:27017/vidmp3_media',
     RABBITMQ_URL: 'amqp://vidmp3:pw@rabbitmq.example:5672',
     RABBITMQ_MANAGEMENT_URL: 'https://vidmp3:pw@rabbitmq.example:15671/%2F',
+    SMTP_URL: 'smtp://vidmp3:pw@smtp.example:587',
   };
   const args = namespace ? [overlay, namespace] : [overlay];
   const { stdout } = await promisify(execFile)(`${K8S_DIR}create-secrets.sh`, args, {
@@ -159,6 +161,24 @@ describe('the policy checks', () => {
       'NetworkPolicy: converter may connect to users:4001',
       'Deployment/converter: terminationGracePeriodSeconds 30 < preStop 0 + SHUTDOWN_GRACE_SECONDS 1500 + 5 (1505)',
     ]);
+  });
+
+  it('report a notifier cut off from users or its mail server, open to any port, or without its Deployment', () => {
+    const objects = objectsOf('prod');
+    unpeer(objects, 'users', 'ingress', 'notifier');
+    const egress = find<INetworkPolicy>(objects, 'NetworkPolicy', 'notifier').spec!.egress!;
+    const external = egress.find((rule) => !rule.to)!;
+    external.ports = external.ports!.filter((port) => port.port !== 587);
+    egress.push({ ports: [{ protocol: 'TCP', port: 25 }] });
+    expect(violations(objects)).toEqual([
+      'NetworkPolicy: notifier may connect to anywhere:25',
+      'NetworkPolicy: notifier cannot connect to anywhere:587',
+      'NetworkPolicy: users does not accept ingress from notifier',
+    ]);
+    const withoutNotifier = objectsOf('dev').filter(
+      (o) => !(o.kind === 'Deployment' && o.metadata.name === 'notifier'),
+    );
+    expect(checkPolicies(withoutNotifier, { requireKeda: false })).toContain('Deployment/notifier: missing');
   });
 
   it('report a media pod killed before its uploads may finish, and a gateway with no shutdown grace set', () => {

@@ -30,17 +30,18 @@ const GiB = 1024 ** 3;
 /** Who may open connections to whom (pods by their app.kubernetes.io/name; namespace:<name> for other namespaces). */
 const ALLOWED_INGRESS: Record<string, string[]> = {
   gateway: ['namespace:ingress-nginx'],
-  // The JWKS, for verifying tokens.
-  users: ['gateway', 'media', 'jobs'],
+  // The JWKS, for verifying tokens; the internal API, for a user's address.
+  users: ['gateway', 'media', 'jobs', 'notifier'],
   // The internal API: jobs asks about videos, workers read inputs and write outputs.
   media: ['gateway', 'jobs', 'converter'],
   // The internal claim API.
   jobs: ['gateway', 'converter'],
   converter: [],
-  mysql: ['users', 'media', 'jobs'],
+  notifier: [],
+  mysql: ['users', 'media', 'jobs', 'notifier'],
   mongodb: ['media'],
   // KEDA's operator reads the work queue's length from the management API (dev: in-cluster RabbitMQ).
-  rabbitmq: ['jobs', 'converter', 'namespace:keda'],
+  rabbitmq: ['users', 'media', 'jobs', 'converter', 'notifier', 'namespace:keda'],
 };
 /** Prometheus scrapes /metrics everywhere. */
 const ALLOWED_INGRESS_EVERYWHERE = ['namespace:monitoring'];
@@ -48,11 +49,14 @@ const ALLOWED_INGRESS_EVERYWHERE = ['namespace:monitoring'];
 /** Where each pod may connect: <peer>:<port>, `anywhere` for data services outside the cluster. */
 const ALLOWED_EGRESS: Record<string, string[]> = {
   gateway: ['users:4001', 'media:4002', 'jobs:4003'],
-  users: ['anywhere:3306'],
-  media: ['users:4001', 'anywhere:3306', 'anywhere:27017'],
+  // RabbitMQ: users and media publish events through their outboxes (media also hears of deleted accounts).
+  users: ['anywhere:3306', 'anywhere:5672', 'anywhere:5671'],
+  media: ['users:4001', 'anywhere:3306', 'anywhere:27017', 'anywhere:5672', 'anywhere:5671'],
   jobs: ['users:4001', 'media:4002', 'anywhere:3306', 'anywhere:5672', 'anywhere:5671'],
   // Workers: RabbitMQ and the internal APIs of media and jobs, nothing else.
   converter: ['media:4002', 'jobs:4003', 'anywhere:5672', 'anywhere:5671'],
+  // users' internal API, its database, RabbitMQ, and the SMTP server (submission 587, TLS 465).
+  notifier: ['users:4001', 'anywhere:3306', 'anywhere:5672', 'anywhere:5671', 'anywhere:587', 'anywhere:465'],
   mysql: [],
   mongodb: [],
   rabbitmq: [],
@@ -72,20 +76,23 @@ export const LONG_SHUTDOWN_SERVICES = ['gateway', 'media', 'converter'] as const
  * the same list.
  */
 export const SECRET_ENV: Readonly<Record<string, 'value' | 'path'>> = {
-  // Connection URLs, each with its account's password: users, media and jobs (MySQL), media (GridFS), jobs and
-  // the converter workers (RabbitMQ).
+  // Connection URLs, each with its account's password: users, media, jobs and the notifier (MySQL), media
+  // (GridFS), every service and worker (RabbitMQ), the notifier's mail server (SMTP).
   MYSQL_URL: 'value',
   MONGODB_URL: 'value',
   RABBITMQ_URL: 'value',
+  SMTP_URL: 'value',
   // users: the ES256 signing key, and the retired public keys rotated with it (docs/DEPLOY.md, key rotation).
   JWT_PRIVATE_KEY: 'value',
   JWT_PREVIOUS_PUBLIC_KEYS: 'value',
+  // users: the key webhook signing secrets are stored under.
+  WEBHOOK_SECRET_KEY: 'value',
   // Where users keeps its signing key when JWT_PRIVATE_KEY is unset (jwt-es256.pem, generated if missing).
   KEYS_DIR: 'path',
   // media: the HMAC key of download links, or the file it is kept in when unset.
   DOWNLOAD_SIGNING_KEY: 'value',
   DOWNLOAD_KEY_FILE: 'path',
-  // Between media, jobs and the converter workers.
+  // Of the internal APIs of users, media and jobs; the converter and the notifier present it too.
   INTERNAL_API_TOKEN: 'value',
   // The data services: MariaDB's root account (either name) and the per-service accounts its init script creates,
   // MongoDB's root account and media's, RabbitMQ's account.
@@ -94,6 +101,7 @@ export const SECRET_ENV: Readonly<Record<string, 'value' | 'path'>> = {
   USERS_DB_PASSWORD: 'value',
   MEDIA_DB_PASSWORD: 'value',
   JOBS_DB_PASSWORD: 'value',
+  NOTIFIER_DB_PASSWORD: 'value',
   MONGO_INITDB_ROOT_PASSWORD: 'value',
   MEDIA_MONGO_PASSWORD: 'value',
   RABBITMQ_DEFAULT_PASS: 'value',

@@ -52,8 +52,8 @@ const SCRATCH: Writable = { path: '/scratch', kind: 'volume' };
 //   ConfigMaps); under compose the subgraphs keep their default (the compose network) and the gateway, whose port
 //   is published, believes loopback only (set in the compose file).
 // - MAX_UPLOAD_BYTES: stated in the ConfigMaps beside the ingress's body-size limit, which must match it.
-// - WORKER_ID: the pod's name on Kubernetes; under compose the default (hostname and pid) is unique already,
-//   since every container has its own hostname.
+// - WORKER_ID, NOTIFIER_ID: the pod's name on Kubernetes; under compose the default (hostname and pid) is unique
+//   already, since every container has its own hostname.
 export const SERVICES: readonly ServiceSpec[] = [
   {
     name: 'users',
@@ -62,7 +62,18 @@ export const SERVICES: readonly ServiceSpec[] = [
     port: { variable: 'PORT', number: 4001 },
     otherPorts: {},
     writable: [TMP],
-    env: [...COMMON, 'PORT', 'MYSQL_URL', 'JWT_PRIVATE_KEY', 'JWT_PREVIOUS_PUBLIC_KEYS'],
+    env: [
+      ...COMMON,
+      'PORT',
+      'MYSQL_URL',
+      // Account events go out through users' outbox.
+      'RABBITMQ_URL',
+      'JWT_PRIVATE_KEY',
+      'JWT_PREVIOUS_PUBLIC_KEYS',
+      'WEBHOOK_SECRET_KEY',
+      // Its internal API (the notifier asks for a user's address): not served without it in production.
+      'INTERNAL_API_TOKEN',
+    ],
     composeOnly: [],
     k8sOnly: ['TRUST_PROXY'],
     files: ['subgraphs/users/dist/main.js', 'subgraphs/users/schema.graphql', 'packages/shared/dist/index.js'],
@@ -81,6 +92,8 @@ export const SERVICES: readonly ServiceSpec[] = [
       'SHUTDOWN_GRACE_SECONDS',
       'MYSQL_URL',
       'MONGODB_URL',
+      // Media events go out through its outbox; account deletions come in.
+      'RABBITMQ_URL',
       'SCRATCH_DIR',
       'JWKS_URL',
       'PUBLIC_URL',
@@ -152,6 +165,30 @@ export const SERVICES: readonly ServiceSpec[] = [
     k8sOnly: ['WORKER_ID'],
     files: ['workers/converter/dist/main.js', 'packages/shared/dist/index.js'],
     ffmpeg: true,
+  },
+  {
+    name: 'notifier',
+    image: 'vidmp3/notifier',
+    command: ['node', 'workers/notifier/dist/main.js'],
+    port: { variable: 'HEALTH_PORT', number: 4011 },
+    otherPorts: {},
+    // Mails wait in its database, never on disk.
+    writable: [TMP],
+    env: [
+      ...COMMON,
+      'HEALTH_PORT',
+      'RABBITMQ_URL',
+      'MYSQL_URL',
+      'USERS_INTERNAL_URL',
+      'INTERNAL_API_TOKEN',
+      'PUBLIC_URL',
+      'SMTP_URL',
+      'MAIL_FROM',
+    ],
+    composeOnly: [],
+    k8sOnly: ['NOTIFIER_ID'],
+    files: ['workers/notifier/dist/main.js', 'packages/shared/dist/index.js'],
+    ffmpeg: false,
   },
 ];
 

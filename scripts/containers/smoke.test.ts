@@ -1,7 +1,8 @@
 // The container smoke test: every image built from the Dockerfile (scripts/containers/podman.ts), started with
 // podman as docker-compose.yml and the Kubernetes manifests start it (scripts/containers/services.ts, run.ts), on
 // the host network against the machine's MariaDB and RabbitMQ (databases, accounts and a virtual host of this
-// run's own), and driven through the gateway container as a user would: sign up, upload, convert, watch, download.
+// run's own), and driven through the gateway container as a user would: sign up, upload, convert, watch, download,
+// and read the notifier's "your mp3 is ready" mail on an SMTP server of this process.
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -10,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createClient } from 'graphql-ws';
+import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
 import mysql from 'mysql2/promise';
+import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import WebSocket from 'ws';
 import { graphql, signUpUser, uploadFile, type SignedUp } from '../../e2e/client.js';
@@ -32,10 +35,12 @@ const databases = {
   users: `vidmp3_smoke_users_${run}`,
   media: `vidmp3_smoke_media_${run}`,
   jobs: `vidmp3_smoke_jobs_${run}`,
+  notifier: `vidmp3_smoke_notifier_${run}`,
 };
 const vhost = `vidmp3_smoke_${run}`;
 const rabbitUser = `vidmp3_smoke_${run}`;
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
+const MAIL_FROM = 'vidmp3 <no-reply@vidmp3.test>';
 
 // The converters' shutdown grace, short here so that a stopped converter hands its running job back (compose and
 // the manifests give it 1500 s: the longest conversion). podman stop waits that plus compose's margin (30 s).
@@ -49,6 +54,7 @@ const containers = new Map<string, Container>();
 let dir: string;
 let user: SignedUp;
 let gateway: Container;
+let smtp: MailServer;
 /** The image ids this tree built, by target. */
 let images: Map<Deployable, string>;
 
@@ -100,6 +106,47 @@ const mysqlUrl = (service: keyof typeof databases) =>
   `mysql://${mysqlAccounts[service].user}:${mysqlAccounts[service].password}@${mysqlHost}/${databases[service]}`;
 const rabbitmqUrl = () => `amqp://${rabbitUser}:${rabbitPassword}@${rabbitHost}/${vhost}`;
 
+// ---- mail ------------------------------------------------------------------------------------------------------------
+
+/** An SMTP server on loopback (the notifier's container shares the host network) keeping what it receives, parsed. */
+class MailServer {
+  readonly received: ParsedMail[] = [];
+  private readonly server = new SMTPServer({
+    // Plain SMTP, as a relay on the same host would take it; no TLS, no login.
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    authOptional: true,
+    logger: false,
+    onData: (stream, _session, callback) => {
+      simpleParser(stream).then(
+        (mail) => {
+          this.received.push(mail);
+          callback();
+        },
+        (err: Error) => callback(err),
+      );
+    },
+  });
+
+  constructor(readonly port: number) {}
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  to(address: string): ParsedMail[] {
+    const of = (field: AddressObject | AddressObject[] | undefined) =>
+      (Array.isArray(field) ? field : field ? [field] : []).flatMap((a) => a.value.map((v) => v.address));
+    return this.received.filter((mail) => of(mail.to).includes(address));
+  }
+}
+
 // ---- the containers -----------------------------------------------------------------------------------------------
 
 const volumeName = (container: string, path: string) => `${container}${path.replaceAll('/', '-')}`;
@@ -138,6 +185,7 @@ async function startSystem(): Promise<void> {
     metrics: await freePort(),
     converter1: await freePort(),
     converter2: await freePort(),
+    notifier: await freePort(),
   };
   const url = (port: number) => `http://127.0.0.1:${port}`;
   const jwks = `${url(ports.users)}/.well-known/jwks.json`;
@@ -152,11 +200,14 @@ async function startSystem(): Promise<void> {
     ...trustPrivate,
     PORT: String(ports.users),
     MYSQL_URL: mysqlUrl('users'),
+    RABBITMQ_URL: rabbitmqUrl(),
+    INTERNAL_API_TOKEN: internalToken,
     JWT_PRIVATE_KEY: generateKeyPairSync('ec', { namedCurve: 'P-256' })
       .privateKey.export({ type: 'pkcs8', format: 'pem' })
       .toString(),
     // compose: ${JWT_PREVIOUS_PUBLIC_KEYS:-}, empty unless a key rotation is under way.
     JWT_PREVIOUS_PUBLIC_KEYS: '',
+    WEBHOOK_SECRET_KEY: randomBytes(32).toString('base64'),
   });
   await start(serviceSpec('media'), `${prefix}-media`, ports.media, {
     ...base,
@@ -165,6 +216,7 @@ async function startSystem(): Promise<void> {
     PORT: String(ports.media),
     SHUTDOWN_GRACE_SECONDS: '110',
     MYSQL_URL: mysqlUrl('media'),
+    RABBITMQ_URL: rabbitmqUrl(),
     BLOB_DIR: '/blobs',
     SCRATCH_DIR: '/scratch',
     JWKS_URL: jwks,
@@ -212,6 +264,18 @@ async function startSystem(): Promise<void> {
     TRUST_PROXY: 'loopback',
     METRICS_PORT: String(ports.metrics),
   });
+  await start(serviceSpec('notifier'), `${prefix}-notifier`, ports.notifier, {
+    ...base,
+    HEALTH_PORT: String(ports.notifier),
+    RABBITMQ_URL: rabbitmqUrl(),
+    MYSQL_URL: mysqlUrl('notifier'),
+    USERS_INTERNAL_URL: url(ports.users),
+    INTERNAL_API_TOKEN: internalToken,
+    PUBLIC_URL: url(ports.gateway),
+    SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
+    MAIL_FROM,
+    NOTIFIER_ID: `${prefix}-notifier`,
+  });
 }
 
 async function removeEverything(): Promise<void> {
@@ -233,8 +297,17 @@ beforeAll(async () => {
   await rabbitmqctl('add_vhost', vhost);
   await rabbitmqctl('add_user', rabbitUser, rabbitPassword);
   await rabbitmqctl('set_permissions', '-p', vhost, rabbitUser, '.*', '.*', '.*');
+  smtp = new MailServer(await freePort());
+  await smtp.listen();
   await startSystem();
   user = await signUpUser(gateway.url);
+  // Conversion mails are off by default: this user wants them.
+  const res = await graphql<{ updateNotificationSettings: { conversionEmails: boolean } }>(
+    gateway.url,
+    'mutation { updateNotificationSettings(conversionEmails: true) { conversionEmails } }',
+    { token: user.token },
+  );
+  expect(res.data?.updateNotificationSettings, JSON.stringify(res.errors)).toEqual({ conversionEmails: true });
 }, 30 * 60_000);
 
 afterAll(async () => {
@@ -243,6 +316,7 @@ afterAll(async () => {
     dropDatabases(),
     rabbitmqctl('delete_vhost', vhost),
     rabbitmqctl('delete_user', rabbitUser),
+    smtp?.close(),
   ]);
   if (dir) await rm(dir, { recursive: true, force: true });
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -378,6 +452,16 @@ describe('the system in containers', () => {
     const mp3 = await probeOutput(states.at(-1)!);
     expect([mp3.format, mp3.codecs]).toEqual(['mp3', ['audio/mp3']]);
     expect(mp3.seconds).toBeCloseTo(3, 0);
+
+    // The notifier container heard that the job ended, asked users for the address, and sent the mail.
+    const page = `${gateway.url}/?job=${jobId}`;
+    const forJob = () => smtp.to(user.email).filter((m) => m.text?.includes(page));
+    await expect
+      .poll(() => forJob().length, { timeout: 60_000, interval: 250, message: 'the "your mp3 is ready" mail' })
+      .toBe(1);
+    const [mail] = forJob();
+    expect(mail!.subject).toBe('Your mp3 is ready');
+    expect(mail!.from?.value.map((v) => v.address)).toEqual(['no-reply@vidmp3.test']);
   }, 180_000);
 
   it('hands a running job back when its converter container is stopped, and the other converter finishes it', async () => {

@@ -4,11 +4,12 @@ import { ConfigSchema as converter } from '../../workers/converter/src/config.js
 import { ConfigSchema as gateway } from '../../gateway/src/config.js';
 import { ConfigSchema as jobs } from '../../subgraphs/jobs/src/config.js';
 import { ConfigSchema as media } from '../../subgraphs/media/src/config.js';
+import { ConfigSchema as notifier } from '../../workers/notifier/src/config.js';
 import { ConfigSchema as users } from '../../subgraphs/users/src/config.js';
 
-export type Deployable = 'gateway' | 'users' | 'media' | 'jobs' | 'converter';
+export type Deployable = 'gateway' | 'users' | 'media' | 'jobs' | 'converter' | 'notifier';
 
-export const DEPLOYABLES: readonly Deployable[] = ['gateway', 'users', 'media', 'jobs', 'converter'];
+export const DEPLOYABLES: readonly Deployable[] = ['gateway', 'users', 'media', 'jobs', 'converter', 'notifier'];
 
 /** The port each deployable's health routes (and /metrics) answer on by default, and the variable that moves it. */
 export const HEALTH_PORTS: Record<Deployable, { port: number; variable: 'PORT' | 'HEALTH_PORT' }> = {
@@ -17,6 +18,7 @@ export const HEALTH_PORTS: Record<Deployable, { port: number; variable: 'PORT' |
   media: { port: 4002, variable: 'PORT' },
   jobs: { port: 4003, variable: 'PORT' },
   converter: { port: 4010, variable: 'HEALTH_PORT' },
+  notifier: { port: 4011, variable: 'HEALTH_PORT' },
 };
 
 interface SchemaLike {
@@ -35,10 +37,15 @@ export function envNames(schema: unknown): Set<string> {
   throw new Error('not a z.object config schema (or a transform of one)');
 }
 
-export const serviceEnv: Record<Deployable, Set<string>> = {
+/** The variables each deployable's config reads. */
+export const configEnv: Record<Deployable, Set<string>> = {
   gateway: envNames(gateway),
   users: envNames(users),
   media: envNames(media),
   jobs: envNames(jobs),
   converter: envNames(converter),
+  notifier: envNames(notifier),
 };
+
+/** What the deploy files may set for each deployable: what its config reads. */
+export const serviceEnv: Record<Deployable, Set<string>> = configEnv;

@@ -2,9 +2,14 @@
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws/client';
 import { aborted, isAbort, Vidmp3Error } from './errors.js';
 import {
+  ApiKeysDocument,
   CancelJobDocument,
+  CreateApiKeyDocument,
   ChangePasswordDocument,
   ConvertMediaDocument,
+  CreateWebhookDocument,
+  DeleteWebhookDocument,
+  EnableWebhookDocument,
   EndSessionDocument,
   JobDocument,
   JobsDocument,
@@ -16,6 +21,7 @@ import {
   NotificationSettingsDocument,
   RefreshSessionDocument,
   RetryJobDocument,
+  RevokeApiKeyDocument,
   SessionsDocument,
   SignUpDocument,
   type TypedDocumentString,
@@ -23,10 +29,15 @@ import {
   type UploadVideoMutation,
   UpdateNotificationSettingsDocument,
   UsageDocument,
+  SendTestWebhookDocument,
+  WebhookDeliveriesDocument,
+  WebhooksDocument,
 } from './generated/graphql.js';
 import { downloadBlob, fetchAnswer, graphqlData } from './http.js';
 import type { Platform } from './platform.js';
 import type {
+  ApiKey,
+  ApiKeyScope,
   AccountSession,
   AuthPayload,
   Client,
@@ -34,6 +45,7 @@ import type {
   ConversionOptions,
   ConvertFileOptions,
   ConvertFileResult,
+  CreatedApiKey,
   DownloadedFile,
   DownloadOptions,
   Job,
@@ -47,6 +59,11 @@ import type {
   Usage,
   User,
   WatchOptions,
+  CreatedWebhook,
+  Webhook,
+  WebhookDelivery,
+  WebhookDeliveryPage,
+  WebhookEvent,
 } from './types.js';
 import { isFinalStatus, shouldReconnect, watchJob } from './watch.js';
 
@@ -107,7 +124,8 @@ class Vidmp3Client implements Client {
     this.url = options.url;
     this.wsUrl = options.wsUrl ?? webSocketUrl(options.url);
     this.currentToken = options.token || undefined;
-    if (options.session) this.useSession(options.session, false);
+    if (options.apiKey) this.currentToken = options.apiKey;
+    else if (options.session) this.useSession(options.session, false);
   }
 
   get token(): string | undefined {
@@ -134,6 +152,11 @@ class Vidmp3Client implements Client {
     if (token === this.currentToken) return;
     this.currentToken = token || undefined;
     // An open socket was authenticated with the old token: new watches need a new one.
+    this.retireSocket();
+  }
+
+  /** New watches open a new socket; the current one closes once its last watcher is done. */
+  private retireSocket(): void {
     const socket = this.socket;
     if (socket) {
       this.socket = undefined;
@@ -277,6 +300,20 @@ class Vidmp3Client implements Client {
     return me.usage;
   }
 
+  async apiKeys(): Promise<ApiKey[]> {
+    const { me } = await this.request(ApiKeysDocument, {});
+    if (!me) throw new Vidmp3Error('UNAUTHENTICATED', 'Log in to see your API keys');
+    return me.apiKeys;
+  }
+
+  async createApiKey(name: string, scopes: ApiKeyScope[]): Promise<CreatedApiKey> {
+    return (await this.request(CreateApiKeyDocument, { name, scopes })).createApiKey;
+  }
+
+  async revokeApiKey(id: string): Promise<void> {
+    await this.request(RevokeApiKeyDocument, { id });
+  }
+
   async uploadVideo(input: UploadInput, options: UploadOptions = {}): Promise<Media> {
     // A stream cannot be sent twice: the session is made fresh before, never refreshed after a refusal.
     await this.freshSession();
@@ -329,6 +366,40 @@ class Vidmp3Client implements Client {
     return (await this.request(RetryJobDocument, { id })).retryJob;
   }
 
+  async webhooks(): Promise<Webhook[]> {
+    const { me } = await this.request(WebhooksDocument, {});
+    if (!me) throw new Vidmp3Error('UNAUTHENTICATED', 'Log in to list your webhooks');
+    return me.webhooks;
+  }
+
+  async createWebhook(url: string, events: WebhookEvent[]): Promise<CreatedWebhook> {
+    return (await this.request(CreateWebhookDocument, { url, events })).createWebhook;
+  }
+
+  async deleteWebhook(id: string): Promise<void> {
+    await this.request(DeleteWebhookDocument, { id });
+  }
+
+  async enableWebhook(id: string): Promise<Webhook> {
+    return (await this.request(EnableWebhookDocument, { id })).enableWebhook;
+  }
+
+  async sendTestWebhook(id: string): Promise<WebhookDelivery> {
+    return (await this.request(SendTestWebhookDocument, { id })).sendTestWebhook;
+  }
+
+  async webhookDeliveries(
+    webhookId: string,
+    page: { first?: number; after?: string } = {},
+  ): Promise<WebhookDeliveryPage> {
+    const { webhookDeliveries } = await this.request(WebhookDeliveriesDocument, {
+      webhookId,
+      first: page.first ?? null,
+      after: page.after ?? null,
+    });
+    return { deliveries: webhookDeliveries.edges.map((e) => e.node), pageInfo: webhookDeliveries.pageInfo };
+  }
+
   watchJob(id: string, options: WatchOptions = {}): AsyncGenerator<Job> {
     return watchJob(
       {
@@ -337,6 +408,11 @@ class Vidmp3Client implements Client {
         wsUrl: this.wsUrl,
         // The socket's token expired: refreshed already by a request meanwhile, or now; then a new socket.
         renew: async () => {
+          // An API key outlives the token the gateway exchanged it for: a new socket is exchanged afresh.
+          if (this.options.apiKey && this.currentToken === this.options.apiKey) {
+            this.retireSocket();
+            return true;
+          }
           await this.freshSession();
           return this.currentSession !== undefined;
         },

@@ -16,7 +16,11 @@ export type KnownErrorCode =
    */
   | 'QUOTA_EXCEEDED'
   | 'INTERNAL'
-  /** watchJob: the gateway refused the WebSocket (4403), in a browser because the page's Origin is not allowed. */
+  /**
+   * An API key may not do this: it lacks the scope (`extensions.capability`: `convert`), or it is account
+   * management, which needs a logged-in session. Also watchJob: the gateway refused the WebSocket (4403), in a
+   * browser because the page's Origin is not allowed.
+   */
   | 'FORBIDDEN'
   /** The server could not be reached, or answered with something that is not a GraphQL response. */
   | 'NETWORK_ERROR'

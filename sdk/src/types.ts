@@ -1,4 +1,6 @@
 import type {
+  ApiKeyFieldsFragment,
+  ApiKeyScope as GeneratedApiKeyScope,
   ConversionOptions as GeneratedConversionOptions,
   JobFieldsFragment,
   JobStatus as GeneratedJobStatus,
@@ -7,6 +9,9 @@ import type {
   NotificationSettingsFieldsFragment,
   UsageFieldsFragment,
   UserFieldsFragment,
+  WebhookDeliveryFieldsFragment,
+  WebhookEvent as GeneratedWebhookEvent,
+  WebhookFieldsFragment,
 } from './generated/graphql.js';
 
 /** Instants (`createdAt`, `expiresAt`, …) are ISO 8601 strings in UTC, as the API sends them. */
@@ -29,6 +34,16 @@ export type NotificationSettings = NotificationSettingsFieldsFragment;
  * used, and whether it is this client's (`current`).
  */
 export type AccountSession = AccountSessionFieldsFragment;
+/** An API key as listed (never the key itself); `lastUsedAt` is to within minutes, null when never used. */
+export type ApiKey = ApiKeyFieldsFragment;
+/** READ: queries and subscriptions; CONVERT: also upload, convert, cancel, retry and delete. */
+export type ApiKeyScope = GeneratedApiKeyScope;
+
+/** What createApiKey returns: the key, shown this once, and its details. */
+export interface CreatedApiKey {
+  key: string;
+  apiKey: ApiKey;
+}
 
 export interface AuthPayload extends Session {
   user: User;
@@ -49,6 +64,25 @@ export interface Session {
   refreshTokenExpiresAt: string;
 }
 
+/** A webhook of yours (never its secret, shown once by `createWebhook`). */
+export type Webhook = WebhookFieldsFragment;
+/** One event sent (or being sent) to a webhook: status, attempts, the last response and the next retry. */
+export type WebhookDelivery = WebhookDeliveryFieldsFragment;
+/** What a webhook subscribes to: `JOB_SUCCEEDED`, … (its payloads' `type` is `job.succeeded`, …). */
+export type WebhookEvent = GeneratedWebhookEvent;
+
+export interface CreatedWebhook {
+  webhook: Webhook;
+  /** The signing secret (`whsec_…`), for `verifyWebhook` in your receiver; shown this once. */
+  secret: string;
+}
+
+export interface WebhookDeliveryPage {
+  /** Newest first. */
+  deliveries: WebhookDelivery[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+}
+
 export interface JobPage {
   /** Newest first. */
   jobs: Job[];
@@ -58,8 +92,13 @@ export interface JobPage {
 export interface ClientOptions {
   /** The gateway's GraphQL endpoint, e.g. `http://127.0.0.1:4000/graphql`. */
   url: string;
-  /** A bearer token from signUp/logIn (or an API key). Without `session`, it is used as it is, never refreshed. */
+  /** A bearer token from signUp/logIn. Without `session`, it is used as it is, never refreshed. */
   token?: string | undefined;
+  /**
+   * An API key (`vmp3_…`, from createApiKey): sent as the bearer on every request and WebSocket; nothing to
+   * refresh. Wins over `session` and `token`. It can do what its scopes allow, and never manage the account.
+   */
+  apiKey?: string | undefined;
   /** A session kept from an earlier run (`onSession`): used and refreshed as needed. Wins over `token`. */
   session?: Session | undefined;
   /** Called with every new session (sign-up, log-in, refresh, password change), and with null once it ended. */
@@ -185,6 +224,12 @@ export interface Client {
   endSession(id: string): Promise<void>;
   /** Your usage and limits; UNAUTHENTICATED without a token. */
   usage(): Promise<Usage>;
+  /** Your API keys, newest first. */
+  apiKeys(): Promise<ApiKey[]>;
+  /** Creates an API key (a logged-in session only); the key is in the answer, and never shown again. */
+  createApiKey(name: string, scopes: ApiKeyScope[]): Promise<CreatedApiKey>;
+  /** Revokes one of your API keys (a logged-in session only); NOT_FOUND when there is no such key of yours. */
+  revokeApiKey(id: string): Promise<void>;
   /** Uploads a video with the GraphQL multipart request spec, streaming it. */
   uploadVideo(input: UploadInput, options?: UploadOptions): Promise<Media>;
   /** Queues the conversion of an uploaded video to mp3. */
@@ -205,6 +250,17 @@ export interface Client {
   download(media: Media | string, destination?: undefined, options?: DownloadOptions): Promise<Blob>;
   /** Upload → convert → watch → download, with progress for each phase. Throws JOB_FAILED or CANCELLED. */
   convertFile(input: UploadInput, options?: ConvertFileOptions): Promise<ConvertFileResult>;
+  /** Your webhooks, oldest first. */
+  webhooks(): Promise<Webhook[]>;
+  /** Creates a webhook; the result's `secret` is shown this once. BAD_USER_INPUT for a URL it may not call. */
+  createWebhook(url: string, events: WebhookEvent[]): Promise<CreatedWebhook>;
+  deleteWebhook(id: string): Promise<void>;
+  /** Turns a webhook disabled after repeated failures back on. */
+  enableWebhook(id: string): Promise<Webhook>;
+  /** Sends a `webhook.test` event now; returns its delivery (PENDING until the first attempt). */
+  sendTestWebhook(id: string): Promise<WebhookDelivery>;
+  /** A webhook's deliveries, newest first. */
+  webhookDeliveries(webhookId: string, page?: { first?: number; after?: string }): Promise<WebhookDeliveryPage>;
   /** Closes the WebSocket, if one is open. */
   close(): void;
 }

@@ -49,7 +49,7 @@ export async function logout(ctx: Context): Promise<void> {
   const session = (await ctx.loadConfig()).sessions[url];
   let ended = false;
   if (session && !ctx.io.env.VIDMP3_TOKEN) {
-    const client = await ctx.authedClient().catch(() => undefined);
+    const client = await ctx.authedClient({ sessionOnly: true }).catch(() => undefined);
     ended =
       (await client?.logOut().then(
         () => true,

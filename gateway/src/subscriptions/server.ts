@@ -167,7 +167,11 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): Sub
         }
         let viewer: Viewer | null;
         try {
-          viewer = await authenticate(options.verifier, ctx.connectionParams);
+          viewer = await authenticate(
+            options.verifier,
+            ctx.connectionParams,
+            clientAddress(request, options.trustProxy),
+          );
         } catch (err) {
           if (err instanceof GraphQLError && err.extensions.code === ErrorCode.UNAUTHENTICATED) {
             socket.close(CloseCode.Unauthorized, closeReason(err.message));

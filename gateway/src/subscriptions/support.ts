@@ -12,11 +12,14 @@ import type { SubscriptionServerOptions } from './server.js';
 export async function authenticate(
   verifier: TokenVerifier,
   params: Readonly<Record<string, unknown>> | undefined,
+  clientAddress?: string,
 ): Promise<Viewer | null> {
   const authorization = params?.authorization ?? params?.Authorization;
   const token = params?.token;
-  if (typeof authorization === 'string' && authorization !== '') return verifier.authenticate(authorization);
-  if (typeof token === 'string' && token !== '') return verifier.verify(token);
+  if (typeof authorization === 'string' && authorization !== '') {
+    return verifier.authenticate(authorization, clientAddress);
+  }
+  if (typeof token === 'string' && token !== '') return verifier.verify(token, clientAddress);
   if (isMissing(authorization) && isMissing(token)) return null;
   throw userError(ErrorCode.UNAUTHENTICATED, 'Invalid access token: expected "authorization: Bearer <token>"');
 }

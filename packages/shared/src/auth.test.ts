@@ -90,6 +90,18 @@ describe('createTokenVerifier', () => {
     expect(await verifierWith().verify(signToken({ sub: 'user-42' }))).not.toHaveProperty('sessionId');
   });
 
+  it('carries an API key token’s key id (akid) and known scopes into the viewer, ignoring unknown scopes', async () => {
+    const token = signToken({ sub: 'user-42', akid: 'key-9', scope: 'read convert admin' });
+    expect(await verifierWith().verify(token)).toMatchObject({
+      userId: 'user-42',
+      apiKeyId: 'key-9',
+      scopes: ['read', 'convert'],
+    });
+    const session = await verifierWith().verify(signToken({ sub: 'user-42', sid: 's', scope: 'read' }));
+    expect(session).not.toHaveProperty('apiKeyId');
+    expect(session).not.toHaveProperty('scopes');
+  });
+
   it('refuses an expired token, saying it expired', async () => {
     const token = signToken({ iat: now() - 3_600, exp: now() - 60 });
 

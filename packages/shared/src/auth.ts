@@ -1,5 +1,6 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import { parseScopeClaim, type ApiKeyScope } from './api-keys.js';
 import { ErrorCode, userError } from './errors.js';
 
 /** Access tokens are ES256 only: the algorithm is pinned on verify, so `alg: none`/HS256 tricks fail. */
@@ -16,6 +17,13 @@ export interface Viewer {
    * session has ended since (docs/SECURITY.md, "Sessions"); everyone else trusts the token until its `exp`.
    */
   sessionId?: string;
+  /**
+   * Set when the token was issued for an API key (its `akid` claim): the key's id. Such a token has no session;
+   * the users service refuses it at once once the key is revoked, everyone else trusts it until its `exp`.
+   */
+  apiKeyId?: string;
+  /** An API key's scopes (the `scope` claim); what they allow is `viewerMay`'s (api-keys.ts). */
+  scopes?: ApiKeyScope[];
 }
 
 /** Finds the public key for a `kid`; undefined when no such key is known. */
@@ -39,9 +47,13 @@ export interface VerifierOptions {
 export const DEFAULT_TOKEN_CACHE_SIZE = 10_000;
 
 export interface TokenVerifier {
-  verify(token: string): Promise<Viewer>;
+  /**
+   * `clientAddress`, where the caller knows it, is the client's address: the gateway's API-key verifier sends it
+   * with a key's exchange (its failures are throttled per address); a plain verifier ignores it.
+   */
+  verify(token: string, clientAddress?: string): Promise<Viewer>;
   /** Reads `Authorization: Bearer …`: no header → null (anonymous), anything wrong → UNAUTHENTICATED. */
-  authenticate(authorization: string | undefined): Promise<Viewer | null>;
+  authenticate(authorization: string | undefined, clientAddress?: string): Promise<Viewer | null>;
 }
 
 // A bad token fails the whole request, hence HTTP 401 rather than a 200 with an error inside.
@@ -116,6 +128,10 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (typeof claims === 'string' || !claims.sub || typeof claims.exp !== 'number') throw invalid('missing claims');
     const viewer: Viewer = { userId: claims.sub, token, expiresAt: new Date(claims.exp * 1000) };
     if (typeof claims.sid === 'string' && claims.sid !== '') viewer.sessionId = claims.sid;
+    if (typeof claims.akid === 'string' && claims.akid !== '') {
+      viewer.apiKeyId = claims.akid;
+      viewer.scopes = parseScopeClaim(claims.scope);
+    }
     // Only a token that passed every check is remembered; one that failed is checked again each time.
     remember(token, { viewer, kid, key, expiresAtMs: claims.exp * 1000 });
     return viewer;

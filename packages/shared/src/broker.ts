@@ -53,21 +53,44 @@ export async function declareTopology(ch: ConfirmChannel): Promise<void> {
   await ch.assertExchange(Topology.controlExchange, 'fanout', { durable: true });
 
   // Declared by jobs (the publisher) as well as the notifier: the outbox's mandatory publishes need the queue
-  // even before a notifier first starts, and the events wait there for it. Dead letters (malformed events, or
-  // ones delivered too often) go through the shared dead-letter exchange, keyed by the queue they left.
-  await ch.assertQueue(Topology.notificationsDeadQueue, { durable: true, arguments: quorum });
-  await ch.bindQueue(Topology.notificationsDeadQueue, Topology.deadLetterExchange, Topology.notificationsQueue);
+  // even before a notifier first starts, and the events wait there for it.
   await ch.assertExchange(Topology.notificationsExchange, 'direct', { durable: true });
-  await ch.assertQueue(Topology.notificationsQueue, {
+  await assertWorkQueue(ch, Topology.notificationsQueue, Topology.notificationsDeadQueue);
+  await ch.bindQueue(Topology.notificationsQueue, Topology.notificationsExchange, Topology.notificationsQueue);
+
+  // Webhook deliveries: declared by users (test events) and the notifier; the notifier declares the retry
+  // queues, whose delays it is configured with (shared's WEBHOOK_RETRY_DELAYS_MS by default).
+  await ch.assertExchange(Topology.webhooksExchange, 'direct', { durable: true });
+  await assertWorkQueue(ch, Topology.webhooksQueue, Topology.webhooksDeadQueue);
+  await ch.bindQueue(Topology.webhooksQueue, Topology.webhooksExchange, Topology.webhooksQueue);
+
+  // Account events: every consumer's queue exists from the first declaration on, so an account deleted while
+  // one of them is down is still heard by it later.
+  await ch.assertExchange(Topology.accountsExchange, 'fanout', { durable: true });
+  for (const service of ['media', 'jobs', 'notifier'] as const) {
+    const queue = Topology.accountsQueue(service);
+    await assertWorkQueue(ch, queue, `${queue}.dead`);
+    await ch.bindQueue(queue, Topology.accountsExchange, '');
+  }
+}
+
+/**
+ * A quorum work queue whose messages that can never be handled (malformed, or delivered too often: crashes,
+ * restarts, lost connections) go through the shared dead-letter exchange, keyed by the queue they left, to
+ * `deadQueue`, for an operator to read.
+ */
+async function assertWorkQueue(ch: ConfirmChannel, queue: string, deadQueue: string): Promise<void> {
+  await ch.assertQueue(deadQueue, { durable: true, arguments: quorum });
+  await ch.bindQueue(deadQueue, Topology.deadLetterExchange, queue);
+  await ch.assertQueue(queue, {
     durable: true,
     arguments: {
       ...quorum,
       'x-delivery-limit': Topology.notificationsDeliveryLimit,
       'x-dead-letter-exchange': Topology.deadLetterExchange,
-      'x-dead-letter-routing-key': Topology.notificationsQueue,
+      'x-dead-letter-routing-key': queue,
     },
   });
-  await ch.bindQueue(Topology.notificationsQueue, Topology.notificationsExchange, Topology.notificationsQueue);
 }
 
 /**

@@ -12,6 +12,11 @@ export const ErrorCode = {
   /** A per-user limit is reached; `extensions` carry `quota`, `limit` and `used` (see quotaExceeded). */
   QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
   INTERNAL: 'INTERNAL',
+  /**
+   * Signed in, but this credential may not do this: an API key without the scope, or any API key for account
+   * management (`extensions.capability` says what was missing).
+   */
+  FORBIDDEN: 'FORBIDDEN',
   /** A dependency (the database, another service) is down or unreachable right now: try again shortly. */
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
 } as const;

@@ -18,3 +18,6 @@ export * from './client-address.js';
 export * from './internal-api.js';
 export * from './health-server.js';
 export * from './repeating-task.js';
+export * from './outbox.js';
+export * from './api-keys.js';
+export * from './webhook-target.js';

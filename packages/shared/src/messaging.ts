@@ -13,7 +13,11 @@ import { z } from 'zod';
  *       every replica can push to every subscriber
  *   jobs (cancelJob) ──▶ fanout vidmp3.job-control ──▶ one exclusive queue per worker (kill ffmpeg)
  *   jobs (a job succeeded or failed) ──ConversionFinished──▶ exchange vidmp3.notifications ──▶ queue
- *       vidmp3.notifications (quorum, x-delivery-limit, dead-letters to vidmp3.notifications.dead): the notifier
+ *       vidmp3.notifications (quorum, x-delivery-limit, dead-letters to vidmp3.notifications.dead): the notifier;
+ *       also JobStatusChanged (jobs), MediaDeleted (media), AccountMail and WebhookDisabled (users)
+ *   notifier or users (test event) ──WebhookDelivery──▶ exchange vidmp3.webhooks ──▶ queue vidmp3.webhooks: the
+ *       notifier sends; a failed attempt waits in vidmp3.webhooks.retry.<delay> (TTL), then comes back
+ *   users (deleteAccount) ──AccountDeleted──▶ fanout vidmp3.accounts ──▶ vidmp3.accounts.{media,jobs,notifier}
  */
 export const Topology = {
   conversionsExchange: 'vidmp3.conversions',
@@ -36,12 +40,28 @@ export const Topology = {
    * dependency is down rather than handing it back, so only crashes, restarts and lost connections count.
    */
   notificationsDeliveryLimit: 20,
+  /** Webhook deliveries (WebhookDelivery), sent by the notifier; retries wait in per-delay queues. */
+  webhooksExchange: 'vidmp3.webhooks',
+  webhooksQueue: 'vidmp3.webhooks',
+  webhooksDeadQueue: 'vidmp3.webhooks.dead',
+  webhookRetryQueue: (delayMs: number) => `vidmp3.webhooks.retry.${delayMs}`,
+  /** Account events (AccountDeleted): a fanout, one quorum queue per consuming service. */
+  accountsExchange: 'vidmp3.accounts',
+  accountsQueue: (service: 'media' | 'jobs' | 'notifier') => `vidmp3.accounts.${service}`,
   /** Deliveries of one request before RabbitMQ dead-letters it (a message that kills every worker). */
   deliveryLimit: 5,
 } as const;
 
 /** Retry delays for transient failures, by attempt (1-based); the last applies beyond. */
 export const RETRY_DELAYS_MS = [5_000, 30_000, 120_000] as const;
+
+/**
+ * Waits before the attempts after a failed webhook delivery: nine attempts over about a day (23.6 h), then the
+ * delivery has failed. The notifier takes these unless configured otherwise (tests use short ones).
+ */
+export const WEBHOOK_RETRY_DELAYS_MS = [
+  10_000, 60_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 28_800_000, 28_800_000,
+] as const;
 
 /**
  * Delays before a worker asks jobs again about a request whose claim jobs could not answer (jobs or its database
@@ -133,9 +153,116 @@ export type ConversionFinished = z.infer<typeof ConversionFinished>;
 export const conversionFinishedEventId = (jobId: string, attempt: number, status: ConversionFinished['status']) =>
   `${jobId}:${attempt}:${status}`;
 
-/** Everything on the notifier's queue (account events — verification, password reset — are to join it). */
-export const NotifierEvent = z.discriminatedUnion('type', [ConversionFinished]);
+/**
+ * users → notifier: a mail the account itself needs (not subject to the opt-in settings): verify an address,
+ * reset a password, confirm a new address, or tell the old one it changed. `link` carries a single-use,
+ * short-lived token: the notifier puts it in the mail and never logs it. `eventId` is unique per mail asked for.
+ */
+export const AccountMail = z.object({
+  type: z.literal('account-mail'),
+  eventId: z.string().min(1).max(200),
+  userId: z.string().min(1),
+  kind: z.enum(['verify-email', 'reset-password', 'confirm-email-change', 'email-changed', 'password-changed']),
+  /** The address to write to (for `confirm-email-change`, the new one; otherwise the account's). */
+  to: z.email(),
+  /** The page link to act on (with its token), absent for a mail that only informs. */
+  link: z.url().nullable(),
+  /** When the link stops working. */
+  expiresAt: z.iso.datetime().nullable(),
+  at: z.iso.datetime(),
+});
+export type AccountMail = z.infer<typeof AccountMail>;
+
+/** Webhook event types (the `type` field of a webhook payload; `WebhookEvent` in the API, lower-case dotted). */
+export const WebhookEventType = z.enum([
+  'job.queued',
+  'job.running',
+  'job.succeeded',
+  'job.failed',
+  'job.cancelled',
+  'media.deleted',
+  'webhook.test',
+]);
+export type WebhookEventType = z.infer<typeof WebhookEventType>;
+
+/**
+ * jobs → notifier: a job's status changed (QUEUED when created or retried, RUNNING, SUCCEEDED, FAILED,
+ * CANCELLED); for webhooks. Written to the outbox with the change. `eventId`: `${jobId}:${attempt}:${status}`.
+ */
+export const JobStatusChanged = z.object({
+  type: z.literal('job-status-changed'),
+  eventId: z.string().min(1).max(200),
+  jobId: z.string().min(1),
+  ownerId: z.string().min(1),
+  attempt: z.number().int().positive(),
+  status: z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED']),
+  inputMediaId: z.string().min(1),
+  outputMediaId: z.string().nullable(),
+  error: JobErrorPayload.nullable(),
+  at: z.iso.datetime(),
+});
+export type JobStatusChanged = z.infer<typeof JobStatusChanged>;
+
+/** media → notifier: a media was deleted (by its owner); for webhooks. `eventId`: `${mediaId}:deleted`. */
+export const MediaDeleted = z.object({
+  type: z.literal('media-deleted'),
+  eventId: z.string().min(1).max(200),
+  mediaId: z.string().min(1),
+  ownerId: z.string().min(1),
+  at: z.iso.datetime(),
+});
+export type MediaDeleted = z.infer<typeof MediaDeleted>;
+
+/** users → notifier: a webhook was disabled after repeated failed deliveries; its owner gets a mail. */
+export const WebhookDisabled = z.object({
+  type: z.literal('webhook-disabled'),
+  eventId: z.string().min(1).max(200),
+  userId: z.string().min(1),
+  webhookId: z.string().min(1),
+  url: z.string(),
+  reason: z.string(),
+  at: z.iso.datetime(),
+});
+export type WebhookDisabled = z.infer<typeof WebhookDisabled>;
+
+/** Everything on the notifier's queue. */
+export const NotifierEvent = z.discriminatedUnion('type', [
+  ConversionFinished,
+  AccountMail,
+  JobStatusChanged,
+  MediaDeleted,
+  WebhookDisabled,
+]);
 export type NotifierEvent = z.infer<typeof NotifierEvent>;
+
+/**
+ * One delivery of one event to one webhook (queue vidmp3.webhooks): recorded by users first (so it is listed in
+ * `webhookDeliveries`), then sent by the notifier, which takes the webhook's current URL and secret from users at
+ * each attempt. `attempt` counts from 1; a failed attempt goes to a retry queue as attempt + 1.
+ */
+export const WebhookDelivery = z.object({
+  deliveryId: z.string().min(1),
+  webhookId: z.string().min(1),
+  /** The Standard Webhooks `webhook-id`: the same for every attempt of this delivery. */
+  eventId: z.string().min(1).max(200),
+  eventType: WebhookEventType,
+  /** The JSON body sent: `{ type, timestamp, data }`. */
+  payload: z.object({ type: WebhookEventType, timestamp: z.iso.datetime(), data: z.record(z.string(), z.unknown()) }),
+  attempt: z.number().int().positive(),
+});
+export type WebhookDelivery = z.infer<typeof WebhookDelivery>;
+
+/**
+ * users → media, jobs and the notifier (fanout vidmp3.accounts, one queue each): an account was deleted. Each
+ * removes everything it holds of the user, idempotently, and refuses the user's tokens from then on.
+ */
+export const AccountDeleted = z.object({
+  type: z.literal('account-deleted'),
+  eventId: z.string().min(1).max(200),
+  userId: z.string().min(1),
+  at: z.iso.datetime(),
+});
+export type AccountDeleted = z.infer<typeof AccountDeleted>;
 
 /** Parses a message body against its schema; throws on anything else (the consumer dead-letters it). */
 export function decodeMessage<S extends z.ZodType>(schema: S, content: Buffer): z.output<S> {

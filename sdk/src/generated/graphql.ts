@@ -4,6 +4,16 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
 /**
+ * What an API key may do. Every key reads (queries and subscriptions); no key manages the account (password,
+ * sessions, keys, settings): that takes a logged-in session, and a key gets FORBIDDEN.
+ */
+export type ApiKeyScope =
+  /** Also uploading, converting, cancelling, retrying and deleting (`uploadVideo`, `convertMedia`, `cancelJob`, `retryJob`, `deleteMedia`). */
+  | 'CONVERT'
+  /** Queries and subscriptions: your media, jobs, usage and account details. */
+  | 'READ';
+
+/**
  * How to encode the mp3. Bitrate (kbps): 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192 (default), 224, 256 or 320.
  * Sample rate (Hz): 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100 or 48000 (default: the input's).
  * Channels: 1 or 2 (default: the input's). `startSeconds`/`endSeconds` trim, within the video's duration.
@@ -34,6 +44,29 @@ export type MediaKind =
   /** An uploaded video. */
   | 'VIDEO';
 
+export type WebhookDeliveryStatus =
+  /** Every attempt failed (or the webhook was deleted or disabled before it could be sent). */
+  | 'FAILED'
+  /** Being sent, or waiting for its next attempt (`nextRetryAt`). */
+  | 'PENDING'
+  /** The receiver answered with a 2xx status. */
+  | 'SUCCEEDED';
+
+/** What a webhook can be told about; its payload's `type` is the lower-case dotted name (`job.succeeded`). */
+export type WebhookEvent =
+  /** A conversion was cancelled: `job.cancelled`. */
+  | 'JOB_CANCELLED'
+  /** A conversion failed: `job.failed`. */
+  | 'JOB_FAILED'
+  /** A conversion was queued (created, or retried after failing): `job.queued`. */
+  | 'JOB_QUEUED'
+  /** A conversion started on a worker: `job.running`. */
+  | 'JOB_RUNNING'
+  /** A conversion finished and its mp3 is ready: `job.succeeded`. */
+  | 'JOB_SUCCEEDED'
+  /** A media of yours was deleted: `media.deleted`. */
+  | 'MEDIA_DELETED';
+
 export type NotificationSettingsFieldsFragment = { conversionEmails: boolean };
 
 export type AccountSessionFieldsFragment = { id: string, createdAt: string, lastUsedAt: string, lastUsedIp: string, current: boolean };
@@ -61,6 +94,28 @@ export type EndSessionMutationVariables = Exact<{
 
 
 export type EndSessionMutation = { endSession: boolean };
+
+export type ApiKeyFieldsFragment = { id: string, name: string, scopes: Array<ApiKeyScope>, createdAt: string, lastUsedAt: string | null };
+
+export type ApiKeysQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type ApiKeysQuery = { me: { id: string, apiKeys: Array<{ id: string, name: string, scopes: Array<ApiKeyScope>, createdAt: string, lastUsedAt: string | null }> } | null };
+
+export type CreateApiKeyMutationVariables = Exact<{
+  name: string;
+  scopes: Array<ApiKeyScope> | ApiKeyScope;
+}>;
+
+
+export type CreateApiKeyMutation = { createApiKey: { key: string, apiKey: { id: string, name: string, scopes: Array<ApiKeyScope>, createdAt: string, lastUsedAt: string | null } } };
+
+export type RevokeApiKeyMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type RevokeApiKeyMutation = { revokeApiKey: boolean };
 
 export type UserFieldsFragment = { id: string, email: string, createdAt: string };
 
@@ -182,6 +237,53 @@ export type UsageQueryVariables = Exact<{ [key: string]: never; }>;
 
 export type UsageQuery = { me: { id: string, usage: { storageBytes: number, storageLimitBytes: number, uploadsInProgress: number, concurrentUploadsLimit: number, activeJobs: number, activeJobsLimit: number, conversionsLastHour: number, conversionsPerHourLimit: number } } | null };
 
+export type WebhookFieldsFragment = { id: string, url: string, events: Array<WebhookEvent>, enabled: boolean, disabledReason: string | null, createdAt: string };
+
+export type WebhookDeliveryFieldsFragment = { id: string, eventId: string, eventType: string, status: WebhookDeliveryStatus, attempts: number, responseStatus: number | null, lastError: string | null, nextRetryAt: string | null, createdAt: string, updatedAt: string };
+
+export type WebhooksQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type WebhooksQuery = { me: { id: string, webhooks: Array<{ id: string, url: string, events: Array<WebhookEvent>, enabled: boolean, disabledReason: string | null, createdAt: string }> } | null };
+
+export type CreateWebhookMutationVariables = Exact<{
+  url: string;
+  events: Array<WebhookEvent> | WebhookEvent;
+}>;
+
+
+export type CreateWebhookMutation = { createWebhook: { secret: string, webhook: { id: string, url: string, events: Array<WebhookEvent>, enabled: boolean, disabledReason: string | null, createdAt: string } } };
+
+export type DeleteWebhookMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type DeleteWebhookMutation = { deleteWebhook: boolean };
+
+export type EnableWebhookMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type EnableWebhookMutation = { enableWebhook: { id: string, url: string, events: Array<WebhookEvent>, enabled: boolean, disabledReason: string | null, createdAt: string } };
+
+export type SendTestWebhookMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type SendTestWebhookMutation = { sendTestWebhook: { id: string, eventId: string, eventType: string, status: WebhookDeliveryStatus, attempts: number, responseStatus: number | null, lastError: string | null, nextRetryAt: string | null, createdAt: string, updatedAt: string } };
+
+export type WebhookDeliveriesQueryVariables = Exact<{
+  webhookId: string | number;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type WebhookDeliveriesQuery = { webhookDeliveries: { edges: Array<{ node: { id: string, eventId: string, eventType: string, status: WebhookDeliveryStatus, attempts: number, responseStatus: number | null, lastError: string | null, nextRetryAt: string | null, createdAt: string, updatedAt: string } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -214,6 +316,15 @@ export const AccountSessionFieldsFragmentDoc = new TypedDocumentString(`
   current
 }
     `, {"fragmentName":"AccountSessionFields"}) as unknown as TypedDocumentString<AccountSessionFieldsFragment, unknown>;
+export const ApiKeyFieldsFragmentDoc = new TypedDocumentString(`
+    fragment ApiKeyFields on ApiKey {
+  id
+  name
+  scopes
+  createdAt
+  lastUsedAt
+}
+    `, {"fragmentName":"ApiKeyFields"}) as unknown as TypedDocumentString<ApiKeyFieldsFragment, unknown>;
 export const UserFieldsFragmentDoc = new TypedDocumentString(`
     fragment UserFields on User {
   id
@@ -293,6 +404,30 @@ export const UsageFieldsFragmentDoc = new TypedDocumentString(`
   conversionsPerHourLimit
 }
     `, {"fragmentName":"UsageFields"}) as unknown as TypedDocumentString<UsageFieldsFragment, unknown>;
+export const WebhookFieldsFragmentDoc = new TypedDocumentString(`
+    fragment WebhookFields on Webhook {
+  id
+  url
+  events
+  enabled
+  disabledReason
+  createdAt
+}
+    `, {"fragmentName":"WebhookFields"}) as unknown as TypedDocumentString<WebhookFieldsFragment, unknown>;
+export const WebhookDeliveryFieldsFragmentDoc = new TypedDocumentString(`
+    fragment WebhookDeliveryFields on WebhookDelivery {
+  id
+  eventId
+  eventType
+  status
+  attempts
+  responseStatus
+  lastError
+  nextRetryAt
+  createdAt
+  updatedAt
+}
+    `, {"fragmentName":"WebhookDeliveryFields"}) as unknown as TypedDocumentString<WebhookDeliveryFieldsFragment, unknown>;
 export const NotificationSettingsDocument = new TypedDocumentString(`
     query NotificationSettings {
   me {
@@ -335,6 +470,43 @@ export const EndSessionDocument = new TypedDocumentString(`
   endSession(id: $id)
 }
     `) as unknown as TypedDocumentString<EndSessionMutation, EndSessionMutationVariables>;
+export const ApiKeysDocument = new TypedDocumentString(`
+    query ApiKeys {
+  me {
+    id
+    apiKeys {
+      ...ApiKeyFields
+    }
+  }
+}
+    fragment ApiKeyFields on ApiKey {
+  id
+  name
+  scopes
+  createdAt
+  lastUsedAt
+}`) as unknown as TypedDocumentString<ApiKeysQuery, ApiKeysQueryVariables>;
+export const CreateApiKeyDocument = new TypedDocumentString(`
+    mutation CreateApiKey($name: String!, $scopes: [ApiKeyScope!]!) {
+  createApiKey(name: $name, scopes: $scopes) {
+    key
+    apiKey {
+      ...ApiKeyFields
+    }
+  }
+}
+    fragment ApiKeyFields on ApiKey {
+  id
+  name
+  scopes
+  createdAt
+  lastUsedAt
+}`) as unknown as TypedDocumentString<CreateApiKeyMutation, CreateApiKeyMutationVariables>;
+export const RevokeApiKeyDocument = new TypedDocumentString(`
+    mutation RevokeApiKey($id: ID!) {
+  revokeApiKey(id: $id)
+}
+    `) as unknown as TypedDocumentString<RevokeApiKeyMutation, RevokeApiKeyMutationVariables>;
 export const SignUpDocument = new TypedDocumentString(`
     mutation SignUp($email: String!, $password: String!) {
   signUp(email: $email, password: $password) {
@@ -721,3 +893,100 @@ export const UsageDocument = new TypedDocumentString(`
   conversionsLastHour
   conversionsPerHourLimit
 }`) as unknown as TypedDocumentString<UsageQuery, UsageQueryVariables>;
+export const WebhooksDocument = new TypedDocumentString(`
+    query Webhooks {
+  me {
+    id
+    webhooks {
+      ...WebhookFields
+    }
+  }
+}
+    fragment WebhookFields on Webhook {
+  id
+  url
+  events
+  enabled
+  disabledReason
+  createdAt
+}`) as unknown as TypedDocumentString<WebhooksQuery, WebhooksQueryVariables>;
+export const CreateWebhookDocument = new TypedDocumentString(`
+    mutation CreateWebhook($url: String!, $events: [WebhookEvent!]!) {
+  createWebhook(url: $url, events: $events) {
+    webhook {
+      ...WebhookFields
+    }
+    secret
+  }
+}
+    fragment WebhookFields on Webhook {
+  id
+  url
+  events
+  enabled
+  disabledReason
+  createdAt
+}`) as unknown as TypedDocumentString<CreateWebhookMutation, CreateWebhookMutationVariables>;
+export const DeleteWebhookDocument = new TypedDocumentString(`
+    mutation DeleteWebhook($id: ID!) {
+  deleteWebhook(id: $id)
+}
+    `) as unknown as TypedDocumentString<DeleteWebhookMutation, DeleteWebhookMutationVariables>;
+export const EnableWebhookDocument = new TypedDocumentString(`
+    mutation EnableWebhook($id: ID!) {
+  enableWebhook(id: $id) {
+    ...WebhookFields
+  }
+}
+    fragment WebhookFields on Webhook {
+  id
+  url
+  events
+  enabled
+  disabledReason
+  createdAt
+}`) as unknown as TypedDocumentString<EnableWebhookMutation, EnableWebhookMutationVariables>;
+export const SendTestWebhookDocument = new TypedDocumentString(`
+    mutation SendTestWebhook($id: ID!) {
+  sendTestWebhook(id: $id) {
+    ...WebhookDeliveryFields
+  }
+}
+    fragment WebhookDeliveryFields on WebhookDelivery {
+  id
+  eventId
+  eventType
+  status
+  attempts
+  responseStatus
+  lastError
+  nextRetryAt
+  createdAt
+  updatedAt
+}`) as unknown as TypedDocumentString<SendTestWebhookMutation, SendTestWebhookMutationVariables>;
+export const WebhookDeliveriesDocument = new TypedDocumentString(`
+    query WebhookDeliveries($webhookId: ID!, $first: Int, $after: String) {
+  webhookDeliveries(webhookId: $webhookId, first: $first, after: $after) {
+    edges {
+      node {
+        ...WebhookDeliveryFields
+      }
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+}
+    fragment WebhookDeliveryFields on WebhookDelivery {
+  id
+  eventId
+  eventType
+  status
+  attempts
+  responseStatus
+  lastError
+  nextRetryAt
+  createdAt
+  updatedAt
+}`) as unknown as TypedDocumentString<WebhookDeliveriesQuery, WebhookDeliveriesQueryVariables>;

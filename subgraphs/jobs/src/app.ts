@@ -9,6 +9,9 @@ import {
   jwksKeyResolver,
   meterPublishes,
   openDatabase,
+  OutboxRelay,
+  outboxMetrics,
+  outboxSql,
   pingDatabase,
   startSubgraphServer,
   type ConfirmChannel,
@@ -27,7 +30,6 @@ import { resolvers } from './resolvers.js';
 import { ChangeBus } from './services/change-bus.js';
 import { JobFeeds } from './services/job-feeds.js';
 import { JobsService } from './services/jobs.js';
-import { OutboxRelay } from './services/outbox-relay.js';
 import { serveSubscriptions } from './subscriptions.js';
 
 const typeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
@@ -47,7 +49,8 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
 
   const repo = new JobsRepository(pool);
   jobMetrics(metrics, repo, logger);
-  const relay = new OutboxRelay(repo, publisher, logger);
+  outboxMetrics(metrics, pool, logger);
+  const relay = new OutboxRelay(pool, publisher, logger);
   const bus = new ChangeBus();
   const jobs = new JobsService(
     repo,
@@ -83,7 +86,7 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
       (err: unknown) => logger.warn({ err }, 'dispatching waiting jobs failed'),
     );
     jobs.pruneStarts().catch(() => undefined);
-    repo.pruneOutbox(new Date(Date.now() - 24 * 3600_000)).catch(() => undefined);
+    outboxSql.prune(pool, new Date(Date.now() - 24 * 3600_000)).catch(() => undefined);
   }, 60_000);
   // Expired leases are looked for at least twice per lease: a job whose worker is gone waits 1.5 leases at most.
   const leases = setInterval(

@@ -1,4 +1,4 @@
-import type { Migration } from '@vidmp3/shared';
+import { OUTBOX_TABLE_SQL, type Migration } from '@vidmp3/shared';
 
 export const migrations: Migration[] = [
   {
@@ -29,15 +29,7 @@ export const migrations: Migration[] = [
         KEY jobs_status_queued (status, queued_at)
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
       // Messages written in the same transaction as the state they announce; the relay publishes them.
-      `CREATE TABLE IF NOT EXISTS outbox (
-        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-        exchange VARCHAR(200) NOT NULL,
-        routing_key VARCHAR(200) NOT NULL,
-        payload LONGTEXT NOT NULL,
-        created_at DATETIME(3) NOT NULL,
-        published_at DATETIME(3) NULL,
-        KEY outbox_pending (published_at, id)
-      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      OUTBOX_TABLE_SQL, // the same statement this migration first ran, now shared by every service's outbox
     ],
   },
   {

@@ -11,6 +11,7 @@ import {
   createLogger,
   declareTopology,
   openDatabase,
+  OutboxRelay,
   Topology,
   type AmqpConnectionManager,
   type ChannelWrapper,
@@ -20,7 +21,6 @@ import {
 } from '@vidmp3/shared';
 import { JobsRepository } from '../src/adapters/jobs-repo.js';
 import { migrations } from '../src/migrations.js';
-import { OutboxRelay } from '../src/services/outbox-relay.js';
 
 const run = promisify(execFile);
 
@@ -91,7 +91,7 @@ async function replica(options: { url?: string } = {}) {
   const warn = vi.fn();
   const relayLogger = createLogger('test', 'silent');
   relayLogger.warn = warn;
-  const relay = new OutboxRelay(new JobsRepository(await database()), publisher(options.url), relayLogger, 50);
+  const relay = new OutboxRelay(await database(), publisher(options.url), relayLogger, 50);
   relays.push(relay);
   return { relay, warn };
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'graphql';
 import {
+  connectBroker,
   createMetrics,
   createTokenVerifier,
   httpTimeouts,
@@ -11,6 +12,7 @@ import {
   multipartUploads,
   openDatabase,
   pingDatabase,
+  startOutboxPublisher,
   startSubgraphServer,
   type Logger,
   type RunningServer,
@@ -64,6 +66,9 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
 
   const links = new DownloadLinks(signingKey, config.PUBLIC_URL, config.DOWNLOAD_URL_TTL_SECONDS);
   const metrics = createMetrics('media', { enabled: config.METRICS_ENABLED });
+  // Announcements (media events) go out through the outbox: RabbitMQ away delays them, nothing else.
+  const broker = connectBroker(config.RABBITMQ_URL, logger, metrics);
+  const outbox = startOutboxPublisher(broker, pool, logger, metrics, 'media-publisher');
   // ffprobe's HOME and working directory: empty, its own, not the service's (nor the uploads').
   const probeDir = await mkdtemp(join(tmpdir(), 'vidmp3-ffprobe-'));
   const media = new MediaService(
@@ -124,6 +129,8 @@ export async function startMedia(config: Config, logger: Logger): Promise<Runnin
     ...server,
     async close() {
       await server.close();
+      await outbox.close();
+      await broker.close();
       await Promise.all([pool.end(), blobs.close(), rm(probeDir, { recursive: true, force: true })]);
     },
   };

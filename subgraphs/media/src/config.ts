@@ -23,6 +23,11 @@ export const ConfigSchema = z
     /** `/metrics` (Prometheus) on the service port; no auth, so keep the port off any public ingress. */
     METRICS_ENABLED: env.bool(true),
     MYSQL_URL: env.url('mysql://root@127.0.0.1:3306/vidmp3_media'),
+    /**
+     * Where this service announces what happened through its outbox (and hears about other services' events).
+     * RabbitMQ being away delays those messages and nothing else.
+     */
+    RABBITMQ_URL: env.url('amqp://guest:guest@127.0.0.1:5672'),
     /** Set → blobs in MongoDB GridFS; unset → blobs on local disk under BLOB_DIR. */
     MONGODB_URL: mongoConnectionString.optional(),
     BLOB_DIR: z.string().default('./data/blobs'),

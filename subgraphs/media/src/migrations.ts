@@ -1,4 +1,4 @@
-import type { Migration } from '@vidmp3/shared';
+import { OUTBOX_TABLE_SQL, type Migration } from '@vidmp3/shared';
 
 export const migrations: Migration[] = [
   {
@@ -55,5 +55,12 @@ export const migrations: Migration[] = [
         owner_id CHAR(36) NOT NULL PRIMARY KEY
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ],
+  },
+  {
+    id: 4,
+    name: 'create outbox',
+    // Media events (a media deleted) are written here in the transaction that causes them, and published by the
+    // relay (shared's outbox.ts).
+    statements: [OUTBOX_TABLE_SQL],
   },
 ];

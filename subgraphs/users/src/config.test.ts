@@ -34,3 +34,30 @@ describe('the users configuration, sessions', () => {
     ]);
   });
 });
+
+describe('the users configuration, webhooks', () => {
+  it('allows loopback targets in development only, and http outside production', () => {
+    expect(parseConfig(ConfigSchema, {})).toMatchObject({ WEBHOOK_ALLOW_LOOPBACK: true, WEBHOOK_ALLOW_HTTP: true });
+    expect(parseConfig(ConfigSchema, { NODE_ENV: 'test' })).toMatchObject({
+      WEBHOOK_ALLOW_LOOPBACK: false,
+      WEBHOOK_ALLOW_HTTP: true,
+    });
+  });
+
+  it('needs a 32-byte secret key in production, and never allows loopback there', () => {
+    expect(problems({ NODE_ENV: 'production', JWT_PRIVATE_KEY: 'pem', WEBHOOK_ALLOW_LOOPBACK: 'true' })).toEqual([
+      'WEBHOOK_SECRET_KEY: required in production (32 bytes in base64: openssl rand -base64 32)',
+      'WEBHOOK_ALLOW_LOOPBACK: must not be true in production (webhooks would reach services on the host)',
+    ]);
+    expect(problems({ WEBHOOK_SECRET_KEY: Buffer.alloc(16).toString('base64') })).toEqual([
+      'WEBHOOK_SECRET_KEY: must be 32 bytes in base64 (openssl rand -base64 32)',
+    ]);
+    expect(
+      parseConfig(ConfigSchema, {
+        NODE_ENV: 'production',
+        JWT_PRIVATE_KEY: 'pem',
+        WEBHOOK_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
+      }),
+    ).toMatchObject({ WEBHOOK_ALLOW_LOOPBACK: false, WEBHOOK_ALLOW_HTTP: false });
+  });
+});

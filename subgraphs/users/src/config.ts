@@ -9,6 +9,11 @@ export const ConfigSchema = z
     PORT: env.port(4001),
     MYSQL_URL: env.url('mysql://root@127.0.0.1:3306/vidmp3_users'),
     /**
+     * Where this service announces what happened through its outbox (and hears about other services' events).
+     * RabbitMQ being away delays those messages and nothing else.
+     */
+    RABBITMQ_URL: env.url('amqp://guest:guest@127.0.0.1:5672'),
+    /**
      * Bearer token the notifier presents on the internal API (shared with media, jobs and the workers). Unset in
      * production: the internal API is not served.
      */
@@ -25,6 +30,15 @@ export const ConfigSchema = z
      * CLI and the page renew theirs before it lapses.
      */
     ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(900),
+    /**
+     * Access tokens for API keys (exchanged by the gateway, docs/SECURITY.md "API keys"): a revoked key works
+     * elsewhere than here for at most this long (plus the gateway's cache margin, which is inside it).
+     */
+    API_KEY_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(3600).default(300),
+    /** API keys per user. */
+    API_KEYS_PER_USER: z.coerce.number().int().positive().default(20),
+    /** Failed key exchanges per client address per LOGIN_THROTTLE_WINDOW_SECONDS before 429. */
+    API_KEY_MAX_FAILURES_PER_IP: z.coerce.number().int().positive().default(30),
     /** How long a refresh token lives unused; every refresh issues a new one with a full lifetime. */
     REFRESH_TOKEN_TTL_SECONDS: z.coerce
       .number()
@@ -71,6 +85,26 @@ export const ConfigSchema = z
     LOGIN_KNOWN_ADDRESS_DAYS: z.coerce.number().int().positive().default(30),
     /** Accounts created per client address per hour (free public instance: bulk sign-ups are abuse). */
     SIGNUP_MAX_PER_IP_PER_HOUR: z.coerce.number().int().positive().default(10),
+    // Webhooks (services/webhooks.ts; docs/SECURITY.md, "Webhooks").
+    /**
+     * The AES-256-GCM key that webhook signing secrets are stored under: 32 bytes, base64. Required in production;
+     * development generates one in KEYS_DIR. Changing it makes every stored secret unreadable.
+     */
+    WEBHOOK_SECRET_KEY: z
+      .string()
+      .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes in base64 (openssl rand -base64 32)')
+      .optional(),
+    /** Webhooks may point at loopback addresses (a receiver on this machine). Default: true in development only. */
+    WEBHOOK_ALLOW_LOOPBACK: env.optionalBool(),
+    /** Webhooks may use http:// besides https://. Default: false in production, true otherwise. */
+    WEBHOOK_ALLOW_HTTP: env.optionalBool(),
+    WEBHOOKS_PER_USER: z.coerce.number().int().positive().default(10),
+    /** Deliveries that ended FAILED in a row (none succeeded between) after which a webhook is disabled. */
+    WEBHOOK_DISABLE_AFTER_FAILED_DELIVERIES: z.coerce.number().int().positive().default(5),
+    /** `sendTestWebhook` calls per webhook per hour. */
+    WEBHOOK_TESTS_PER_HOUR: z.coerce.number().int().positive().default(10),
+    /** How long deliveries are listed before they are pruned. */
+    WEBHOOK_DELIVERY_RETENTION_DAYS: z.coerce.number().int().positive().default(30),
   })
   .superRefine((c, ctx) => {
     if (c.REFRESH_TOKEN_TTL_SECONDS <= c.ACCESS_TOKEN_TTL_SECONDS) {
@@ -94,12 +128,28 @@ export const ConfigSchema = z
         message: 'required in production (generated development keys are for one machine only)',
       });
     }
+    if (c.NODE_ENV === 'production' && !c.WEBHOOK_SECRET_KEY) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WEBHOOK_SECRET_KEY'],
+        message: 'required in production (32 bytes in base64: openssl rand -base64 32)',
+      });
+    }
+    if (c.NODE_ENV === 'production' && c.WEBHOOK_ALLOW_LOOPBACK) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WEBHOOK_ALLOW_LOOPBACK'],
+        message: 'must not be true in production (webhooks would reach services on the host)',
+      });
+    }
   })
   // Unset in production: the internal API stays closed (the notifier then cannot send conversion mails), so
   // that deployments made before the notifier keep starting.
   .transform((c) => ({
     ...c,
     INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? (c.NODE_ENV === 'production' ? undefined : DEV_INTERNAL_API_TOKEN),
+    WEBHOOK_ALLOW_LOOPBACK: c.WEBHOOK_ALLOW_LOOPBACK ?? c.NODE_ENV === 'development',
+    WEBHOOK_ALLOW_HTTP: c.WEBHOOK_ALLOW_HTTP ?? c.NODE_ENV !== 'production',
   }));
 
 export type Config = z.output<typeof ConfigSchema>;

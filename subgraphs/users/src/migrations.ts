@@ -1,4 +1,4 @@
-import type { Migration } from '@vidmp3/shared';
+import { OUTBOX_TABLE_SQL, type Migration } from '@vidmp3/shared';
 
 export const migrations: Migration[] = [
   {
@@ -86,6 +86,73 @@ export const migrations: Migration[] = [
         conversion_emails BOOLEAN NOT NULL DEFAULT FALSE,
         updated_at DATETIME(3) NOT NULL,
         CONSTRAINT notification_settings_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
+  {
+    id: 6,
+    name: 'create api_keys',
+    // API keys (services/api-keys.ts): stored as their sha256 only; a revoked key's row is deleted. Scopes are
+    // the space-separated `scope` claim of the tokens a key is exchanged for. Go with their account.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS api_keys (
+        id CHAR(36) NOT NULL PRIMARY KEY,
+        user_id CHAR(36) NOT NULL,
+        name VARCHAR(100) NOT NULL,
+        key_hash BINARY(32) NOT NULL,
+        scopes VARCHAR(64) NOT NULL,
+        created_at DATETIME(3) NOT NULL,
+        last_used_at DATETIME(3) NULL,
+        UNIQUE KEY api_keys_hash_unique (key_hash),
+        KEY api_keys_user (user_id, created_at),
+        CONSTRAINT api_keys_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ],
+  },
+  {
+    id: 7,
+    name: 'create outbox',
+    // Account events (mails to send, an account deleted) are written here in the transaction that causes them,
+    // and published by the relay (shared's outbox.ts).
+    statements: [OUTBOX_TABLE_SQL],
+  },
+  {
+    id: 9,
+    name: 'create webhooks and webhook_deliveries',
+    // A user's webhooks (services/webhooks.ts) and every delivery of an event to one, listed for 30 days. The
+    // signing secret is stored encrypted (adapters/secret-box.ts: AES-256-GCM under WEBHOOK_SECRET_KEY, the
+    // webhook's id as associated data); the sender needs it back to sign. Both go with their account.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS webhooks (
+        id CHAR(36) NOT NULL PRIMARY KEY,
+        user_id CHAR(36) NOT NULL,
+        url VARCHAR(2000) NOT NULL,
+        events VARCHAR(255) NOT NULL,
+        secret_ciphertext VARBINARY(255) NOT NULL,
+        enabled BOOLEAN NOT NULL DEFAULT TRUE,
+        disabled_reason VARCHAR(500) NULL,
+        disabled_at DATETIME(3) NULL,
+        failed_deliveries_in_a_row INT NOT NULL DEFAULT 0,
+        created_at DATETIME(3) NOT NULL,
+        KEY webhooks_user (user_id, created_at),
+        CONSTRAINT webhooks_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS webhook_deliveries (
+        id CHAR(36) NOT NULL PRIMARY KEY,
+        webhook_id CHAR(36) NOT NULL,
+        event_id VARCHAR(200) NOT NULL,
+        event_type VARCHAR(40) NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        attempts INT NOT NULL DEFAULT 0,
+        response_status INT NULL,
+        last_error VARCHAR(1000) NULL,
+        next_retry_at DATETIME(3) NULL,
+        created_at DATETIME(3) NOT NULL,
+        updated_at DATETIME(3) NOT NULL,
+        UNIQUE KEY webhook_deliveries_event (webhook_id, event_id),
+        KEY webhook_deliveries_page (webhook_id, created_at, id),
+        KEY webhook_deliveries_created (created_at),
+        CONSTRAINT webhook_deliveries_webhook_fk FOREIGN KEY (webhook_id) REFERENCES webhooks (id) ON DELETE CASCADE
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ],
   },

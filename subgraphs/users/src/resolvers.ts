@@ -1,10 +1,16 @@
-import { DateTimeScalar } from '@vidmp3/shared';
-import type { Resolvers } from './generated/graphql.js';
+import { DateTimeScalar, type ApiKeyScope, type WebhookEventType } from '@vidmp3/shared';
+import type { Resolvers, WebhookEvent } from './generated/graphql.js';
+
+// The API's enum ↔ the payloads' dotted names (JOB_SUCCEEDED ↔ job.succeeded).
+const toEventType = (event: WebhookEvent) => event.toLowerCase().replace('_', '.') as WebhookEventType;
+const toWebhookEvent = (type: WebhookEventType) => type.toUpperCase().replace('.', '_') as WebhookEvent;
 
 export const resolvers: Resolvers = {
   DateTime: DateTimeScalar,
   Query: {
     me: (_parent, _args, ctx) => ctx.services.accounts.me(ctx.viewer),
+    webhookDeliveries: (_parent, { webhookId, first, after }, ctx) =>
+      ctx.services.webhooks.deliveries(ctx.viewer, webhookId, first, after),
   },
   Mutation: {
     updateNotificationSettings: (_parent, { conversionEmails }, ctx) =>
@@ -17,6 +23,18 @@ export const resolvers: Resolvers = {
     logOutEverywhere: (_parent, _args, ctx) => ctx.services.accounts.logOutEverywhere(ctx.viewer),
     changePassword: (_parent, { currentPassword, newPassword }, ctx) =>
       ctx.services.accounts.changePassword(ctx.viewer, currentPassword, newPassword, ctx.ip),
+    createApiKey: (_parent, { name, scopes }, ctx) =>
+      ctx.services.apiKeys.create(
+        ctx.viewer,
+        name,
+        scopes.map((scope) => scope.toLowerCase() as ApiKeyScope),
+      ),
+    revokeApiKey: (_parent, { id }, ctx) => ctx.services.apiKeys.revoke(ctx.viewer, id),
+    createWebhook: (_parent, { url, events }, ctx) =>
+      ctx.services.webhooks.create(ctx.viewer, url, events.map(toEventType)),
+    deleteWebhook: (_parent, { id }, ctx) => ctx.services.webhooks.delete(ctx.viewer, id),
+    sendTestWebhook: (_parent, { id }, ctx) => ctx.services.webhooks.sendTest(ctx.viewer, id),
+    enableWebhook: (_parent, { id }, ctx) => ctx.services.webhooks.enable(ctx.viewer, id),
   },
   User: {
     __resolveReference: (ref, ctx) => ctx.services.accounts.resolveReference(ctx.viewer, ref.id),
@@ -24,5 +42,13 @@ export const resolvers: Resolvers = {
     usage: (user) => ({ userId: user.id }),
     notifications: (user, _args, ctx) => ctx.services.notifications.get(ctx.viewer, user.id),
     sessions: (user, _args, ctx) => ctx.services.accounts.listSessions(ctx.viewer, user.id),
+    apiKeys: (user, _args, ctx) => ctx.services.apiKeys.list(ctx.viewer, user.id),
+    webhooks: (user, _args, ctx) => ctx.services.webhooks.list(ctx.viewer, user.id),
+  },
+  ApiKey: {
+    scopes: (key) => key.scopes.map((scope) => (scope === 'read' ? 'READ' : 'CONVERT')),
+  },
+  Webhook: {
+    events: (webhook) => webhook.events.map(toWebhookEvent),
   },
 };

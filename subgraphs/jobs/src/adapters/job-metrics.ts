@@ -3,8 +3,8 @@ import type { JobsRepository } from './jobs-repo.js';
 
 /**
  * Gauges read from the database when Prometheus scrapes (at most every 5 s, whichever replica is asked:
- * they all see the same table): jobs by status, and the outbox backlog — messages committed but not yet
- * published, which grows while RabbitMQ is unreachable.
+ * they all see the same table): jobs by status and jobs waiting their turn (the outbox
+ * backlog is shared's `outboxMetrics`).
  */
 export function jobMetrics(metrics: Metrics, repo: JobsRepository, logger: Logger): void {
   const onError = (err: unknown) => logger.warn({ err }, 'could not read job figures for /metrics');
@@ -21,20 +21,5 @@ export function jobMetrics(metrics: Metrics, repo: JobsRepository, logger: Logge
     help: 'QUEUED jobs held back by fair dispatch (their owner already has MAX_DISPATCHED_PER_USER sent)',
     onError,
     read: async () => [{ labels: {}, value: await repo.countWaiting() }],
-  });
-  scrapedGauge(metrics, {
-    name: 'vidmp3_outbox_pending_messages',
-    help: 'Outbox messages committed but not yet published to RabbitMQ',
-    onError,
-    read: async () => [{ labels: {}, value: (await repo.outboxBacklog()).pending }],
-  });
-  scrapedGauge(metrics, {
-    name: 'vidmp3_outbox_oldest_pending_seconds',
-    help: 'Age of the oldest unpublished outbox message, in seconds (0: none)',
-    onError,
-    read: async () => {
-      const { oldest } = await repo.outboxBacklog();
-      return [{ labels: {}, value: oldest ? Math.max(0, (Date.now() - oldest.getTime()) / 1000) : 0 }];
-    },
   });
 }

@@ -1,5 +1,5 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import type { ConversionOptions } from '@vidmp3/shared';
+import { outboxSql, type ConversionOptions } from '@vidmp3/shared';
 
 import type { JobStatus } from '../services/job-state.js';
 
@@ -50,13 +50,6 @@ export type JobPatch = Partial<
     | 'sweeps'
   >
 >;
-
-export interface OutboxMessage {
-  id: number;
-  exchange: string;
-  routingKey: string;
-  payload: string;
-}
 
 type Db = Pool | PoolConnection;
 
@@ -315,32 +308,9 @@ export class JobsRepository {
     return result.affectedRows;
   }
 
+  /** Writes a message to the outbox (shared's table), in the caller's transaction. */
   async addOutbox(db: Db, exchange: string, routingKey: string, payload: unknown): Promise<void> {
-    await db.execute('INSERT INTO outbox (exchange, routing_key, payload, created_at) VALUES (?, ?, ?, ?)', [
-      exchange,
-      routingKey,
-      JSON.stringify(payload),
-      new Date(),
-    ]);
-  }
-
-  /** Unpublished messages, oldest first, locked so that several relays never take the same ones. */
-  async claimOutbox(db: PoolConnection, limit: number): Promise<OutboxMessage[]> {
-    const [rows] = await db.query<RowDataPacket[]>(
-      `SELECT id, exchange, routing_key, payload FROM outbox WHERE published_at IS NULL ORDER BY id
-       LIMIT ${Math.trunc(limit)} FOR UPDATE SKIP LOCKED`,
-    );
-    return rows.map((r) => ({
-      id: Number(r.id),
-      exchange: String(r.exchange),
-      routingKey: String(r.routing_key),
-      payload: String(r.payload),
-    }));
-  }
-
-  async markPublished(db: PoolConnection, ids: number[]): Promise<void> {
-    if (ids.length === 0) return;
-    await db.query<ResultSetHeader>('UPDATE outbox SET published_at = ? WHERE id IN (?)', [new Date(), ids]);
+    await outboxSql.add(db, exchange, routingKey, payload);
   }
 
   /** How many jobs are in each status now (every status, zeros included); for the metrics. */
@@ -357,23 +327,5 @@ export class JobsRepository {
       "SELECT COUNT(*) AS n FROM jobs WHERE status = 'QUEUED' AND dispatched_at IS NULL",
     );
     return Number(rows[0]?.n ?? 0);
-  }
-
-  /** Messages not yet published, and when the oldest of them was written; for the metrics. */
-  async outboxBacklog(): Promise<{ pending: number; oldest: Date | null }> {
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      'SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox WHERE published_at IS NULL',
-    );
-    const row = rows[0];
-    return { pending: Number(row?.pending ?? 0), oldest: row?.oldest instanceof Date ? row.oldest : null };
-  }
-
-  /** Published rows older than `before` are only history: removed in batches. */
-  async pruneOutbox(before: Date): Promise<number> {
-    const [result] = await this.pool.execute<ResultSetHeader>(
-      'DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ? LIMIT 1000',
-      [before],
-    );
-    return result.affectedRows;
   }
 }

@@ -1,4 +1,4 @@
-import { ErrorCode, userError, type Viewer } from '@vidmp3/shared';
+import { ErrorCode, requireCapability, userError, type Capability, type Viewer } from '@vidmp3/shared';
 import type { JobRecord, JobsRepository } from '../adapters/jobs-repo.js';
 
 // Every read of a job checks its owner: someone else's job and a missing one are the same NOT_FOUND, so ids
@@ -6,8 +6,10 @@ import type { JobRecord, JobsRepository } from '../adapters/jobs-repo.js';
 
 export const notFound = () => userError(ErrorCode.NOT_FOUND, 'Job not found');
 
-export function requireViewer(viewer: Viewer | null): Viewer {
+/** The signed-in viewer, allowed `capability` (an API key's scopes: FORBIDDEN without it). */
+export function requireViewer(viewer: Viewer | null, capability: Capability = 'read'): Viewer {
   if (!viewer) throw userError(ErrorCode.UNAUTHENTICATED, 'Log in to use conversions');
+  requireCapability(viewer, capability);
   return viewer;
 }
 

@@ -126,7 +126,7 @@ export class JobsService {
   // ---- mutations
 
   async convert(viewer: Viewer | null, mediaId: string, input: OptionsInput | null | undefined, requestId?: string) {
-    const { userId } = requireViewer(viewer);
+    const { userId } = requireViewer(viewer, 'convert');
     const media = await this.media.get(mediaId, requestId);
     if (!media || media.ownerId !== userId) throw userError(ErrorCode.NOT_FOUND, 'Media not found');
     if (media.kind !== 'VIDEO') throw userError(ErrorCode.BAD_USER_INPUT, 'Only videos can be converted');
@@ -176,7 +176,7 @@ export class JobsService {
   }
 
   async cancel(viewer: Viewer | null, id: string): Promise<JobRecord> {
-    const { userId } = requireViewer(viewer);
+    const { userId } = requireViewer(viewer, 'convert');
     const job = await this.mutate(id, async (conn, current) => {
       if (current.ownerId !== userId) throw notFound();
       const patch = accepted(state.cancel(current, new Date()));
@@ -194,7 +194,7 @@ export class JobsService {
   }
 
   async retry(viewer: Viewer | null, id: string, requestId?: string): Promise<JobRecord> {
-    const { userId } = requireViewer(viewer);
+    const { userId } = requireViewer(viewer, 'convert');
     // The owner is known before the job is locked, so that the user's lock is always taken first.
     const seen = await this.repo.find(this.repo.pool, id);
     if (!seen || seen.ownerId !== userId) throw notFound();

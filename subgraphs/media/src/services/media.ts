@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { GraphQLError } from 'graphql';
 import type { FileUpload } from 'graphql-upload-minimal';
-import { connection, ErrorCode, pageArgs, uploadFailure, userError, type Viewer } from '@vidmp3/shared';
+import {
+  connection,
+  ErrorCode,
+  pageArgs,
+  requireCapability,
+  uploadFailure,
+  userError,
+  type Capability,
+  type Viewer,
+} from '@vidmp3/shared';
 import type { BlobStore, ByteRange } from '../adapters/blob-store.js';
 import {
   DuplicateJobOutputError,
@@ -41,8 +50,10 @@ const noMeter: UploadMeter = { accepted: () => undefined, rejected: () => undefi
 
 const notFound = () => userError(ErrorCode.NOT_FOUND, 'Media not found');
 
-function requireViewer(viewer: Viewer | null): Viewer {
+/** The signed-in viewer, allowed `capability` (an API key's scopes: FORBIDDEN without it). */
+function requireViewer(viewer: Viewer | null, capability: Capability = 'read'): Viewer {
   if (!viewer) throw userError(ErrorCode.UNAUTHENTICATED, 'Log in to use media');
+  requireCapability(viewer, capability);
   return viewer;
 }
 
@@ -64,7 +75,7 @@ export class MediaService {
    * are reserved against the storage quota as they arrive, so the upload stops at the first byte too many.
    */
   async uploadVideo(viewer: Viewer | null, upload: Promise<FileUpload>): Promise<MediaRecord> {
-    const { userId } = requireViewer(viewer);
+    const { userId } = requireViewer(viewer, 'convert');
     let allowance: Allowance | undefined;
     try {
       allowance = await this.quotas.startUpload(userId);
@@ -138,6 +149,7 @@ export class MediaService {
 
   /** Deleting a media frees its bytes from the owner's storage quota (only media not deleted count). */
   async delete(viewer: Viewer | null, id: string): Promise<true> {
+    requireViewer(viewer, 'convert');
     const media = await this.get(viewer, id);
     // Marked first: a crash in between leaves bytes nobody can reach (harmless), never a live row without bytes.
     await this.repo.markDeleted(media.id);

@@ -72,6 +72,19 @@ export class UserRepository {
   }
 
   /**
+   * The user, if `apiKeyId` is one of their API keys and has not been revoked: the check of every access token
+   * issued for a key (a revoked key's row is gone).
+   */
+  async findByApiKey(id: string, apiKeyId: string): Promise<UserWithSecret | null> {
+    const [rows] = await this.pool.execute<UserRow[]>(
+      `SELECT u.* FROM users u JOIN api_keys k ON k.user_id = u.id
+       WHERE u.id = ? AND k.id = ?`,
+      [id, apiKeyId],
+    );
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /**
    * Replaces the password hash if it is still `currentHash`, and ends every session of the user, in one
    * transaction: no moment exists where the new password is set and an old session still works. False when
    * the hash had changed meanwhile (a concurrent change).

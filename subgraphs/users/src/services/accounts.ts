@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, userError, type Viewer } from '@vidmp3/shared';
+import { ErrorCode, requireCapability, userError, type Viewer } from '@vidmp3/shared';
 import {
   EmailTakenError,
   withoutSecret,
@@ -21,6 +21,7 @@ export interface AuthResult extends Omit<SessionTokens, 'sessionId'> {
 const wrongCredentials = () => userError(ErrorCode.UNAUTHENTICATED, 'Email or password is incorrect');
 const sessionEnded = () => userError(ErrorCode.UNAUTHENTICATED, 'This session has ended; log in again');
 const notSignedIn = () => userError(ErrorCode.UNAUTHENTICATED, 'Log in first');
+const keyRevoked = () => userError(ErrorCode.UNAUTHENTICATED, 'This API key has been revoked');
 
 /** A viewer whose session the users service has checked, with their account. */
 interface SignedIn {
@@ -158,7 +159,7 @@ export class AccountService {
    */
   async me(viewer: Viewer | null): Promise<UserRecord | null> {
     if (!viewer) return null;
-    return withoutSecret((await this.requireSession(viewer)).user);
+    return withoutSecret(await this.requireCaller(viewer));
   }
 
   /** The signed-in user, their session checked as `me` checks it: for the other services of this subgraph. */
@@ -172,16 +173,30 @@ export class AccountService {
    */
   async resolveReference(viewer: Viewer | null, id: string): Promise<UserRecord | null> {
     if (!viewer || viewer.userId !== id) return null;
-    return withoutSecret((await this.requireSession(viewer)).user);
+    return withoutSecret(await this.requireCaller(viewer));
+  }
+
+  /**
+   * The check of reading: a live session, or an API key that has not been revoked (a key's token is refused
+   * here at once after `revokeApiKey`, although its signature and expiry are still good).
+   */
+  private async requireCaller(viewer: Viewer): Promise<UserWithSecret> {
+    if (viewer.apiKeyId === undefined) return (await this.requireSession(viewer)).user;
+    requireCapability(viewer, 'read');
+    const user = await this.users.findByApiKey(viewer.userId, viewer.apiKeyId);
+    if (!user) throw keyRevoked();
+    return user;
   }
 
   /**
    * The access check of every operation on behalf of a signed-in user: the token verified (by the server),
    * and its session (`sid`) still going — which only this service knows. A token without a session id was
-   * issued before sessions existed, and cannot be ended: it is refused here.
+   * issued before sessions existed, and cannot be ended: it is refused here. An API key's token is FORBIDDEN:
+   * whatever needs a session manages the account, which no key may (`requireCaller` is the check of reading).
    */
   private async requireSession(viewer: Viewer | null): Promise<SignedIn> {
     if (!viewer) throw notSignedIn();
+    requireCapability(viewer, 'account');
     const sessionId = viewer.sessionId;
     if (!sessionId) throw sessionEnded();
     const user = await this.users.findBySession(viewer.userId, sessionId);

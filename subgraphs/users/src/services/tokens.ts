@@ -1,6 +1,6 @@
 import jwt from 'jsonwebtoken';
 import { randomUUID } from 'node:crypto';
-import { JWT_ALGORITHM } from '@vidmp3/shared';
+import { JWT_ALGORITHM, type ApiKeyScope } from '@vidmp3/shared';
 import type { SigningKeys } from '../adapters/signing-keys.js';
 
 export interface IssuedToken {
@@ -12,7 +12,7 @@ export interface IssuedToken {
 export class TokenIssuer {
   constructor(
     private readonly keys: SigningKeys,
-    private readonly options: { issuer: string; audience: string; ttlSeconds: number },
+    private readonly options: { issuer: string; audience: string; ttlSeconds: number; apiKeyTtlSeconds?: number },
   ) {}
 
   /**
@@ -23,6 +23,24 @@ export class TokenIssuer {
     const now = Math.floor(at.getTime() / 1000);
     const exp = now + this.options.ttlSeconds;
     const accessToken = jwt.sign({ iat: now, exp, sid: sessionId }, this.keys.privateKey, {
+      algorithm: JWT_ALGORITHM,
+      keyid: this.keys.kid,
+      issuer: this.options.issuer,
+      audience: this.options.audience,
+      subject: userId,
+      jwtid: randomUUID(),
+    });
+    return { accessToken, expiresAt: new Date(exp * 1000) };
+  }
+
+  /**
+   * An access token for an API key (`akid`), carrying its scopes (`scope`) and no session. Shorter-lived than a
+   * session's: it bounds how long a revoked key keeps working outside this service (docs/SECURITY.md).
+   */
+  issueForApiKey(userId: string, apiKeyId: string, scopes: readonly ApiKeyScope[], at = new Date()): IssuedToken {
+    const now = Math.floor(at.getTime() / 1000);
+    const exp = now + (this.options.apiKeyTtlSeconds ?? 300);
+    const accessToken = jwt.sign({ iat: now, exp, akid: apiKeyId, scope: scopes.join(' ') }, this.keys.privateKey, {
       algorithm: JWT_ALGORITHM,
       keyid: this.keys.kid,
       issuer: this.options.issuer,

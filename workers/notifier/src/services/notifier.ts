@@ -3,7 +3,7 @@ import type { NotificationRepository } from '../adapters/notification-repo.js';
 import { conversionMail, type RenderSettings } from './render.js';
 
 /** What handling an event came to (also the `outcome` label of `vidmp3_notifier_events_total`). */
-export type EventOutcome = 'queued' | 'duplicate' | 'opted_out' | 'user_gone';
+export type EventOutcome = 'queued' | 'duplicate' | 'opted_out' | 'user_gone' | 'ignored';
 
 export interface ContactSource {
   contact(userId: string): Promise<UserContact | null>;
@@ -29,6 +29,12 @@ export class Notifier {
     switch (event.type) {
       case 'conversion-finished':
         return this.conversionFinished(event);
+      case 'account-mail':
+      case 'job-status-changed':
+      case 'media-deleted':
+      case 'webhook-disabled':
+        // Not yet acted on here (account mails and webhooks are being built): acknowledged and counted.
+        return 'ignored';
     }
   }
 
