@@ -337,6 +337,8 @@ const bareClips = (width: number) => seconds(() => inBatches(clips, width, (c) =
 // the pipeline as before the limits existed.
 const system = await startSystem(
   {
+    // One access token serves the whole run (several rounds of a 10-minute video), longer than the default 15 min.
+    users: { ACCESS_TOKEN_TTL_SECONDS: '7200' },
     jobs: {
       MAX_ACTIVE_JOBS_PER_USER: String(CLIPS + 1),
       MAX_CONVERSIONS_PER_HOUR: String(2 * CLIPS + 2),

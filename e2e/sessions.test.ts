@@ -69,11 +69,11 @@ const sid = (session: Session) => (jwt.decode(session.accessToken) as { sid: str
 describe('sessions through the gateway', () => {
   beforeEach(() => onTestFailed(() => console.error(system.logs())));
 
-  it('signs up with an access token of the configured life (1 h by default) and a refresh token', async () => {
+  it('signs up with an access token of the configured life (15 min by default) and a refresh token', async () => {
     const session = await signUp();
 
     const claims = jwt.decode(session.accessToken) as { iat: number; exp: number; sid: string };
-    expect(claims.exp - claims.iat).toBe(60 * 60);
+    expect(claims.exp - claims.iat).toBe(15 * 60);
     expect(claims.sid).toMatch(/^[0-9a-f-]{36}$/);
     expect(new Date(session.expiresAt).getTime()).toBe(claims.exp * 1000);
     expect(session.refreshToken).toMatch(/^[A-Za-z0-9_-]{43}$/);

@@ -47,8 +47,8 @@ describe('the conversion page', () => {
 
       // Sign up through the form.
       const email = uniqueEmail('web');
-      await page.getByLabel('Email').fill(email);
-      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByLabel('Email', { exact: true }).fill(email);
+      await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
       await page.getByRole('button', { name: 'Create account' }).click();
       await page.getByRole('heading', { name: 'Convert a video' }).waitFor();
       expect(await page.locator('#account-email').innerText()).toBe(email);
@@ -187,8 +187,8 @@ describe('the conversion page', () => {
     const { page, context, errors } = await openPage(browser, system.gatewayUrl);
     try {
       await page.goto(`${system.gatewayUrl}/`);
-      await page.getByLabel('Email').fill(uniqueEmail('usage'));
-      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByLabel('Email', { exact: true }).fill(uniqueEmail('usage'));
+      await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
       await page.getByRole('button', { name: 'Create account' }).click();
       const usage = page.locator('#usage');
       await usage.waitFor();

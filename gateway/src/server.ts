@@ -39,6 +39,7 @@ import {
 import type { Config } from './config.js';
 import type { GatewayContext } from './context.js';
 import { createApiKeyExchange, withApiKeys } from './api-keys.js';
+import { browserSessionRoutes } from './browser-session.js';
 import { cors } from './cors.js';
 import { SubgraphDataSource, UploadingDataSource } from './datasource.js';
 import { filesProxy } from './files-proxy.js';
@@ -165,6 +166,17 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const downloads = filesProxy(new URL(subgraphUrl('media')).origin);
   app.get('/files/:id', downloads);
   app.head('/files/:id', downloads);
+  // The page's sessions, its refresh token in an HttpOnly cookie (browser-session.ts).
+  app.use(
+    '/auth',
+    browserSessionRoutes({
+      usersUrl: subgraphUrl('users'),
+      fetcher,
+      allowedOrigins: config.ALLOWED_ORIGINS,
+      production: config.NODE_ENV === 'production',
+      logger,
+    }),
+  );
   // Before the web doors: their router answers OPTIONS for its own GET /graphql, which would hide the preflight.
   app.use('/graphql', cors(config.ALLOWED_ORIGINS));
   app.use(web.router);

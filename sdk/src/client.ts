@@ -11,6 +11,7 @@ import {
   CreateWebhookDocument,
   DeleteWebhookDocument,
   EnableWebhookDocument,
+  EndSessionDocument,
   JobDocument,
   JobsDocument,
   MediaDocument,
@@ -19,6 +20,7 @@ import {
   LogOutEverywhereDocument,
   DeleteAccountDocument,
   MeDocument,
+  NotificationSettingsDocument,
   RefreshSessionDocument,
   RequestEmailChangeDocument,
   RequestPasswordResetDocument,
@@ -26,10 +28,12 @@ import {
   ResetPasswordDocument,
   RetryJobDocument,
   RevokeApiKeyDocument,
+  SessionsDocument,
   SignUpDocument,
   type TypedDocumentString,
   UploadVideoDocument,
   type UploadVideoMutation,
+  UpdateNotificationSettingsDocument,
   UsageDocument,
   SendTestWebhookDocument,
   WebhookDeliveriesDocument,
@@ -41,6 +45,7 @@ import type { Platform } from './platform.js';
 import type {
   ApiKey,
   ApiKeyScope,
+  AccountSession,
   AuthPayload,
   Client,
   ClientOptions,
@@ -54,6 +59,7 @@ import type {
   JobPage,
   JobsFilter,
   Media,
+  NotificationSettings,
   Session,
   UploadInput,
   UploadOptions,
@@ -310,6 +316,26 @@ class Vidmp3Client implements Client {
 
   async me(): Promise<User | null> {
     return (await this.request(MeDocument, {})).me;
+  }
+
+  async notificationSettings(): Promise<NotificationSettings> {
+    const { me } = await this.request(NotificationSettingsDocument, {});
+    if (!me) throw new Vidmp3Error('UNAUTHENTICATED', 'Log in to see your settings');
+    return me.notifications;
+  }
+
+  async updateNotificationSettings({ conversionEmails }: NotificationSettings): Promise<NotificationSettings> {
+    return (await this.request(UpdateNotificationSettingsDocument, { conversionEmails })).updateNotificationSettings;
+  }
+
+  async sessions(): Promise<AccountSession[]> {
+    const { me } = await this.request(SessionsDocument, {});
+    if (!me) throw new Vidmp3Error('UNAUTHENTICATED', 'Log in to see your sessions');
+    return me.sessions;
+  }
+
+  async endSession(id: string): Promise<void> {
+    await this.request(EndSessionDocument, { id });
   }
 
   async usage(): Promise<Usage> {

@@ -5,6 +5,8 @@ import type {
   JobFieldsFragment,
   JobStatus as GeneratedJobStatus,
   MediaFieldsFragment,
+  AccountSessionFieldsFragment,
+  NotificationSettingsFieldsFragment,
   UsageFieldsFragment,
   UserFieldsFragment,
   WebhookDeliveryFieldsFragment,
@@ -25,6 +27,13 @@ export type ConversionOptions = GeneratedConversionOptions;
  */
 export type Usage = UsageFieldsFragment;
 
+/** Which emails you receive: `conversionEmails`, when a conversion of yours succeeds or fails (off by default). */
+export type NotificationSettings = NotificationSettingsFieldsFragment;
+/**
+ * One of your sign-ins still going (`sessions()`): when it signed in, when and from which address it was last
+ * used, and whether it is this client's (`current`).
+ */
+export type AccountSession = AccountSessionFieldsFragment;
 /** An API key as listed (never the key itself); `lastUsedAt` is to within minutes, null when never used. */
 export type ApiKey = ApiKeyFieldsFragment;
 /** READ: queries and subscriptions; CONVERT: also upload, convert, cancel, retry and delete. */
@@ -222,6 +231,14 @@ export interface Client {
   confirmEmailChange(token: string): Promise<User>;
   /** The signed-in user, or null without a token. */
   me(): Promise<User | null>;
+  /** Which emails you receive; UNAUTHENTICATED without a token. */
+  notificationSettings(): Promise<NotificationSettings>;
+  /** Turns emails on or off; the settings as they now are. */
+  updateNotificationSettings(settings: NotificationSettings): Promise<NotificationSettings>;
+  /** Your sessions still going, most recently used first; UNAUTHENTICATED without a token. */
+  sessions(): Promise<AccountSession[]>;
+  /** Ends one of your sessions (NOT_FOUND unless it is yours and going); ending this client's own signs it out. */
+  endSession(id: string): Promise<void>;
   /** Your usage and limits; UNAUTHENTICATED without a token. */
   usage(): Promise<Usage>;
   /** Your API keys, newest first. */

@@ -123,6 +123,33 @@ describe('accounts', () => {
   });
 });
 
+describe('account settings', () => {
+  it('lists the sessions going with this one marked, ends another, and turns conversion emails on and off', async () => {
+    const email = uniqueEmail('sdk-settings');
+    const laptop = client();
+    await laptop.signUp(email, PASSWORD);
+    const phone = client();
+    await phone.logIn(email, PASSWORD);
+
+    const listed = await laptop.sessions();
+    expect(listed.map((s) => s.current).sort()).toEqual([false, true]);
+    const other = listed.find((s) => !s.current)!;
+    await laptop.endSession(other.id);
+    expect(await phone.me().catch((e: Vidmp3Error) => e.code)).toBe('UNAUTHENTICATED');
+    expect((await laptop.sessions()).map((s) => s.id)).not.toContain(other.id);
+    expect(await laptop.endSession(other.id).catch((e: Vidmp3Error) => e.code)).toBe('NOT_FOUND');
+
+    expect(await laptop.notificationSettings()).toEqual({ conversionEmails: false });
+    expect(await laptop.updateNotificationSettings({ conversionEmails: true })).toEqual({ conversionEmails: true });
+    expect(await laptop.notificationSettings()).toEqual({ conversionEmails: true });
+    expect(
+      await client()
+        .sessions()
+        .catch((e: Vidmp3Error) => e.code),
+    ).toBe('UNAUTHENTICATED');
+  });
+});
+
 describe('usage', () => {
   it("reads the signed-in user's usage and limits, and sees an upload and a conversion counted", async () => {
     const c = await signedUp();

@@ -67,6 +67,34 @@ export type WebhookEvent =
   /** A media of yours was deleted: `media.deleted`. */
   | 'MEDIA_DELETED';
 
+export type NotificationSettingsFieldsFragment = { conversionEmails: boolean };
+
+export type AccountSessionFieldsFragment = { id: string, createdAt: string, lastUsedAt: string, lastUsedIp: string, current: boolean };
+
+export type NotificationSettingsQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type NotificationSettingsQuery = { me: { id: string, notifications: { conversionEmails: boolean } } | null };
+
+export type UpdateNotificationSettingsMutationVariables = Exact<{
+  conversionEmails: boolean;
+}>;
+
+
+export type UpdateNotificationSettingsMutation = { updateNotificationSettings: { conversionEmails: boolean } };
+
+export type SessionsQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type SessionsQuery = { me: { id: string, sessions: Array<{ id: string, createdAt: string, lastUsedAt: string, lastUsedIp: string, current: boolean }> } | null };
+
+export type EndSessionMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type EndSessionMutation = { endSession: boolean };
+
 export type ApiKeyFieldsFragment = { id: string, name: string, scopes: Array<ApiKeyScope>, createdAt: string, lastUsedAt: string | null };
 
 export type ApiKeysQueryVariables = Exact<{ [key: string]: never; }>;
@@ -323,6 +351,20 @@ export class TypedDocumentString<TResult, TVariables>
     return this.value;
   }
 }
+export const NotificationSettingsFieldsFragmentDoc = new TypedDocumentString(`
+    fragment NotificationSettingsFields on NotificationSettings {
+  conversionEmails
+}
+    `, {"fragmentName":"NotificationSettingsFields"}) as unknown as TypedDocumentString<NotificationSettingsFieldsFragment, unknown>;
+export const AccountSessionFieldsFragmentDoc = new TypedDocumentString(`
+    fragment AccountSessionFields on Session {
+  id
+  createdAt
+  lastUsedAt
+  lastUsedIp
+  current
+}
+    `, {"fragmentName":"AccountSessionFields"}) as unknown as TypedDocumentString<AccountSessionFieldsFragment, unknown>;
 export const ApiKeyFieldsFragmentDoc = new TypedDocumentString(`
     fragment ApiKeyFields on ApiKey {
   id
@@ -437,6 +479,48 @@ export const WebhookDeliveryFieldsFragmentDoc = new TypedDocumentString(`
   updatedAt
 }
     `, {"fragmentName":"WebhookDeliveryFields"}) as unknown as TypedDocumentString<WebhookDeliveryFieldsFragment, unknown>;
+export const NotificationSettingsDocument = new TypedDocumentString(`
+    query NotificationSettings {
+  me {
+    id
+    notifications {
+      ...NotificationSettingsFields
+    }
+  }
+}
+    fragment NotificationSettingsFields on NotificationSettings {
+  conversionEmails
+}`) as unknown as TypedDocumentString<NotificationSettingsQuery, NotificationSettingsQueryVariables>;
+export const UpdateNotificationSettingsDocument = new TypedDocumentString(`
+    mutation UpdateNotificationSettings($conversionEmails: Boolean!) {
+  updateNotificationSettings(conversionEmails: $conversionEmails) {
+    ...NotificationSettingsFields
+  }
+}
+    fragment NotificationSettingsFields on NotificationSettings {
+  conversionEmails
+}`) as unknown as TypedDocumentString<UpdateNotificationSettingsMutation, UpdateNotificationSettingsMutationVariables>;
+export const SessionsDocument = new TypedDocumentString(`
+    query Sessions {
+  me {
+    id
+    sessions {
+      ...AccountSessionFields
+    }
+  }
+}
+    fragment AccountSessionFields on Session {
+  id
+  createdAt
+  lastUsedAt
+  lastUsedIp
+  current
+}`) as unknown as TypedDocumentString<SessionsQuery, SessionsQueryVariables>;
+export const EndSessionDocument = new TypedDocumentString(`
+    mutation EndSession($id: ID!) {
+  endSession(id: $id)
+}
+    `) as unknown as TypedDocumentString<EndSessionMutation, EndSessionMutationVariables>;
 export const ApiKeysDocument = new TypedDocumentString(`
     query ApiKeys {
   me {

@@ -14,9 +14,9 @@ function problems(env: Record<string, string>): string[] {
 }
 
 describe('the users configuration, sessions', () => {
-  it('defaults to 1-hour access tokens (until the clients refresh sessions) and 30-day refresh tokens in sessions of at most 90 days', () => {
+  it('defaults to 15-minute access tokens and 30-day refresh tokens in sessions of at most 90 days', () => {
     expect(parseConfig(ConfigSchema, {})).toMatchObject({
-      ACCESS_TOKEN_TTL_SECONDS: 3600,
+      ACCESS_TOKEN_TTL_SECONDS: 900,
       REFRESH_TOKEN_TTL_SECONDS: 30 * 86_400,
       SESSION_MAX_AGE_SECONDS: 90 * 86_400,
     });

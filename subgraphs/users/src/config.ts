@@ -26,9 +26,10 @@ export const ConfigSchema = z
     JWT_AUDIENCE: z.string().min(1).default('vidmp3-api'),
     /**
      * Access tokens are short-lived: only this service refuses one whose session has ended; the gateway and
-     * the other subgraphs accept it until it expires (docs/SECURITY.md, "Sessions").
+     * the other subgraphs accept it until it expires (docs/SECURITY.md, "Sessions"). 15 minutes: the SDK, the
+     * CLI and the page renew theirs before it lapses.
      */
-    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(900),
     /**
      * Access tokens for API keys (exchanged by the gateway, docs/SECURITY.md "API keys"): a revoked key works
      * elsewhere than here for at most this long (plus the gateway's cache margin, which is inside it).

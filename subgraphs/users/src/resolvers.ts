@@ -15,6 +15,7 @@ export const resolvers: Resolvers = {
   Mutation: {
     updateNotificationSettings: (_parent, { conversionEmails }, ctx) =>
       ctx.services.notifications.update(ctx.viewer, { conversionEmails }),
+    endSession: (_parent, { id }, ctx) => ctx.services.accounts.endSession(ctx.viewer, id),
     signUp: (_parent, { email, password }, ctx) => ctx.services.accounts.signUp(email, password, ctx.ip),
     logIn: (_parent, { email, password }, ctx) => ctx.services.accounts.logIn(email, password, ctx.ip),
     refreshSession: (_parent, { refreshToken }, ctx) => ctx.services.accounts.refreshSession(refreshToken, ctx.ip),
@@ -49,6 +50,7 @@ export const resolvers: Resolvers = {
     // A reference only: media and jobs fill in the figures, each checking that the viewer is this user.
     usage: (user) => ({ userId: user.id }),
     notifications: (user, _args, ctx) => ctx.services.notifications.get(ctx.viewer, user.id),
+    sessions: (user, _args, ctx) => ctx.services.accounts.listSessions(ctx.viewer, user.id),
     apiKeys: (user, _args, ctx) => ctx.services.apiKeys.list(ctx.viewer, user.id),
     webhooks: (user, _args, ctx) => ctx.services.webhooks.list(ctx.viewer, user.id),
   },

@@ -452,6 +452,95 @@ describe('access tokens at the users service', () => {
   });
 });
 
+describe('User.sessions and endSession', () => {
+  it("lists the user's sessions going, most recently used first, with where they were last used and which is this one", async () => {
+    const { accounts, clock } = await usersService();
+    const email = freshEmail();
+    const signedUpAt = clock.now;
+    const laptop = await accounts.signUp(email, PASSWORD, freshIp());
+    clock.advance(MINUTE);
+    const phoneAt = clock.now;
+    const phoneIp = freshIp();
+    const phone = await accounts.logIn(email, PASSWORD, phoneIp);
+    const ended = await accounts.logIn(email, PASSWORD, freshIp());
+    await accounts.logOut(await viewerFor(ended));
+    await signUp(accounts); // someone else's sessions are not listed
+    clock.advance(MINUTE);
+    const refreshIp = freshIp();
+    await accounts.refreshSession(laptop.refreshToken, refreshIp);
+
+    const listed = await accounts.listSessions(await viewerFor(phone), phone.user.id);
+
+    expect(listed).toEqual([
+      { id: sessionIdOf(laptop), createdAt: signedUpAt, lastUsedAt: clock.now, lastUsedIp: refreshIp, current: false },
+      { id: sessionIdOf(phone), createdAt: phoneAt, lastUsedAt: phoneAt, lastUsedIp: phoneIp, current: true },
+    ]);
+  });
+
+  it('leaves out sessions past their expiry', async () => {
+    const { accounts, clock } = await usersService();
+    const old = await signUp(accounts);
+    clock.advance(policy.refreshTtlMs + MINUTE);
+    const recent = await accounts.logIn(old.email, PASSWORD, freshIp());
+
+    const listed = await accounts.listSessions(await viewerFor(recent), recent.user.id);
+
+    expect(listed.map((s) => s.id)).toEqual([sessionIdOf(recent)]);
+  });
+
+  it('ends another session of the user: its tokens are refused at once, this one goes on', async () => {
+    const { accounts } = await usersService();
+    const here = await signUp(accounts);
+    const other = await accounts.logIn(here.email, PASSWORD, freshIp());
+
+    expect(await accounts.endSession(await viewerFor(here), sessionIdOf(other))).toBe(true);
+
+    expect(await meWith(accounts, other)).toBe('UNAUTHENTICATED');
+    expect(await codeOf(accounts.refreshSession(other.refreshToken, freshIp()))).toBe('UNAUTHENTICATED');
+    expect(await sessionRow(sessionIdOf(other))).toMatchObject({ revoked_reason: 'ended_by_user' });
+    expect(await meWith(accounts, here)).toBe('ok');
+    const listed = await accounts.listSessions(await viewerFor(here), here.user.id);
+    expect(listed.map((s) => s.id)).toEqual([sessionIdOf(here)]);
+  });
+
+  it("answers NOT_FOUND for someone else's session, an unknown or ended one, and ends nothing", async () => {
+    const { accounts } = await usersService();
+    const alice = await signUp(accounts);
+    const bob = await signUp(accounts);
+    const ended = await accounts.logIn(alice.email, PASSWORD, freshIp());
+    await accounts.logOut(await viewerFor(ended));
+    const viewer = await viewerFor(alice);
+
+    for (const id of [sessionIdOf(bob), sessionIdOf(ended), '00000000-0000-0000-0000-000000000000', 'not an id']) {
+      expect(await codeOf(accounts.endSession(viewer, id))).toBe('NOT_FOUND');
+    }
+    expect(await meWith(accounts, bob)).toBe('ok');
+    expect(await sessionRow(sessionIdOf(ended))).toMatchObject({ revoked_reason: 'logout' });
+  });
+
+  it('can end the current session, as logOut does', async () => {
+    const { accounts } = await usersService();
+    const here = await signUp(accounts);
+
+    await accounts.endSession(await viewerFor(here), sessionIdOf(here));
+
+    expect(await meWith(accounts, here)).toBe('UNAUTHENTICATED');
+  });
+
+  it('refuses an anonymous caller and an ended session', async () => {
+    const { accounts } = await usersService();
+    const auth = await signUp(accounts);
+    const other = await accounts.logIn(auth.email, PASSWORD, freshIp());
+    const viewer = await viewerFor(auth);
+    await accounts.logOut(viewer);
+
+    expect(await codeOf(accounts.listSessions(null, auth.user.id))).toBe('UNAUTHENTICATED');
+    expect(await codeOf(accounts.listSessions(viewer, auth.user.id))).toBe('UNAUTHENTICATED');
+    expect(await codeOf(accounts.endSession(viewer, sessionIdOf(other)))).toBe('UNAUTHENTICATED');
+    expect(await meWith(accounts, other)).toBe('ok');
+  });
+});
+
 describe('the session tables', () => {
   it('forget expired sessions and tokens and sessions ended a day ago, and keep the rest', async () => {
     const { accounts, clock } = await usersService();

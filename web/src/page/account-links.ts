@@ -2,7 +2,7 @@
 // query (`?verify-email=`, `?reset-password=`, `?confirm-email=`): on load the token is read, taken out of the
 // address bar at once (history.replaceState: it stays out of the history, bookmarks and later Referer headers),
 // and a small card does what the link is for. Kept apart from main.ts, which owns the session and settings.
-import type { AuthPayload, Client } from '@vidmp3/sdk';
+import type { Client } from '@vidmp3/sdk';
 import { describeError } from './messages.js';
 
 export type AccountLinkAction = 'verify-email' | 'reset-password' | 'confirm-email';
@@ -26,13 +26,16 @@ export function withoutAccountLink(url: URL): string {
 }
 
 export interface AccountLinksOptions {
-  client: Pick<Client, 'verifyEmail' | 'resetPassword' | 'confirmEmailChange' | 'requestPasswordReset'>;
+  client: Pick<Client, 'verifyEmail' | 'confirmEmailChange' | 'requestPasswordReset'>;
+  /**
+   * Sets the new password and signs this browser in (the page's session keeper: through the gateway's /auth
+   * routes, so the new refresh token goes to the HttpOnly cookie, never to this script).
+   */
+  resetPassword: (token: string, newPassword: string) => Promise<unknown>;
   /** Where the card goes (first in it). */
   container: HTMLElement;
   /** The sign-in form's email field and its "Forgot password?" button, if the page has them. */
   forgot?: { button: HTMLButtonElement; email: HTMLInputElement; result: HTMLElement };
-  /** A reset signs this browser in: the page takes the new session. */
-  onSignedIn: (auth: AuthPayload) => void;
 }
 
 /** Handles the account link of this page's URL, if any, and wires "Forgot password?". */
@@ -58,8 +61,7 @@ export function startAccountLinks(options: AccountLinksOptions): void {
       return;
     case 'reset-password':
       card.resetPassword(async (newPassword) => {
-        const auth = await options.client.resetPassword(link.token, newPassword);
-        options.onSignedIn(auth);
+        await options.resetPassword(link.token, newPassword);
         return 'Your password is changed and you are logged in. Every other device was logged out.';
       });
       return;

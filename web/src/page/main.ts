@@ -1,9 +1,10 @@
-// The conversion page: sign in, pick or drop a video, watch it upload and convert, download the mp3.
-// Plain DOM over the SDK; the markup (index.html) works with a keyboard and a screen reader as it is.
+// The conversion page: sign in, pick or drop a video, watch it upload and convert, download the mp3; the account
+// settings (#settings): password, emails, sessions. A link with ?job=<id> (the notifier's mails) opens on that
+// conversion. Plain DOM over the SDK; the markup (index.html) works with a keyboard and a screen reader as it is.
 import './page.css';
-import { createClient, isFinalStatus, type Job, type JobStatus } from '@vidmp3/sdk';
+import { createClient, isFinalStatus, type AccountSession, type Job, type JobStatus } from '@vidmp3/sdk';
 import { describeError, formatBytes, isSessionOver, nearLimit, percent, usageText, type Where } from './messages.js';
-import { clearSession, loadSession, saveSession, type Session } from './session.js';
+import { SessionKeeper, type PageSession } from './session.js';
 import { startAccountLinks } from './account-links.js';
 
 const $ = <T extends HTMLElement>(id: string, type: new () => T): T => {
@@ -41,10 +42,40 @@ const ui = {
   jobs: $('jobs', HTMLUListElement),
   jobsEmpty: $('jobs-empty', HTMLParagraphElement),
   usage: $('usage', HTMLParagraphElement),
+  focus: $('focus', HTMLElement),
+  focusTitle: $('focus-title', HTMLHeadingElement),
+  focusName: $('focus-name', HTMLParagraphElement),
+  focusStatus: $('focus-status', HTMLParagraphElement),
+  focusProgress: $('focus-progress', HTMLProgressElement),
+  focusError: $('focus-error', HTMLParagraphElement),
+  focusDownload: $('focus-download', HTMLAnchorElement),
+  focusClose: $('focus-close', HTMLButtonElement),
+  settings: $('settings', HTMLElement),
+  settingsTitle: $('settings-title', HTMLHeadingElement),
+  passwordForm: $('password-form', HTMLFormElement),
+  currentPassword: $('current-password', HTMLInputElement),
+  newPassword: $('new-password', HTMLInputElement),
+  passwordError: $('password-error', HTMLParagraphElement),
+  passwordDone: $('password-done', HTMLParagraphElement),
+  conversionEmails: $('conversion-emails', HTMLInputElement),
+  emailsError: $('emails-error', HTMLParagraphElement),
+  sessions: $('sessions', HTMLUListElement),
+  sessionsError: $('sessions-error', HTMLParagraphElement),
+  logoutEverywhere: $('logout-everywhere', HTMLButtonElement),
 };
 
 const client = createClient({ url: new URL('/graphql', location.href).href });
-let session: Session | undefined;
+/** Who is shown as signed in (the page's state); the keeper holds the tokens. */
+let signedIn: PageSession['user'] | undefined;
+const keeper = new SessionKeeper((current, reason) => {
+  client.setToken(current?.accessToken);
+  if (current && signedIn?.id !== current.user.id) showSignedIn(current);
+  else if (!current && signedIn) showSignedOut(reason ? describeError(reason, 'app') : undefined);
+});
+/** The conversion a link asked to see (?job=<id>), shown once signed in. */
+let focusJobId = new URLSearchParams(location.search).get('job') || undefined;
+/** Stops the live updates of the focused conversion. */
+let focusWatch: AbortController | undefined;
 /** The conversion under way, if any: aborting stops its upload or its watch. */
 let running: { abort: AbortController; jobId?: string } | undefined;
 /** Signed download links expire (15 minutes by default); a link older than this is signed again before use. */
@@ -54,27 +85,28 @@ let resultJobId: string | undefined;
 
 // ---- signing in and out ----
 
-function showSignedIn(current: Session): void {
-  session = current;
-  client.setToken(current.token);
-  ui.accountEmail.textContent = current.email;
+function showSignedIn(current: PageSession): void {
+  signedIn = current.user;
+  ui.accountEmail.textContent = current.user.email;
   ui.account.hidden = false;
   ui.auth.hidden = true;
-  ui.convert.hidden = false;
-  ui.history.hidden = false;
+  route();
   void refreshJobs();
   void refreshUsage();
+  if (focusJobId) void showFocus(focusJobId);
 }
 
 function showSignedOut(message?: string): void {
   running?.abort.abort();
-  session = undefined;
-  clearSession();
-  client.setToken(undefined);
+  focusWatch?.abort();
+  signedIn = undefined;
   client.close();
   ui.account.hidden = true;
   ui.convert.hidden = true;
   ui.history.hidden = true;
+  ui.settings.hidden = true;
+  ui.focus.hidden = true;
+  ui.sessions.replaceChildren();
   ui.auth.hidden = false;
   ui.jobs.replaceChildren();
   ui.usage.hidden = true;
@@ -100,11 +132,10 @@ async function authenticate(signUp: boolean): Promise<void> {
   }
   setBusy(ui.authForm, true);
   try {
-    const auth = signUp ? await client.signUp(email, password) : await client.logIn(email, password);
+    await (signUp ? keeper.signUp(email, password) : keeper.logIn(email, password));
     ui.password.value = '';
     notify();
-    showSignedIn(saveSession(auth));
-    ui.file.focus();
+    if (!focusJobId) ui.file.focus();
   } catch (error) {
     authFailed(describeError(error, 'auth'), ui.password);
   } finally {
@@ -117,7 +148,10 @@ function authFailed(message: string, field: HTMLInputElement): void {
   field.focus();
 }
 
-ui.logout.addEventListener('click', () => showSignedOut('You are logged out.'));
+ui.logout.addEventListener('click', () => {
+  void keeper.logOut();
+  notify('You are logged out.');
+});
 
 // ---- choosing a file ----
 
@@ -198,7 +232,7 @@ async function convert(file: File): Promise<void> {
     void refreshJobs();
     void refreshUsage();
     let last: Job = queued;
-    for await (const job of client.watchJob(queued.id, { signal: abort.signal })) {
+    for await (const job of watch(queued.id, abort.signal)) {
       last = job;
       ui.convertProgress.value = job.progress;
       say(statusText(job));
@@ -232,9 +266,22 @@ function finished(job: Job): void {
 }
 
 function failed(error: unknown, where: Where): void {
-  if (isSessionOver(error, where)) return showSignedOut(describeError(error, where));
   ui.progress.hidden = true;
   say(describeError(error, where), true);
+  if (isSessionOver(error, where)) void sessionRefused(error);
+}
+
+/**
+ * The API refused the access token. If the session still goes (the token lapsed early: a sleeping laptop, a
+ * clock off), a new token is fetched and the action can be tried again; if it has ended, the keeper signs the
+ * page out and says why.
+ */
+async function sessionRefused(error: unknown): Promise<void> {
+  try {
+    if (await keeper.renew()) notify('Your sign-in was renewed. Please try that again.');
+  } catch {
+    notify(describeError(error, 'app'));
+  }
 }
 
 function resetConversion(): void {
@@ -269,10 +316,10 @@ ui.refresh.addEventListener('click', () => {
 
 /** The usage line: what the account stores and runs against its limits; refreshed after uploads and conversions. */
 async function refreshUsage(): Promise<void> {
-  if (!session) return;
+  if (!signedIn) return;
   try {
     const usage = await client.usage();
-    if (!session) return; // logged out meanwhile
+    if (!signedIn) return; // logged out meanwhile
     ui.usage.textContent = usageText(usage);
     ui.usage.classList.toggle('near-limit', nearLimit(usage));
     ui.usage.hidden = false;
@@ -283,13 +330,13 @@ async function refreshUsage(): Promise<void> {
 }
 
 async function refreshJobs(): Promise<void> {
-  if (!session) return;
+  if (!signedIn) return;
   try {
     const { jobs } = await client.jobs({ first: 20 });
     ui.jobs.replaceChildren(...jobs.map(jobRow));
     ui.jobsEmpty.hidden = jobs.length > 0;
   } catch (error) {
-    if (isSessionOver(error, 'app')) showSignedOut(describeError(error, 'app'));
+    if (isSessionOver(error, 'app')) void sessionRefused(error);
     else notify(`Your conversions could not be listed. ${describeError(error, 'app')}`);
   }
 }
@@ -392,21 +439,253 @@ function setBusy(form: HTMLFormElement, busy: boolean): void {
   for (const button of form.querySelectorAll('button')) button.disabled = busy;
 }
 
+// ---- live updates across token renewals ----
+
+/**
+ * The job's state and then its changes, as client.watchJob gives them, carried over the renewal of the access
+ * token: the gateway closes a socket when its token expires, and the watch goes on over a new socket with the
+ * token the keeper renewed meanwhile (fetched now if it has not).
+ */
+async function* watch(jobId: string, signal: AbortSignal): AsyncGenerator<Job> {
+  // Closed again and again without an update in between: something else is wrong; say so rather than loop.
+  for (let renewals = 0; ; renewals++) {
+    try {
+      for await (const job of client.watchJob(jobId, { signal })) {
+        renewals = 0;
+        yield job;
+      }
+      return;
+    } catch (error) {
+      const closeCode = (error as { extensions?: { closeCode?: unknown } }).extensions?.closeCode;
+      if (!isSessionOver(error, 'app') || closeCode !== 4401 || signal.aborted || renewals >= 2) throw error;
+      // The keeper renews ahead of expiry, so the token it holds now is usually newer than the socket's; if it
+      // is about to lapse too, a renewal now.
+      const current = keeper.current;
+      const fresh = current && Date.parse(current.expiresAt) - Date.now() > 30_000 ? current : await keeper.renew();
+      if (!fresh) throw error;
+    }
+  }
+}
+
+// ---- a conversion opened from a link (?job=<id>) ----
+
+ui.focusClose.addEventListener('click', () => {
+  focusWatch?.abort();
+  focusJobId = undefined;
+  ui.focus.hidden = true;
+  // The link has served: a reload shows the page as usual.
+  history.replaceState(null, '', location.pathname + location.hash);
+  ui.file.focus();
+});
+
+ui.focusDownload.addEventListener('click', (event) => {
+  const jobId = ui.focusDownload.dataset.jobId;
+  if (jobId) void freshLink(event, jobId, ui.focusDownload);
+});
+
+/** Shows the linked conversion first on the page, live until it ends, with its download once done. */
+async function showFocus(jobId: string): Promise<void> {
+  focusWatch?.abort();
+  const abort = new AbortController();
+  focusWatch = abort;
+  ui.focus.hidden = false;
+  ui.focusName.textContent = '';
+  ui.focusError.textContent = '';
+  ui.focusDownload.hidden = true;
+  ui.focusProgress.hidden = true;
+  ui.focusStatus.textContent = 'Loading…';
+  ui.focusTitle.focus();
+  try {
+    const job = await client.job(jobId).catch((error: unknown) => {
+      if ((error as { code?: unknown }).code === 'NOT_FOUND') return null;
+      throw error;
+    });
+    if (abort.signal.aborted) return;
+    if (!job) {
+      ui.focusStatus.textContent = '';
+      ui.focusError.textContent = 'That conversion is not in your account (it may have been deleted).';
+      return;
+    }
+    fillFocus(job);
+    if (isFinalStatus(job.status)) return;
+    for await (const next of watch(jobId, abort.signal)) fillFocus(next);
+  } catch (error) {
+    if (abort.signal.aborted) return;
+    if (isSessionOver(error, 'app')) return void sessionRefused(error);
+    ui.focusError.textContent = describeError(error, 'app');
+  }
+}
+
+function fillFocus(job: Job): void {
+  ui.focusName.textContent = job.input.filename;
+  ui.focusStatus.textContent = `${statusLabels[job.status]}. ${statusText(job)}`;
+  ui.focusProgress.hidden = isFinalStatus(job.status);
+  ui.focusProgress.value = job.progress;
+  ui.focusError.textContent = job.status === 'FAILED' && job.error ? job.error.message : '';
+  if (job.status === 'SUCCEEDED' && job.output) {
+    setDownload(ui.focusDownload, job.output.downloadUrl, job.output.filename);
+    ui.focusDownload.dataset.jobId = job.id;
+    ui.focusDownload.textContent = `Download ${job.output.filename}`;
+    ui.focusDownload.hidden = false;
+  }
+  updateJobRow(job);
+}
+
+// ---- views: conversions, or the account settings (#settings) ----
+
+window.addEventListener('hashchange', () => {
+  if (!signedIn) return;
+  route();
+  if (location.hash === '#settings') ui.settingsTitle.focus();
+});
+
+function route(): void {
+  const settings = location.hash === '#settings';
+  ui.settings.hidden = !settings;
+  ui.convert.hidden = settings;
+  ui.history.hidden = settings;
+  if (settings) void loadSettings();
+}
+
+async function loadSettings(): Promise<void> {
+  ui.passwordError.textContent = '';
+  ui.emailsError.textContent = '';
+  ui.sessionsError.textContent = '';
+  await Promise.all([loadEmails(), loadSessions()]);
+}
+
+async function loadEmails(): Promise<void> {
+  ui.conversionEmails.disabled = true;
+  try {
+    ui.conversionEmails.checked = (await client.notificationSettings()).conversionEmails;
+    ui.conversionEmails.disabled = false;
+  } catch (error) {
+    settingsFailed(error, ui.emailsError);
+  }
+}
+
+ui.conversionEmails.addEventListener('change', () => void saveEmails(ui.conversionEmails.checked));
+
+async function saveEmails(conversionEmails: boolean): Promise<void> {
+  ui.emailsError.textContent = '';
+  ui.conversionEmails.disabled = true;
+  try {
+    ui.conversionEmails.checked = (await client.updateNotificationSettings({ conversionEmails })).conversionEmails;
+  } catch (error) {
+    ui.conversionEmails.checked = !conversionEmails;
+    settingsFailed(error, ui.emailsError);
+  } finally {
+    ui.conversionEmails.disabled = false;
+  }
+}
+
+ui.passwordForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  void changePassword();
+});
+
+async function changePassword(): Promise<void> {
+  ui.passwordError.textContent = '';
+  ui.passwordDone.textContent = '';
+  const current = ui.currentPassword.value;
+  const next = ui.newPassword.value;
+  if (!current) return passwordFailed('Enter your current password.', ui.currentPassword);
+  if (next.length < 10) return passwordFailed('Choose a new password of at least 10 characters.', ui.newPassword);
+  setBusy(ui.passwordForm, true);
+  try {
+    await keeper.changePassword(current, next);
+    ui.passwordForm.reset();
+    ui.passwordDone.textContent = 'Your password is changed. Your other sessions have been signed out.';
+    void loadSessions();
+  } catch (error) {
+    const field = (error as { extensions?: { field?: unknown } }).extensions?.field;
+    if (isSessionOver(error, 'app')) return void sessionRefused(error);
+    passwordFailed(describeError(error, 'app'), field === 'newPassword' ? ui.newPassword : ui.currentPassword);
+  } finally {
+    setBusy(ui.passwordForm, false);
+  }
+}
+
+function passwordFailed(message: string, field: HTMLInputElement): void {
+  ui.passwordError.textContent = message;
+  field.focus();
+}
+
+async function loadSessions(): Promise<void> {
+  try {
+    const sessions = await client.sessions();
+    ui.sessions.replaceChildren(...sessions.map(sessionRow));
+  } catch (error) {
+    settingsFailed(error, ui.sessionsError);
+  }
+}
+
+function sessionRow(session: AccountSession): HTMLLIElement {
+  const row = document.createElement('li');
+  row.className = session.current ? 'session current' : 'session';
+  row.dataset.sessionId = session.id;
+  const lastUsed = new Date(session.lastUsedAt).toLocaleString();
+  const info = element('span', 'session-info', '');
+  if (session.current) info.append(element('span', 'session-this', 'This browser'), document.createElement('br'));
+  info.append(
+    `Signed in ${new Date(session.createdAt).toLocaleString()}`,
+    document.createElement('br'),
+    `Last used ${lastUsed} from ${session.lastUsedIp}`,
+  );
+  row.append(info);
+  if (!session.current) {
+    const end = element('button', 'secondary', 'Sign out');
+    end.type = 'button';
+    end.setAttribute('aria-label', `Sign out the session last used ${lastUsed} from ${session.lastUsedIp}`);
+    end.addEventListener('click', () => void endSession(session.id, end));
+    row.append(end);
+  }
+  return row;
+}
+
+async function endSession(id: string, button: HTMLButtonElement): Promise<void> {
+  ui.sessionsError.textContent = '';
+  button.disabled = true;
+  try {
+    await client.endSession(id);
+  } catch (error) {
+    // Ended meanwhile (elsewhere, or it expired): the list below shows it gone all the same.
+    if ((error as { code?: unknown }).code !== 'NOT_FOUND') settingsFailed(error, ui.sessionsError);
+  }
+  await loadSessions();
+  // The button is gone with its row: keep the keyboard in the list's neighbourhood.
+  ui.logoutEverywhere.focus();
+}
+
+ui.logoutEverywhere.addEventListener('click', () => void logOutEverywhere());
+
+async function logOutEverywhere(): Promise<void> {
+  ui.logoutEverywhere.disabled = true;
+  try {
+    await client.logOutEverywhere();
+    await keeper.forget();
+    notify('You are logged out everywhere.');
+  } catch (error) {
+    settingsFailed(error, ui.sessionsError);
+  } finally {
+    ui.logoutEverywhere.disabled = false;
+  }
+}
+
+function settingsFailed(error: unknown, where: HTMLElement): void {
+  if (isSessionOver(error, 'app')) return void sessionRefused(error);
+  where.textContent = describeError(error, 'app');
+}
+
 // ---- start ----
 
+/** One refresh at start: the cookie, if the browser has one, says whether this browser is signed in. */
 async function start(): Promise<void> {
-  const saved = loadSession();
-  if (!saved) return showSignedOut();
-  client.setToken(saved.token);
   try {
-    // The token may have been revoked or signed with a retired key: ask before showing the signed-in page.
-    const me = await client.me();
-    if (!me) return showSignedOut('Your session has ended. Please log in again.');
-    showSignedIn(saved);
+    if (await keeper.renew()) return; // the keeper shows the signed-in page
+    showSignedOut(focusJobId ? 'Log in to see your conversion.' : undefined);
   } catch (error) {
-    if (isSessionOver(error, 'app')) return showSignedOut(describeError(error, 'app'));
-    showSignedIn(saved);
-    notify(describeError(error, 'app'));
+    showSignedOut(describeError(error, 'app'));
   }
 }
 
@@ -416,5 +695,5 @@ startAccountLinks({
   client,
   container: $('notice', HTMLParagraphElement).parentElement!,
   forgot: { button: $('forgot', HTMLButtonElement), email: ui.email, result: $('forgot-result', HTMLParagraphElement) },
-  onSignedIn: (auth) => showSignedIn(saveSession(auth)),
+  resetPassword: (token, newPassword) => keeper.resetPassword(token, newPassword),
 });

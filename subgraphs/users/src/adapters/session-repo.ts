@@ -3,7 +3,8 @@ import { withTransaction } from '@vidmp3/shared';
 import type { PresentedToken } from '../services/session-policy.js';
 
 /** Why a session ended; kept on the row for whoever investigates. */
-export type RevokeReason = 'logout' | 'logout_everywhere' | 'password_change' | 'password_reset' | 'refresh_reuse';
+export type RevokeReason =
+  'logout' | 'logout_everywhere' | 'password_change' | 'password_reset' | 'refresh_reuse' | 'ended_by_user';
 
 export interface NewSession {
   id: string;
@@ -31,6 +32,21 @@ interface LockedRow extends RowDataPacket {
   spent_at: Date | null;
   created_at: Date;
   revoked_at: Date | null;
+}
+
+/** A session still going, as its user sees it (`User.sessions`). */
+export interface ActiveSession {
+  id: string;
+  createdAt: Date;
+  lastUsedAt: Date;
+  lastUsedIp: string;
+}
+
+interface ActiveRow extends RowDataPacket {
+  id: string;
+  created_at: Date;
+  last_used_at: Date;
+  last_used_ip: string;
 }
 
 const affected = (result: ResultSetHeader) => result.affectedRows;
@@ -110,6 +126,22 @@ export class SessionRepository {
         : null;
       return decide(found, new SessionTx(conn));
     });
+  }
+
+  /** The user's sessions neither ended nor expired at `now`, most recently used first. */
+  async listActive(userId: string, now: Date, limit: number): Promise<ActiveSession[]> {
+    const [rows] = await this.pool.query<ActiveRow[]>(
+      `SELECT id, created_at, last_used_at, last_used_ip FROM sessions
+       WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
+       ORDER BY last_used_at DESC, id LIMIT ?`,
+      [userId, now, limit],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      createdAt: r.created_at,
+      lastUsedAt: r.last_used_at,
+      lastUsedIp: r.last_used_ip,
+    }));
   }
 
   /** Ends one session of a user; false when it had ended already (or is not theirs). */

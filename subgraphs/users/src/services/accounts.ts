@@ -19,6 +19,7 @@ import {
 import { normaliseEmail } from './emails.js';
 import type { LoginThrottle } from './login-throttle.js';
 import { checkPasswordRules, hashPassword, verifyPassword } from './passwords.js';
+import type { ActiveSession } from '../adapters/session-repo.js';
 import type { SessionService, SessionTokens } from './sessions.js';
 
 /** What signing in, refreshing or changing the password returns (`AuthPayload`). */
@@ -123,6 +124,26 @@ export class AccountService {
   async logOutEverywhere(viewer: Viewer | null): Promise<true> {
     const { user } = await this.requireSession(viewer);
     await this.sessions.endAll(user.id, 'logout_everywhere');
+    return true;
+  }
+
+  /**
+   * The user's sessions still going (`User.sessions`), the caller's own marked `current`. Only ever the caller's:
+   * `User` resolves for no one else.
+   */
+  async listSessions(viewer: Viewer | null, userId: string): Promise<(ActiveSession & { current: boolean })[]> {
+    const { user, sessionId } = await this.requireSession(viewer);
+    if (user.id !== userId) return [];
+    const sessions = await this.sessions.listActive(user.id);
+    return sessions.map((s) => ({ ...s, current: s.id === sessionId }));
+  }
+
+  /** Ends one session of the caller's (any, this one included); NOT_FOUND for one that is not theirs or not going. */
+  async endSession(viewer: Viewer | null, id: string): Promise<true> {
+    const { user } = await this.requireSession(viewer);
+    if (!(await this.sessions.end(user.id, id, 'ended_by_user'))) {
+      throw userError(ErrorCode.NOT_FOUND, 'No such session of yours is going', { field: 'id' });
+    }
     return true;
   }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, userError } from '@vidmp3/shared';
-import type { RevokeReason, SessionRepository } from '../adapters/session-repo.js';
+import type { ActiveSession, RevokeReason, SessionRepository } from '../adapters/session-repo.js';
 import {
   hashRefreshToken,
   isRefreshTokenShaped,
@@ -19,6 +19,9 @@ export interface SessionTokens {
   refreshToken: string;
   refreshTokenExpiresAt: Date;
 }
+
+/** `User.sessions` lists this many at most (the gateway's cost limit counts an unpaged list as 100 items). */
+const MAX_LISTED_SESSIONS = 100;
 
 const refused = (message: string) => userError(ErrorCode.UNAUTHENTICATED, message);
 
@@ -106,6 +109,11 @@ export class SessionService {
   /** Ends one session of the user; false when it had ended already. */
   async end(userId: string, sessionId: string, reason: RevokeReason): Promise<boolean> {
     return this.repo.revoke(userId, sessionId, this.now(), reason);
+  }
+
+  /** The user's sessions still going (neither ended nor expired), most recently used first. */
+  async listActive(userId: string): Promise<ActiveSession[]> {
+    return this.repo.listActive(userId, this.now(), MAX_LISTED_SESSIONS);
   }
 
   /** Ends every session of the user. */
