@@ -72,7 +72,7 @@ describe('account links on the page', () => {
 
       // Forgot password: asked from the sign-in form, with the address typed there.
       await page.goto(`${system.gatewayUrl}/`);
-      await page.getByLabel('Email').fill(user.email);
+      await page.getByLabel('Email', { exact: true }).fill(user.email);
       await page.getByRole('button', { name: 'Forgot password?' }).click();
       await page
         .getByText(`If an account uses ${user.email}, a link to choose a new password is on its way.`)
@@ -80,7 +80,7 @@ describe('account links on the page', () => {
       const reset = await linkIn(user.email, 'Reset your vidmp3 password');
       await page.goto(reset);
       expect(page.url()).toBe(`${system.gatewayUrl}/`);
-      await page.getByLabel('New password', { exact: true }).fill('a brand new passphrase');
+      await page.getByLabel('Your new password').fill('a brand new passphrase');
       await page.getByRole('button', { name: 'Set new password' }).click();
       await page.getByText('Your password is changed and you are logged in.').waitFor();
       // Signed in with the new session.
@@ -90,7 +90,7 @@ describe('account links on the page', () => {
 
       // A used link says so in words.
       await page.goto(reset);
-      await page.getByLabel('New password', { exact: true }).fill('yet another passphrase');
+      await page.getByLabel('Your new password').fill('yet another passphrase');
       await page.getByRole('button', { name: 'Set new password' }).click();
       await page.getByText('This link is not valid or has expired; ask for a new one').waitFor();
 
@@ -113,7 +113,8 @@ describe('account links on the page', () => {
       await page.getByText(`Your account now uses ${newEmail}`).waitFor();
 
       expect(offOrigin).toEqual([]);
-      expect(errors).toEqual([]);
+      // The one failed request: the used reset link, refused by the gateway's /auth/reset (said in words above).
+      expect(errors).toEqual([expect.stringMatching(/status of 400 .*\/auth\/reset\)$/) as string]);
     } catch (err) {
       await screenshot(page, 'account-link-failure').catch(() => undefined);
       throw err;

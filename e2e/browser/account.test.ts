@@ -225,6 +225,39 @@ describe('the account on the page', () => {
     await context.close();
   }, 120_000);
 
+  it('deletes the account from settings, once its password and a confirmation are given, and signs out', async () => {
+    const { page, context, errors } = await openPage(browser, system.gatewayUrl);
+    await run(page, 'delete', async () => {
+      const email = uniqueEmail('delete');
+      await signUpInPage(page, email);
+      await page.getByRole('link', { name: 'Settings' }).click();
+      await page.getByRole('heading', { name: 'Delete your account' }).waitFor();
+
+      // Without the box ticked nothing happens; with a wrong password the API refuses and says so.
+      await page.getByLabel('Your password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Delete account' }).click();
+      await expect.poll(() => page.locator('#delete-error').innerText()).toBe('Tick the box to confirm.');
+      expect(await logInElsewhere(email)).not.toBe('UNAUTHENTICATED');
+      await page.getByLabel('Your password').fill('not the password at all');
+      await page.getByLabel('I understand that everything in this account is deleted').check();
+      await page.getByRole('button', { name: 'Delete account' }).click();
+      await expect.poll(() => page.locator('#delete-error').innerText()).not.toBe('');
+
+      await page.getByLabel('Your password').fill(PASSWORD);
+      await page.getByLabel('I understand that everything in this account is deleted').check();
+      await page.getByRole('button', { name: 'Delete account' }).click();
+      await page.getByRole('button', { name: 'Create account' }).waitFor();
+      expect(await page.locator('#notice').innerText()).toBe('Your account is deleted, with everything in it.');
+      // The account is gone: its email and password no longer sign in, and the cookie went with the session.
+      expect(await logInElsewhere(email)).toBe('UNAUTHENTICATED');
+      expect(await refreshCookie(context)).toBeUndefined();
+      await page.reload();
+      await page.getByRole('button', { name: 'Create account' }).waitFor();
+    });
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 60_000);
+
   it('opens on the conversion a link names (?job=), after logging in, and shows it through to its download', async () => {
     const user = await signUpUser(system.gatewayUrl);
     const uploaded = await uploadFile(system.gatewayUrl, await sample('faststart.mp4'), { token: user.token });

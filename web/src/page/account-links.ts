@@ -141,10 +141,17 @@ class Card {
     const form = document.createElement('form');
     form.noValidate = true;
     const label = document.createElement('label');
-    label.htmlFor = 'new-password';
-    label.textContent = 'New password';
+    // Not the settings form's `new-password`: both are in the page at once.
+    label.htmlFor = 'reset-new-password';
+    label.textContent = 'Your new password';
     const input = document.createElement('input');
-    Object.assign(input, { id: 'new-password', name: 'new-password', type: 'password', minLength: 10, required: true });
+    Object.assign(input, {
+      id: 'reset-new-password',
+      name: 'new-password',
+      type: 'password',
+      minLength: 10,
+      required: true,
+    });
     input.autocomplete = 'new-password';
     const help = document.createElement('p');
     help.className = 'help';

@@ -672,6 +672,43 @@ async function logOutEverywhere(): Promise<void> {
   }
 }
 
+const deleteUi = {
+  form: $('delete-form', HTMLFormElement),
+  password: $('delete-password', HTMLInputElement),
+  confirm: $('delete-confirm', HTMLInputElement),
+  error: $('delete-error', HTMLParagraphElement),
+};
+
+deleteUi.form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  void deleteAccount();
+});
+
+/** Deletes the account (its password asked again), then this browser's session goes too. */
+async function deleteAccount(): Promise<void> {
+  deleteUi.error.textContent = '';
+  if (!deleteUi.password.value) return deleteFailed('Enter your password.', deleteUi.password);
+  if (!deleteUi.confirm.checked) return deleteFailed('Tick the box to confirm.', deleteUi.confirm);
+  setBusy(deleteUi.form, true);
+  try {
+    await client.deleteAccount(deleteUi.password.value);
+    deleteUi.form.reset();
+    await keeper.forget();
+    location.hash = '';
+    notify('Your account is deleted, with everything in it.');
+  } catch (error) {
+    if (isSessionOver(error, 'app')) return void sessionRefused(error);
+    deleteFailed(describeError(error, 'app'), deleteUi.password);
+  } finally {
+    setBusy(deleteUi.form, false);
+  }
+}
+
+function deleteFailed(message: string, field: HTMLInputElement): void {
+  deleteUi.error.textContent = message;
+  field.focus();
+}
+
 function settingsFailed(error: unknown, where: HTMLElement): void {
   if (isSessionOver(error, 'app')) return void sessionRefused(error);
   where.textContent = describeError(error, 'app');
