@@ -123,7 +123,7 @@ export async function startUsers(config: Config, logger: Logger): Promise<Runnin
         app.get('/.well-known/jwks.json', (_req, res) => {
           res.set('Cache-Control', 'public, max-age=300').json(keys.jwks);
         });
-        internalRoutes(app, notifications, webhooks, config.INTERNAL_API_TOKEN, logger);
+        internalRoutes(app, notifications, webhooks, config.INTERNAL_API_TOKEN);
         apiKeyRoutes(app, apiKeys);
       },
     },

@@ -47,6 +47,7 @@ describe('the users configuration, webhooks', () => {
   it('needs a 32-byte secret key in production, and never allows loopback there', () => {
     expect(problems({ NODE_ENV: 'production', JWT_PRIVATE_KEY: 'pem', WEBHOOK_ALLOW_LOOPBACK: 'true' })).toEqual([
       'WEBHOOK_SECRET_KEY: required in production (32 bytes in base64: openssl rand -base64 32)',
+      'INTERNAL_API_TOKEN: required in production',
       'WEBHOOK_ALLOW_LOOPBACK: must not be true in production (webhooks would reach services on the host)',
     ]);
     expect(problems({ WEBHOOK_SECRET_KEY: Buffer.alloc(16).toString('base64') })).toEqual([
@@ -57,6 +58,7 @@ describe('the users configuration, webhooks', () => {
         NODE_ENV: 'production',
         JWT_PRIVATE_KEY: 'pem',
         WEBHOOK_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
+        INTERNAL_API_TOKEN: 'a-service-token-of-enough-length',
       }),
     ).toMatchObject({ WEBHOOK_ALLOW_LOOPBACK: false, WEBHOOK_ALLOW_HTTP: false });
   });

@@ -13,10 +13,7 @@ export const ConfigSchema = z
      * RabbitMQ being away delays those messages and nothing else.
      */
     RABBITMQ_URL: env.url('amqp://guest:guest@127.0.0.1:5672'),
-    /**
-     * Bearer token the notifier presents on the internal API (shared with media, jobs and the workers). Unset in
-     * production: the internal API is not served.
-     */
+    /** Bearer token the notifier presents on the internal API (shared with media, jobs and the workers). */
     INTERNAL_API_TOKEN: z.string().min(16).optional(),
     /** Whose X-Forwarded-For to believe, in Express `trust proxy` syntax: the gateway's addresses. */
     TRUST_PROXY: z.string().default('loopback, linklocal, uniquelocal'),
@@ -144,6 +141,11 @@ export const ConfigSchema = z
         message: 'required in production (32 bytes in base64: openssl rand -base64 32)',
       });
     }
+    // The notifier's API (addresses, webhooks): the notifier is part of every deployment now, as it is for media,
+    // jobs and the workers.
+    if (c.NODE_ENV === 'production' && !c.INTERNAL_API_TOKEN) {
+      ctx.addIssue({ code: 'custom', path: ['INTERNAL_API_TOKEN'], message: 'required in production' });
+    }
     if (c.NODE_ENV === 'production' && c.WEBHOOK_ALLOW_LOOPBACK) {
       ctx.addIssue({
         code: 'custom',
@@ -152,11 +154,9 @@ export const ConfigSchema = z
       });
     }
   })
-  // Unset in production: the internal API stays closed (the notifier then cannot send conversion mails), so
-  // that deployments made before the notifier keep starting.
   .transform((c) => ({
     ...c,
-    INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? (c.NODE_ENV === 'production' ? undefined : DEV_INTERNAL_API_TOKEN),
+    INTERNAL_API_TOKEN: c.INTERNAL_API_TOKEN ?? DEV_INTERNAL_API_TOKEN,
     WEBHOOK_ALLOW_LOOPBACK: c.WEBHOOK_ALLOW_LOOPBACK ?? c.NODE_ENV === 'development',
     WEBHOOK_ALLOW_HTTP: c.WEBHOOK_ALLOW_HTTP ?? c.NODE_ENV !== 'production',
   }));

@@ -6,7 +6,6 @@ import {
   WebhookAttemptReport,
   WebhookEventType,
   type CreatedWebhookDelivery,
-  type Logger,
   type UserContact,
   type UserWebhooks,
   type WebhookAttemptRecorded,
@@ -18,23 +17,13 @@ import type { WebhookService } from '../services/webhooks.js';
 /**
  * The notifier's API on users: a user's address and mail settings, and webhooks (who to send an event to, the
  * delivery's record, the signing secret, how each attempt went). Service token; never routed by the gateway.
- * Without a token (production left unconfigured) it answers 503, which the notifier waits out, rather than
- * anything it could take for "no such user".
  */
 export function internalRoutes(
   app: Express,
   notifications: NotificationSettingsService,
   webhooks: WebhookService,
-  token: string | undefined,
-  logger: Logger,
+  token: string,
 ): void {
-  if (!token) {
-    logger.warn('INTERNAL_API_TOKEN is not set: the internal API is closed, and the notifier waits for it');
-    app.use('/internal', (_req, res) => {
-      res.status(503).json({ error: 'SERVICE_UNAVAILABLE', message: 'INTERNAL_API_TOKEN is not set on users' });
-    });
-    return;
-  }
   app.use('/internal', serviceTokenAuth(token));
   app.get(InternalApi.userContact.route, async (req, res) => {
     try {
