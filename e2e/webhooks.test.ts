@@ -254,6 +254,27 @@ describe('webhooks', () => {
       .toBe(4);
   }, 150_000);
 
+  it('deliver a test event asked for with sendTestWebhook, signed, and list it SUCCEEDED', async () => {
+    const url = receiver.url([204]);
+    // Subscribed to something else: a test event goes whatever the webhook listens to.
+    const webhook = await createWebhook(user, url, ['job.failed']);
+    const res = await graphql<{ sendTestWebhook: { status: string; eventType: string } }>(
+      system.gatewayUrl,
+      'mutation ($id: ID!) { sendTestWebhook(id: $id) { status eventType } }',
+      { token: user.token, variables: { id: webhook.id } },
+    );
+    expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+    expect(res.data!.sendTestWebhook).toEqual({ status: 'PENDING', eventType: 'webhook.test' });
+
+    await expect.poll(() => receiver.at(url).length, { timeout: 30_000 }).toBe(1);
+    expect(verified(webhook.secret, receiver.at(url)[0]!)).toMatchObject({ type: 'webhook.test' });
+    await expect
+      .poll(async () => (await deliveriesOf(webhook.id)).map((d) => [d.eventType, d.status, d.responseStatus]), {
+        timeout: 10_000,
+      })
+      .toEqual([['webhook.test', 'SUCCEEDED', 204]]);
+  }, 60_000);
+
   it('retry a receiver that answers 500 twice, spaced by the configured delays, until it takes the event', async () => {
     const url = receiver.url([500, 500, 200]);
     const webhook = await createWebhook(user, url, ['media.deleted']);
