@@ -2,14 +2,13 @@
 // there, read as a mail client reads it (mailparser). The notifier is started here, beside the harness's system.
 import { randomUUID } from 'node:crypto';
 import amqplib from 'amqplib';
-import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
 import mysql from 'mysql2/promise';
-import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { Topology, type ConversionFinished } from '@vidmp3/shared';
 import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
 import { conversionsOf } from './conversions.js';
 import { sample } from './fixtures.js';
+import { addresses, links, MailServer } from './lib/mail-server.js';
 import { startTcpProxy, type TcpProxy } from './lib/tcp-proxy.js';
 import {
   freePort,
@@ -23,51 +22,6 @@ import {
 
 const FROM_ADDRESS = 'no-reply@vidmp3.test';
 const FROM = `vidmp3 <${FROM_ADDRESS}>`;
-
-/** An SMTP server that keeps what it receives, parsed; it can stop listening and listen again on its port. */
-class MailServer {
-  readonly received: ParsedMail[] = [];
-  private server: SMTPServer | undefined;
-
-  constructor(readonly port: number) {}
-
-  async listen(): Promise<void> {
-    const server = new SMTPServer({
-      // Plain SMTP on loopback, as a relay on the same host would take it; no TLS, no login.
-      disabledCommands: ['STARTTLS', 'AUTH'],
-      authOptional: true,
-      logger: false,
-      onData: (stream, _session, callback) => {
-        simpleParser(stream).then(
-          (mail) => {
-            this.received.push(mail);
-            callback();
-          },
-          (err: Error) => callback(err),
-        );
-      },
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.server = server;
-  }
-
-  /** Stops listening: connections to the port are refused until `listen` again. */
-  async close(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  to(address: string): ParsedMail[] {
-    return this.received.filter((mail) => addresses(mail.to).includes(address));
-  }
-}
-
-const addresses = (field: AddressObject | AddressObject[] | undefined): string[] =>
-  (Array.isArray(field) ? field : field ? [field] : []).flatMap((a) => a.value.map((v) => v.address ?? ''));
 
 let system: System;
 let notifier: ServiceProcess;
@@ -179,7 +133,6 @@ const conversionMailsTo = (address: string) =>
   smtp.to(address).filter((mail) => mail.subject !== 'Confirm your email address');
 
 const pageLink = (jobId: string) => `${system.gatewayUrl}/?job=${jobId}`;
-const links = (text: string) => text.match(/https?:\/\/[^\s"<>]+/g) ?? [];
 
 /** Publishes events to the notifier's queue as jobs' outbox does (persistent, mandatory, confirmed). */
 async function publish(...events: ConversionFinished[]): Promise<void> {

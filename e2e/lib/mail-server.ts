@@ -1,5 +1,5 @@
 // A real SMTP server (smtp-server) in the test process, keeping what it receives parsed as a mail client reads
-// it (mailparser). The same server as notifications.test.ts's, for the other mail tests.
+// it (mailparser), for the mail tests. It can stop listening and listen again on its port (an SMTP outage).
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 
@@ -32,6 +32,7 @@ export class MailServer {
     this.server = server;
   }
 
+  /** Stops listening: connections to the port are refused until `listen` again. */
   async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
