@@ -202,6 +202,8 @@ async function startSystem(): Promise<void> {
     MYSQL_URL: mysqlUrl('users'),
     RABBITMQ_URL: rabbitmqUrl(),
     INTERNAL_API_TOKEN: internalToken,
+    // Account mails link to the page, on the gateway's origin.
+    PUBLIC_URL: url(ports.gateway),
     JWT_PRIVATE_KEY: generateKeyPairSync('ec', { namedCurve: 'P-256' })
       .privateKey.export({ type: 'pkcs8', format: 'pem' })
       .toString(),
