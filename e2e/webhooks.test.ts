@@ -1,14 +1,13 @@
 // Webhooks end to end (issue #15): conversions and deletions through the gateway, jobs' and media's outboxes, the
 // notifier (a process beside the harness's system, loopback allowed, short retry delays) and a receiver on
 // 127.0.0.1 that checks every signature with the `standardwebhooks` package.
-//
-// Webhooks are created with `createWebhook` and their deliveries read with `webhookDeliveries` through the gateway
-// when users serves its internal webhook routes (branch webhooks-api). Without them (this branch alone), a stand-in
-// of those routes (workers/notifier/test/users-webhooks-stand-in.ts) plays users for the notifier, and webhooks are
-// created in it: only `createWebhook` and `deliveriesOf` below know which.
+// Webhooks are created with `createWebhook` and their deliveries read with `webhookDeliveries` through the gateway.
 import { randomUUID } from 'node:crypto';
+import { copyFile, mkdtemp, rm, truncate } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
@@ -16,7 +15,7 @@ import { DEV_INTERNAL_API_TOKEN } from '@vidmp3/shared';
 import { MailServer } from './lib/mail-server.js';
 import { graphql, signUpUser, uploadFile, type SignedUp } from './client.js';
 import { conversionsOf } from './conversions.js';
-import { sample } from './fixtures.js';
+import { generateVideo, sample } from './fixtures.js';
 import {
   freePort,
   MYSQL_SERVER,
@@ -253,6 +252,51 @@ describe('webhooks', () => {
       })
       .toBe(4);
   }, 150_000);
+
+  it('deliver job.failed for a conversion that fails and job.cancelled for one cancelled', async () => {
+    const url = receiver.url([200]);
+    const webhook = await createWebhook(user, url, ['job.failed', 'job.cancelled']);
+    const jobs = conversionsOf<{ id: string; status: string }>(
+      () => system,
+      () => user,
+      'id status',
+    );
+
+    // Fails: the stored bytes are replaced after the upload's checks by a video without audio (the worker finds out).
+    const upload = await uploadFile(system.gatewayUrl, await sample('faststart.mp4'), { token: user.token });
+    expect(upload.errors, JSON.stringify(upload.errors)).toBeUndefined();
+    const media = upload.data!.uploadVideo;
+    const stored = join(system.blobDir, media.id.slice(0, 2), media.id);
+    await copyFile(await sample('no-audio.mp4'), stored);
+    await truncate(stored, media.byteSize);
+    const failing = await jobs.convert(media.id);
+    await jobs.waitFor(failing, (job) => job.status === 'FAILED');
+
+    // Cancelled: a five-minute video, cancelled as soon as it is queued (it takes the worker seconds).
+    const dir = await mkdtemp(join(tmpdir(), 'vidmp3-webhooks-'));
+    const long = join(dir, 'five-minutes.mp4');
+    await generateVideo(long, 300);
+    const longUpload = await uploadFile(system.gatewayUrl, long, { token: user.token });
+    await rm(dir, { recursive: true, force: true });
+    expect(longUpload.errors, JSON.stringify(longUpload.errors)).toBeUndefined();
+    const cancelled = await jobs.convert(longUpload.data!.uploadVideo.id);
+    const res = await graphql<{ cancelJob: { status: string } }>(
+      system.gatewayUrl,
+      'mutation ($id: ID!) { cancelJob(id: $id) { status } }',
+      { token: user.token, variables: { id: cancelled } },
+    );
+    expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+    await jobs.waitFor(cancelled, (job) => job.status === 'CANCELLED');
+
+    await expect.poll(() => receiver.at(url).length, { timeout: 30_000 }).toBe(2);
+    const payloads = receiver.at(url).map((hit) => verified(webhook.secret, hit));
+    const failed = payloads.find((p) => p.type === 'job.failed')!;
+    expect(failed.data).toMatchObject({ id: failing, status: 'FAILED', error: { code: 'UNSUPPORTED_MEDIA' } });
+    expect(payloads.find((p) => p.type === 'job.cancelled')?.data).toMatchObject({
+      id: cancelled,
+      status: 'CANCELLED',
+    });
+  }, 120_000);
 
   it('deliver a test event asked for with sendTestWebhook, signed, and list it SUCCEEDED', async () => {
     const url = receiver.url([204]);
