@@ -22,3 +22,4 @@ export * from './outbox.js';
 export * from './api-keys.js';
 export * from './webhook-target.js';
 export * from './account-events.js';
+export * from './held-consumer.js';
