@@ -247,7 +247,10 @@ describe('the account on the page', () => {
       await page.getByLabel('I understand that everything in this account is deleted').check();
       await page.getByRole('button', { name: 'Delete account' }).click();
       await page.getByRole('button', { name: 'Create account' }).waitFor();
-      expect(await page.locator('#notice').innerText()).toBe('Your account is deleted, with everything in it.');
+      // Said once this browser's session is let go as well (the log-out round trip after the sign-out view).
+      await expect
+        .poll(() => page.locator('#notice').innerText())
+        .toBe('Your account is deleted, with everything in it.');
       // The account is gone: its email and password no longer sign in, and the cookie went with the session.
       expect(await logInElsewhere(email)).toBe('UNAUTHENTICATED');
       expect(await refreshCookie(context)).toBeUndefined();
