@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { secretKind } from '../k8s/test/policy.js';
 import { checkCompose, environmentOf, parseCompose, type ComposeFile } from './lib/compose-file.js';
 import { checkDockerfile, checkDockerignore, parseStages, type DockerfileExpectations } from './lib/dockerfile.js';
-import { serviceEnv } from './lib/service-env.js';
+import { configEnv } from './lib/service-env.js';
 
 const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
 const dockerfile = read('Dockerfile');
@@ -118,7 +118,7 @@ function literalSecrets(compose: ComposeFile): string[] {
 describe('docker-compose.yml', () => {
   const compose = read('docker-compose.yml');
   const context = {
-    serviceEnv,
+    serviceEnv: configEnv,
     dockerfileStages: new Set(parseStages(dockerfile).map((s) => s.name)),
     envExample: read('.env.example'),
   };

@@ -15,7 +15,7 @@ import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
-import { DEPLOYABLES, HEALTH_PORTS, serviceEnv, type Deployable } from '../../scripts/lib/service-env.js';
+import { DEPLOYABLES, HEALTH_PORTS, configEnv, type Deployable } from '../../scripts/lib/service-env.js';
 import type { KubeObject } from './validate.js';
 
 export interface PolicyOptions {
@@ -345,7 +345,7 @@ function workloadViolations(w: Workload, configMaps: Map<string, IConfigMap>): s
       const { port, variable } = HEALTH_PORTS[deployable];
       health = { port: Number(env.get(variable) ?? port) };
       for (const name of env.keys()) {
-        if (!serviceEnv[deployable].has(name)) {
+        if (!configEnv[deployable].has(name)) {
           out.push(say('unreadVariable', { where, name, deployable }));
         }
       }

@@ -46,6 +46,3 @@ export const configEnv: Record<Deployable, Set<string>> = {
   converter: envNames(converter),
   notifier: envNames(notifier),
 };
-
-/** What the deploy files may set for each deployable: what its config reads. */
-export const serviceEnv: Record<Deployable, Set<string>> = configEnv;

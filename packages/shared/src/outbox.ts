@@ -103,8 +103,6 @@ export class OutboxRelay {
     private readonly channel: ChannelWrapper,
     private readonly logger: Logger,
     intervalMs = 1_000,
-    /** The table's SQL; replaceable so tests can make a step fail. */
-    private readonly sql: Pick<typeof outboxSql, 'claim' | 'markPublished'> = outboxSql,
   ) {
     this.task = new RepeatingTask(
       () => this.flush(),
@@ -134,7 +132,7 @@ export class OutboxRelay {
       const sent = await withTransaction(
         this.pool,
         async (conn) => {
-          const batch = await this.sql.claim(conn, BATCH);
+          const batch = await outboxSql.claim(conn, BATCH);
           // All sent at once, in order (one channel keeps it), then every confirm awaited: one round trip to
           // RabbitMQ per batch rather than per row. A failure leaves the whole batch unmarked, to be sent again
           // (at-least-once, as after a crash).
@@ -151,7 +149,7 @@ export class OutboxRelay {
           );
           const failed = confirms.find((c): c is PromiseRejectedResult => c.status === 'rejected');
           if (failed) throw failed.reason;
-          await this.sql.markPublished(
+          await outboxSql.markPublished(
             conn,
             batch.map((m) => m.id),
           );
@@ -212,8 +210,8 @@ export interface OutboxPublisher {
 }
 
 /**
- * The outbox and its relay over a publishing channel of `broker` (users and media: announcements only; jobs
- * wires its own). RabbitMQ being away does not stop the service: messages wait in the table, and /metrics shows
+ * The outbox and its relay over a publishing channel of `broker`, for every service that announces (users, media,
+ * jobs). RabbitMQ being away does not stop the service: messages wait in the table, and /metrics shows
  * the backlog.
  */
 export function startOutboxPublisher(

@@ -3,19 +3,13 @@ import { parse } from 'graphql';
 import {
   AccountEventConsumer,
   connectBroker,
-  superviseChannel,
   createMetrics,
   createTokenVerifier,
-  declareTopology,
   jwksKeyResolver,
-  meterPublishes,
   openDatabase,
-  OutboxRelay,
-  outboxMetrics,
-  outboxSql,
+  startOutboxPublisher,
   pingDatabase,
   startSubgraphServer,
-  type ConfirmChannel,
   type Logger,
   type RunningServer,
 } from '@vidmp3/shared';
@@ -40,18 +34,11 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
   const metrics = createMetrics('jobs', { enabled: config.METRICS_ENABLED });
   const pool = await openDatabase({ url: config.MYSQL_URL, migrations, logger });
   const broker = connectBroker(config.RABBITMQ_URL, logger, metrics);
-  const publishing = superviseChannel(
-    broker,
-    { name: 'jobs-publisher', setup: (ch: ConfirmChannel) => declareTopology(ch) },
-    logger,
-  );
-  const publisher = publishing.channel;
-  meterPublishes(publisher, metrics);
+  // Every state change is announced through the outbox (shared's outbox.ts: relay, metrics, pruning).
+  const relay = startOutboxPublisher(broker, pool, logger, metrics, 'jobs-publisher');
 
   const repo = new JobsRepository(pool);
   jobMetrics(metrics, repo, logger);
-  outboxMetrics(metrics, pool, logger);
-  const relay = new OutboxRelay(pool, publisher, logger);
   const bus = new ChangeBus();
   const jobs = new JobsService(
     repo,
@@ -80,7 +67,6 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
     { accountDeleted: (event) => jobs.forgetAccount(event) },
     logger,
   );
-  relay.start();
 
   // The sweeper re-publishes requests nobody picked up, gives waiting jobs the turns a stopped replica missed,
   // and prunes old published outbox rows and conversion starts older than the hourly window.
@@ -94,7 +80,6 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
       (err: unknown) => logger.warn({ err }, 'dispatching waiting jobs failed'),
     );
     jobs.pruneStarts().catch(() => undefined);
-    outboxSql.prune(pool, new Date(Date.now() - 24 * 3600_000)).catch(() => undefined);
   }, 60_000);
   // Expired leases are looked for at least twice per lease: a job whose worker is gone waits 1.5 leases at most.
   const leases = setInterval(
@@ -127,7 +112,7 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
       // RabbitMQ counts as ready when the connection is up and every channel is set up and open.
       readiness: {
         mysql: () => pingDatabase(pool),
-        rabbitmq: async () => broker.isConnected() && publishing.ready() && consumer.ready(),
+        rabbitmq: async () => broker.isConnected() && relay.ready() && consumer.ready(),
       },
       metrics,
       context: (base) => ({ ...base, services }),
@@ -150,10 +135,9 @@ export async function startJobs(config: Config, logger: Logger): Promise<Running
       clearInterval(leases);
       await subscriptions.close();
       await server.close();
-      await relay.stop();
+      await relay.close();
       await consumer.close();
       await accountEvents.close();
-      await publishing.close();
       await broker.close();
       await pool.end();
     },
