@@ -12,7 +12,7 @@
 // BENCH_WORKER_ENV='{"PREFETCH":"1"}' and BENCH_JOBS_ENV='{"MAX_DISPATCHED_PER_USER":"2"}' pass settings to the
 // workers and to jobs (to compare a setting's effect).
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -141,17 +141,38 @@ interface Gap {
  * children are not counted: prlimit execs ffmpeg in a process of its own).
  */
 async function cpuOf(system: System): Promise<Record<string, number>> {
-  const ticks = 100; // USER_HZ on Linux
   const cpu: Record<string, number> = {};
   for (const service of [...Object.values(system.services), ...extraWorkers]) {
-    const stat = await readFile(`/proc/${service.child.pid}/stat`, 'utf8').catch(() => '');
-    // "pid (comm) state …": utime and stime are fields 14 and 15, counted after the closing parenthesis.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ms = ((Number(fields[11]) || 0) + (Number(fields[12]) || 0)) * (1000 / ticks);
     const name = service.name.startsWith('worker') ? 'workers' : service.name;
-    cpu[name] = (cpu[name] ?? 0) + ms;
+    cpu[name] = (cpu[name] ?? 0) + (await cpuMsOf(service.child.pid));
+  }
+  // The servers too (shared with anything else on the machine: read them on a quiet one): every statement and
+  // message the services send costs CPU there as well, on the same two cores.
+  for (const [name, pids] of Object.entries(await serverPids())) {
+    for (const pid of pids) cpu[name] = (cpu[name] ?? 0) + (await cpuMsOf(pid));
   }
   return cpu;
+}
+
+/** user + system CPU ms of one process so far, all threads. */
+async function cpuMsOf(pid: number | undefined): Promise<number> {
+  const ticks = 100; // USER_HZ on Linux
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // "pid (comm) state …": utime and stime are fields 14 and 15, counted after the closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) || 0) + (Number(fields[12]) || 0)) * (1000 / ticks);
+}
+
+/** The MariaDB and RabbitMQ servers' processes, by command name (`mariadbd`; RabbitMQ's Erlang VM `beam.smp`). */
+async function serverPids(): Promise<Record<string, number[]>> {
+  const found: Record<string, number[]> = { 'MariaDB (server)': [], 'RabbitMQ (server)': [] };
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const comm = (await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '')).trim();
+    if (comm === 'mariadbd' || comm === 'mysqld') found['MariaDB (server)']!.push(Number(entry));
+    else if (comm === 'beam.smp') found['RabbitMQ (server)']!.push(Number(entry));
+  }
+  return found;
 }
 
 interface Round {

@@ -58,6 +58,9 @@ export interface System {
   stop(): Promise<void>;
 }
 
+/** Node options for every service, e.g. E2E_SERVICE_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile. */
+const serviceNodeArgs = process.env.E2E_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+
 /** Runs one service's built entry point and resolves once it logs its URL. */
 export function startService(
   name: string,
@@ -65,7 +68,7 @@ export function startService(
   env: Record<string, string>,
   readyTimeoutMs = 30_000,
 ): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [join(root, entry)], {
+  const child = spawn(process.execPath, [...serviceNodeArgs, join(root, entry)], {
     cwd: root,
     env: { ...inheritedEnv, NODE_ENV: 'test', LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -95,23 +95,75 @@ export async function pingDatabase(pool: Pool): Promise<boolean> {
   }
 }
 
-/** Runs `fn` in one transaction on one connection: committed if it resolves, rolled back if it throws. */
 export type IsolationLevel = 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
 
+/**
+ * What runs around a commit of `withTransaction`: work a participant deferred to the end of the transaction
+ * (e.g. the outbox writes its rows in one statement), and what it does once the transaction has committed (e.g.
+ * publishes those rows). Not run when the transaction rolls back.
+ */
+export interface TransactionHooks {
+  /** The pool the transaction's connection came from. */
+  pool: Pool;
+  /** Run in order, inside the transaction, right before COMMIT; a hook that throws rolls the transaction back. */
+  beforeCommit: (() => Promise<void>)[];
+  /** Run in order once COMMIT has succeeded; they must not throw (their errors are theirs to handle). */
+  afterCommit: (() => void)[];
+}
+
+const openTransactions = new WeakMap<Pool | PoolConnection, TransactionHooks>();
+
+/** The hooks of the `withTransaction` that `db` is running, or undefined (a pool, or a connection outside one). */
+export function transactionHooks(db: Pool | PoolConnection): TransactionHooks | undefined {
+  return openTransactions.get(db);
+}
+
+/**
+ * The isolation level each connection's session is set to, once a transaction asked for one; keyed by the
+ * driver's connection, which outlives the promise wrapper `getConnection` makes anew on every call.
+ */
+const sessionIsolation = new WeakMap<object, IsolationLevel>();
+const sessionOf = (conn: PoolConnection): object => (conn as unknown as { connection?: object }).connection ?? conn;
+/** MariaDB's and MySQL's default, which a session that was never set has. */
+const SERVER_DEFAULT: IsolationLevel = 'REPEATABLE READ';
+
+/**
+ * Sets the session's isolation level only when it differs from what the connection already has: a `SET` per
+ * transaction was one more round trip to MariaDB for each of them (and a pooled connection is mostly reused for
+ * the same kind of work).
+ */
+async function useIsolation(conn: PoolConnection, wanted: IsolationLevel | undefined): Promise<void> {
+  const current = sessionIsolation.get(sessionOf(conn)) ?? SERVER_DEFAULT;
+  const level = wanted ?? SERVER_DEFAULT;
+  if (current === level) return;
+  await conn.query(`SET SESSION TRANSACTION ISOLATION LEVEL ${level}`);
+  sessionIsolation.set(sessionOf(conn), level);
+}
+
+/**
+ * Runs `fn` in one transaction on one connection: committed if it resolves, rolled back if it throws. Unset,
+ * `isolation` is the server's default, REPEATABLE READ.
+ */
 export async function withTransaction<T>(
   pool: Pool,
   fn: (conn: PoolConnection) => Promise<T>,
   isolation?: IsolationLevel,
 ): Promise<T> {
   const conn = await pool.getConnection();
+  const hooks: TransactionHooks = { pool, beforeCommit: [], afterCommit: [] };
   try {
-    // Applies to the next transaction only; unset, the server's default (REPEATABLE READ) holds.
-    if (isolation) await conn.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
+    await useIsolation(conn, isolation);
     await conn.beginTransaction();
+    openTransactions.set(conn, hooks);
     const result = await fn(conn);
+    // Hooks may add hooks: run until none is left.
+    for (let i = 0; i < hooks.beforeCommit.length; i++) await hooks.beforeCommit[i]!();
+    openTransactions.delete(conn);
     await conn.commit();
+    for (const hook of hooks.afterCommit) hook();
     return result;
   } catch (err) {
+    openTransactions.delete(conn);
     await conn.rollback().catch(() => undefined);
     throw err;
   } finally {

@@ -9,13 +9,16 @@ import {
   connectBroker,
   ConversionRequest,
   createLogger,
+  createMetrics,
   declareTopology,
   openDatabase,
   OutboxRelay,
+  startOutboxPublisher,
   Topology,
   type AmqpConnectionManager,
   type ChannelWrapper,
   type ConfirmChannel,
+  type OutboxPublisher,
   type Pool,
   withTransaction,
 } from '@vidmp3/shared';
@@ -39,6 +42,7 @@ const pools: Pool[] = [];
 const brokers: AmqpConnectionManager[] = [];
 const channels: ChannelWrapper[] = [];
 const relays: OutboxRelay[] = [];
+const publishers: OutboxPublisher[] = [];
 const servers: Server[] = [];
 let pool: Pool;
 
@@ -52,6 +56,7 @@ beforeAll(async () => {
 // consumer left open would take its messages.
 afterEach(async () => {
   for (const relay of relays.splice(0)) await relay.stop();
+  for (const outbox of publishers.splice(0)) await outbox.close();
   for (const channel of channels.splice(0)) await channel.close().catch(() => undefined);
   for (const broker of brokers.splice(0)) await broker.close().catch(() => undefined);
   for (const server of servers.splice(0)) await closeServer(server);
@@ -91,7 +96,7 @@ async function replica(options: { url?: string } = {}) {
   const warn = vi.fn();
   const relayLogger = createLogger('test', 'silent');
   relayLogger.warn = warn;
-  const relay = new OutboxRelay(await database(), publisher(options.url), relayLogger, 50);
+  const relay = new OutboxRelay(await database(), publisher(options.url), relayLogger, { intervalMs: 50 });
   relays.push(relay);
   return { relay, warn };
 }
@@ -352,4 +357,105 @@ describe('OutboxRelay', () => {
       expect(received).toEqual([early.jobId]);
     },
   );
+});
+
+describe('startOutboxPublisher (direct publishing)', () => {
+  /** A service's outbox publisher as app.ts starts it, on a pool of its own. */
+  async function service(url = brokerUrl()) {
+    const own = await database();
+    const broker = connectBroker(url, logger);
+    brokers.push(broker);
+    const outbox = startOutboxPublisher(broker, own, logger, createMetrics('test'), 'test-publisher');
+    publishers.push(outbox);
+    return { pool: own, outbox };
+  }
+
+  /** Writes requests in one transaction, through the publisher as the services do. */
+  async function writeTogether(on: Pool, outbox: OutboxPublisher, count: number): Promise<string[]> {
+    const requests = Array.from({ length: count }, request);
+    await withTransaction(on, async (conn) => {
+      for (const r of requests) await outbox.add(conn, Topology.conversionsExchange, Topology.conversionsQueue, r);
+    });
+    return requests.map((r) => r.jobId);
+  }
+
+  it('publishes what a transaction wrote as it commits, in order, in one statement, and marks it published', async () => {
+    const received = await consumeRequests();
+    const { pool: own, outbox } = await service();
+    await eventually(() => outbox.ready(), 10_000, 'the publishing channel is open');
+
+    const jobIds = await writeTogether(own, outbox, 5);
+
+    // The relay's own runs take only rows older than its grace (15 s): arriving sooner means at the commit.
+    // (An earlier test's message may still be in the queue: only this test's are compared.)
+    const ours = () => received.filter((id) => jobIds.includes(id));
+    await eventually(() => ours().length >= 5, 5_000, 'the messages have arrived');
+    expect(ours()).toEqual(jobIds);
+    await eventually(async () => (await unpublished(jobIds)).length === 0, 5_000, 'the rows are marked published');
+    const [rows] = await pool.query<RowDataPacket[]>(
+      `SELECT id, created_at FROM outbox WHERE JSON_VALUE(payload, '$.jobId') IN (?) ORDER BY id`,
+      [jobIds],
+    );
+    // One multi-row INSERT: consecutive ids, one timestamp.
+    expect(rows.map((r) => Number(r.id) - Number(rows[0]!.id))).toEqual([0, 1, 2, 3, 4]);
+    expect(new Set(rows.map((r) => (r.created_at as Date).getTime())).size).toBe(1);
+  });
+
+  it('never writes nor publishes what a transaction rolled back', async () => {
+    const received = await consumeRequests();
+    const { pool: own, outbox } = await service();
+    await eventually(() => outbox.ready(), 10_000, 'the publishing channel is open');
+    const dropped = request();
+
+    await expect(
+      withTransaction(own, async (conn) => {
+        await outbox.add(conn, Topology.conversionsExchange, Topology.conversionsQueue, dropped);
+        throw new Error('the work failed after it wrote its message');
+      }),
+    ).rejects.toThrow('the work failed');
+    // A later commit's message arrives alone: one channel keeps the order, so the dropped one is not on its way.
+    const [kept] = await writeTogether(own, outbox, 1);
+
+    const ours = () => received.filter((id) => id === kept || id === dropped.jobId);
+    await eventually(() => ours().length >= 1, 5_000, 'the committed message has arrived');
+    expect(ours()).toEqual([kept]);
+    const [rows] = await pool.query<RowDataPacket[]>(
+      `SELECT COUNT(*) AS n FROM outbox WHERE JSON_VALUE(payload, '$.jobId') = ?`,
+      [dropped.jobId],
+    );
+    expect(Number(rows[0]!.n)).toBe(0);
+  });
+
+  it(
+    'leaves what it could not publish to the relay: written while RabbitMQ is away, published once it is back',
+    { timeout: 60_000 },
+    async () => {
+      const received = await consumeRequests();
+      const port = await freePort();
+      const { pool: own, outbox } = await service(brokerUrl(port));
+      const jobIds = await writeTogether(own, outbox, 3);
+      expect(sorted(await unpublished(jobIds))).toEqual(sorted(jobIds));
+
+      await forwardToBroker(port);
+
+      // Well within the relay's grace: the rows went to the relay at the commit, not at its next own run.
+      await eventually(async () => (await unpublished(jobIds)).length === 0, 12_000, 'the rows are published');
+      const ours = () => received.filter((id) => jobIds.includes(id));
+      await eventually(() => ours().length >= jobIds.length, 5_000, 'the messages have arrived');
+      expect(sorted(ours())).toEqual(sorted(jobIds));
+    },
+  );
+
+  it('leaves rows younger than the grace to their writer on its own runs, and takes them once older', async () => {
+    const received = await consumeRequests();
+    const relay = new OutboxRelay(await database(), publisher(), logger, { intervalMs: 50, graceMs: 1_500 });
+    relays.push(relay);
+    // Committed by a process that stopped before publishing it (no publisher for this pool).
+    const orphan = await writeRequest();
+    relay.start();
+
+    await sleep(500);
+    expect(await unpublished([orphan])).toEqual([orphan]);
+    await eventually(() => received.includes(orphan), 10_000, 'the relay publishes the orphaned row');
+  });
 });

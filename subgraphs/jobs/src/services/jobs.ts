@@ -290,6 +290,7 @@ export class JobsService {
     const decide = async (_conn: PoolConnection, job: JobRecord) =>
       patchOf(state.applyEvent(job, event, { leaseUntil: this.leaseUntil() }));
     const final = event.type === 'succeeded' || event.type === 'failed' || event.type === 'cancelled';
+    if (event.type === 'started' && (await this.onlyRenewsFreshLease(event))) return;
     if (!final) {
       await this.mutate(event.jobId, decide);
       return;
@@ -309,6 +310,21 @@ export class JobsService {
       return result?.changed ?? false;
     });
     if (changed) this.relay.kick();
+  }
+
+  /**
+   * A `started` report that would only renew a lease with more than half of it left — the usual case: the claim
+   * that set the lease was answered moments before — is not worth a transaction (lock, write, commit): read
+   * without a lock, it is dropped then. A job still QUEUED (the report overtook nothing: it came first) or any
+   * other change goes through `mutate` as before.
+   */
+  private async onlyRenewsFreshLease(event: JobEvent): Promise<boolean> {
+    const job = await this.repo.find(this.repo.pool, event.jobId);
+    if (!job) return true;
+    const patch = patchOf(state.applyEvent(job, event, { leaseUntil: this.leaseUntil() }));
+    if (patch && isVisible(patch)) return false;
+    const left = (job.leaseExpiresAt?.getTime() ?? 0) - Date.now();
+    return !patch || left > (this.leaseSeconds * 1000) / 2;
   }
 
   /** RabbitMQ dead-lettered a request (delivery limit reached, or a worker gave up): fail its job. */
@@ -441,9 +457,14 @@ export class JobsService {
    * Runs `work` in a transaction (again when MariaDB picks it as a deadlock's victim). Once it has committed, the
    * job changes it announced go to this replica's subscribers at once, without waiting for the outbox relay and
    * RabbitMQ to bring them back (tens of ms): the outbox still carries them to every replica — this one too, a
-   * moment later, when its subscribers skip the state they have already sent (`unseen`).
+   * moment later, when its subscribers skip the state they have already sent (`unseen`). READ COMMITTED unless
+   * asked otherwise: jobs' transactions lock the rows they change by key (no range they need kept still), and one
+   * level for all of them lets a pooled connection keep its session's level instead of setting it each time.
    */
-  private async transaction<T>(work: (conn: PoolConnection) => Promise<T>, isolation?: IsolationLevel): Promise<T> {
+  private async transaction<T>(
+    work: (conn: PoolConnection) => Promise<T>,
+    isolation: IsolationLevel = 'READ COMMITTED',
+  ): Promise<T> {
     let changes: JobChanged[] = [];
     const result = await retryDeadlocks(() =>
       withTransaction(
