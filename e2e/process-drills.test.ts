@@ -1,18 +1,15 @@
 // Process drills (issue #12): a worker SIGKILLed with its ffmpeg, a worker frozen (SIGSTOP) longer than its
-// lease, and a jobs replica SIGKILLed while it relays the outbox — each under a load of conversions from
+// lease, and a jobs replica SIGKILLed while it publishes its outbox — each under a load of conversions from
 // several users, with two jobs replicas and two workers throughout. After each: every job ends as its owner left
 // it, with exactly one output and no orphan blob; the killed process is then started again, as an orchestrator
 // would. Figures (printed as `drill figures`) are recorded in docs/RELIABILITY.md.
-import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import type { SignedUp } from './client.js';
 import { generateVideo } from './fixtures.js';
-import { MYSQL_SERVER, startSystem, type ServiceProcess, type System } from './harness.js';
+import { startSystem, type ServiceProcess, type System } from './harness.js';
 import { countIn, drillUsers, expectRecovered, inDatabase, queueLoad, untilRunning, watch } from './lib/drill.js';
 
 const JOBS_PER_DRILL = 50;
@@ -207,110 +204,66 @@ describe('process drills under a load of conversions', () => {
     });
   }, 240_000);
 
-  it('a jobs replica SIGKILLed while it relays the outbox: nothing lost, nothing doubled', async () => {
+  it('a jobs replica SIGKILLed while it publishes its outbox: nothing lost, nothing doubled', async () => {
     const { load, watched, started } = await underLoad();
-    // A slow link to RabbitMQ keeps each relay batch open (its outbox rows locked) for a few hundred ms:
-    // long enough to see which replica holds one and kill it then.
+    // A slow link to RabbitMQ keeps each replica's committed messages in its hands (published, not yet
+    // confirmed and marked) for a few hundred ms: a kill then leaves rows only that replica was publishing.
     system.proxies!.rabbitmq.delay(150);
     let killed: ServiceProcess | undefined;
     let killedAt = 0;
     let kills = 0;
+    let orphaned: number[] = [];
     try {
-      // Killed mid-batch is proven by the batch's rollback: the row it held is still unpublished once its lock
-      // is free. A kill that came a moment too late (the batch already committed) is done again, after the
-      // replica's restart.
-      for (let proven = false; !proven;) {
-        expect(kills, 'no kill landed in the middle of a relay batch').toBeLessThan(5);
-        let kill: Awaited<ReturnType<typeof killRelaying>>;
-        await expect.poll(async () => (kill = await killRelaying()), { timeout: 30_000, interval: 20 }).not.toBeNull();
+      // Proven by rows that stay unpublished once the killed replica is gone: the survivor publishes its own
+      // within a second even over the slow link, so what is still there 3 s later was the dead one's. A kill
+      // that found none of its rows in hand is done again, after the replica's restart.
+      while (orphaned.length === 0) {
+        expect(kills, 'no kill found a replica with messages in hand').toBeLessThan(5);
+        const victim = system.jobsReplicas[kills % system.jobsReplicas.length]!;
+        let pending: number[] = [];
+        await expect
+          .poll(async () => (pending = await unpublishedRows()).length, { timeout: 30_000, interval: 20 })
+          .toBeGreaterThan(0);
+        killedAt = Date.now();
+        victim.child.kill('SIGKILL');
         kills++;
-        killed = kill!.replica;
-        killedAt = kill!.at;
-        await exited(killed);
-        proven = kill!.rolledBack;
-        if (!proven) await system.restart(killed.name);
+        killed = victim;
+        await exited(victim);
+        await new Promise((resolve) => setTimeout(resolve, 3_000));
+        const still = new Set(await unpublishedRows());
+        orphaned = pending.filter((id) => still.has(id));
+        if (orphaned.length === 0) await system.restart(victim.name);
       }
     } finally {
       system.proxies!.rabbitmq.delay(0);
     }
+    // The survivor's relay takes what the dead replica left once it is older than the relay's grace (15 s),
+    // with the killed replica still down.
+    await expect.poll(async () => (await unpublishedRows(orphaned)).length, { timeout: 40_000 }).toBe(0);
     const outcome = await expectRecovered(system, load, watched, killedAt);
     figures.push({
-      drill: 'jobs-replica-sigkill-relaying',
+      drill: 'jobs-replica-sigkill-publishing',
       jobs: load.ids.length,
       kills,
+      orphanedRows: orphaned.length,
       ...outcome,
       wallMs: Date.now() - started,
     });
     // Started again, it joins in: the outbox is empty once everything is final.
     await system.restart(killed!.name);
-    await expect
-      .poll(
-        async () =>
-          (
-            await inDatabase<{ n: number }>(
-              system.databases.jobs,
-              'SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL',
-            )
-          )[0]!.n,
-        { timeout: 30_000 },
-      )
-      .toBe(0);
+    await expect.poll(async () => (await unpublishedRows()).length, { timeout: 30_000 }).toBe(0);
     expect(await countIn(system, load.ids, 'SUCCEEDED')).toBe(load.ids.length - 1);
   }, 300_000);
 });
 
-const sh = promisify(execFile);
-
-/**
- * SIGKILLs the jobs replica that holds outbox rows locked right now — a relay between taking its batch and
- * committing it as published — found as MariaDB sees it: a locking read of the oldest committed, unpublished row
- * waits, and INNODB_LOCK_WAITS names the transaction it waits for; that one's connection comes through the
- * MariaDB proxy from a port the replica's process owns. Then the waiting read gets the row: still unpublished
- * means the batch was rolled back, i.e. the replica died mid-batch (`rolledBack`). Null when no relay held it.
- */
-async function killRelaying(): Promise<{ replica: ServiceProcess; at: number; rolledBack: boolean } | null> {
-  const url = `${MYSQL_SERVER}/${system.databases.jobs}`;
-  const [probe, observer] = await Promise.all([mysql.createConnection(url), mysql.createConnection(url)]);
-  try {
-    const [[oldest]] = await probe.query<mysql.RowDataPacket[]>(
-      'SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1',
-    );
-    if (!oldest) return null;
-    const [[self]] = await probe.query<mysql.RowDataPacket[]>('SELECT CONNECTION_ID() AS thread');
-    await probe.beginTransaction();
-    let settled = false;
-    const waiting = probe
-      .query<mysql.RowDataPacket[]>('SELECT published_at FROM outbox WHERE id = ? FOR UPDATE WAIT 10', [oldest.id])
-      .finally(() => (settled = true));
-    waiting.catch(() => undefined);
-    let host: string | undefined;
-    while (!settled && !host) {
-      const [rows] = await observer.query<mysql.RowDataPacket[]>(
-        `SELECT p.HOST AS host FROM information_schema.INNODB_LOCK_WAITS w
-           JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id
-           JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id
-           JOIN information_schema.PROCESSLIST p ON p.ID = b.trx_mysql_thread_id
-          WHERE r.trx_mysql_thread_id = ?`,
-        [self!.thread],
-      );
-      host = rows[0]?.host as string | undefined;
-    }
-    const replica = host ? await replicaOf(Number(host.split(':').at(-1))) : undefined;
-    const at = Date.now();
-    replica?.child.kill('SIGKILL');
-    const [[row]] = await waiting; // granted once the holder's transaction is gone (rolled back or committed)
-    await probe.rollback();
-    return replica ? { replica, at, rolledBack: row?.published_at === null } : null;
-  } finally {
-    await Promise.allSettled([probe.end(), observer.end()]);
-  }
-}
-
-/** The jobs replica whose MariaDB connection leaves the proxy from this port. */
-async function replicaOf(proxyPort: number): Promise<ServiceProcess | undefined> {
-  const clientPort = system.proxies!.mysql.clientPortOf(proxyPort);
-  if (clientPort === undefined) return undefined;
-  const { stdout } = await sh('ss', ['-Htnp', 'state', 'established', `( sport = :${clientPort} )`]);
-  const pid = Number(/pid=(\d+)/.exec(stdout)?.[1]);
-  return system.jobsReplicas.find((r) => r.child.pid === pid);
+/** Ids of the outbox rows not yet published (of `among` only, when given). */
+async function unpublishedRows(among?: number[]): Promise<number[]> {
+  const rows = await inDatabase<{ id: number }>(
+    system.databases.jobs,
+    among
+      ? 'SELECT id FROM outbox WHERE published_at IS NULL AND id IN (?)'
+      : 'SELECT id FROM outbox WHERE published_at IS NULL',
+    among ? [among] : [],
+  );
+  return rows.map((r) => Number(r.id));
 }
