@@ -73,6 +73,11 @@ export const DECODER_WHITELIST = [
 const FFMPEG_OPEN_FILES = 64;
 /** Room over the mp3's nominal size for its headers and the encoder's bit reservoir, in the file size limit. */
 const OUTPUT_SLACK_BYTES = 1024 * 1024;
+/**
+ * Inputs up to this size are copied beside the output before ffmpeg starts and read from there (input-proxy.ts):
+ * a clip then costs media one request instead of one per seek. Larger ones stream through as ffmpeg reads them.
+ */
+export const LOCAL_COPY_MAX_BYTES = 32 * 1024 * 1024;
 /** ffmpeg gives up on a read or connect stalled this long (microseconds) rather than hang until the limit. */
 const IO_TIMEOUT_US = 30_000_000;
 
@@ -95,6 +100,8 @@ export interface TranscodeRequest {
   onStart?: () => void;
   /** 0..1, as ffmpeg reports its position (several times a second: throttle before publishing). */
   onProgress: (progress: number) => void;
+  /** Inputs up to this size are copied before ffmpeg starts (LOCAL_COPY_MAX_BYTES unless given; 0: never). */
+  localCopyMaxBytes?: number;
   /** Testing aid: read the input at this multiple of realtime (`-readrate`). */
   readrate?: number;
   ffmpegPath: string;
@@ -255,8 +262,11 @@ export async function warmUp(ffmpegPath: string, limits: FfmpegLimits, scratchDi
  */
 export async function transcode(req: TranscodeRequest): Promise<void> {
   if (req.signal.aborted) throw new AbortError();
-  const proxy = await openInputProxy(req.inputUrl, req.headers);
+  const maxBytes = req.localCopyMaxBytes ?? LOCAL_COPY_MAX_BYTES;
+  const copy = maxBytes > 0 ? { path: `${resolvePath(req.output)}.input`, maxBytes, signal: req.signal } : undefined;
+  const proxy = await openInputProxy(req.inputUrl, req.headers, copy);
   try {
+    if (req.signal.aborted) throw new AbortError();
     // ffmpeg's working directory becomes the scratch directory: a relative output path would move with it.
     await runFfmpeg({ ...req, inputUrl: proxy.url, output: resolvePath(req.output) });
   } finally {

@@ -31,6 +31,8 @@ let authorized = 0;
 const generated = new Map<string, string>();
 /** Range headers seen, by sample. */
 const ranges = new Map<string, string[]>();
+/** Requests for each sample (GET and HEAD, ranged or not). */
+const requests = new Map<string, number>();
 
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'vidmp3-transcoder-test-'));
@@ -72,6 +74,7 @@ async function serve(
   }
   const path = generated.get(name) ?? (await sample(name as SampleName));
   const { size } = await stat(path);
+  requests.set(name, (requests.get(name) ?? 0) + 1);
   const range = typeof headers.range === 'string' ? headers.range : undefined;
   if (range) ranges.set(name, [...(ranges.get(name) ?? []), range]);
   // One range of the forms ffmpeg sends: bytes=a- and bytes=a-b (and bytes=-n for completeness).
@@ -187,6 +190,8 @@ describe('transcode', () => {
   it('converts an mp4 whose moov atom is at the end, seeking over HTTP, to an mp3 as requested', async () => {
     const req = request('moov-at-end.mp4', {
       options: { ...defaults, bitrateKbps: 128, sampleRateHz: 22050, channels: 1 },
+      // Read through, as an input over the copy limit is: every seek reaches the server.
+      localCopyMaxBytes: 0,
     });
     await transcode(req);
 
@@ -200,6 +205,20 @@ describe('transcode', () => {
     expect(Math.abs(Number(format.duration) - sampleDurationSeconds)).toBeLessThanOrEqual(0.5);
     // It did seek: the index at the end of the file was fetched with a range request of its own.
     expect(ranges.get('moov-at-end.mp4')?.some((r) => r !== 'bytes=0-')).toBe(true);
+  });
+
+  it('reads a small input with one request, copied beside the output, and removes the copy afterwards', async () => {
+    const name = 'moov-at-end-copied.mp4';
+    generated.set(name, await sample('moov-at-end.mp4'));
+    const req = request(name, { options: { ...defaults, bitrateKbps: 128 } });
+    await transcode(req);
+
+    const [audio] = (await probe(req.output)).streams;
+    expect(audio!.codec_name).toBe('mp3');
+    // ffmpeg still seeks (to the moov atom and back), but in the copy: the server saw one whole read.
+    expect(requests.get(name)).toBe(1);
+    expect(ranges.get(name)).toBeUndefined();
+    expect(await exists(`${req.output}.input`)).toBe(false);
   });
 
   // Each with its own audio codec (AAC, Opus, ...), all on the decoder whitelist; the mp3 keeps the input's rate.
@@ -506,6 +525,76 @@ describe('the input proxy', () => {
     }
     // Gone with the job.
     await expect(fetch(proxy.url)).rejects.toThrow();
+  });
+
+  it('answers every range of a small input from its one copy, like media would, and removes the copy', async () => {
+    const name = 'faststart-proxied.mp4';
+    generated.set(name, await sample('faststart.mp4'));
+    const whole = await readFile(await sample('faststart.mp4'));
+    const path = join(scratch, 'proxied.input');
+    const proxy = await openInputProxy(
+      `${baseUrl}/media/${name}`,
+      { Authorization: `Bearer ${TOKEN}` },
+      { path, maxBytes: whole.length },
+    );
+    try {
+      const read = async (range?: string, method = 'GET') => {
+        const res = await fetch(proxy.url, { method, ...(range ? { headers: { range } } : {}) });
+        return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
+      };
+      const full = await read();
+      expect([full.status, full.headers.get('content-length'), full.headers.get('accept-ranges')]).toEqual([
+        200,
+        String(whole.length),
+        'bytes',
+      ]);
+      expect(full.body).toEqual(whole);
+      const cases: [string, number, number][] = [
+        ['bytes=4-11', 4, 12],
+        [`bytes=${whole.length - 100}-`, whole.length - 100, whole.length],
+        ['bytes=-50', whole.length - 50, whole.length],
+        [`bytes=10-${whole.length + 1000}`, 10, whole.length],
+      ];
+      for (const [range, from, to] of cases) {
+        const part = await read(range);
+        expect(part.status, range).toBe(206);
+        expect(part.headers.get('content-range'), range).toBe(`bytes ${from}-${to - 1}/${whole.length}`);
+        expect(part.body.equals(whole.subarray(from, to)), range).toBe(true);
+      }
+      expect((await read(`bytes=${whole.length}-`)).status).toBe(416);
+      const head = await read(undefined, 'HEAD');
+      expect([head.status, head.headers.get('content-length'), head.body.length]).toEqual([
+        200,
+        String(whole.length),
+        0,
+      ]);
+      expect(requests.get(name)).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+    expect(await exists(path)).toBe(false);
+  });
+
+  it('passes an input over the copy limit through, range by range, and writes no copy', async () => {
+    const name = 'faststart-large.mp4';
+    generated.set(name, await sample('faststart.mp4'));
+    const whole = await readFile(await sample('faststart.mp4'));
+    const path = join(scratch, 'large.input');
+    const proxy = await openInputProxy(
+      `${baseUrl}/media/${name}`,
+      { Authorization: `Bearer ${TOKEN}` },
+      { path, maxBytes: whole.length - 1 },
+    );
+    try {
+      const part = await fetch(proxy.url, { headers: { range: 'bytes=4-11' } });
+      expect(Buffer.from(await part.arrayBuffer())).toEqual(whole.subarray(4, 12));
+      expect(await exists(path)).toBe(false);
+      // The attempt to copy (abandoned at its length), then the range itself.
+      expect(requests.get(name)).toBe(2);
+      expect(ranges.get(name)).toEqual(['bytes=4-11']);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('answers 502 when media cannot be reached, so the conversion is retried', async () => {
