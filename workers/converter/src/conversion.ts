@@ -14,7 +14,8 @@ import type { MediaClient } from './media-client.js';
 import type { ConversionOutcome } from './metrics.js';
 import { expectedSeconds, ProgressThrottle } from './progress.js';
 import type { Scratch } from './scratch.js';
-import type { FfmpegLimits, transcode } from './transcoder.js';
+import type { InputProxy } from './input-proxy.js';
+import type { FfmpegLimits, openInput, transcode } from './transcoder.js';
 
 /** Why a running conversion was stopped on purpose: the `reason` of `ConversionPorts.signal`. */
 export type StopReason = 'cancel' | 'shutdown';
@@ -37,6 +38,8 @@ export interface ConversionPorts {
   jobs: Pick<JobsClient, 'claim'>;
   media: Pick<MediaClient, 'contentUrl' | 'authHeaders' | 'uploadOutput'>;
   transcode: typeof transcode;
+  /** Opens a claimed request's input ahead of its ffmpeg slot (a small input is copied meanwhile); optional. */
+  openInput?: typeof openInput;
   /** Publishes one of the job's events; resolves once RabbitMQ has it. */
   publish(request: ConversionRequest, event: JobEvent): Promise<void>;
   /** Puts `request` in the retry queue that hands it back to the work queue after `delayMs`; confirmed. */
@@ -112,25 +115,42 @@ async function convert(
   // its owner meanwhile. Either way it can be cancelled without a process to kill.
   const claimFirst = ports.takeNext !== undefined;
   let claimed = 0;
-  if (claimFirst) {
-    if (!(await claim(request, ports, lease))) return { outcome: 'not_claimed', settle: 'ack' };
-    claimed = Date.now();
-  }
-  const slot = await ports.slot();
-  const slotted = Date.now();
-  // Giving the slot back takes the next request, unless it was taken already (this ffmpeg about to end).
-  const release = () => {
-    slot();
-    ports.takeNext?.();
-  };
+  let input: Promise<InputProxy> | undefined;
   try {
-    if (!claimFirst) {
+    if (claimFirst) {
       if (!(await claim(request, ports, lease))) return { outcome: 'not_claimed', settle: 'ack' };
       claimed = Date.now();
+      // Its input is opened (a small one copied) while the ffmpeg before it ends.
+      input = ports.openInput?.({
+        inputUrl: ports.media.contentUrl(request.inputMediaId),
+        headers: ports.media.authHeaders(request.requestId),
+        output,
+        signal: ports.signal,
+      });
+      input?.catch(() => undefined); // awaited by transcode; not an unhandled rejection meanwhile
     }
-    return await run(request, ports, output, release, { slotted, claimed });
+    const slot = await ports.slot();
+    const slotted = Date.now();
+    // Giving the slot back takes the next request, unless it was taken already (this ffmpeg about to end).
+    const release = () => {
+      slot();
+      ports.takeNext?.();
+    };
+    try {
+      if (!claimFirst) {
+        if (!(await claim(request, ports, lease))) return { outcome: 'not_claimed', settle: 'ack' };
+        claimed = Date.now();
+      }
+      return await run(request, ports, output, release, { slotted, claimed }, input);
+    } finally {
+      release();
+    }
   } finally {
-    release();
+    // Closed by transcode once used; here when it never ran (cancelled, refused, failed before).
+    await input?.then(
+      (opened) => opened.close(),
+      () => undefined,
+    );
   }
 }
 
@@ -168,6 +188,8 @@ async function run(
   release: () => void,
   /** Epoch ms when the slot was granted and the claim answered. */
   { slotted, claimed }: { slotted: number; claimed: number },
+  /** The input, opened ahead. */
+  input?: Promise<InputProxy>,
 ): Promise<Disposition> {
   const { media, settings, signal, log, estimate } = ports;
   const context = { requestId: request.requestId, signal };
@@ -200,6 +222,7 @@ async function run(
   await ports.transcode({
     inputUrl: media.contentUrl(request.inputMediaId),
     headers: media.authHeaders(request.requestId),
+    ...(input ? { input } : {}),
     output,
     options: request.options,
     durationSeconds: request.inputDurationSeconds,

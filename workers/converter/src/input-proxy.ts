@@ -134,16 +134,19 @@ export async function openInputProxy(
   });
   const { port } = server.address() as AddressInfo;
 
+  let closed: Promise<void> | undefined;
   return {
     url: `http://127.0.0.1:${port}${secretPath.toString()}`,
-    close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Keep-alive and in-flight connections would hold close() open; closing them ends the forwards too.
-        server.closeAllConnections();
-      });
-      if (copy) await rm(copy.path, { force: true });
-    },
+    // Once, however often it is called (the conversion and transcode may both close it).
+    close: () =>
+      (closed ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          // Keep-alive and in-flight connections would hold close() open; closing them ends the forwards too.
+          server.closeAllConnections();
+        });
+        if (copy) await rm(copy.path, { force: true });
+      })()),
   };
 }
 

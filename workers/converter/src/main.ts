@@ -12,7 +12,7 @@ import {
 import { readConfig } from './config.js';
 import { JobsClient } from './jobs-client.js';
 import { MediaClient } from './media-client.js';
-import { transcode, warmUp } from './transcoder.js';
+import { openInput, transcode, warmUp } from './transcoder.js';
 import { ffmpegLimits } from './conversion.js';
 import { ConverterWorker } from './worker.js';
 
@@ -36,6 +36,7 @@ runService(logger, async () => {
     media,
     jobs: new JobsClient(config.JOBS_INTERNAL_URL, config.INTERNAL_API_TOKEN, config.WORKER_ID),
     transcode,
+    openInput,
     logger,
     settings: config,
     metrics,

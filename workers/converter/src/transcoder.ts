@@ -13,7 +13,7 @@ import {
 } from '@vidmp3/shared';
 import { AbortError, type PermanentError, TimeoutError, type TransientError } from './errors.js';
 import { classifyFfmpegFailure, isExpectedNoise, isStatsLine, stderrTail } from './ffmpeg-errors.js';
-import { openInputProxy } from './input-proxy.js';
+import { openInputProxy, type InputProxy } from './input-proxy.js';
 import { expectedSeconds, progressFraction, timemarkToSeconds } from './progress.js';
 
 /** Demuxers ffmpeg may pick for an input: the video containers media accepts. Never hls, concat or xbin. */
@@ -102,6 +102,8 @@ export interface TranscodeRequest {
   onProgress: (progress: number) => void;
   /** Inputs up to this size are copied before ffmpeg starts (LOCAL_COPY_MAX_BYTES unless given; 0: never). */
   localCopyMaxBytes?: number;
+  /** The input opened ahead by `openInput` (e.g. while the ffmpeg before this one ran); closed by `transcode`. */
+  input?: Promise<InputProxy>;
   /** Testing aid: read the input at this multiple of realtime (`-readrate`). */
   readrate?: number;
   ffmpegPath: string;
@@ -261,10 +263,11 @@ export async function warmUp(ffmpegPath: string, limits: FfmpegLimits, scratchDi
  * input is the problem), a TransientError (reaching it failed), a TimeoutError or an AbortError.
  */
 export async function transcode(req: TranscodeRequest): Promise<void> {
-  if (req.signal.aborted) throw new AbortError();
-  const maxBytes = req.localCopyMaxBytes ?? LOCAL_COPY_MAX_BYTES;
-  const copy = maxBytes > 0 ? { path: `${resolvePath(req.output)}.input`, maxBytes, signal: req.signal } : undefined;
-  const proxy = await openInputProxy(req.inputUrl, req.headers, copy);
+  if (req.signal.aborted) {
+    void req.input?.then((opened) => opened.close());
+    throw new AbortError();
+  }
+  const proxy = await (req.input ?? openInput(req));
   try {
     if (req.signal.aborted) throw new AbortError();
     // ffmpeg's working directory becomes the scratch directory: a relative output path would move with it.
@@ -272,6 +275,19 @@ export async function transcode(req: TranscodeRequest): Promise<void> {
   } finally {
     await proxy.close();
   }
+}
+
+/**
+ * Opens the input's loopback proxy for `transcode`, copying a small input first (LOCAL_COPY_MAX_BYTES): called
+ * ahead of it, the copy is made while the worker still waits for its ffmpeg slot. Never rejects for the input's
+ * sake (a failed copy passes reads through, and ffmpeg meets the failure itself); close it if it is not used.
+ */
+export function openInput(
+  req: Pick<TranscodeRequest, 'inputUrl' | 'headers' | 'output' | 'signal' | 'localCopyMaxBytes'>,
+): Promise<InputProxy> {
+  const maxBytes = req.localCopyMaxBytes ?? LOCAL_COPY_MAX_BYTES;
+  const copy = maxBytes > 0 ? { path: `${resolvePath(req.output)}.input`, maxBytes, signal: req.signal } : undefined;
+  return openInputProxy(req.inputUrl, req.headers, copy);
 }
 
 /** `transcode` once the input is reachable without headers (through the proxy). */

@@ -36,7 +36,7 @@ import { conversionMeter, noConversionMeter, queueGauges, type ConversionMeter }
 import { EndEstimate } from './look-ahead.js';
 import { Scratch } from './scratch.js';
 import { Slots } from './slots.js';
-import type { transcode } from './transcoder.js';
+import type { openInput, transcode } from './transcoder.js';
 
 export type WorkerSettings = ConversionSettings &
   Pick<Config, 'CONCURRENCY' | 'PREFETCH' | 'LOOKAHEAD_MS' | 'SCRATCH_DIR' | 'SHUTDOWN_GRACE_SECONDS'>;
@@ -46,6 +46,8 @@ export interface WorkerDeps {
   media: MediaClient;
   jobs: JobsClient;
   transcode: typeof transcode;
+  /** Opens a claimed request's input ahead of its ffmpeg slot (transcoder.ts); without it, transcode opens it. */
+  openInput?: typeof openInput;
   logger: Logger;
   settings: WorkerSettings;
   metrics?: Metrics;
@@ -351,13 +353,14 @@ export class ConverterWorker {
   /** What every conversion on this worker shares. */
   private get ports(): Pick<
     ConversionPorts,
-    'jobs' | 'media' | 'transcode' | 'publish' | 'retryLater' | 'scratch' | 'settings' | 'estimate'
+    'jobs' | 'media' | 'transcode' | 'openInput' | 'publish' | 'retryLater' | 'scratch' | 'settings' | 'estimate'
   > {
-    const { jobs, media, transcode, settings } = this.deps;
+    const { jobs, media, transcode, openInput, settings } = this.deps;
     return {
       jobs,
       media,
       transcode,
+      ...(openInput ? { openInput } : {}),
       settings,
       scratch: this.scratch,
       estimate: this.estimate,
