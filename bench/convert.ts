@@ -256,8 +256,9 @@ async function timeline(system: System, db: Connection, sent: Sent[]): Promise<O
 
 const STEPS: [string, Exclude<keyof Steps, 'worker'>, Exclude<keyof Steps, 'worker'>][] = [
   ['convertMedia → request in the outbox', 'sent', 'queued'],
-  ['outbox → published to RabbitMQ', 'queued', 'published'],
-  ['published → worker receives (queue wait)', 'published', 'received'],
+  // Marked once confirmed, by the writer, in batches every 50 ms: a worker may receive a request before its mark.
+  ['outbox → marked published (confirmed)', 'queued', 'published'],
+  ['marked → worker receives (queue wait)', 'published', 'received'],
   ['receive → an ffmpeg slot is free (held in the worker)', 'received', 'slotted'],
   ['slot → claim answered', 'slotted', 'claimed'],
   ['claim → ffmpeg spawned', 'claimed', 'ffmpegStarted'],

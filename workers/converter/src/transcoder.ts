@@ -75,9 +75,11 @@ const FFMPEG_OPEN_FILES = 64;
 const OUTPUT_SLACK_BYTES = 1024 * 1024;
 /**
  * Inputs up to this size are copied beside the output before ffmpeg starts and read from there (input-proxy.ts):
- * a clip then costs media one request instead of one per seek. Larger ones stream through as ffmpeg reads them.
+ * a clip then costs media one request instead of one per seek. Larger ones stream through as ffmpeg reads them:
+ * a copy is made before ffmpeg starts, and for a job that was not taken ahead (nothing queued behind a running
+ * one) its time would add to the job's; at 8 MiB that is a few ms on loopback.
  */
-export const LOCAL_COPY_MAX_BYTES = 32 * 1024 * 1024;
+export const LOCAL_COPY_MAX_BYTES = 8 * 1024 * 1024;
 /** ffmpeg gives up on a read or connect stalled this long (microseconds) rather than hang until the limit. */
 const IO_TIMEOUT_US = 30_000_000;
 
