@@ -1,6 +1,14 @@
-import { createServer } from 'node:http';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import express from 'express';
 import { describe, expect, it } from 'vitest';
-import { applyServerTimeouts, bodyVerdict, defaultHttpTimeouts, type HttpTimeouts } from './http.js';
+import {
+  applyServerTimeouts,
+  bodyVerdict,
+  defaultHttpTimeouts,
+  requestBodyDeadline,
+  type HttpTimeouts,
+} from './http.js';
 
 const timeouts: HttpTimeouts = { bodyBaseMs: 2_000, minBytesPerSecond: 1_000, idleMs: 3_000, maxBodyBytes: 10_000 };
 
@@ -53,5 +61,45 @@ describe('applyServerTimeouts', () => {
     const server = createServer();
     applyServerTimeouts(server, { ...timeouts, maxBodyBytes: 1 });
     expect(server.requestTimeout).toBeGreaterThanOrEqual(server.headersTimeout);
+  });
+});
+
+describe('requestBodyDeadline', () => {
+  it('leaves nothing on a kept-alive socket once each request is done', async () => {
+    const app = express();
+    app.use(requestBodyDeadline(defaultHttpTimeouts()));
+    const sockets = new Set<Socket>();
+    app.post('/', (req, res) => {
+      sockets.add(req.socket);
+      req.resume();
+      req.on('end', () => res.json({ closeListeners: req.socket.listenerCount('close') }));
+    });
+    const server = createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const post = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(
+          { port: (server.address() as AddressInfo).port, host: '127.0.0.1', method: 'POST', agent },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+            res.on('end', () => resolve((JSON.parse(body) as { closeListeners: number }).closeListeners));
+          },
+        );
+        req.on('error', reject);
+        req.end('{"a":1}');
+      });
+    try {
+      const counts: number[] = [];
+      for (let i = 0; i < 20; i++) counts.push(await post());
+      // One connection served them all, and the listeners did not grow with the requests.
+      expect(sockets.size).toBe(1);
+      expect(counts.at(-1)).toBe(counts[0]);
+    } finally {
+      agent.destroy();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -243,9 +243,18 @@ export function requestBodyDeadline(timeouts: HttpTimeouts): RequestHandler {
       socket.destroy();
     }, tickMs);
     timer.unref();
-    // 'end' and 'close' listeners leave the body's flow alone ('data' would start it).
-    req.once('end', () => clearInterval(timer));
-    socket.once('close', () => clearInterval(timer));
+    // 'end' and 'close' listeners leave the body's flow alone ('data' would start it). All three go with the
+    // request: a kept-alive socket serves many requests, and a listener left on it per request would pile up
+    // for the connection's life.
+    const stop = () => {
+      clearInterval(timer);
+      req.off('end', stop);
+      res.off('close', stop);
+      socket.off('close', stop);
+    };
+    req.once('end', stop);
+    res.once('close', stop);
+    socket.once('close', stop);
     next();
   };
 }
