@@ -175,12 +175,12 @@ export class JobsService {
     // The quota check, the job and (when it is the user's turn) its request are written together, under the
     // user's lock: concurrent requests of one user, on any replica, are counted one after the other.
     const created = await this.asLiveUser(userId, async (conn) => {
-      await this.checkQuotas(conn, userId, now);
+      const counted = await this.checkQuotas(conn, userId, now);
       await this.repo.insert(conn, job);
       await this.repo.recordStart(conn, userId, job.id, now);
       await this.announce(conn, job);
       await this.announceStatus(conn, null, job);
-      const dispatched = await this.dispatchWaiting(conn, userId, { jobId: job.id, requestId });
+      const dispatched = await this.dispatchWaiting(conn, userId, { jobId: job.id, requestId }, counted);
       return dispatched.includes(job.id) ? { ...job, dispatchedAt: now, queuedAt: now } : job;
     });
     this.relay.kick();
@@ -485,9 +485,12 @@ export class JobsService {
     return result;
   }
 
-  /** Under the user's lock: QUOTA_EXCEEDED unless one more conversion may start. */
-  private async checkQuotas(conn: PoolConnection, userId: string, now: Date): Promise<void> {
-    const [{ active }, starts] = await Promise.all([
+  /**
+   * Under the user's lock: QUOTA_EXCEEDED unless one more conversion may start. Returns how many of the user's
+   * jobs are in RabbitMQ or running (what `dispatchWaiting` needs next, under the same lock).
+   */
+  private async checkQuotas(conn: PoolConnection, userId: string, now: Date): Promise<{ dispatched: number }> {
+    const [{ active, dispatched }, starts] = await Promise.all([
       this.repo.countActive(conn, userId),
       this.repo.countStartsSince(conn, userId, new Date(now.getTime() - HOUR_MS)),
     ]);
@@ -497,6 +500,7 @@ export class JobsService {
       now,
     );
     if (refusal) throw refusal;
+    return { dispatched };
   }
 
   /**
@@ -512,8 +516,11 @@ export class JobsService {
     conn: PoolConnection,
     userId: string,
     request?: { jobId: string; requestId: string | undefined },
+    /** Counted already under this lock (by `checkQuotas`), with nothing dispatched since. */
+    counted?: { dispatched: number },
   ): Promise<string[]> {
-    const room = dispatchRoom(this.options.limits, (await this.repo.countActive(conn, userId)).dispatched);
+    const dispatchedNow = counted?.dispatched ?? (await this.repo.countActive(conn, userId)).dispatched;
+    const room = dispatchRoom(this.options.limits, dispatchedNow);
     if (room === 0) return [];
     // The rows come back locked and current; a job cancelled meanwhile is skipped rather than sent (its turn
     // goes to the next event or the sweeper).
