@@ -114,7 +114,7 @@ describe('a request id, end to end', () => {
       expect.arrayContaining([
         expect.objectContaining({ msg: 'request', path: '/graphql' }),
         expect.objectContaining({ msg: 'request', path: `/internal/jobs/${jobId}/claim` }),
-        expect.objectContaining({ msg: 'job event handled', jobId, event: 'started' }),
+        expect.objectContaining({ msg: 'job event handled', jobId, event: 'succeeded' }),
       ]),
     );
     // media: jobs' lookup of the video, ffmpeg's reads of it, and the worker's upload of the mp3.

@@ -104,6 +104,7 @@ const EventBase = {
 
 /** worker → jobs: what happened to an attempt. */
 export const JobEvent = z.discriminatedUnion('type', [
+  /** Sent by workers before the claim made a job RUNNING by itself; still applied (a lease renewal at most). */
   z.object({ type: z.literal('started'), ...EventBase }),
   z.object({ type: z.literal('progress'), ...EventBase, progress: z.number().min(0).max(1) }),
   z.object({ type: z.literal('succeeded'), ...EventBase, outputMediaId: z.string() }),

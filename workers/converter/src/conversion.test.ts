@@ -92,8 +92,9 @@ describe('handleConversion', () => {
   it('claims, converts, stores the mp3, reports success and acknowledges; its scratch file goes', async () => {
     const { ports, calls, events } = fakes();
     expect(await handleConversion(request, ports)).toEqual({ outcome: 'succeeded', settle: 'ack' });
-    expect(types(events)).toEqual(['started', 'succeeded']);
-    expect(events[1]).toMatchObject({ jobId: 'job-1', attempt: 1, outputMediaId: 'mp3-of-job-1', requestId: 'req-1' });
+    // No `started`: the claim told jobs.
+    expect(types(events)).toEqual(['succeeded']);
+    expect(events[0]).toMatchObject({ jobId: 'job-1', attempt: 1, outputMediaId: 'mp3-of-job-1', requestId: 'req-1' });
     // The slot goes back as soon as ffmpeg has ended, before the upload; the outcome is reported after it.
     expect(calls.indexOf('slot released')).toBeLessThan(calls.indexOf('upload'));
     expect(calls.indexOf('upload')).toBeLessThan(calls.indexOf('event succeeded'));
@@ -146,8 +147,8 @@ describe('handleConversion', () => {
     const { ports, events, retries } = fakes({ transcode: () => Promise.reject(new TransientError('media hiccup')) });
     expect(await handleConversion(request, ports)).toEqual({ outcome: 'retried', settle: 'ack' });
     expect(retries).toEqual([{ request: { ...request, attempt: 2 }, delayMs: RETRY_DELAYS_MS[0] }]);
-    expect(types(events)).toEqual(['started', 'retrying']);
-    expect(events[1]).toMatchObject({ attempt: 1, nextAttempt: 2, error: { code: 'TEMPORARY_FAILURE' } });
+    expect(types(events)).toEqual(['retrying']);
+    expect(events[0]).toMatchObject({ attempt: 1, nextAttempt: 2, error: { code: 'TEMPORARY_FAILURE' } });
   });
 
   it('gives up after the last attempt: the job fails and the request is dead-lettered', async () => {
@@ -173,7 +174,7 @@ describe('handleConversion', () => {
     await turnsUntil(() => calls.includes('ffmpeg'));
     stop('cancel');
     expect(await handled).toEqual({ outcome: 'cancelled', settle: 'ack' });
-    expect(types(events)).toEqual(['started', 'cancelled']);
+    expect(types(events)).toEqual(['cancelled']);
     expect(calls).not.toContain('upload');
   });
 
@@ -183,13 +184,13 @@ describe('handleConversion', () => {
     await turnsUntil(() => calls.includes('ffmpeg'));
     stop('shutdown');
     expect(await handled).toEqual({ outcome: 'handed_back', settle: 'requeue' });
-    expect(types(events)).toEqual(['started']);
+    expect(types(events)).toEqual([]);
     expect(calls).toContain('scratch released');
   });
 
   it('fails (the delivery then goes back) when RabbitMQ does not take the outcome', async () => {
     const { ports, calls } = fakes({
-      publish: (event) => (event.type === 'started' ? Promise.resolve() : Promise.reject(new Error('channel closed'))),
+      publish: () => Promise.reject(new Error('channel closed')),
     });
     await expect(handleConversion(request, ports)).rejects.toThrow('channel closed');
     expect(calls.at(-1)).toBe('scratch released');

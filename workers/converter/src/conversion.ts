@@ -206,10 +206,8 @@ async function run(
     uploaded: 0,
     succeededPublished: 0,
   };
-  // Not awaited before ffmpeg starts: the events of one job go out on one channel, in order, so `started`
-  // still precedes its progress and outcome; its confirm is awaited before the outcome is reported.
-  const startedSent = ports.publish(request, { type: 'started', ...stamp(request) });
-  startedSent.catch(() => undefined); // awaited below; a rejection before then is not unhandled
+  // No `started` event: the claim made the job RUNNING in jobs already (a `started` from an older worker is
+  // still understood there), and one message fewer per job is CPU the conversions on these cores keep.
   log.info({ redelivered }, 'conversion started');
 
   const throttle = new ProgressThrottle();
@@ -248,7 +246,6 @@ async function run(
   // The next request held here can run its ffmpeg while this output is stored.
   release();
   estimate.learn(outputSeconds, steps.ffmpegEnded - steps.ffmpegStarted);
-  await startedSent;
 
   const { id } = await media.uploadOutput(request.jobId, request.ownerId, request.inputMediaId, output, context);
   steps.uploaded = Date.now();
