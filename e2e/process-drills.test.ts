@@ -148,7 +148,11 @@ describe('process drills under a load of conversions', () => {
     victim!.child.kill('SIGSTOP');
     let outcome: Awaited<ReturnType<typeof expectRecovered>>;
     try {
-      held = await runningOn(victim!, load.ids); // what it holds now it is frozen
+      // What it holds now it is frozen, once the reports it sent just before (an outcome already in RabbitMQ)
+      // have been applied: a job it finished then is not one it holds. (Half a second is well inside the
+      // 4 s lease, which its last heartbeat renewed at most 1.3 s before the freeze.)
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      held = await runningOn(victim!, load.ids);
       expect(held.length).toBeGreaterThan(0);
       // Taken back from the frozen worker (its lease expired) and run again by the other: once, whichever
       // jobs replica noticed.
