@@ -67,7 +67,9 @@ podman run --rm --network=host --user=root "${privileged[@]}" --env=TEST="$test"
   answer=$(curl -sf -H "content-type: application/json" -d "{\"query\":\"{ me { id } }\"}" http://127.0.0.1:4000/graphql)
   echo "$answer"
   [ "$answer" = "{\"data\":{\"me\":null}}" ] || { tail -n 40 /tmp/start.log >&2; exit 1; }
-  pkill -INT -f "scripts/start.ts"
+  # Ctrl-C, to tsx only (it relays it to start.ts once). Signalled as well, start.ts would get it twice whenever
+  # tsx waits more than its 30 ms for the child to say it has it (a loaded machine), and kill every service at once.
+  pkill -INT -f "bin/tsx scripts/start.ts"
   wait "$started" || true
   grep -q "all services stopped" /tmp/start.log || { tail -n 20 /tmp/start.log >&2; exit 1; }
   step "as a user who is not root, the same steps stop with the command"
