@@ -79,7 +79,7 @@ podman run --rm --network=host --user=root "${privileged[@]}" --env=TEST="$test"
   [ "$TEST" = 1 ] || exit 0
   step ".ci/run, to the end: npm ci, then npm test in full (kubectl, removed above, comes back by npm test itself)"
   started=$(date +%s)
-  .ci/run
+  .ci/run || { tail -n 30 "$(ls -t /root/.npm/_logs/*.log | head -n 1)" >&2; exit 1; }
   step ".ci/run passed in $(( ($(date +%s) - started) / 60 )) min"
 '
 if [ "$test" = 1 ]; then
