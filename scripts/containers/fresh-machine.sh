@@ -46,7 +46,12 @@ trap 'rm -rf "$bundle"' EXIT
 git bundle create -q "$bundle/vidmp3.bundle" HEAD
 
 privileged=()
-[ "$test" = 0 ] || privileged=(--privileged)
+if [ "$test" = 1 ]; then
+  # The tests administer the host's broker with rabbitmqctl: its Erlang cookie and node settings come in read-only.
+  privileged=(--privileged --volume=/var/lib/rabbitmq/.erlang.cookie:/host-rabbitmq/.erlang.cookie:ro)
+  [ ! -f /etc/rabbitmq/rabbitmq-env.conf ] ||
+    privileged+=(--volume=/etc/rabbitmq/rabbitmq-env.conf:/host-rabbitmq/rabbitmq-env.conf:ro)
+fi
 podman run --rm --network=host --user=root "${privileged[@]}" --env=TEST="$test" --volume="$bundle:/origin:ro" \
   "$image" bash -euo pipefail -c '
   step() { printf "\nfresh-machine: %s\n" "$*"; }
@@ -90,6 +95,13 @@ podman run --rm --network=host --user=root "${privileged[@]}" --env=TEST="$test"
   apt-get remove -y -qq kubernetes-client >/dev/null
   if su someone -c "cd ~/vidmp3 && npx tsx scripts/prerequisites.ts test"; then echo "did not stop" >&2; exit 1; fi
   [ "$TEST" = 1 ] || exit 0
+  step "RabbitMQ'"'"'s CLI, set up as on the broker'"'"'s machine (the host'"'"'s cookie and node settings; nothing started)"
+  printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
+  rm /usr/sbin/policy-rc.d
+  install -o rabbitmq -g rabbitmq -m 400 /host-rabbitmq/.erlang.cookie /var/lib/rabbitmq/.erlang.cookie
+  [ ! -f /host-rabbitmq/rabbitmq-env.conf ] || cp /host-rabbitmq/rabbitmq-env.conf /etc/rabbitmq/
+  rabbitmqctl -q list_vhosts >/dev/null
   step ".ci/run, to the end: npm ci, then npm test in full (kubectl, removed above, comes back by npm test itself)"
   started=$(date +%s)
   .ci/run || { tail -n 30 "$(ls -t /root/.npm/_logs/*.log | head -n 1)" >&2; exit 1; }
