@@ -13,23 +13,20 @@
 # inside is set up by the project's own code as on any fresh machine (scripts/containers/podman.ts: runc, cgroupfs,
 # no default ulimits, no pids limit; its overlay storage works nested on this kernel, as is). The stand-in base
 # image is made inside too, with debootstrap, by the same code (the host's is not passed in): the honest fresh-machine
-# path: inside, debootstrap, the Node stand-in and the six images took ~12 min of the run. The commit is HEAD's:
+# path; inside, debootstrap, the Node stand-in and the six images took ~12 min of the run. The commit is HEAD's:
 # commit first.
 #
-# Where --test stands (2026-12-06, ~21 min to the end here): nested podman works (a tiny `podman run`, `podman
-# build`, --read-only/--cap-drop runs, `podman image mount`, then every image of the Dockerfile built inside), and
-# `npm ci`, the build, the lint and `npm run containers:build` pass; Vitest then runs 144 files: 99 pass, 45 fail at
-# once with `spawn rabbitmqctl ENOENT`. The tests administer the broker with RabbitMQ's own CLI (a virtual host per
-# system and test file, the smoke test's user, close_all_connections), so they must run where `rabbitmqctl` reaches
-# the broker with its Erlang cookie: on the broker's machine, as .ci/run assumes (it starts rabbitmq-server there),
-# and this container only has the host's broker on the network. Tried: Debian's rabbitmq-server installed in the
-# container (policy-rc.d saying 101, so it starts nothing) with the host's /var/lib/rabbitmq/.erlang.cookie (the
-# same cookie hash): epmd on vm:4369 answers, then "TCP connection succeeded but Erlang distribution failed". Ways
-# on: the container's own MariaDB and RabbitMQ (its own network, installed from Debian, started by .ci/run), or
-# tests that make virtual hosts through the management HTTP API instead of rabbitmqctl.
+# The tests administer the broker with RabbitMQ's own CLI (a virtual host per system and test file, the smoke test's
+# user, close_all_connections), so they run where `rabbitmqctl` reaches it: on the broker's machine, as .ci/run
+# assumes (it starts rabbitmq-server there). Here the broker is the host's, so --test sets up that CLI in the
+# container as it is on the host: Debian's rabbitmq-server installed with policy-rc.d saying 101 (nothing starts),
+# the host's Erlang cookie and its rabbitmq-env.conf (read-only volumes). The cookie alone is not enough: the host's
+# node is rabbit@localhost (rabbitmq-env.conf), and the CLI asked for rabbit@vm, failing with "TCP connection
+# succeeded but Erlang distribution failed". Without the CLI, 45 of the 144 test files fail at once with
+# `spawn rabbitmqctl ENOENT`.
 #
 #   scripts/containers/fresh-machine.sh         # as root, after npm run containers:build (which makes the base)
-#   scripts/containers/fresh-machine.sh --test  # the same, then .ci/run in full (fails for now: see above)
+#   scripts/containers/fresh-machine.sh --test  # the same, then .ci/run in full: 30 min here
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 image=docker.io/library/node:20.20.2-bookworm-slim
