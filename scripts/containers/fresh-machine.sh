@@ -13,8 +13,8 @@
 # inside is set up by the project's own code as on any fresh machine (scripts/containers/podman.ts: runc, cgroupfs,
 # no default ulimits, no pids limit; its overlay storage works nested on this kernel, as is). The stand-in base
 # image is made inside too, with debootstrap, by the same code (the host's is not passed in): the honest fresh-machine
-# path; inside, debootstrap, the Node stand-in and the six images took ~12 min of the run. The commit is HEAD's:
-# commit first.
+# path; inside, debootstrap and the Node stand-in, then the six images (11 min of builds) took ~14 min. The commit
+# is HEAD's: commit first.
 #
 # The tests administer the broker with RabbitMQ's own CLI (a virtual host per system and test file, the smoke test's
 # user, close_all_connections), so they run where `rabbitmqctl` reaches it: on the broker's machine, as .ci/run
