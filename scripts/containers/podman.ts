@@ -271,6 +271,10 @@ LABEL org.opencontainers.image.description="vidmp3's local stand-in for ${refere
 COPY node/bin/node /usr/local/bin/node
 COPY npm /usr/local/lib/node_modules/npm
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+# Also where Debian's ca-certificates keeps local CAs: installing that package (apt in a container of this base)
+# rewrites the bundle above from Mozilla's list, and the machine's CAs must survive it (update-ca-certificates adds
+# this file to the new bundle). npm and Node read this copy, which no package rewrites.
+COPY ca-certificates.crt /usr/local/share/ca-certificates/machine.crt
 COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 RUN groupadd --gid 1000 node \\
     && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
@@ -278,8 +282,8 @@ RUN groupadd --gid 1000 node \\
     && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
     && node --version && npm --version
 ENV NODE_VERSION=${version} \\
-    NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \\
-    NPM_CONFIG_CAFILE=/etc/ssl/certs/ca-certificates.crt
+    NODE_EXTRA_CA_CERTS=/usr/local/share/ca-certificates/machine.crt \\
+    NPM_CONFIG_CAFILE=/usr/local/share/ca-certificates/machine.crt
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["node"]
 `,
