@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { installCommand, missingPackages } from './lib/prerequisites.js';
+import { installCommand, missingBrokerTool, missingPackages } from './lib/prerequisites.js';
 
 /** A machine whose executables are exactly these paths. */
 const machine =
@@ -29,5 +29,14 @@ describe('the Debian packages npm start and npm test need', () => {
     ]);
     expect(missingPackages('run', '/usr/bin', fresh)).toEqual(['ffmpeg']);
     expect(installCommand(['ffmpeg'])).toBe('apt-get update && apt-get install -y --no-install-recommends ffmpeg');
+  });
+});
+
+describe("RabbitMQ's rabbitmqctl, which the tests create virtual hosts with", () => {
+  it('is asked of npm test only, and found on PATH (Debian puts it in /usr/sbin)', () => {
+    const broker = machine('/usr/sbin/rabbitmqctl');
+    expect(missingBrokerTool('test', '/usr/bin:/usr/sbin', broker)).toBeNull();
+    expect(missingBrokerTool('run', '/usr/bin', machine())).toBeNull();
+    expect(missingBrokerTool('test', '/usr/bin', broker)).toMatch(/npm test needs rabbitmqctl on PATH/);
   });
 });

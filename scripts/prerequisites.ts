@@ -4,10 +4,16 @@
 // its friends are the container build's own step (scripts/containers/podman.ts), which does the same.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { installCommand, missingPackages } from './lib/prerequisites.js';
+import { installCommand, missingBrokerTool, missingPackages } from './lib/prerequisites.js';
 
 const purpose = process.argv[2];
 if (purpose !== 'run' && purpose !== 'test') throw new Error('usage: tsx scripts/prerequisites.ts run|test');
+// Checked first: nothing is installed for a run that could not pass anyway.
+const brokerTool = missingBrokerTool(purpose, process.env.PATH);
+if (brokerTool) {
+  process.stderr.write(`${brokerTool}\n`);
+  process.exit(1);
+}
 const missing = missingPackages(purpose, process.env.PATH);
 if (missing.length > 0) {
   if (process.getuid?.() !== 0 || !existsSync('/etc/debian_version')) {

@@ -54,3 +54,21 @@ export function missingPackages(
 
 export const installCommand = (packages: string[]): string =>
   `apt-get update && apt-get install -y --no-install-recommends ${packages.join(' ')}`;
+
+/**
+ * `npm test` also needs RabbitMQ's own `rabbitmqctl`, on PATH: the tests create a virtual host of their own with
+ * it. It comes with the broker (Debian's rabbitmq-server) and must reach it, so it is not installed here: where it
+ * is missing, the message says what to do. Null when it is there or not needed.
+ */
+export function missingBrokerTool(
+  purpose: Purpose,
+  pathVariable: string | undefined,
+  isExecutable = executable,
+): string | null {
+  if (purpose !== 'test' || found('rabbitmqctl', pathVariable, isExecutable)) return null;
+  return (
+    'npm test needs rabbitmqctl on PATH (the tests create RabbitMQ virtual hosts with it): run the tests on the ' +
+    "broker's machine, where Debian's rabbitmq-server brings it (/usr/sbin), or put a rabbitmqctl that reaches " +
+    'the broker on PATH.'
+  );
+}
