@@ -112,7 +112,7 @@ interface Running {
 
 const running: Running[] = [];
 /** Set once stopping has begun, with the code the runner will exit with. */
-let stopping: { exitCode: number } | undefined;
+let stopping: { exitCode: number; since: number } | undefined;
 /** Aborted when stopping begins, to end any readiness polling. */
 const lifetime = new AbortController();
 
@@ -165,7 +165,7 @@ function kill(child: ChildProcess): void {
 /** SIGTERM to every child, SIGKILL after the grace period, then exit once every one of them has closed. */
 function stop(exitCode: number, reason: string): void {
   if (stopping) return;
-  stopping = { exitCode };
+  stopping = { exitCode, since: Date.now() };
   lifetime.abort();
   say(reason);
   for (const { child } of running) if (alive(child)) child.kill('SIGTERM');
@@ -183,7 +183,15 @@ function stop(exitCode: number, reason: string): void {
   });
 }
 
+/**
+ * A Ctrl-C reaches this process twice: directly (the terminal signals the whole foreground group) and once more
+ * relayed by the wrappers it runs under (npm, tsx), late when the machine is loaded. A repeat this soon after the
+ * first is that echo, not a second Ctrl-C.
+ */
+const SIGNAL_ECHO_MS = 1_000;
+
 function onSignal(signal: NodeJS.Signals): void {
+  if (stopping && Date.now() - stopping.since < SIGNAL_ECHO_MS) return;
   if (stopping) {
     // Second Ctrl-C (or a signal while already stopping): no more waiting.
     say(`${signal} again: killing every service now`);
