@@ -453,11 +453,12 @@ export function startOutboxPublisher(
     3600_000,
   );
   prune.unref();
-  /** A row was written outside a transaction since the last kick: the relay's to publish. */
+  /** A row was written on a connection outside `withTransaction` since the last kick: the relay's to publish. */
   let leftOver = false;
   return {
     add: (db, exchange, routingKey, payload) => {
-      if (!transactionHooks(db)) leftOver = true;
+      // (A write on the pool is committed already, and outboxSql.add hands it to the relay itself.)
+      if (!transactionHooks(db) && !isPool(db)) leftOver = true;
       return outboxSql.add(db, exchange, routingKey, payload);
     },
     kick: () => {

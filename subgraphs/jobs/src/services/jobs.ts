@@ -290,7 +290,6 @@ export class JobsService {
     const decide = async (_conn: PoolConnection, job: JobRecord) =>
       patchOf(state.applyEvent(job, event, { leaseUntil: this.leaseUntil() }));
     const final = event.type === 'succeeded' || event.type === 'failed' || event.type === 'cancelled';
-    if (event.type === 'started' && (await this.onlyRenewsFreshLease(event))) return;
     if (!final) {
       await this.mutate(event.jobId, decide);
       return;
@@ -310,21 +309,6 @@ export class JobsService {
       return result?.changed ?? false;
     });
     if (changed) this.relay.kick();
-  }
-
-  /**
-   * A `started` report that would only renew a lease with more than half of it left — the usual case: the claim
-   * that set the lease was answered moments before — is not worth a transaction (lock, write, commit): read
-   * without a lock, it is dropped then. A job still QUEUED (the report overtook nothing: it came first) or any
-   * other change goes through `mutate` as before.
-   */
-  private async onlyRenewsFreshLease(event: JobEvent): Promise<boolean> {
-    const job = await this.repo.find(this.repo.pool, event.jobId);
-    if (!job) return true;
-    const patch = patchOf(state.applyEvent(job, event, { leaseUntil: this.leaseUntil() }));
-    if (patch && isVisible(patch)) return false;
-    const left = (job.leaseExpiresAt?.getTime() ?? 0) - Date.now();
-    return !patch || left > (this.leaseSeconds * 1000) / 2;
   }
 
   /** RabbitMQ dead-lettered a request (delivery limit reached, or a worker gave up): fail its job. */
