@@ -1142,6 +1142,18 @@ describe('fair dispatching: a few requests per user in RabbitMQ at a time', () =
     expect((await storedOrFail(queued[2]!.id)).dispatchedAt).toBeInstanceOf(Date);
   });
 
+  it('gives a free turn to the oldest waiting job, not to the job being created', async () => {
+    const { service, viewer, queued } = await userWithJobs(3);
+    // A sent job ends without its turn being given (as when a replica stopped between the two): a turn is free
+    // while queued[2] still waits.
+    await pool.execute("UPDATE jobs SET status = 'SUCCEEDED', finished_at = NOW(3) WHERE id = ?", [queued[0]!.id]);
+
+    const created = await service.convert(viewer, queued[0]!.inputMediaId, null, 'req-new');
+
+    expect(await requested([...queued, created])).toEqual([[1], [1], [1], []]);
+    expect(created.dispatchedAt).toBeNull();
+  });
+
   it("sends another user's job at once while the first user's jobs wait", async () => {
     const { queued } = await userWithJobs(5);
     const other = await userWithJobs(1);

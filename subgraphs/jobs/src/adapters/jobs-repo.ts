@@ -120,6 +120,25 @@ const columns: Record<keyof JobPatch, string> = {
 };
 
 /** The jobs and outbox tables; SQL lives here and nowhere else. */
+/**
+ * A user's QUEUED and RUNNING jobs: how many there are, how many have their request in RabbitMQ or are running
+ * (`dispatched`), and how many wait for their turn (QUEUED, no request sent yet).
+ */
+export interface ActiveJobs {
+  active: number;
+  dispatched: number;
+  waiting: number;
+}
+
+const ACTIVE_COLUMNS = `COUNT(*) AS active, COALESCE(SUM(dispatched_at IS NOT NULL), 0) AS dispatched,
+  COALESCE(SUM(status = 'QUEUED' AND dispatched_at IS NULL), 0) AS waiting`;
+const ACTIVE_OF_OWNER = "WHERE owner_id = ? AND status IN ('QUEUED', 'RUNNING')";
+const activeJobs = (row: RowDataPacket | undefined): ActiveJobs => ({
+  active: Number(row?.active ?? 0),
+  dispatched: Number(row?.dispatched ?? 0),
+  waiting: Number(row?.waiting ?? 0),
+});
+
 export class JobsRepository {
   constructor(readonly pool: Pool) {}
 
@@ -244,23 +263,45 @@ export class JobsRepository {
     );
   }
 
-  /** Locks the user's row until the transaction ends: one quota check or dispatch per user at a time. */
-  async lockQuotaUser(conn: PoolConnection, userId: string): Promise<void> {
+  /**
+   * Locks the user's row until the transaction ends: one quota check or dispatch per user at a time. False when
+   * there is no row to lock (the user's first conversion, or a deleted account): a locking read that finds
+   * nothing locks nothing under READ COMMITTED, so the caller can end the transaction, create the row
+   * (`ensureQuotaUser`) and begin again.
+   */
+  async lockQuotaUser(conn: PoolConnection, userId: string): Promise<boolean> {
     const [rows] = await conn.execute<RowDataPacket[]>(
       'SELECT user_id FROM job_quota_users WHERE user_id = ? FOR UPDATE',
       [userId],
     );
-    if (rows.length === 0) throw new Error(`no quota row for user ${userId}`);
+    return rows.length > 0;
   }
 
-  /** The user's QUEUED and RUNNING jobs, and how many of them have their request in RabbitMQ. */
-  async countActive(db: Db, userId: string): Promise<{ active: number; dispatched: number }> {
+  /** The user's QUEUED and RUNNING jobs (see `ActiveJobs`). */
+  async countActive(db: Db, userId: string): Promise<ActiveJobs> {
+    const [rows] = await db.execute<RowDataPacket[]>(`SELECT ${ACTIVE_COLUMNS} FROM jobs ${ACTIVE_OF_OWNER}`, [userId]);
+    return activeJobs(rows[0]);
+  }
+
+  /**
+   * What a new conversion's quota check reads, in one round trip: `countActive`, and the conversions the user
+   * started since `since`, with when the oldest of them was.
+   */
+  async countForQuota(
+    db: Db,
+    userId: string,
+    since: Date,
+  ): Promise<ActiveJobs & { starts: { count: number; oldest: Date | null } }> {
     const [rows] = await db.execute<RowDataPacket[]>(
-      `SELECT COUNT(*) AS active, COALESCE(SUM(dispatched_at IS NOT NULL), 0) AS dispatched FROM jobs
-       WHERE owner_id = ? AND status IN ('QUEUED', 'RUNNING')`,
-      [userId],
+      `SELECT a.*, s.n, s.oldest FROM (SELECT ${ACTIVE_COLUMNS} FROM jobs ${ACTIVE_OF_OWNER}) a,
+         (SELECT COUNT(*) AS n, MIN(started_at) AS oldest FROM conversion_starts WHERE owner_id = ? AND started_at > ?) s`,
+      [userId, userId, since],
     );
-    return { active: Number(rows[0]?.active ?? 0), dispatched: Number(rows[0]?.dispatched ?? 0) };
+    const row = rows[0];
+    return {
+      ...activeJobs(row),
+      starts: { count: Number(row?.n ?? 0), oldest: row?.oldest instanceof Date ? row.oldest : null },
+    };
   }
 
   /**
@@ -298,16 +339,6 @@ export class JobsRepository {
       jobId,
       at,
     ]);
-  }
-
-  /** Conversions the user started since `since`, and when the oldest of them was. */
-  async countStartsSince(db: Db, userId: string, since: Date): Promise<{ count: number; oldest: Date | null }> {
-    const [rows] = await db.execute<RowDataPacket[]>(
-      'SELECT COUNT(*) AS n, MIN(started_at) AS oldest FROM conversion_starts WHERE owner_id = ? AND started_at > ?',
-      [userId, since],
-    );
-    const row = rows[0];
-    return { count: Number(row?.n ?? 0), oldest: row?.oldest instanceof Date ? row.oldest : null };
   }
 
   /** Starts older than `before` no longer count towards any limit: removed in batches. */

@@ -18,7 +18,13 @@ import {
   type Viewer,
   type AccountDeleted,
 } from '@vidmp3/shared';
-import { isVisible, type JobPatch, type JobRecord, type JobsRepository } from '../adapters/jobs-repo.js';
+import {
+  isVisible,
+  type ActiveJobs,
+  type JobPatch,
+  type JobRecord,
+  type JobsRepository,
+} from '../adapters/jobs-repo.js';
 import type { MediaClient } from '../adapters/media-client.js';
 import { notFound, ownJob, requireViewer } from './access.js';
 import type { ChangeBus } from './change-bus.js';
@@ -109,10 +115,10 @@ export class JobsService {
   async usage(viewer: Viewer | null, userId: string): Promise<JobsUsage> {
     if (!viewer || viewer.userId !== userId) throw userError(ErrorCode.NOT_FOUND, 'User not found');
     const { limits } = this.options;
-    const [{ active }, { count }] = await Promise.all([
-      this.repo.countActive(this.repo.pool, userId),
-      this.repo.countStartsSince(this.repo.pool, userId, new Date(Date.now() - HOUR_MS)),
-    ]);
+    const {
+      active,
+      starts: { count },
+    } = await this.repo.countForQuota(this.repo.pool, userId, new Date(Date.now() - HOUR_MS));
     return {
       userId,
       activeJobs: active,
@@ -180,7 +186,7 @@ export class JobsService {
       await this.repo.recordStart(conn, userId, job.id, now);
       await this.announce(conn, job);
       await this.announceStatus(conn, null, job);
-      const dispatched = await this.dispatchWaiting(conn, userId, { jobId: job.id, requestId }, counted);
+      const dispatched = await this.dispatchWaiting(conn, userId, { jobId: job.id, requestId }, counted, job);
       return dispatched.includes(job.id) ? { ...job, dispatchedAt: now, queuedAt: now } : job;
     });
     this.relay.kick();
@@ -409,11 +415,20 @@ export class JobsService {
     /** For the account's deletion itself, which takes the lock after writing the tombstone. */
     evenIfDeleted = false,
   ): Promise<T> {
+    // The row is there but for a user's first conversion (or a deleted account): locked at once, and only
+    // when it is missing created — in a statement of its own, outside the transaction (`ensureQuotaUser`).
+    const attempt = (created: boolean) =>
+      this.transaction(async (conn) => {
+        if (await this.repo.lockQuotaUser(conn, userId)) return { done: true as const, result: await work(conn) };
+        if (created) throw new Error(`no quota row for user ${userId}`);
+        return { done: false as const };
+      }, 'READ COMMITTED');
+    const first = await attempt(false);
+    if (first.done) return first.result;
     await this.repo.ensureQuotaUser(userId, evenIfDeleted);
-    return this.transaction(async (conn) => {
-      await this.repo.lockQuotaUser(conn, userId);
-      return work(conn);
-    }, 'READ COMMITTED');
+    const second = await attempt(true);
+    if (!second.done) throw new Error(`no quota row for user ${userId}`); // unreachable: attempt(true) throws
+    return second.result;
   }
 
   /**
@@ -423,14 +438,15 @@ export class JobsService {
    */
   private async asLiveUser<T>(userId: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
     const { pool } = this.repo;
-    if (await this.repo.isDeletedAccount(pool, userId)) throw accountGone();
+    // No check before the lock: a deleted account's lock row is gone (and is not created again), so its
+    // requests end in the catch below, at the cost of one more read, and everyone else's are a read shorter.
     try {
       return await this.asUser(userId, async (conn) => {
         if (await this.repo.isDeletedAccount(conn, userId)) throw new AccountDeletedError();
         return work(conn);
       });
     } catch (err) {
-      // Deleted since the check above: inside the lock, or before the lock row could be created.
+      // Deleted: seen inside the lock, or the lock row is gone and cannot be created.
       if (!(err instanceof AccountDeletedError) && !(await this.repo.isDeletedAccount(pool, userId))) throw err;
       await this.repo.forgetQuotaUser(pool, userId);
       throw accountGone();
@@ -470,21 +486,19 @@ export class JobsService {
   }
 
   /**
-   * Under the user's lock: QUOTA_EXCEEDED unless one more conversion may start. Returns how many of the user's
-   * jobs are in RabbitMQ or running (what `dispatchWaiting` needs next, under the same lock).
+   * Under the user's lock: QUOTA_EXCEEDED unless one more conversion may start. Returns the user's active jobs as
+   * counted (what `dispatchWaiting` needs next, under the same lock).
    */
-  private async checkQuotas(conn: PoolConnection, userId: string, now: Date): Promise<{ dispatched: number }> {
-    const [{ active, dispatched }, starts] = await Promise.all([
-      this.repo.countActive(conn, userId),
-      this.repo.countStartsSince(conn, userId, new Date(now.getTime() - HOUR_MS)),
-    ]);
+  private async checkQuotas(conn: PoolConnection, userId: string, now: Date): Promise<ActiveJobs> {
+    const { starts, ...counts } = await this.repo.countForQuota(conn, userId, new Date(now.getTime() - HOUR_MS));
+    const { active } = counts;
     const refusal = refuseConversion(
       this.options.limits,
       { activeJobs: active, conversionsLastHour: starts.count, oldestInWindow: starts.oldest },
       now,
     );
     if (refusal) throw refusal;
-    return { dispatched };
+    return counts;
   }
 
   /**
@@ -501,16 +515,21 @@ export class JobsService {
     userId: string,
     request?: { jobId: string; requestId: string | undefined },
     /** Counted already under this lock (by `checkQuotas`), with nothing dispatched since. */
-    counted?: { dispatched: number },
+    counted?: ActiveJobs,
+    /** A job this transaction has just written, QUEUED, after `counted` was read. */
+    created?: JobRecord,
   ): Promise<string[]> {
-    const dispatchedNow = counted?.dispatched ?? (await this.repo.countActive(conn, userId)).dispatched;
+    const { dispatched: dispatchedNow, waiting } = counted ?? (await this.repo.countActive(conn, userId));
     const room = dispatchRoom(this.options.limits, dispatchedNow);
     if (room === 0) return [];
-    // The rows come back locked and current; a job cancelled meanwhile is skipped rather than sent (its turn
-    // goes to the next event or the sweeper).
+    // Nothing else waits: the job just created is the one whose turn it is, and it is current (this transaction
+    // wrote it). Nothing waits at all: nothing to read. Otherwise the user's oldest waiting jobs come back locked
+    // and current; one cancelled meanwhile is skipped rather than sent (its turn goes to the next event or the
+    // sweeper).
+    const candidates = waiting === 0 ? (created ? [created] : []) : await this.repo.lockWaiting(conn, userId, room);
     const now = new Date();
     const dispatched: string[] = [];
-    for (const job of await this.repo.lockWaiting(conn, userId, room)) {
+    for (const job of candidates) {
       const patch = patchOf(state.dispatch(job, now));
       if (!patch) continue;
       await this.enqueue(conn, job, job.id === request?.jobId ? request.requestId : undefined);
