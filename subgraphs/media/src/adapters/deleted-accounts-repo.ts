@@ -17,6 +17,9 @@ export const deletedAccountsSql = {
     await db.execute('INSERT IGNORE INTO deleted_accounts (user_id, deleted_at) VALUES (?, ?)', [userId, at]);
   },
 
+  /** `has` as an SQL expression (1 or 0) for another statement to read along; its one parameter is the user id. */
+  hasExpression: 'EXISTS (SELECT 1 FROM deleted_accounts WHERE user_id = ?)',
+
   async has(db: Db, userId: string): Promise<boolean> {
     const [rows] = await db.execute<RowDataPacket[]>('SELECT 1 FROM deleted_accounts WHERE user_id = ?', [userId]);
     return rows.length > 0;

@@ -31,11 +31,6 @@ export interface ReserveRequest {
   ttlMs: number;
 }
 
-interface SumRow extends RowDataPacket {
-  bytes: string | number | null;
-  uploads?: string | number | null;
-}
-
 const LOCK_RETRIES = 3;
 
 /** Storage reservations and usage; SQL lives here and nowhere else. */
@@ -52,9 +47,9 @@ export class QuotaRepository {
     return this.underOwnerLock(request.ownerId, async (conn) => {
       // Read under the owner's lock, which the account's deletion takes too (forgetOwner): either this write's
       // rows exist before the deletion removes the owner's, or it sees the tombstone.
-      if (await deletedAccountsSql.has(conn, request.ownerId)) throw new AccountDeletedError(request.ownerId);
-      const use = await this.measure(conn, request.ownerId, request.id);
-      const isNew = !(await this.exists(conn, request.id));
+      const { deleted, held: isHeld, ...use } = await this.measure(conn, request.ownerId, request.id);
+      if (deleted) throw new AccountDeletedError(request.ownerId);
+      const isNew = !isHeld;
       if (isNew && request.kind === 'UPLOAD' && request.concurrentUploadsLimit !== null) {
         if (use.uploads >= request.concurrentUploadsLimit) return { quota: 'concurrentUploads', used: use.uploads };
       }
@@ -103,29 +98,34 @@ export class QuotaRepository {
     return { storedBytes: use.storedBytes, uploadsInProgress: use.uploads };
   }
 
-  private async measure(db: Pool | PoolConnection, ownerId: string, excludeId: string | null): Promise<StorageUse> {
-    const [stored] = await db.execute<SumRow[]>(
-      'SELECT COALESCE(SUM(byte_size), 0) AS bytes FROM media WHERE owner_id = ? AND deleted_at IS NULL',
-      [ownerId],
+  /**
+   * The owner's use, excluding the write `excludeId`, in one round trip; with whether that write holds a live
+   * reservation already and whether the owner's account has been deleted.
+   */
+  private async measure(
+    db: Pool | PoolConnection,
+    ownerId: string,
+    excludeId: string | null,
+  ): Promise<StorageUse & { held: boolean; deleted: boolean }> {
+    const exclude = excludeId ?? '';
+    const [rows] = await db.execute<RowDataPacket[]>(
+      `SELECT
+         (SELECT COALESCE(SUM(byte_size), 0) FROM media WHERE owner_id = ? AND deleted_at IS NULL) AS stored,
+         COALESCE(SUM(IF(id <> ?, reserved_bytes, 0)), 0) AS reserved,
+         COALESCE(SUM(kind = 'UPLOAD' AND id <> ?), 0) AS uploads,
+         COALESCE(SUM(id = ?), 0) AS held,
+         ${deletedAccountsSql.hasExpression} AS deleted
+       FROM storage_reservations WHERE owner_id = ? AND expires_at > NOW(3)`,
+      [ownerId, exclude, exclude, exclude, ownerId, ownerId],
     );
-    const [held] = await db.execute<SumRow[]>(
-      `SELECT COALESCE(SUM(reserved_bytes), 0) AS bytes, COALESCE(SUM(kind = 'UPLOAD'), 0) AS uploads
-         FROM storage_reservations WHERE owner_id = ? AND expires_at > NOW(3) AND id <> ?`,
-      [ownerId, excludeId ?? ''],
-    );
+    const row = rows[0];
     return {
-      storedBytes: Number(stored[0]?.bytes ?? 0),
-      reservedBytes: Number(held[0]?.bytes ?? 0),
-      uploads: Number(held[0]?.uploads ?? 0),
+      storedBytes: Number(row?.stored ?? 0),
+      reservedBytes: Number(row?.reserved ?? 0),
+      uploads: Number(row?.uploads ?? 0),
+      held: Number(row?.held ?? 0) > 0,
+      deleted: Number(row?.deleted ?? 0) > 0,
     };
-  }
-
-  private async exists(conn: PoolConnection, id: string): Promise<boolean> {
-    const [rows] = await conn.execute<RowDataPacket[]>(
-      'SELECT 1 FROM storage_reservations WHERE id = ? AND expires_at > NOW(3)',
-      [id],
-    );
-    return rows.length > 0;
   }
 
   /**
