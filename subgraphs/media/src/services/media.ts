@@ -87,7 +87,7 @@ export class MediaService {
     const { userId } = requireViewer(viewer, 'convert');
     let allowance: Allowance | undefined;
     try {
-      if (await this.deletedAccounts.has(userId)) throw accountGone();
+      // Refused (UNAUTHENTICATED) for a deleted account: the reservation reads its tombstone under the owner's lock.
       allowance = await this.quotas.startUpload(userId);
       const media = await this.receiveVideo(userId, upload, allowance);
       this.meter.accepted(media.byteSize);
@@ -214,13 +214,13 @@ export class MediaService {
       source.resume(); // drain: the bytes are not needed
       return { media: existing, created: false };
     }
-    if (await this.deletedAccounts.has(target.ownerId)) throw accountGone();
-    const input = await this.repo.findById(target.sourceMediaId);
-    if (!input || input.ownerId !== target.ownerId) throw notFound();
-    const id = randomUUID();
-    // The mp3 counts against its owner's storage quota like an upload (QUOTA_EXCEEDED fails the job for good).
+    // The mp3 counts against its owner's storage quota like an upload (QUOTA_EXCEEDED fails the job for good);
+    // a deleted account's is refused here (UNAUTHENTICATED), before its input, likely gone, is looked for.
     const allowance = await this.quotas.startOutput(target.ownerId, announcedBytes);
     try {
+      const input = await this.repo.findById(target.sourceMediaId);
+      if (!input || input.ownerId !== target.ownerId) throw notFound();
+      const id = randomUUID();
       const media = await this.store(id, source, allowance, async (path, received) => ({
         id,
         ownerId: target.ownerId,
