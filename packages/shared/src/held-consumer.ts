@@ -12,15 +12,27 @@ import {
 import type { Logger } from './logger.js';
 import { decodeMessage } from './messaging.js';
 
-export interface HeldConsumerOptions<E> {
-  /** The queue to consume (declared by shared's `declareTopology`, run as the channel's setup). */
+/**
+ * Tries one step of handling again, with the consumer's backoff, while it fails: resolves with its result, or
+ * rejects once the hold is over (or the consumer closes), and the whole event is then handed back to RabbitMQ.
+ */
+export type RetryStep = <T>(step: () => Promise<T>) => Promise<T>;
+
+export interface HeldConsumerOptions<E, O extends string = string> {
+  /** The queue to consume. */
   queue: string;
+  /** Declares what the channel needs, after every reconnection: shared's `declareTopology` unless given. */
+  setup?: (ch: ConfirmChannel) => Promise<void>;
   /** The channel's name, in logs and readiness. */
   name: string;
   /** What a message must be; anything else is dead-lettered at once. */
   schema: z.ZodType<E>;
-  /** Handles one event: resolves with what it came to (logs, metrics); throws while a dependency fails. */
-  handle: (event: E) => Promise<string>;
+  /**
+   * Handles one event: resolves with what it came to (logs, metrics); throws while a dependency fails, and is
+   * then called again. A step that must not be repeated with the rest (a webhook's POST once made) runs the steps
+   * after it through `retry`, so that only those are tried again.
+   */
+  handle: (event: E, retry: RetryStep) => Promise<O>;
   /** Fields naming the event in its log lines. */
   describe: (event: E) => Record<string, unknown>;
   prefetch: number;
@@ -33,7 +45,7 @@ export interface HeldConsumerOptions<E> {
    */
   holdMs?: number;
   /** Called with each event's outcome, and `malformed` for a message that is not one. */
-  outcome?: (outcome: string) => void;
+  outcome?: (outcome: O | 'malformed') => void;
 }
 
 /**
@@ -43,7 +55,7 @@ export interface HeldConsumerOptions<E> {
  * the queue — and handed back after `holdMs` (the queue dead-letters it after its delivery limit). A message that
  * is not an event can never be handled: it is dead-lettered at once, for an operator to read.
  */
-export class HeldConsumer<E> {
+export class HeldConsumer<E, O extends string = string> {
   private readonly supervised: SupervisedChannel;
   private readonly inFlight = new Set<Promise<void>>();
   /** Aborted on close: every held event is handed back at once. */
@@ -54,7 +66,7 @@ export class HeldConsumer<E> {
   constructor(
     connection: AmqpConnectionManager,
     private readonly logger: Logger,
-    private readonly options: HeldConsumerOptions<E>,
+    private readonly options: HeldConsumerOptions<E, O>,
   ) {
     this.supervised = superviseChannel(
       connection,
@@ -73,7 +85,7 @@ export class HeldConsumer<E> {
   }
 
   private async setup(ch: ConfirmChannel): Promise<void> {
-    await declareTopology(ch);
+    await (this.options.setup ?? declareTopology)(ch);
     await ch.prefetch(this.options.prefetch);
     // Held events of a channel that closed are RabbitMQ's again (it redelivers them): stop retrying them.
     const lost = new AbortController();
@@ -111,26 +123,36 @@ export class HeldConsumer<E> {
 
   /** Handles the event, trying again with backoff while it fails; 'requeue' when it is to be handed back. */
   private async handleHeld(event: E, stop: AbortSignal, log: Logger): Promise<'ack' | 'requeue'> {
-    const { retryBaseMs = 1_000, retryMaxMs = 30_000, holdMs = 10 * 60_000 } = this.options;
-    const until = Date.now() + holdMs;
+    const until = Date.now() + (this.options.holdMs ?? 10 * 60_000);
+    const retry: RetryStep = (step) => this.keepTrying(step, stop, until, log);
+    try {
+      const outcome = await retry(() => this.options.handle(event, retry));
+      this.options.outcome?.(outcome);
+      log.debug({ outcome }, 'event handled');
+      return 'ack';
+    } catch (err) {
+      log.warn(
+        { err: err instanceof GiveUp ? err.cause : err },
+        'could not handle an event; handing it back to RabbitMQ',
+      );
+      return 'requeue';
+    }
+  }
+
+  /** Runs `step` until it succeeds, waiting with backoff between tries; GiveUp past `until` or once stopped. */
+  private async keepTrying<T>(step: () => Promise<T>, stop: AbortSignal, until: number, log: Logger): Promise<T> {
+    const { retryBaseMs = 1_000, retryMaxMs = 30_000 } = this.options;
     for (let failures = 0; ; failures++) {
       try {
-        const outcome = await this.options.handle(event);
-        this.options.outcome?.(outcome);
-        log.debug({ outcome }, 'event handled');
-        return 'ack';
+        return await step();
       } catch (err) {
+        // A step inside gave up: so does the whole event, not tried again around it.
+        if (err instanceof GiveUp) throw err;
         const wait = Math.min(retryBaseMs * 2 ** Math.min(failures, 30), retryMaxMs);
-        if (stop.aborted || Date.now() + wait > until) {
-          log.warn({ err }, 'could not handle an event; handing it back to RabbitMQ');
-          return 'requeue';
-        }
+        if (stop.aborted || Date.now() + wait > until) throw new GiveUp(err);
         log.warn({ err, retryInMs: wait }, 'could not handle an event; will retry');
-        try {
-          await sleep(wait, undefined, { signal: stop });
-        } catch {
-          return 'requeue'; // closing, or the channel is gone
-        }
+        await sleep(wait, undefined, { signal: stop }).catch(() => undefined);
+        if (stop.aborted) throw new GiveUp(err); // closing, or the channel is gone
       }
     }
   }
@@ -142,5 +164,12 @@ export class HeldConsumer<E> {
     this.closing.abort();
     await Promise.allSettled([...this.inFlight]);
     await this.supervised.close();
+  }
+}
+
+/** Handling that could not be done in time: the event is handed back (not tried again around it). */
+class GiveUp extends Error {
+  constructor(cause: unknown) {
+    super('gave up', { cause });
   }
 }

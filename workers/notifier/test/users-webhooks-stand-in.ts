@@ -40,6 +40,8 @@ export interface UsersStandIn {
   deliveries(webhookId: string): StandInDelivery[];
   /** Requests answered with a 2xx, by route (`subscribed`, `deliveries`, `target`, `attempts`). */
   calls: Record<string, number>;
+  /** The next `count` requests to record an attempt answer 503, as users does while its database is away. */
+  failAttempts(count: number): void;
   close(): Promise<void>;
 }
 
@@ -47,6 +49,7 @@ export async function startUsersStandIn(token: string): Promise<UsersStandIn> {
   const webhooks = new Map<string, Webhook>();
   const deliveries = new Map<string, StandInDelivery>();
   const calls: Record<string, number> = { subscribed: 0, deliveries: 0, target: 0, attempts: 0 };
+  let attemptsToFail = 0;
 
   const json = (res: ServerResponse, status: number, body: unknown) =>
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -100,6 +103,10 @@ export async function startUsersStandIn(token: string): Promise<UsersStandIn> {
         const webhook = delivery && webhooks.get(delivery.webhookId);
         if (!delivery || !webhook) return notFound(res);
         const body = (await readBody(req)) as unknown as Omit<StandInAttempt, 'recordedAt'>;
+        if (attemptsToFail > 0) {
+          attemptsToFail--;
+          return json(res, 503, { error: 'UNAVAILABLE' });
+        }
         delivery.attempts.push({ ...body, recordedAt: Date.now() });
         calls.attempts!++;
         return json(res, 200, { webhookEnabled: webhook.enabled });
@@ -126,6 +133,7 @@ export async function startUsersStandIn(token: string): Promise<UsersStandIn> {
     deleteWebhook: (id) => void webhooks.delete(id),
     deliveries: (webhookId) => [...deliveries.values()].filter((d) => d.webhookId === webhookId),
     calls,
+    failAttempts: (count) => void (attemptsToFail = count),
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));

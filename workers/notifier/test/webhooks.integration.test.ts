@@ -215,6 +215,19 @@ describe('webhook deliveries', () => {
     ]);
   });
 
+  it('records an attempt whose record failed at first without sending the event again', async () => {
+    const ownerId = randomUUID();
+    const url = receiver.path(200);
+    const webhook = users.addWebhook(ownerId, url, ['job.succeeded']);
+    users.failAttempts(2); // users away just after the POST: the step after it is tried again, not the POST
+
+    await announce(jobEvent(ownerId));
+
+    await expect.poll(() => users.deliveries(webhook.id)[0]?.attempts.length ?? 0, { timeout: 10_000 }).toBe(1);
+    expect(users.deliveries(webhook.id)[0]?.attempts[0]).toMatchObject({ attempt: 1, outcome: 'succeeded' });
+    expect(receiver.at(url)).toHaveLength(1);
+  });
+
   it('retries a failed attempt through the delay queues, spaced by the configured delays, until it succeeds', async () => {
     const ownerId = randomUUID();
     const url = receiver.path(500, 503, 200);

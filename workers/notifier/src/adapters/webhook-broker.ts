@@ -1,9 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   declareTopology,
-  decodeMessage,
-  Delivery,
   encodeMessage,
+  HeldConsumer,
   meterPublishes,
   publishConfirmed,
   superviseChannel,
@@ -11,7 +9,6 @@ import {
   WebhookDelivery,
   type AmqpConnectionManager,
   type ConfirmChannel,
-  type ConsumeMessage,
   type Logger,
   type Metrics,
   type SupervisedChannel,
@@ -98,120 +95,28 @@ export interface WebhookConsumerOptions {
 }
 
 /**
- * Takes webhook deliveries from vidmp3.webhooks (manual acks, prefetch), set up again after every reconnection. A
- * delivery is acknowledged once its attempt is recorded and, after a failure, its next attempt confirmed in a
- * retry queue: a notifier that stops before leaves it to RabbitMQ, which hands it out again (the attempt is made
- * again: at least once). A message that is not a delivery is dead-lettered at once.
+ * Takes webhook deliveries from vidmp3.webhooks (shared's HeldConsumer: manual acks, prefetch, set up again after
+ * every reconnection). A delivery is acknowledged once its attempt is recorded and, after a failure, its next
+ * attempt confirmed in a retry queue: a notifier that stops before leaves it to RabbitMQ, which hands it out again
+ * (the attempt is made again: at least once). A failure before the POST (users away) tries the whole attempt
+ * again; a failure of a step after it (`persist`) tries that step again, not the POST. A message that is not a
+ * delivery is dead-lettered at once.
  */
-export class WebhookConsumer {
-  private readonly supervised: SupervisedChannel;
-  private readonly inFlight = new Set<Promise<void>>();
-  private readonly closing = new AbortController();
-  private current: { ch: ConfirmChannel; consumerTag: string } | undefined;
-
+export class WebhookConsumer extends HeldConsumer<WebhookDelivery, SendOutcome> {
   constructor(
     connection: AmqpConnectionManager,
-    private readonly handler: DeliveryHandler,
-    private readonly logger: Logger,
-    private readonly options: WebhookConsumerOptions,
+    handler: DeliveryHandler,
+    logger: Logger,
+    { retryDelaysMs, ...options }: WebhookConsumerOptions,
   ) {
-    this.supervised = superviseChannel(
-      connection,
-      { name: 'webhook-sender', setup: (ch: ConfirmChannel) => this.setup(ch) },
-      logger,
-    );
-  }
-
-  ready(): boolean {
-    return this.supervised.ready();
-  }
-
-  async started(): Promise<void> {
-    await this.supervised.channel.waitForConnect();
-  }
-
-  private async setup(ch: ConfirmChannel): Promise<void> {
-    await declareWebhookTopology(ch, this.options.retryDelaysMs);
-    await ch.prefetch(this.options.prefetch);
-    const lost = new AbortController();
-    ch.once('close', () => lost.abort());
-    const { consumerTag } = await ch.consume(Topology.webhooksQueue, (msg) => msg && this.take(ch, msg, lost.signal), {
-      noAck: false,
+    super(connection, logger, {
+      ...options,
+      queue: Topology.webhooksQueue,
+      name: 'webhook-sender',
+      setup: (ch) => declareWebhookTopology(ch, retryDelaysMs),
+      schema: WebhookDelivery,
+      handle: (delivery, persist) => handler.handle(delivery, persist),
+      describe: (delivery) => ({ deliveryId: delivery.deliveryId, attempt: delivery.attempt }),
     });
-    this.current = { ch, consumerTag };
-  }
-
-  private take(ch: ConfirmChannel, msg: ConsumeMessage, lost: AbortSignal): void {
-    const delivery = new Delivery(msg, ch);
-    let message: WebhookDelivery;
-    try {
-      message = decodeMessage(WebhookDelivery, msg.content);
-    } catch (err) {
-      this.logger.error({ err }, 'dead-lettering a message that is not a webhook delivery');
-      this.options.outcome?.('malformed');
-      delivery.settle('dead-letter', this.logger);
-      return;
-    }
-    const log = this.logger.child({ deliveryId: message.deliveryId, attempt: message.attempt });
-    const stop = AbortSignal.any([lost, this.closing.signal]);
-    const work = this.handleHeld(message, stop, log).then(
-      (settlement) => {
-        delivery.settle(settlement, log);
-      },
-      (err: unknown) => {
-        log.error({ err }, 'unexpected failure sending a webhook; handing it back');
-        delivery.settle('requeue', log);
-      },
-    );
-    this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
-  }
-
-  /**
-   * Runs the attempt. A failure before the POST (users away) tries the whole attempt again; a failure of a step
-   * after it (`persist`) tries that step again, not the POST. Past `holdMs`, or when closing, 'requeue'.
-   */
-  private async handleHeld(message: WebhookDelivery, stop: AbortSignal, log: Logger): Promise<'ack' | 'requeue'> {
-    const until = Date.now() + (this.options.holdMs ?? 10 * 60_000);
-    const persist: Persist = (step) => this.keepTrying(step, stop, until, log);
-    try {
-      const outcome = await this.keepTrying(() => this.handler.handle(message, persist), stop, until, log);
-      this.options.outcome?.(outcome);
-      return 'ack';
-    } catch (err) {
-      log.warn({ err }, 'could not complete a webhook attempt; handing it back to RabbitMQ');
-      return 'requeue';
-    }
-  }
-
-  private async keepTrying<T>(step: () => Promise<T>, stop: AbortSignal, until: number, log: Logger): Promise<T> {
-    const { retryBaseMs = 1_000, retryMaxMs = 30_000 } = this.options;
-    for (let failures = 0; ; failures++) {
-      try {
-        return await step();
-      } catch (err) {
-        if (err instanceof GiveUp) throw err;
-        const wait = Math.min(retryBaseMs * 2 ** Math.min(failures, 30), retryMaxMs);
-        if (stop.aborted || Date.now() + wait > until) throw new GiveUp(err);
-        log.warn({ err, retryInMs: wait }, 'a webhook step failed; will retry');
-        await sleep(wait, undefined, { signal: stop }).catch(() => undefined);
-        if (stop.aborted) throw new GiveUp(err);
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    const current = this.current;
-    if (current) await current.ch.cancel(current.consumerTag).catch(() => undefined);
-    this.closing.abort();
-    await Promise.allSettled([...this.inFlight]);
-    await this.supervised.close();
-  }
-}
-
-/** A step that could not be done in time: the attempt is abandoned (not tried again around it). */
-class GiveUp extends Error {
-  constructor(cause: unknown) {
-    super('gave up', { cause });
   }
 }
