@@ -119,7 +119,6 @@ const columns: Record<keyof JobPatch, string> = {
   sweeps: 'sweeps',
 };
 
-/** The jobs and outbox tables; SQL lives here and nowhere else. */
 /**
  * A user's QUEUED and RUNNING jobs: how many there are, how many have their request in RabbitMQ or are running
  * (`dispatched`), and how many wait for their turn (QUEUED, no request sent yet).
@@ -139,6 +138,7 @@ const activeJobs = (row: RowDataPacket | undefined): ActiveJobs => ({
   waiting: Number(row?.waiting ?? 0),
 });
 
+/** The jobs and outbox tables; SQL lives here and nowhere else. */
 export class JobsRepository {
   constructor(readonly pool: Pool) {}
 

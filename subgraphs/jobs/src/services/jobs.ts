@@ -415,20 +415,20 @@ export class JobsService {
     /** For the account's deletion itself, which takes the lock after writing the tombstone. */
     evenIfDeleted = false,
   ): Promise<T> {
-    // The row is there but for a user's first conversion (or a deleted account): locked at once, and only
-    // when it is missing created — in a statement of its own, outside the transaction (`ensureQuotaUser`).
-    const attempt = (created: boolean) =>
-      this.transaction(async (conn) => {
-        if (await this.repo.lockQuotaUser(conn, userId)) return { done: true as const, result: await work(conn) };
-        if (created) throw new Error(`no quota row for user ${userId}`);
-        return { done: false as const };
-      }, 'READ COMMITTED');
-    const first = await attempt(false);
-    if (first.done) return first.result;
+    // The lock row exists but before a user's first conversion (and once their account is deleted): it is
+    // locked at once, and only when missing created — in a statement of its own, outside any transaction (see
+    // `ensureQuotaUser`) — before the transaction begins again.
+    const locked = (conn: PoolConnection) => this.repo.lockQuotaUser(conn, userId);
+    const first = await this.transaction(
+      async (conn) => ((await locked(conn)) ? { result: await work(conn) } : null),
+      'READ COMMITTED',
+    );
+    if (first) return first.result;
     await this.repo.ensureQuotaUser(userId, evenIfDeleted);
-    const second = await attempt(true);
-    if (!second.done) throw new Error(`no quota row for user ${userId}`); // unreachable: attempt(true) throws
-    return second.result;
+    return this.transaction(async (conn) => {
+      if (!(await locked(conn))) throw new Error(`no quota row for user ${userId}`);
+      return work(conn);
+    }, 'READ COMMITTED');
   }
 
   /**
