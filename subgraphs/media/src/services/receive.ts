@@ -78,8 +78,8 @@ export function formatBytes(n: number): string {
  * What the file may buffer while a write is in flight; buffered chunks go to disk together in one writev. With
  * Node's default (16 KiB, less than one 64 KiB socket read) every chunk was its own write, handed to the thread
  * pool and back: ~16,000 round trips per GiB, which cost more CPU than hashing it (measured with perf, issue #11).
- * 4 MiB rather than 1: a 1 GiB upload through the gateway took 4.7 s instead of 5.4 (mean of 8 each, alternated);
- * 8 MiB gained nothing more that could be measured. It bounds what one upload holds while the disk lags.
+ * 4 MiB rather than 1: a 1 GiB upload through the gateway took 3.12 s instead of 3.26 (mean of 8 each, alternated;
+ * media's CPU 2.68 s instead of 2.73). It bounds what one upload holds while the disk lags.
  */
 const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
 
