@@ -100,6 +100,18 @@ async function withSink(mode: 'drain' | 'hash-write', fn: (url: string) => Promi
 const curl = (args: string[]) =>
   run('curl', ['-sS', '--fail-with-body', '-o', '/dev/null', ...args], { maxBuffer: 1 << 20 });
 
+// A VM that hands freed memory back to its host (Linux free page reporting) makes whoever takes new page cache
+// pages pay for them again, unevenly between the steps: see bench/README.md ("On this VM, measure with its memory
+// held"). Said before the run, not changed by it.
+const minFreeMs = await readFile('/sys/module/page_reporting/parameters/min_free_ms', 'utf8').catch(() => null);
+if (minFreeMs !== null && Number(minFreeMs) < 60_000) {
+  console.log(
+    'note: this machine reports freed memory to its host at once; for comparable figures first run\n' +
+      '  echo 60000 > /sys/module/page_reporting/parameters/min_free_ms; ' +
+      'echo 16384 > /sys/module/page_reporting/parameters/max_waiting_mib',
+  );
+}
+
 console.log(`making a ${sizeMb} MiB video…`);
 const video = await makeVideo(sizeMb);
 const warmUp = await makeVideo(4);
